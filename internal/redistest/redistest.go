@@ -1,0 +1,153 @@
+// Package redistest starts a private redis-server for a test package.
+//
+// Tests talk to a real Redis, never a mock and never a shared instance on
+// 6379: each package gets its own server on a free loopback port, with
+// persistence off and the noeviction policy asynq needs (an evicted lease
+// entry strands a task forever).
+package redistest
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Server is a running redis-server owned by the test process.
+type Server struct {
+	Addr string
+	cmd  *exec.Cmd
+	dir  string
+	next int // next logical DB handed out by Client
+	mu   sync.Mutex
+}
+
+// Start launches redis-server on a free loopback port. It returns an error
+// with install instructions when the binary is missing.
+func Start() (*Server, error) {
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		return nil, fmt.Errorf("redistest: redis-server not found on PATH; install it (Debian: apt-get install -y redis-server) or run .ci/run, which does: %w", err)
+	}
+	dir, err := os.MkdirTemp("", "sapq-redistest-")
+	if err != nil {
+		return nil, err
+	}
+	for range 5 {
+		port, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		cmd := exec.Command(bin,
+			"--bind", "127.0.0.1", "--port", strconv.Itoa(port),
+			"--save", "", "--appendonly", "no", "--dir", dir,
+			"--maxmemory-policy", "noeviction", "--databases", "64",
+			"--daemonize", "no", "--loglevel", "warning")
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			return nil, err
+		}
+		cmd.Stderr = cmd.Stdout
+		if err := cmd.Start(); err != nil {
+			return nil, fmt.Errorf("redistest: start redis-server: %w", err)
+		}
+		go drain(out)
+		s := &Server{Addr: fmt.Sprintf("127.0.0.1:%d", port), cmd: cmd, dir: dir}
+		if err := s.waitReady(10 * time.Second); err == nil {
+			return s, nil
+		}
+		s.kill()
+	}
+	os.RemoveAll(dir)
+	return nil, fmt.Errorf("redistest: redis-server did not become ready")
+}
+
+func drain(r interface{ Read([]byte) (int, error) }) {
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+	}
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+func (s *Server) waitReady(limit time.Duration) error {
+	c := redis.NewClient(&redis.Options{Addr: s.Addr, MaxRetries: -1})
+	defer c.Close()
+	deadline := time.Now().Add(limit)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		err := c.Ping(ctx).Err()
+		cancel()
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(20 * time.Millisecond) // polling a child process we just started; there is nothing to await
+	}
+}
+
+func (s *Server) kill() {
+	if s.cmd.Process != nil {
+		s.cmd.Process.Kill()
+		s.cmd.Wait()
+	}
+}
+
+// Stop terminates the server and removes its directory.
+func (s *Server) Stop() {
+	s.kill()
+	os.RemoveAll(s.dir)
+}
+
+// NewDB returns a client on a logical database no other test of this
+// package uses, flushed first and closed at the end of the test.
+func (s *Server) NewDB(t testing.TB) (redis.UniversalClient, int) {
+	t.Helper()
+	s.mu.Lock()
+	db := s.next
+	s.next++
+	s.mu.Unlock()
+	if db >= 64 {
+		t.Fatalf("redistest: more than 64 databases requested from one server")
+	}
+	c := redis.NewClient(&redis.Options{Addr: s.Addr, DB: db})
+	if err := c.FlushDB(context.Background()).Err(); err != nil {
+		t.Fatalf("redistest: flush db %d: %v", db, err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c, db
+}
+
+// Main runs a test package's tests against one private server, available
+// through the returned accessor. Use it from TestMain:
+//
+//	var redisSrv *redistest.Server
+//	func TestMain(m *testing.M) { redistest.Main(m, &redisSrv) }
+func Main(m interface{ Run() int }, srv **Server) {
+	s, err := Start()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	*srv = s
+	code := m.Run()
+	s.Stop()
+	os.Exit(code)
+}

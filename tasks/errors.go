@@ -1,0 +1,51 @@
+package tasks
+
+import (
+	"fmt"
+	"strings"
+)
+
+// FieldError is one violation, addressed by a JSON path such as
+// "items[1].amount" so an agent can correct exactly that field.
+type FieldError struct {
+	Field   string `json:"field"`
+	Message string `json:"message"`
+}
+
+func (f FieldError) String() string {
+	if f.Field == "" {
+		return f.Message
+	}
+	return f.Field + ": " + f.Message
+}
+
+// ValidationError lists every violation found in a submission.
+type ValidationError struct {
+	Fields []FieldError `json:"fields"`
+}
+
+func (e *ValidationError) Error() string {
+	parts := make([]string, len(e.Fields))
+	for i, f := range e.Fields {
+		parts[i] = f.String()
+	}
+	return "invalid posting: " + strings.Join(parts, "; ")
+}
+
+func invalid(field, msg string) *ValidationError {
+	return &ValidationError{Fields: []FieldError{{Field: field, Message: msg}}}
+}
+
+// checker collects violations so that one response lists them all.
+type checker struct{ errs []FieldError }
+
+func (c *checker) add(field, format string, args ...any) {
+	c.errs = append(c.errs, FieldError{Field: field, Message: fmt.Sprintf(format, args...)})
+}
+
+func (c *checker) err() error {
+	if len(c.errs) == 0 {
+		return nil
+	}
+	return &ValidationError{Fields: c.errs}
+}

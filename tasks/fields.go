@@ -1,0 +1,184 @@
+package tasks
+
+import (
+	"fmt"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/shopspring/decimal"
+	"golang.org/x/text/currency"
+)
+
+// Field lengths come from SAP's service definitions (API_SUPPLIERINVOICE_PROCESS_SRV
+// and JournalEntryCreateRequestConfirmation_In).
+const (
+	LenCompanyCode      = 4  // BUKRS
+	LenSupplier         = 10 // LIFNR, InvoicingParty
+	LenInvoiceReference = 16 // XBLNR, SupplierInvoiceIDByInvcgParty
+	LenGLAccount        = 10 // SAKNR
+	LenCostCenter       = 10 // KOSTL
+	LenTaxCode          = 2  // MWSKZ
+	LenHeaderText       = 25 // BKTXT
+	LenItemText         = 50 // SGTXT
+	LenReference        = 16 // XBLNR, DocumentReferenceID
+	LenDocumentType     = 2  // BLART
+
+	MaxIdempotencyKey = 128
+	// MaxFractionDigits is the most decimals an amount may carry for now.
+	MaxFractionDigits = 2
+	dateLayout        = "2006-01-02"
+)
+
+// checkCode validates a required SAP key field: 1..max characters, upper case
+// letters, digits and a few separators, no surrounding blanks.
+func (c *checker) checkCode(field, v string, max int, required bool) {
+	if v == "" {
+		if required {
+			c.add(field, "is required")
+		}
+		return
+	}
+	if n := utf8.RuneCountInString(v); n > max {
+		c.add(field, "must be at most %d characters, got %d (%q)", max, n, v)
+		return
+	}
+	for _, r := range v {
+		if !(r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '/') {
+			c.add(field, "must contain only upper-case letters A-Z, digits 0-9, '-', '_' or '/', got %q", v)
+			return
+		}
+	}
+}
+
+// checkText validates free text that SAP stores as-is: printable characters
+// only (XML and JSON escaping happen on the way out, never here).
+func (c *checker) checkText(field, v string, max int, required bool) {
+	if v == "" {
+		if required {
+			c.add(field, "is required")
+		}
+		return
+	}
+	if !utf8.ValidString(v) {
+		c.add(field, "must be valid UTF-8")
+		return
+	}
+	if n := utf8.RuneCountInString(v); n > max {
+		c.add(field, "must be at most %d characters, got %d", max, n)
+		return
+	}
+	for _, r := range v {
+		if !unicode.IsPrint(r) {
+			c.add(field, "must contain only printable characters, found %U", r)
+			return
+		}
+	}
+}
+
+func (c *checker) checkDate(field, v string) {
+	if v == "" {
+		c.add(field, "is required (YYYY-MM-DD)")
+		return
+	}
+	d, err := time.Parse(dateLayout, v)
+	if err != nil || d.Format(dateLayout) != v {
+		c.add(field, "must be a real calendar date as YYYY-MM-DD, got %q", v)
+		return
+	}
+	if d.Year() < 1900 {
+		c.add(field, "must be in 1900 or later, got %q", v)
+	}
+}
+
+// checkCurrency validates an ISO 4217 code and returns how many fraction
+// digits amounts in it may carry (at most MaxFractionDigits).
+func (c *checker) checkCurrency(field, v string) int {
+	if v == "" {
+		c.add(field, "is required (ISO 4217 code such as EUR or USD)")
+		return MaxFractionDigits
+	}
+	u, err := currency.ParseISO(v)
+	if err != nil || u.String() != v {
+		c.add(field, "must be a known ISO 4217 currency code in upper case, such as EUR or USD; got %q", v)
+		return MaxFractionDigits
+	}
+	scale, _ := currency.Standard.Rounding(u)
+	return min(scale, MaxFractionDigits)
+}
+
+// checkAmount parses a decimal string. It never goes through float64.
+func (c *checker) checkAmount(field, v string, digits int) (decimal.Decimal, bool) {
+	if v == "" {
+		c.add(field, "is required (a decimal string such as \"100.00\")")
+		return decimal.Decimal{}, false
+	}
+	if !isDecimalString(v) {
+		c.add(field, "must be a decimal string such as \"1234.56\" or \"-10.00\" (digits, optional sign and point; no exponent, no thousands separators), got %q", v)
+		return decimal.Decimal{}, false
+	}
+	d, err := decimal.NewFromString(v)
+	if err != nil {
+		c.add(field, "must be a decimal string, got %q", v)
+		return decimal.Decimal{}, false
+	}
+	if -d.Exponent() > int32(digits) {
+		c.add(field, "must have at most %d fraction digits, got %s", digits, v)
+		return decimal.Decimal{}, false
+	}
+	// SAP's amount fields are DEC 23,3 at most (InvoiceGrossAmount is 14,3):
+	// keep integer digits within 11 so every amount fits every target field.
+	if d.Abs().GreaterThanOrEqual(decimal.New(1, 11)) {
+		c.add(field, "is too large: at most 11 integer digits, got %s", v)
+		return decimal.Decimal{}, false
+	}
+	return d, true
+}
+
+func isDecimalString(s string) bool {
+	i := 0
+	if s[0] == '-' || s[0] == '+' {
+		i++
+	}
+	digits, point := 0, false
+	for ; i < len(s); i++ {
+		switch ch := s[i]; {
+		case ch >= '0' && ch <= '9':
+			digits++
+		case ch == '.' && !point:
+			point = true
+		default:
+			return false
+		}
+	}
+	return digits > 0 && s[len(s)-1] != '.'
+}
+
+// CheckIdempotencyKey validates a caller's idempotency key: 1..128 printable
+// characters.
+func (c *checker) checkIdempotencyKey(v string) {
+	const field = "idempotency_key"
+	if v == "" {
+		c.add(field, "is required: choose a unique key per business document (1-%d printable characters) and reuse it when retrying the same submission", MaxIdempotencyKey)
+		return
+	}
+	if !utf8.ValidString(v) {
+		c.add(field, "must be valid UTF-8")
+		return
+	}
+	if n := utf8.RuneCountInString(v); n > MaxIdempotencyKey {
+		c.add(field, "must be at most %d characters, got %d", MaxIdempotencyKey, n)
+		return
+	}
+	for _, r := range v {
+		if !unicode.IsPrint(r) {
+			c.add(field, "must contain only printable characters, found %U", r)
+			return
+		}
+	}
+}
+
+func itemField(i int, name string) string { return fmt.Sprintf("items[%d].%s", i, name) }
+
+// ParseDate parses a validated YYYY-MM-DD date as UTC midnight.
+func ParseDate(v string) (time.Time, error) { return time.Parse(dateLayout, v) }

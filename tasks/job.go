@@ -1,0 +1,132 @@
+package tasks
+
+import (
+	"crypto/sha256"
+	"encoding/base32"
+	"encoding/json"
+	"time"
+)
+
+// Status is where a posting job stands, as agents and operators see it.
+type Status string
+
+const (
+	StatusQueued    Status = "queued"    // recorded and waiting for a worker
+	StatusRunning   Status = "running"   // a worker is on it
+	StatusRetrying  Status = "retrying"  // an attempt failed; another follows after a backoff
+	StatusSucceeded Status = "succeeded" // SAP posted it; Result holds the document
+	StatusFailed    Status = "failed"    // gave up; Error says why; operators can reprocess
+	StatusCancelled Status = "cancelled" // withdrawn before SAP was ever called
+)
+
+// Statuses lists every job status.
+var Statuses = []Status{StatusQueued, StatusRunning, StatusRetrying, StatusSucceeded, StatusFailed, StatusCancelled}
+
+// Valid reports whether s is a known status.
+func (s Status) Valid() bool {
+	for _, known := range Statuses {
+		if s == known {
+			return true
+		}
+	}
+	return false
+}
+
+// Terminal reports whether no worker will touch the job again on its own.
+func (s Status) Terminal() bool {
+	return s == StatusSucceeded || s == StatusFailed || s == StatusCancelled
+}
+
+// Phase is the exactly-once protocol's view of a job, modelled on tRFC
+// (check, execute, commit, confirm). Only PhasePending jobs can be cancelled:
+// once a job is PhaseSending, SAP may hold a document for it until a look-up
+// proves otherwise.
+type Phase string
+
+const (
+	PhasePending Phase = "pending" // SAP holds no document for this job
+	PhaseSending Phase = "sending" // a call went out and its outcome is not known
+	PhasePosted  Phase = "posted"  // SAP posted it and the result is recorded
+)
+
+// ErrorCategory classifies why an attempt failed.
+type ErrorCategory string
+
+const (
+	CategoryPermanent ErrorCategory = "permanent"       // fix the data, then reprocess
+	CategoryTransient ErrorCategory = "transient"       // nothing posted; retried automatically
+	CategoryUnknown   ErrorCategory = "outcome_unknown" // SAP may have posted; reconciled before any resend
+)
+
+// Message is a message from SAP, such as "F5/201 Posting period 011 2024 is not open".
+type Message struct {
+	Code     string `json:"code,omitempty" jsonschema:"SAP message class/number, for example F5/201"`
+	Text     string `json:"text" jsonschema:"Message text"`
+	Severity string `json:"severity,omitempty" jsonschema:"success, info, warning or error"`
+}
+
+// Result is what SAP returned for a posted document.
+type Result struct {
+	Document    string    `json:"document" jsonschema:"SAP document number"`
+	FiscalYear  string    `json:"fiscal_year" jsonschema:"Fiscal year of the document"`
+	CompanyCode string    `json:"company_code" jsonschema:"Company code of the document"`
+	Messages    []Message `json:"messages,omitempty" jsonschema:"Messages SAP returned with the document"`
+	// Reconciled is true when the document was found by look-up after an
+	// attempt whose outcome was unknown, rather than returned by the post.
+	Reconciled bool `json:"reconciled,omitempty" jsonschema:"True when sapq found the document in SAP after a lost response"`
+}
+
+// JobError is the last failure of a job.
+type JobError struct {
+	Code     string        `json:"code,omitempty" jsonschema:"SAP message class/number or a sapq code"`
+	Message  string        `json:"message" jsonschema:"What went wrong"`
+	Category ErrorCategory `json:"category" jsonschema:"permanent (fix the data and reprocess), transient (retried automatically) or outcome_unknown (reconciled with SAP before any resend)"`
+}
+
+// Job is one posting as recorded in the ledger: the source of truth for its
+// status and result, independent of the queue's own retention.
+type Job struct {
+	ID             string          `json:"id"`
+	Caller         string          `json:"caller"`
+	Kind           Kind            `json:"kind"`
+	IdempotencyKey string          `json:"idempotency_key"`
+	Fingerprint    string          `json:"fingerprint"`
+	Payload        json.RawMessage `json:"payload"`
+	Status         Status          `json:"status"`
+	Phase          Phase           `json:"phase"`
+	Attempts       int             `json:"attempts"`
+	CreatedAt      time.Time       `json:"created_at"`
+	UpdatedAt      time.Time       `json:"updated_at"`
+	SendStartedAt  time.Time       `json:"send_started_at,omitzero"`
+	NextAttemptAt  time.Time       `json:"next_attempt_at,omitzero"`
+	Result         *Result         `json:"result,omitempty"`
+	Error          *JobError       `json:"error,omitempty"`
+}
+
+// Reference is the 16-character key sapq writes into SAP with the document
+// (journal entry items' AssignmentReference) so that a worker can find the
+// document again after a lost response. It is derived from the job ID, so
+// every attempt of a job writes the same one.
+func (j *Job) Reference() string { return ReferenceFor(j.ID) }
+
+// ReferenceFor derives the SAP reference for a job ID.
+func ReferenceFor(jobID string) string {
+	sum := sha256.Sum256([]byte(jobID))
+	return "SQ" + base32.StdEncoding.EncodeToString(sum[:])[:LenReference-2]
+}
+
+// Posting decodes the job's stored payload. The payload was validated when
+// the job was submitted; decoding it again re-checks it against today's rules.
+func (j *Job) Posting() (Posting, error) { return Decode(j.Kind, j.Payload) }
+
+// Fingerprint identifies a posting's content, so that the same idempotency
+// key with a different payload is detected. It is the SHA-256 of the
+// posting's canonical JSON (struct field order, no insignificant whitespace).
+func Fingerprint(p Posting) (string, []byte, error) {
+	canonical, err := json.Marshal(p)
+	if err != nil {
+		return "", nil, err
+	}
+	sum := sha256.Sum256(append([]byte(p.Kind()+"\x00"), canonical...))
+	return base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(sum[:]), canonical, nil
+}

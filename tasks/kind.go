@@ -1,0 +1,121 @@
+package tasks
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+)
+
+// Kind names a posting kind. It is also the asynq task type suffix and the
+// value agents see in tool results.
+type Kind string
+
+const (
+	KindSupplierInvoice Kind = "supplier_invoice"
+	KindJournalEntry    Kind = "journal_entry"
+)
+
+// Kinds lists every posting kind sapq accepts.
+var Kinds = []Kind{KindSupplierInvoice, KindJournalEntry}
+
+// Valid reports whether k is a kind sapq knows.
+func (k Kind) Valid() bool {
+	for _, known := range Kinds {
+		if k == known {
+			return true
+		}
+	}
+	return false
+}
+
+// TaskType is the asynq task type that carries postings of this kind.
+func (k Kind) TaskType() string { return "posting:" + string(k) }
+
+// KindFromTaskType reverses TaskType.
+func KindFromTaskType(t string) (Kind, bool) {
+	k := Kind(strings.TrimPrefix(t, "posting:"))
+	return k, strings.HasPrefix(t, "posting:") && k.Valid()
+}
+
+// Posting is the typed payload of one posting kind, in the style of River's
+// JobArgs: the value knows its kind and how to check itself.
+type Posting interface {
+	Kind() Kind
+	// IdempotencyKey is the caller's key for this submission.
+	IdempotencyKey() string
+	// Validate returns a *ValidationError listing every violation, or nil.
+	Validate() error
+}
+
+// MaxPayloadBytes bounds one encoded posting. 999 lines of generous size fit
+// well below it; anything larger is not a posting but an accident or an attack.
+const MaxPayloadBytes = 1 << 20
+
+// Decode strictly decodes and validates a posting of the given kind: unknown
+// fields, wrong types, trailing data and oversized input are errors, reported
+// as a *ValidationError with field paths an agent can act on.
+func Decode(kind Kind, raw []byte) (Posting, error) {
+	if len(raw) > MaxPayloadBytes {
+		return nil, invalid("", fmt.Sprintf("request is %d bytes; the limit is %d bytes", len(raw), MaxPayloadBytes))
+	}
+	var p Posting
+	switch kind {
+	case KindSupplierInvoice:
+		p = new(SupplierInvoice)
+	case KindJournalEntry:
+		p = new(JournalEntry)
+	default:
+		return nil, invalid("kind", fmt.Sprintf("unknown posting kind %q; known kinds: %s, %s", kind, KindSupplierInvoice, KindJournalEntry))
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(p); err != nil {
+		return nil, decodeError(err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return nil, invalid("", "unexpected data after the JSON object")
+	}
+	if err := p.Validate(); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// decodeError turns encoding/json's errors into field-level messages.
+func decodeError(err error) error {
+	var typeErr *json.UnmarshalTypeError
+	var syntaxErr *json.SyntaxError
+	switch {
+	case errors.As(err, &typeErr):
+		field := typeErr.Field
+		want := jsonTypeName(typeErr.Type.Kind().String())
+		return invalid(field, fmt.Sprintf("must be %s, got %s", want, typeErr.Value))
+	case errors.As(err, &syntaxErr):
+		return invalid("", fmt.Sprintf("malformed JSON at byte %d: %v", syntaxErr.Offset, syntaxErr))
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		name := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+		return invalid(name, "unknown field; remove it (see the tool's input schema for the accepted fields)")
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return invalid("", "empty or truncated JSON object")
+	default:
+		return invalid("", err.Error())
+	}
+}
+
+func jsonTypeName(goKind string) string {
+	switch goKind {
+	case "string":
+		return "a string"
+	case "slice", "array":
+		return "an array"
+	case "struct", "map":
+		return "an object"
+	case "bool":
+		return "a boolean"
+	default:
+		return "a number"
+	}
+}

@@ -1,0 +1,321 @@
+package ledger_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/sapq/sapq/internal/redistest"
+	"github.com/sapq/sapq/tasks"
+	"github.com/sapq/sapq/tasks/ledger"
+	"github.com/sapq/sapq/tasks/taskstest"
+)
+
+var redisSrv *redistest.Server
+
+func TestMain(m *testing.M) { redistest.Main(m, &redisSrv) }
+
+func newLedger(t *testing.T) (*ledger.Ledger, redis.UniversalClient) {
+	t.Helper()
+	rdb, _ := redisSrv.NewDB(t)
+	l, err := ledger.New(ledger.Options{Redis: rdb})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l, rdb
+}
+
+func TestSubmitRecordsAndEnqueues(t *testing.T) {
+	l, _ := newLedger(t)
+	ctx := context.Background()
+	job, replayed, err := l.Submit(ctx, "alice", taskstest.SupplierInvoice("inv-1"))
+	if err != nil || replayed {
+		t.Fatalf("Submit = %v, replayed %v", err, replayed)
+	}
+	if job.Status != tasks.StatusQueued || job.Phase != tasks.PhasePending || job.Kind != tasks.KindSupplierInvoice {
+		t.Fatalf("new job = %+v", job)
+	}
+	info, err := l.Inspector().GetTaskInfo(l.Queue(), job.ID)
+	if err != nil {
+		t.Fatalf("task not enqueued: %v", err)
+	}
+	if info.State != asynq.TaskStatePending || info.Type != "posting:supplier_invoice" {
+		t.Fatalf("task = %+v", info)
+	}
+	p, err := ledger.ParseTaskPayload(info.Payload)
+	if err != nil || p.JobID != job.ID || p.Caller != "alice" {
+		t.Fatalf("payload = %+v, %v", p, err)
+	}
+}
+
+func TestReplayAndConflict(t *testing.T) {
+	l, _ := newLedger(t)
+	ctx := context.Background()
+	first, _, err := l.Submit(ctx, "alice", taskstest.JournalEntry("je-1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, replayed, err := l.Submit(ctx, "alice", taskstest.JournalEntry("je-1"))
+	if err != nil || !replayed || again.ID != first.ID {
+		t.Fatalf("replay = %s replayed=%v err=%v, want %s", again.ID, replayed, err, first.ID)
+	}
+	changed := taskstest.JournalEntry("je-1")
+	changed.HeaderText = "Something else"
+	_, _, err = l.Submit(ctx, "alice", changed)
+	var conflict *ledger.ConflictError
+	if !errors.As(err, &conflict) || !errors.Is(err, ledger.ErrConflict) || conflict.JobID != first.ID {
+		t.Fatalf("changed payload: err = %v, want conflict on %s", err, first.ID)
+	}
+	// The same key belongs to each caller separately.
+	bobs, replayed, err := l.Submit(ctx, "bob", taskstest.JournalEntry("je-1"))
+	if err != nil || replayed || bobs.ID == first.ID {
+		t.Fatalf("bob's submission = %s replayed=%v err=%v", bobs.ID, replayed, err)
+	}
+	// Replays work in any state, including after success.
+	if err := l.RecordPosted(ctx, first, tasks.Result{Document: "0100000001", FiscalYear: "2026", CompanyCode: "1010"}); err != nil {
+		t.Fatal(err)
+	}
+	done, replayed, err := l.Submit(ctx, "alice", taskstest.JournalEntry("je-1"))
+	if err != nil || !replayed || done.Status != tasks.StatusSucceeded || done.Result.Document != "0100000001" {
+		t.Fatalf("replay after success = %+v replayed=%v err=%v", done, replayed, err)
+	}
+}
+
+func TestConcurrentIdenticalSubmissionsCreateOneJob(t *testing.T) {
+	l, _ := newLedger(t)
+	ctx := context.Background()
+	const n = 50
+	ids := make([]string, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			job, _, err := l.Submit(ctx, "alice", taskstest.SupplierInvoice("same-key"))
+			ids[i], errs[i] = job.ID, err
+		})
+	}
+	wg.Wait()
+	for i := range n {
+		if errs[i] != nil || ids[i] != ids[0] {
+			t.Fatalf("submission %d: id %s err %v, want id %s", i, ids[i], errs[i], ids[0])
+		}
+	}
+	page, err := l.List(ctx, "alice", ledger.ListFilter{})
+	if err != nil || len(page.Jobs) != 1 {
+		t.Fatalf("List = %d jobs, %v; want 1", len(page.Jobs), err)
+	}
+	q, err := l.Inspector().GetQueueInfo(l.Queue())
+	if err != nil || q.Size != 1 {
+		t.Fatalf("queue size = %+v, %v; want 1", q, err)
+	}
+}
+
+func TestRetentionAppliesOnlyOnceTerminal(t *testing.T) {
+	l, rdb := newLedger(t)
+	ctx := context.Background()
+	job, _, _ := l.Submit(ctx, "alice", taskstest.JournalEntry("je-ttl"))
+	if ttl := rdb.TTL(ctx, "sapq:job:"+job.ID).Val(); ttl != -1 {
+		t.Fatalf("live job has TTL %v; it must not expire while in flight", ttl)
+	}
+	if err := l.RecordFailure(ctx, job, tasks.StatusFailed, tasks.PhasePending, tasks.JobError{Code: "F5/201", Message: "closed", Category: tasks.CategoryPermanent}); err != nil {
+		t.Fatal(err)
+	}
+	ttl := rdb.TTL(ctx, "sapq:job:"+job.ID).Val()
+	if ttl < ledger.DefaultFailedRetention-time.Minute || ttl > ledger.DefaultFailedRetention {
+		t.Fatalf("failed job TTL = %v, want about %v", ttl, ledger.DefaultFailedRetention)
+	}
+	// Reprocessing claims it again and makes it persistent while in flight.
+	if _, err := l.Claim(ctx, job.ID); err != nil {
+		t.Fatal(err)
+	}
+	if ttl := rdb.TTL(ctx, "sapq:job:"+job.ID).Val(); ttl != -1 {
+		t.Fatalf("reclaimed job TTL = %v, want none", ttl)
+	}
+	if err := l.RecordPosted(ctx, job, tasks.Result{Document: "1"}); err != nil {
+		t.Fatal(err)
+	}
+	if ttl := rdb.TTL(ctx, "sapq:job:"+job.ID).Val(); ttl < ledger.DefaultRetention-time.Minute || ttl > ledger.DefaultRetention {
+		t.Fatalf("succeeded job TTL = %v, want about %v", ttl, ledger.DefaultRetention)
+	}
+}
+
+func TestProtocolTransitions(t *testing.T) {
+	l, _ := newLedger(t)
+	ctx := context.Background()
+	job, _, _ := l.Submit(ctx, "alice", taskstest.SupplierInvoice("proto"))
+
+	before, err := l.Claim(ctx, job.ID)
+	if err != nil || before.Phase != tasks.PhasePending {
+		t.Fatalf("Claim = %+v, %v", before, err)
+	}
+	if err := l.BeginSend(ctx, job.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Cancel(ctx, "alice", job.ID); !errors.Is(err, ledger.ErrNotCancellable) {
+		t.Fatalf("cancel while sending: %v, want ErrNotCancellable", err)
+	}
+	// An unknown outcome keeps the job in PhaseSending for the next attempt.
+	if err := l.RecordFailure(ctx, job, tasks.StatusRetrying, tasks.PhaseSending, tasks.JobError{Message: "504", Category: tasks.CategoryUnknown}); err != nil {
+		t.Fatal(err)
+	}
+	again, err := l.Claim(ctx, job.ID)
+	if err != nil || again.Phase != tasks.PhaseSending || again.Attempts != 1 {
+		t.Fatalf("second Claim = %+v, %v; want phase sending after 1 attempt", again, err)
+	}
+	if err := l.RecordPosted(ctx, job, tasks.Result{Document: "5105600001", FiscalYear: "2026", CompanyCode: "1010", Reconciled: true}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Claim(ctx, job.ID); !errors.Is(err, ledger.ErrPosted) {
+		t.Fatalf("Claim after posting: %v, want ErrPosted", err)
+	}
+	if err := l.BeginSend(ctx, job.ID); !errors.Is(err, ledger.ErrPosted) {
+		t.Fatalf("BeginSend after posting: %v, want ErrPosted", err)
+	}
+	// A late failure report cannot overwrite a recorded document.
+	if err := l.RecordFailure(ctx, job, tasks.StatusRetrying, tasks.PhaseSending, tasks.JobError{Message: "late"}); !errors.Is(err, ledger.ErrPosted) {
+		t.Fatalf("late failure: %v, want ErrPosted", err)
+	}
+	got, err := l.Get(ctx, "alice", job.ID)
+	if err != nil || got.Status != tasks.StatusSucceeded || got.Result == nil || got.Result.Document != "5105600001" || got.Error != nil {
+		t.Fatalf("Get = %+v, %v", got, err)
+	}
+}
+
+func TestCancel(t *testing.T) {
+	l, _ := newLedger(t)
+	ctx := context.Background()
+	job, _, _ := l.Submit(ctx, "alice", taskstest.SupplierInvoice("to-cancel"))
+	if _, err := l.Cancel(ctx, "bob", job.ID); !errors.Is(err, ledger.ErrNotFound) {
+		t.Fatalf("bob cancels alice's job: %v, want ErrNotFound", err)
+	}
+	got, err := l.Cancel(ctx, "alice", job.ID)
+	if err != nil || got.Status != tasks.StatusCancelled {
+		t.Fatalf("Cancel = %+v, %v", got, err)
+	}
+	if _, err := l.Inspector().GetTaskInfo(l.Queue(), job.ID); !errors.Is(err, asynq.ErrTaskNotFound) {
+		t.Fatalf("cancelled job's task still queued: %v", err)
+	}
+	if _, err := l.Claim(ctx, job.ID); !errors.Is(err, ledger.ErrCancelled) {
+		t.Fatalf("Claim of cancelled job: %v", err)
+	}
+	if err := l.BeginSend(ctx, job.ID); !errors.Is(err, ledger.ErrCancelled) {
+		t.Fatalf("BeginSend of cancelled job: %v", err)
+	}
+	if _, err := l.Cancel(ctx, "alice", job.ID); !errors.Is(err, ledger.ErrNotCancellable) {
+		t.Fatalf("second cancel: %v", err)
+	}
+}
+
+func TestListFiltersAndPages(t *testing.T) {
+	l, _ := newLedger(t)
+	ctx := context.Background()
+	var ids []string
+	for i := range 7 {
+		var p tasks.Posting = taskstest.SupplierInvoice(fmt.Sprintf("inv-%d", i))
+		if i%2 == 1 {
+			p = taskstest.JournalEntry(fmt.Sprintf("je-%d", i))
+		}
+		job, _, err := l.Submit(ctx, "alice", p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, job.ID)
+	}
+	l.Submit(ctx, "bob", taskstest.SupplierInvoice("bob-1"))
+
+	var seen []string
+	cursor := ""
+	for {
+		page, err := l.List(ctx, "alice", ledger.ListFilter{Limit: 3, Cursor: cursor})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, j := range page.Jobs {
+			seen = append(seen, j.ID)
+		}
+		if page.NextCursor == "" {
+			break
+		}
+		cursor = page.NextCursor
+	}
+	if len(seen) != 7 {
+		t.Fatalf("paged through %d jobs, want 7", len(seen))
+	}
+	for i := range seen {
+		if seen[i] != ids[len(ids)-1-i] {
+			t.Fatalf("page order: got %v, want newest first %v", seen, ids)
+		}
+	}
+	page, err := l.List(ctx, "alice", ledger.ListFilter{Kind: tasks.KindJournalEntry})
+	if err != nil || len(page.Jobs) != 3 {
+		t.Fatalf("journal entries: %d, %v; want 3", len(page.Jobs), err)
+	}
+	l.Cancel(ctx, "alice", ids[0])
+	page, _ = l.List(ctx, "alice", ledger.ListFilter{Status: tasks.StatusCancelled})
+	if len(page.Jobs) != 1 || page.Jobs[0].ID != ids[0] {
+		t.Fatalf("cancelled filter = %+v", page.Jobs)
+	}
+	all, _ := l.List(ctx, "", ledger.ListFilter{Limit: 100})
+	if len(all.Jobs) != 8 {
+		t.Fatalf("operator list = %d jobs, want 8", len(all.Jobs))
+	}
+}
+
+// A submitter that dies between recording and enqueueing loses nothing: the
+// sweeper (or a replay) enqueues the recorded job.
+func TestSweeperEnqueuesRecordedJobs(t *testing.T) {
+	l, rdb := newLedger(t)
+	ctx := context.Background()
+	job, _, _ := l.Submit(ctx, "alice", taskstest.SupplierInvoice("crash"))
+	// Simulate the crash: the task never reached asynq.
+	if err := l.Inspector().DeleteTask(l.Queue(), job.ID); err != nil {
+		t.Fatal(err)
+	}
+	rdb.ZAdd(ctx, "sapq:unenqueued", redis.Z{Score: float64(time.Now().Add(-time.Hour).UnixMilli()), Member: job.ID})
+
+	n, err := ledger.NewSweeper(l, time.Second, time.Minute).Sweep(ctx)
+	if err != nil || n != 1 {
+		t.Fatalf("Sweep = %d, %v; want 1", n, err)
+	}
+	if _, err := l.Inspector().GetTaskInfo(l.Queue(), job.ID); err != nil {
+		t.Fatalf("swept job not enqueued: %v", err)
+	}
+	if n, _ := ledger.NewSweeper(l, time.Second, time.Minute).Sweep(ctx); n != 0 {
+		t.Fatalf("second sweep enqueued %d again", n)
+	}
+}
+
+func TestReplayEnqueuesUnenqueuedJob(t *testing.T) {
+	l, rdb := newLedger(t)
+	ctx := context.Background()
+	job, _, _ := l.Submit(ctx, "alice", taskstest.SupplierInvoice("crash-2"))
+	l.Inspector().DeleteTask(l.Queue(), job.ID)
+	rdb.ZAdd(ctx, "sapq:unenqueued", redis.Z{Score: float64(time.Now().UnixMilli()), Member: job.ID})
+
+	if _, replayed, err := l.Submit(ctx, "alice", taskstest.SupplierInvoice("crash-2")); err != nil || !replayed {
+		t.Fatalf("replay: %v %v", replayed, err)
+	}
+	if _, err := l.Inspector().GetTaskInfo(l.Queue(), job.ID); err != nil {
+		t.Fatalf("replay did not enqueue the recorded job: %v", err)
+	}
+}
+
+func TestSubmitRejectsInvalidAndChangesNothing(t *testing.T) {
+	l, rdb := newLedger(t)
+	bad := taskstest.JournalEntry("bad")
+	bad.Items[0].Amount = "250.001"
+	_, _, err := l.Submit(context.Background(), "alice", bad)
+	var verr *tasks.ValidationError
+	if !errors.As(err, &verr) {
+		t.Fatalf("err = %v, want validation error", err)
+	}
+	if n := rdb.DBSize(context.Background()).Val(); n != 0 {
+		t.Fatalf("invalid submission wrote %d keys", n)
+	}
+}

@@ -1,0 +1,184 @@
+package ledger
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/sapq/sapq/tasks"
+)
+
+func isNil(err error) bool { return errors.Is(err, redis.Nil) }
+
+// Get returns one of the caller's jobs; caller "" reads any job (operators).
+// For a job waiting to be retried it fills NextAttemptAt from the queue, and
+// a job whose task the queue has archived without the worker recording an
+// end (a crash on the last attempt) is reported as failed.
+func (l *Ledger) Get(ctx context.Context, caller, id string) (tasks.Job, error) {
+	job, err := l.load(ctx, id)
+	if err != nil {
+		return tasks.Job{}, err
+	}
+	if caller != "" && job.Caller != caller {
+		return tasks.Job{}, ErrNotFound
+	}
+	if !job.Status.Terminal() {
+		l.overlayQueueState(&job)
+	}
+	return job, nil
+}
+
+func (l *Ledger) overlayQueueState(job *tasks.Job) {
+	info, err := l.inspector.GetTaskInfo(l.opts.Queue, job.ID)
+	if err != nil {
+		return // not in the queue (yet, or any more): the ledger's state stands
+	}
+	switch info.State {
+	case asynq.TaskStateRetry, asynq.TaskStateScheduled:
+		job.NextAttemptAt = info.NextProcessAt.UTC()
+		if job.Status == tasks.StatusRunning {
+			job.Status = tasks.StatusRetrying
+		}
+	case asynq.TaskStateArchived:
+		job.Status = tasks.StatusFailed
+		if job.Error == nil {
+			job.Error = &tasks.JobError{Code: "attempts_exhausted", Message: "the last attempt ended without a result: " + info.LastErr, Category: tasks.CategoryUnknown}
+		}
+	}
+}
+
+// ListFilter selects jobs for List.
+type ListFilter struct {
+	Status tasks.Status
+	Kind   tasks.Kind
+	Limit  int    // default 20, at most 100
+	Cursor string // NextCursor of the previous page
+}
+
+// Page is one page of jobs, newest first.
+type Page struct {
+	Jobs       []tasks.Job
+	NextCursor string // "" on the last page
+}
+
+const (
+	defaultLimit = 20
+	maxLimit     = 100
+	// scanBudget bounds how many index entries one List call reads while
+	// filtering, so a rare status cannot make a call scan everything.
+	scanBudget = 2000
+)
+
+// List returns the caller's jobs newest first; caller "" lists every job.
+func (l *Ledger) List(ctx context.Context, caller string, f ListFilter) (Page, error) {
+	if f.Limit <= 0 {
+		f.Limit = defaultLimit
+	}
+	f.Limit = min(f.Limit, maxLimit)
+	if f.Status != "" && !f.Status.Valid() {
+		return Page{}, fmt.Errorf("unknown status %q", f.Status)
+	}
+	if f.Kind != "" && !f.Kind.Valid() {
+		return Page{}, fmt.Errorf("unknown kind %q", f.Kind)
+	}
+	index := allJobsKey
+	if caller != "" {
+		index = callerKey(caller)
+	}
+	max := "+"
+	if f.Cursor != "" {
+		max = "(" + f.Cursor
+	}
+	var page Page
+	scanned := 0
+	for len(page.Jobs) < f.Limit && scanned < scanBudget {
+		batch := f.Limit - len(page.Jobs) + 1
+		ids, err := l.rdb.ZRevRangeByLex(ctx, index, &redis.ZRangeBy{Max: max, Min: "-", Count: int64(batch)}).Result()
+		if err != nil {
+			return Page{}, l.ctxErr(ctx, err)
+		}
+		if len(ids) == 0 {
+			return page, nil
+		}
+		scanned += len(ids)
+		for _, id := range ids {
+			max = "(" + id
+			job, err := l.load(ctx, id)
+			if errors.Is(err, ErrNotFound) {
+				l.rdb.ZRem(ctx, index, id) // expired past retention
+				continue
+			}
+			if err != nil {
+				return Page{}, err
+			}
+			if !job.Status.Terminal() {
+				l.overlayQueueState(&job)
+			}
+			if (f.Status != "" && job.Status != f.Status) || (f.Kind != "" && job.Kind != f.Kind) {
+				continue
+			}
+			if len(page.Jobs) == f.Limit {
+				// One more match exists: the page is full and has a successor.
+				page.NextCursor = page.Jobs[len(page.Jobs)-1].ID
+				return page, nil
+			}
+			page.Jobs = append(page.Jobs, job)
+		}
+	}
+	if len(page.Jobs) > 0 && scanned >= scanBudget {
+		page.NextCursor = page.Jobs[len(page.Jobs)-1].ID
+	}
+	return page, nil
+}
+
+// Cancel withdraws one of the caller's jobs before SAP holds a document for
+// it: while it is queued or waiting to retry after an attempt that certainly
+// posted nothing. A job whose last call's outcome is unknown, or that a worker
+// is calling SAP for, cannot be cancelled.
+func (l *Ledger) Cancel(ctx context.Context, caller, id string) (tasks.Job, error) {
+	job, err := l.load(ctx, id)
+	if err != nil {
+		return tasks.Job{}, err
+	}
+	if caller != "" && job.Caller != caller {
+		return tasks.Job{}, ErrNotFound
+	}
+	res, err := cancelScript.Run(ctx, l.rdb, []string{jobKey(id), idemKey(job.Caller, job.IdempotencyKey)},
+		caller, ms(l.opts.Now()), l.opts.Retention.Milliseconds()).Text()
+	if err != nil {
+		return tasks.Job{}, l.ctxErr(ctx, err)
+	}
+	switch res {
+	case "ok":
+	case "missing":
+		return tasks.Job{}, ErrNotFound
+	default:
+		return tasks.Job{}, fmt.Errorf("%w: it is %s", ErrNotCancellable, describe(res))
+	}
+	// The worker re-checks the ledger before calling SAP, so deleting the
+	// queued task is only tidiness.
+	if err := l.inspector.DeleteTask(l.opts.Queue, id); err != nil && !errors.Is(err, asynq.ErrTaskNotFound) {
+		l.log.Debug("cancel: task not deleted from queue", "job_id", id, "err", err)
+	}
+	l.rdb.ZRem(ctx, unenqueuedKey, id)
+	return l.load(ctx, id)
+}
+
+func describe(statusPhase string) string {
+	switch statusPhase {
+	case "running/sending", "retrying/sending", "failed/sending", "queued/sending":
+		return "possibly already posted in SAP (a call is in flight or its outcome is unknown)"
+	case "succeeded/posted", "running/posted":
+		return "already posted in SAP"
+	case "cancelled/pending":
+		return "already cancelled"
+	case "failed/pending":
+		return "failed; a failed posting needs no cancellation"
+	case "running/pending":
+		return "being sent to SAP right now"
+	}
+	return statusPhase
+}

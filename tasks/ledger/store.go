@@ -1,0 +1,162 @@
+package ledger
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/sapq/sapq/tasks"
+)
+
+// Hash fields of sapq:job:<id>.
+const (
+	fID, fCaller, fKind, fKey, fFingerprint, fPayload = "id", "caller", "kind", "key", "fingerprint", "payload"
+	fStatus, fPhase, fAttempts                        = "status", "phase", "attempts"
+	fCreated, fUpdated, fSendStarted                  = "created_ms", "updated_ms", "send_started_ms"
+	fResult, fError                                   = "result", "error"
+)
+
+func (l *Ledger) load(ctx context.Context, id string) (tasks.Job, error) {
+	m, err := l.rdb.HGetAll(ctx, jobKey(id)).Result()
+	if err != nil {
+		return tasks.Job{}, l.ctxErr(ctx, fmt.Errorf("ledger: load %s: %w", id, err))
+	}
+	if len(m) == 0 {
+		return tasks.Job{}, ErrNotFound
+	}
+	return decodeJob(m)
+}
+
+func decodeJob(m map[string]string) (tasks.Job, error) {
+	j := tasks.Job{
+		ID:             m[fID],
+		Caller:         m[fCaller],
+		Kind:           tasks.Kind(m[fKind]),
+		IdempotencyKey: m[fKey],
+		Fingerprint:    m[fFingerprint],
+		Payload:        json.RawMessage(m[fPayload]),
+		Status:         tasks.Status(m[fStatus]),
+		Phase:          tasks.Phase(m[fPhase]),
+		CreatedAt:      fromMS(m[fCreated]),
+		UpdatedAt:      fromMS(m[fUpdated]),
+		SendStartedAt:  fromMS(m[fSendStarted]),
+	}
+	j.Attempts, _ = strconv.Atoi(m[fAttempts])
+	if s := m[fResult]; s != "" {
+		j.Result = new(tasks.Result)
+		if err := json.Unmarshal([]byte(s), j.Result); err != nil {
+			return j, fmt.Errorf("ledger: job %s: result: %w", j.ID, err)
+		}
+	}
+	if s := m[fError]; s != "" {
+		j.Error = new(tasks.JobError)
+		if err := json.Unmarshal([]byte(s), j.Error); err != nil {
+			return j, fmt.Errorf("ledger: job %s: error: %w", j.ID, err)
+		}
+	}
+	return j, nil
+}
+
+func fromMS(s string) time.Time {
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n == 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(n).UTC()
+}
+
+// Scripts. Each state change is one script so that two workers, a worker and
+// a cancel, or a worker and a sweep can never interleave half-way.
+
+// submitScript records a new job unless the idempotency key is taken.
+// KEYS: idem, job, caller index, all jobs, unenqueued.
+// ARGV: id, caller, kind, key, fingerprint, payload, now_ms.
+// Returns {1, id} when created, {0, existing id} when the key was taken.
+var submitScript = redis.NewScript(`
+local existing = redis.call('GET', KEYS[1])
+if existing then return {0, existing} end
+redis.call('SET', KEYS[1], ARGV[1])
+redis.call('HSET', KEYS[2], 'id', ARGV[1], 'caller', ARGV[2], 'kind', ARGV[3], 'key', ARGV[4],
+  'fingerprint', ARGV[5], 'payload', ARGV[6], 'status', 'queued', 'phase', 'pending', 'attempts', 0,
+  'created_ms', ARGV[7], 'updated_ms', ARGV[7])
+redis.call('ZADD', KEYS[3], 0, ARGV[1])
+redis.call('ZADD', KEYS[4], 0, ARGV[1])
+redis.call('ZADD', KEYS[5], ARGV[7], ARGV[1])
+return {1, ARGV[1]}
+`)
+
+// claimScript starts an attempt: it refuses jobs that are gone, cancelled or
+// already posted, and otherwise marks the job running.
+// KEYS: job, unenqueued. ARGV: now_ms. Returns the job's status and phase
+// before the claim, or {"missing"}.
+var claimScript = redis.NewScript(`
+if redis.call('EXISTS', KEYS[1]) == 0 then return {'missing', ''} end
+local st = redis.call('HGET', KEYS[1], 'status')
+local ph = redis.call('HGET', KEYS[1], 'phase')
+redis.call('ZREM', KEYS[2], redis.call('HGET', KEYS[1], 'id'))
+if st == 'cancelled' or ph == 'posted' then return {st, ph} end
+redis.call('HSET', KEYS[1], 'status', 'running', 'updated_ms', ARGV[1])
+redis.call('PERSIST', KEYS[1])
+return {st, ph}
+`)
+
+// beginSendScript records "sending" before the SAP call (tRFC's execute).
+// KEYS: job. ARGV: now_ms. Returns "ok", "cancelled", "posted" or "missing".
+var beginSendScript = redis.NewScript(`
+if redis.call('EXISTS', KEYS[1]) == 0 then return 'missing' end
+local st = redis.call('HGET', KEYS[1], 'status')
+if st == 'cancelled' then return 'cancelled' end
+if redis.call('HGET', KEYS[1], 'phase') == 'posted' then return 'posted' end
+redis.call('HSET', KEYS[1], 'status', 'running', 'phase', 'sending', 'send_started_ms', ARGV[1], 'updated_ms', ARGV[1])
+redis.call('HINCRBY', KEYS[1], 'attempts', 1)
+return 'ok'
+`)
+
+// finishScript records an attempt's outcome and sets the retention of the
+// job and its idempotency key once the job is terminal.
+// KEYS: job, idem. ARGV: status, phase, result json, error json, now_ms, ttl_ms (0 = keep).
+var finishScript = redis.NewScript(`
+if redis.call('EXISTS', KEYS[1]) == 0 then return 'missing' end
+if redis.call('HGET', KEYS[1], 'phase') == 'posted' and ARGV[2] ~= 'posted' then return 'posted' end
+redis.call('HSET', KEYS[1], 'status', ARGV[1], 'phase', ARGV[2], 'updated_ms', ARGV[5])
+if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], 'result', ARGV[3]) end
+if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], 'error', ARGV[4]) else redis.call('HDEL', KEYS[1], 'error') end
+local ttl = tonumber(ARGV[6])
+if ttl > 0 then
+  redis.call('PEXPIRE', KEYS[1], ttl)
+  redis.call('PEXPIRE', KEYS[2], ttl)
+else
+  redis.call('PERSIST', KEYS[1])
+  redis.call('PERSIST', KEYS[2])
+end
+return 'ok'
+`)
+
+// cancelScript cancels a job that SAP holds no document for and that no
+// worker is calling SAP for right now.
+// KEYS: job, idem. ARGV: caller, now_ms, ttl_ms. Returns "ok", "missing" or
+// the status and phase that forbid it.
+var cancelScript = redis.NewScript(`
+if redis.call('EXISTS', KEYS[1]) == 0 then return 'missing' end
+if ARGV[1] ~= '' and redis.call('HGET', KEYS[1], 'caller') ~= ARGV[1] then return 'missing' end
+local st = redis.call('HGET', KEYS[1], 'status')
+local ph = redis.call('HGET', KEYS[1], 'phase')
+if ph ~= 'pending' or (st ~= 'queued' and st ~= 'retrying') then return st .. '/' .. ph end
+redis.call('HSET', KEYS[1], 'status', 'cancelled', 'updated_ms', ARGV[2])
+redis.call('HDEL', KEYS[1], 'error')
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+redis.call('PEXPIRE', KEYS[2], ARGV[3])
+return 'ok'
+`)
+
+func marshalOrEmpty(v any) (string, error) {
+	if v == nil {
+		return "", nil
+	}
+	b, err := json.Marshal(v)
+	return string(b), err
+}

@@ -1,0 +1,87 @@
+package ledger
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/sapq/sapq/tasks"
+)
+
+// Submit records a validated posting under (caller, idempotency key) and
+// enqueues it, with Stripe's semantics: the same key and payload return the
+// original job (replayed) in whatever state it is; the same key with another
+// payload is a *ConflictError.
+//
+// Recording and enqueueing are two steps in two systems' keyspaces. The job
+// is recorded first, together with a mark in sapq:unenqueued that is cleared
+// only once asynq has the task; if the process dies in between, a replay of
+// the key or the Sweeper enqueues it. Enqueueing twice is harmless: the task
+// ID is the job ID, and the worker's protocol skips posted jobs.
+func (l *Ledger) Submit(ctx context.Context, caller string, p tasks.Posting) (tasks.Job, bool, error) {
+	if caller == "" {
+		return tasks.Job{}, false, errors.New("ledger: submit without a caller")
+	}
+	if err := p.Validate(); err != nil {
+		return tasks.Job{}, false, err
+	}
+	fp, canonical, err := tasks.Fingerprint(p)
+	if err != nil {
+		return tasks.Job{}, false, fmt.Errorf("ledger: fingerprint: %w", err)
+	}
+	id := newJobID()
+	now := l.opts.Now()
+	res, err := submitScript.Run(ctx, l.rdb,
+		[]string{idemKey(caller, p.IdempotencyKey()), jobKey(id), callerKey(caller), allJobsKey, unenqueuedKey},
+		id, caller, string(p.Kind()), p.IdempotencyKey(), fp, string(canonical), ms(now)).Slice()
+	if err != nil {
+		return tasks.Job{}, false, l.ctxErr(ctx, fmt.Errorf("ledger: record: %w", err))
+	}
+	created, jobID := res[0].(int64) == 1, res[1].(string)
+
+	job, err := l.load(ctx, jobID)
+	if err != nil {
+		return tasks.Job{}, false, err
+	}
+	if !created && (job.Fingerprint != fp || job.Kind != p.Kind()) {
+		return tasks.Job{}, false, &ConflictError{JobID: job.ID, Key: p.IdempotencyKey()}
+	}
+	if err := l.ensureEnqueued(ctx, job); err != nil {
+		// The job is recorded and marked unenqueued: the Sweeper retries.
+		// The caller still gets its job; telling it to resubmit would be
+		// harmless too, but it is not necessary.
+		l.log.Warn("enqueue failed; the sweeper will retry", "job_id", job.ID, "err", err)
+	}
+	return job, !created, nil
+}
+
+// ensureEnqueued hands a job to asynq unless it is known to be there already.
+func (l *Ledger) ensureEnqueued(ctx context.Context, job tasks.Job) error {
+	if err := l.rdb.ZScore(ctx, unenqueuedKey, job.ID).Err(); err != nil {
+		if isNil(err) {
+			return nil // already confirmed enqueued
+		}
+		return err
+	}
+	return l.enqueue(ctx, job)
+}
+
+func (l *Ledger) enqueue(ctx context.Context, job tasks.Job) error {
+	if job.Status.Terminal() {
+		return l.rdb.ZRem(ctx, unenqueuedKey, job.ID).Err()
+	}
+	payload, err := json.Marshal(TaskPayload{JobID: job.ID, Caller: job.Caller, Posting: job.Payload})
+	if err != nil {
+		return err
+	}
+	task := asynq.NewTask(job.Kind.TaskType(), payload)
+	_, err = l.client.EnqueueContext(ctx, task,
+		asynq.TaskID(job.ID), asynq.Queue(l.opts.Queue), asynq.MaxRetry(l.opts.MaxRetry))
+	if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
+		return fmt.Errorf("ledger: enqueue %s: %w", job.ID, err)
+	}
+	return l.rdb.ZRem(ctx, unenqueuedKey, job.ID).Err()
+}

@@ -1,0 +1,57 @@
+// Package taskstest builds valid postings for tests, in the spirit of River's
+// rivertest: one place that knows what a good posting looks like, so tests
+// state only what they change.
+package taskstest
+
+import (
+	"time"
+
+	"github.com/sapq/sapq/tasks"
+)
+
+// Today is the current date as YYYY-MM-DD: always inside the SAP
+// simulator's open posting periods.
+func Today() string { return time.Now().UTC().Format("2006-01-02") }
+
+// SupplierInvoice returns a valid two-line supplier invoice in company code
+// 1010 for supplier 17300001, with the key doubling as the supplier's
+// invoice number so that each key is a distinct document.
+func SupplierInvoice(key string) *tasks.SupplierInvoice {
+	ref := key
+	if len(ref) > tasks.LenInvoiceReference {
+		ref = ref[len(ref)-tasks.LenInvoiceReference:]
+	}
+	return &tasks.SupplierInvoice{
+		Key:              key,
+		CompanyCode:      "1010",
+		Supplier:         "17300001",
+		InvoiceReference: ref,
+		DocumentDate:     Today(),
+		PostingDate:      Today(),
+		Currency:         "EUR",
+		GrossAmount:      "1190.00",
+		HeaderText:       "Office supplies",
+		Items: []tasks.SupplierInvoiceItem{
+			{GLAccount: "61003000", Amount: "1000.00", CostCenter: "10101101", TaxCode: "V1", Text: "Paper"},
+			{GLAccount: "65008000", Amount: "190.00", CostCenter: "10101102", Text: "Toner"},
+		},
+	}
+}
+
+// JournalEntry returns a valid balanced two-line journal entry in company
+// code 1010.
+func JournalEntry(key string) *tasks.JournalEntry {
+	return &tasks.JournalEntry{
+		Key:          key,
+		CompanyCode:  "1010",
+		DocumentDate: Today(),
+		PostingDate:  Today(),
+		Currency:     "EUR",
+		Reference:    "ACCR-2026-11",
+		HeaderText:   "Accrual",
+		Items: []tasks.JournalEntryItem{
+			{GLAccount: "61003000", Amount: "250.00", CostCenter: "10101101", Text: "Accrued consulting"},
+			{GLAccount: "21100000", Amount: "-250.00", Text: "Accrued liabilities"},
+		},
+	}
+}
