@@ -154,8 +154,12 @@ func TestProtocolTransitions(t *testing.T) {
 	if err != nil || before.Phase != tasks.PhasePending {
 		t.Fatalf("Claim = %+v, %v", before, err)
 	}
-	if err := l.BeginSend(ctx, job.ID); err != nil {
+	if err := l.BeginSend(ctx, before); err != nil {
 		t.Fatal(err)
+	}
+	// A second delivery that claimed at the same time may not send too.
+	if err := l.BeginSend(ctx, before); !errors.Is(err, ledger.ErrConcurrentAttempt) {
+		t.Fatalf("concurrent BeginSend: %v, want ErrConcurrentAttempt", err)
 	}
 	if _, err := l.Cancel(ctx, "alice", job.ID); !errors.Is(err, ledger.ErrNotCancellable) {
 		t.Fatalf("cancel while sending: %v, want ErrNotCancellable", err)
@@ -174,7 +178,7 @@ func TestProtocolTransitions(t *testing.T) {
 	if _, err := l.Claim(ctx, job.ID); !errors.Is(err, ledger.ErrPosted) {
 		t.Fatalf("Claim after posting: %v, want ErrPosted", err)
 	}
-	if err := l.BeginSend(ctx, job.ID); !errors.Is(err, ledger.ErrPosted) {
+	if err := l.BeginSend(ctx, again); !errors.Is(err, ledger.ErrPosted) {
 		t.Fatalf("BeginSend after posting: %v, want ErrPosted", err)
 	}
 	// A late failure report cannot overwrite a recorded document.
@@ -201,10 +205,11 @@ func TestCancel(t *testing.T) {
 	if _, err := l.Inspector().GetTaskInfo(l.Queue(), job.ID); !errors.Is(err, asynq.ErrTaskNotFound) {
 		t.Fatalf("cancelled job's task still queued: %v", err)
 	}
-	if _, err := l.Claim(ctx, job.ID); !errors.Is(err, ledger.ErrCancelled) {
+	claimed, err := l.Claim(ctx, job.ID)
+	if !errors.Is(err, ledger.ErrCancelled) {
 		t.Fatalf("Claim of cancelled job: %v", err)
 	}
-	if err := l.BeginSend(ctx, job.ID); !errors.Is(err, ledger.ErrCancelled) {
+	if err := l.BeginSend(ctx, claimed); !errors.Is(err, ledger.ErrCancelled) {
 		t.Fatalf("BeginSend of cancelled job: %v", err)
 	}
 	if _, err := l.Cancel(ctx, "alice", job.ID); !errors.Is(err, ledger.ErrNotCancellable) {

@@ -15,6 +15,9 @@ import (
 var (
 	ErrCancelled = errors.New("posting was cancelled")
 	ErrPosted    = errors.New("posting is already posted")
+	// ErrConcurrentAttempt means another delivery of the same task began
+	// sending since this one claimed it.
+	ErrConcurrentAttempt = errors.New("another attempt of this posting is in progress")
 )
 
 // Claim starts an attempt on a job. It returns the job as it stood before the
@@ -44,9 +47,11 @@ func (l *Ledger) Claim(ctx context.Context, id string) (tasks.Job, error) {
 
 // BeginSend records that a call to SAP is about to go out. From here until an
 // outcome is recorded, the job is PhaseSending: any later attempt looks the
-// document up in SAP before sending again.
-func (l *Ledger) BeginSend(ctx context.Context, id string) error {
-	res, err := beginSendScript.Run(ctx, l.rdb, []string{jobKey(id)}, ms(l.opts.Now())).Text()
+// document up in SAP before sending again. job is the value Claim returned;
+// its attempt count fences off a concurrent delivery of the same task.
+func (l *Ledger) BeginSend(ctx context.Context, job tasks.Job) error {
+	id := job.ID
+	res, err := beginSendScript.Run(ctx, l.rdb, []string{jobKey(id)}, ms(l.opts.Now()), job.Attempts).Text()
 	if err != nil {
 		return l.ctxErr(ctx, fmt.Errorf("ledger: begin send %s: %w", id, err))
 	}
@@ -57,6 +62,8 @@ func (l *Ledger) BeginSend(ctx context.Context, id string) error {
 		return ErrCancelled
 	case "posted":
 		return ErrPosted
+	case "concurrent":
+		return ErrConcurrentAttempt
 	default:
 		return ErrNotFound
 	}

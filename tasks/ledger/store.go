@@ -105,12 +105,16 @@ return {st, ph}
 `)
 
 // beginSendScript records "sending" before the SAP call (tRFC's execute).
-// KEYS: job. ARGV: now_ms. Returns "ok", "cancelled", "posted" or "missing".
+// It is a compare-and-set on the attempt counter read at claim time, so of
+// two deliveries of one task that run at once, only one may send.
+// KEYS: job. ARGV: now_ms, expected attempts. Returns "ok", "cancelled",
+// "posted", "concurrent" or "missing".
 var beginSendScript = redis.NewScript(`
 if redis.call('EXISTS', KEYS[1]) == 0 then return 'missing' end
 local st = redis.call('HGET', KEYS[1], 'status')
 if st == 'cancelled' then return 'cancelled' end
 if redis.call('HGET', KEYS[1], 'phase') == 'posted' then return 'posted' end
+if redis.call('HGET', KEYS[1], 'attempts') ~= ARGV[2] then return 'concurrent' end
 redis.call('HSET', KEYS[1], 'status', 'running', 'phase', 'sending', 'send_started_ms', ARGV[1], 'updated_ms', ARGV[1])
 redis.call('HINCRBY', KEYS[1], 'attempts', 1)
 return 'ok'

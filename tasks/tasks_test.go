@@ -1,0 +1,158 @@
+package tasks_test
+
+import (
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/sapq/sapq/tasks"
+	"github.com/sapq/sapq/tasks/taskstest"
+)
+
+func encode(t *testing.T, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestValidPostingsDecode(t *testing.T) {
+	for _, p := range []tasks.Posting{taskstest.SupplierInvoice("k1"), taskstest.JournalEntry("k2")} {
+		got, err := tasks.Decode(p.Kind(), encode(t, p))
+		if err != nil {
+			t.Fatalf("%s: %v", p.Kind(), err)
+		}
+		if got.IdempotencyKey() != p.IdempotencyKey() {
+			t.Fatalf("%s: key %q", p.Kind(), got.IdempotencyKey())
+		}
+	}
+}
+
+// fieldErrors decodes raw as kind and returns the reported field errors.
+func fieldErrors(t *testing.T, kind tasks.Kind, raw string) []tasks.FieldError {
+	t.Helper()
+	_, err := tasks.Decode(kind, []byte(raw))
+	var verr *tasks.ValidationError
+	if !errors.As(err, &verr) {
+		t.Fatalf("Decode(%s) = %v, want a validation error", raw, err)
+	}
+	return verr.Fields
+}
+
+func mutate(t *testing.T, p tasks.Posting, f func(m map[string]any)) string {
+	t.Helper()
+	var m map[string]any
+	json.Unmarshal(encode(t, p), &m)
+	f(m)
+	return string(encode(t, m))
+}
+
+func item(m map[string]any, i int) map[string]any { return m["items"].([]any)[i].(map[string]any) }
+
+func TestInvalidPostingsNameTheField(t *testing.T) {
+	si, je := taskstest.SupplierInvoice("k"), taskstest.JournalEntry("k")
+	cases := []struct {
+		name  string
+		kind  tasks.Kind
+		raw   string
+		field string
+		msg   string
+	}{
+		{"unknown field", tasks.KindSupplierInvoice, mutate(t, si, func(m map[string]any) { m["discount"] = "1" }), "discount", "unknown field"},
+		{"amount as number", tasks.KindSupplierInvoice, mutate(t, si, func(m map[string]any) { m["gross_amount"] = 1190.0 }), "gross_amount", "must be a string"},
+		{"items as object", tasks.KindJournalEntry, mutate(t, je, func(m map[string]any) { m["items"] = map[string]any{} }), "items", "must be an array"},
+		{"three fraction digits", tasks.KindJournalEntry, mutate(t, je, func(m map[string]any) {
+			item(m, 0)["amount"] = "250.001"
+			item(m, 1)["amount"] = "-250.001"
+		}), "items[0].amount", "at most 2 fraction digits"},
+		{"exponent", tasks.KindJournalEntry, mutate(t, je, func(m map[string]any) { item(m, 0)["amount"] = "2.5e2" }), "items[0].amount", "decimal string"},
+		{"unbalanced", tasks.KindJournalEntry, mutate(t, je, func(m map[string]any) { item(m, 1)["amount"] = "-249.99" }), "items", "do not balance"},
+		{"one line entry", tasks.KindJournalEntry, mutate(t, je, func(m map[string]any) { m["items"] = m["items"].([]any)[:1] }), "items", "at least 2"},
+		{"lines differ from gross", tasks.KindSupplierInvoice, mutate(t, si, func(m map[string]any) { m["gross_amount"] = "1200.00" }), "items", "must be equal"},
+		{"no items", tasks.KindSupplierInvoice, mutate(t, si, func(m map[string]any) { m["items"] = []any{} }), "items", "at least 1"},
+		{"february 30", tasks.KindSupplierInvoice, mutate(t, si, func(m map[string]any) { m["document_date"] = "2026-02-30" }), "document_date", "real calendar date"},
+		{"wrong date format", tasks.KindJournalEntry, mutate(t, je, func(m map[string]any) { m["posting_date"] = "25.11.2026" }), "posting_date", "YYYY-MM-DD"},
+		{"unknown currency", tasks.KindJournalEntry, mutate(t, je, func(m map[string]any) { m["currency"] = "EUX" }), "currency", "ISO 4217"},
+		{"lower-case currency", tasks.KindJournalEntry, mutate(t, je, func(m map[string]any) { m["currency"] = "eur" }), "currency", "upper case"},
+		{"long company code", tasks.KindSupplierInvoice, mutate(t, si, func(m map[string]any) { m["company_code"] = "10100" }), "company_code", "at most 4"},
+		{"long supplier", tasks.KindSupplierInvoice, mutate(t, si, func(m map[string]any) { m["supplier"] = "12345678901" }), "supplier", "at most 10"},
+		{"long invoice reference", tasks.KindSupplierInvoice, mutate(t, si, func(m map[string]any) { m["invoice_reference"] = strings.Repeat("R", 17) }), "invoice_reference", "at most 16"},
+		{"long header text", tasks.KindJournalEntry, mutate(t, je, func(m map[string]any) { m["header_text"] = strings.Repeat("h", 26) }), "header_text", "at most 25"},
+		{"long reference", tasks.KindJournalEntry, mutate(t, je, func(m map[string]any) { m["reference"] = strings.Repeat("r", 17) }), "reference", "at most 16"},
+		{"long gl account", tasks.KindJournalEntry, mutate(t, je, func(m map[string]any) { item(m, 1)["gl_account"] = "12345678901" }), "items[1].gl_account", "at most 10"},
+		{"missing key", tasks.KindJournalEntry, mutate(t, je, func(m map[string]any) { delete(m, "idempotency_key") }), "idempotency_key", "is required"},
+		{"long key", tasks.KindJournalEntry, mutate(t, je, func(m map[string]any) { m["idempotency_key"] = strings.Repeat("k", 129) }), "idempotency_key", "at most 128"},
+		{"control character in key", tasks.KindJournalEntry, mutate(t, je, func(m map[string]any) { m["idempotency_key"] = "a\nb" }), "idempotency_key", "printable"},
+		{"zero line", tasks.KindJournalEntry, mutate(t, je, func(m map[string]any) {
+			m["items"] = append(m["items"].([]any), map[string]any{"gl_account": "11001000", "amount": "0.00"})
+		}), "items[2].amount", "must not be zero"},
+		{"trailing data", tasks.KindJournalEntry, string(encode(t, je)) + "{}", "", "after the JSON object"},
+		{"unknown kind", tasks.Kind("sales_order"), "{}", "kind", "unknown posting kind"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			errs := fieldErrors(t, c.kind, c.raw)
+			for _, fe := range errs {
+				if fe.Field == c.field && strings.Contains(fe.Message, c.msg) {
+					return
+				}
+			}
+			t.Fatalf("errors %v do not include %s: ...%s...", errs, c.field, c.msg)
+		})
+	}
+}
+
+func TestEveryViolationIsReported(t *testing.T) {
+	errs := fieldErrors(t, tasks.KindSupplierInvoice, `{"idempotency_key":"k","company_code":"","supplier":"x","invoice_reference":"","document_date":"2026-13-01","posting_date":"","currency":"","gross_amount":"","items":[]}`)
+	if len(errs) < 7 {
+		t.Fatalf("got %d errors, want one per violation: %v", len(errs), errs)
+	}
+}
+
+func TestOversizedInputIsRejected(t *testing.T) {
+	raw := `{"idempotency_key":"` + strings.Repeat("x", tasks.MaxPayloadBytes) + `"}`
+	errs := fieldErrors(t, tasks.KindJournalEntry, raw)
+	if !strings.Contains(errs[0].Message, "limit") {
+		t.Fatalf("oversized input: %v", errs)
+	}
+}
+
+func TestZeroDecimalCurrencyRejectsFractions(t *testing.T) {
+	je := taskstest.JournalEntry("k")
+	je.Currency = "JPY"
+	je.Items[0].Amount, je.Items[1].Amount = "250.50", "-250.50"
+	if err := je.Validate(); err == nil || !strings.Contains(err.Error(), "at most 0 fraction digits") {
+		t.Fatalf("JPY with fractions: %v", err)
+	}
+}
+
+func TestFingerprintIgnoresFormattingButNotContent(t *testing.T) {
+	a, _ := tasks.Decode(tasks.KindJournalEntry, encode(t, taskstest.JournalEntry("k")))
+	var pretty []byte
+	pretty, _ = json.MarshalIndent(taskstest.JournalEntry("k"), "", "   ")
+	b, _ := tasks.Decode(tasks.KindJournalEntry, pretty)
+	fa, _, _ := tasks.Fingerprint(a)
+	fb, _, _ := tasks.Fingerprint(b)
+	if fa != fb {
+		t.Fatal("the same entry formatted differently has another fingerprint")
+	}
+	c := taskstest.JournalEntry("k")
+	c.Items[0].Text = "changed"
+	fc, _, _ := tasks.Fingerprint(c)
+	if fc == fa {
+		t.Fatal("a changed entry has the same fingerprint")
+	}
+}
+
+func TestReferenceIsStableAndFitsSAP(t *testing.T) {
+	r := tasks.ReferenceFor("0193a0b2-0000-7000-8000-000000000001")
+	if r != tasks.ReferenceFor("0193a0b2-0000-7000-8000-000000000001") || len(r) != tasks.LenReference {
+		t.Fatalf("reference %q", r)
+	}
+	if r == tasks.ReferenceFor("0193a0b2-0000-7000-8000-000000000002") {
+		t.Fatal("two jobs share a reference")
+	}
+}

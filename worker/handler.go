@@ -1,0 +1,233 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/sapq/sapq/sap"
+	"github.com/sapq/sapq/tasks"
+	"github.com/sapq/sapq/tasks/ledger"
+)
+
+// ProcessTask runs the exactly-once protocol for one delivery of a posting
+// task. It implements asynq.Handler.
+func (w *Worker) ProcessTask(ctx context.Context, t *asynq.Task) error {
+	payload, err := ledger.ParseTaskPayload(t.Payload())
+	if err != nil {
+		return fmt.Errorf("%w: %v", asynq.SkipRetry, err)
+	}
+	log := w.log.With("job_id", payload.JobID, "type", t.Type())
+
+	job, err := w.ledger.Claim(ctx, payload.JobID)
+	switch {
+	case errors.Is(err, ledger.ErrCancelled):
+		log.Info("job was cancelled; dropping the task")
+		return nil
+	case errors.Is(err, ledger.ErrPosted):
+		log.Info("job already posted; confirming", "document", job.Result.Document)
+		return nil
+	case errors.Is(err, ledger.ErrNotFound):
+		// Without its ledger entry the job cannot be checked against SAP,
+		// so it must not be sent.
+		log.Error("task has no ledger entry; not posting")
+		return fmt.Errorf("%w: job %s has no ledger entry (expired or deleted)", asynq.SkipRetry, payload.JobID)
+	case err != nil:
+		return err // Redis trouble: retry the delivery
+	}
+	a := attempt{w: w, job: job, log: log, last: isLastAttempt(ctx)}
+	return a.run(ctx)
+}
+
+func isLastAttempt(ctx context.Context) bool {
+	retried, ok1 := asynq.GetRetryCount(ctx)
+	max, ok2 := asynq.GetMaxRetry(ctx)
+	return ok1 && ok2 && retried >= max
+}
+
+// attempt is one run of the protocol for one job.
+type attempt struct {
+	w    *Worker
+	job  tasks.Job
+	log  *slog.Logger
+	last bool // asynq archives the task if this attempt fails
+}
+
+func (a *attempt) run(ctx context.Context) error {
+	w, job := a.w, a.job
+	posting, err := job.Posting()
+	if err != nil {
+		return a.fail(ctx, tasks.PhasePending, tasks.JobError{Code: "invalid_payload", Message: err.Error(), Category: tasks.CategoryPermanent}, err)
+	}
+	p, ok := w.posters[job.Kind]
+	if !ok {
+		return a.fail(ctx, tasks.PhasePending, tasks.JobError{Code: "unknown_kind", Message: "no worker for kind " + string(job.Kind), Category: tasks.CategoryPermanent}, nil)
+	}
+
+	if job.Phase == tasks.PhaseSending {
+		if done, err := a.reconcile(ctx, p, posting); done || err != nil {
+			return err
+		}
+	}
+
+	switch err := w.ledger.BeginSend(ctx, job); {
+	case errors.Is(err, ledger.ErrCancelled), errors.Is(err, ledger.ErrPosted):
+		return nil
+	case errors.Is(err, ledger.ErrConcurrentAttempt):
+		return a.wait(ctx, "another delivery of this job began sending; checking again later")
+	case err != nil:
+		return err
+	}
+
+	callCtx, cancel := context.WithTimeout(ctx, w.opts.SAPTimeout)
+	start := time.Now()
+	doc, err := p.post(callCtx, job, posting)
+	cancel()
+	w.metrics.sapCall(job.Kind, "post", start, err)
+	if err == nil {
+		return a.succeed(ctx, doc, false)
+	}
+
+	jobErr := jobError(err)
+	switch sap.CategoryOf(err) {
+	case sap.Permanent:
+		return a.fail(ctx, tasks.PhasePending, jobErr, err)
+	case sap.Transient:
+		return a.retry(ctx, tasks.PhasePending, jobErr, err)
+	default:
+		// SAP may have posted it: stay in PhaseSending so the next attempt
+		// looks it up before sending again.
+		return a.retry(ctx, tasks.PhaseSending, jobErr, err)
+	}
+}
+
+// reconcile settles an unknown outcome by looking the document up in SAP.
+// It returns done when the job needs no send (adopted, or must wait).
+func (a *attempt) reconcile(ctx context.Context, p poster, posting tasks.Posting) (bool, error) {
+	w, job := a.w, a.job
+	// A call sent moments ago may still be running in SAP (a delivery
+	// re-queued by a shutdown, say): a look-up now could miss a document
+	// about to be committed. Wait until any such call must have ended.
+	if settle := job.SendStartedAt.Add(w.opts.ReconcileAfter).Sub(time.Now()); settle > 0 {
+		return true, a.wait(ctx, fmt.Sprintf("previous call to SAP started %s ago; waiting %s before looking the document up", time.Since(job.SendStartedAt).Round(time.Millisecond), settle.Round(time.Millisecond)), settle)
+	}
+	callCtx, cancel := context.WithTimeout(ctx, w.opts.SAPTimeout)
+	start := time.Now()
+	doc, found, err := p.find(callCtx, job, posting)
+	cancel()
+	w.metrics.sapCall(job.Kind, "find", start, err)
+	if err != nil {
+		// Fail closed: without a look-up a resend could post twice.
+		w.metrics.reconciled(job.Kind, "unreadable")
+		jobErr := jobError(err)
+		jobErr.Category = tasks.CategoryUnknown
+		jobErr.Message = "previous outcome unknown and SAP could not be read to check it; not resending: " + jobErr.Message
+		return true, a.retry(ctx, tasks.PhaseSending, jobErr, err)
+	}
+	if found {
+		w.metrics.reconciled(job.Kind, "adopted")
+		a.log.Info("reconciled: SAP already holds the document; adopting it", "document", doc.Number)
+		return true, a.succeed(ctx, doc, true)
+	}
+	w.metrics.reconciled(job.Kind, "absent")
+	a.log.Info("reconciled: SAP holds no document for this job; sending")
+	return false, nil
+}
+
+func (a *attempt) succeed(ctx context.Context, doc sap.Document, reconciled bool) error {
+	res := tasks.Result{Document: doc.Number, FiscalYear: doc.FiscalYear, CompanyCode: doc.CompanyCode, Reconciled: reconciled}
+	for _, m := range doc.Messages {
+		res.Messages = append(res.Messages, tasks.Message{Code: m.Code, Text: m.Text, Severity: m.Severity})
+	}
+	if err := a.w.ledger.RecordPosted(ctx, a.job, res); err != nil && !errors.Is(err, ledger.ErrPosted) {
+		// The document exists but is not recorded. Returning the error makes
+		// asynq retry; the job is still PhaseSending, so the retry adopts the
+		// document by look-up instead of posting again.
+		a.log.Error("posted but not recorded; the retry will reconcile", "document", doc.Number, "err", err)
+		return err
+	}
+	a.w.metrics.finished(a.job.Kind, tasks.StatusSucceeded)
+	a.log.Info("posted", "document", doc.Number, "fiscal_year", doc.FiscalYear, "reconciled", reconciled)
+	return nil
+}
+
+// fail ends the job now: SAP refused it and will refuse it again until the
+// data or SAP's configuration changes.
+func (a *attempt) fail(ctx context.Context, phase tasks.Phase, jobErr tasks.JobError, cause error) error {
+	if err := a.w.ledger.RecordFailure(ctx, a.job, tasks.StatusFailed, phase, jobErr); err != nil && !errors.Is(err, ledger.ErrPosted) {
+		return err
+	}
+	a.w.metrics.finished(a.job.Kind, tasks.StatusFailed)
+	a.log.Warn("posting failed permanently", "code", jobErr.Code, "message", jobErr.Message)
+	return fmt.Errorf("%w: %s", asynq.SkipRetry, describeCause(jobErr, cause))
+}
+
+// retry records a failed attempt that asynq will try again, unless this
+// was the last attempt, in which case the job is failed.
+func (a *attempt) retry(ctx context.Context, phase tasks.Phase, jobErr tasks.JobError, cause error) error {
+	status := tasks.StatusRetrying
+	if a.last {
+		status = tasks.StatusFailed
+	}
+	if err := a.w.ledger.RecordFailure(ctx, a.job, status, phase, jobErr); err != nil && !errors.Is(err, ledger.ErrPosted) {
+		return err
+	}
+	if a.last {
+		a.w.metrics.finished(a.job.Kind, tasks.StatusFailed)
+	}
+	a.log.Warn("attempt failed", "category", jobErr.Category, "code", jobErr.Code, "message", jobErr.Message, "last", a.last)
+	return cause
+}
+
+// wait asks for a later attempt without spending the retry budget.
+func (a *attempt) wait(ctx context.Context, reason string, after ...time.Duration) error {
+	d := time.Second
+	if len(after) > 0 {
+		d = after[0]
+	}
+	if a.last {
+		// asynq archives a task on its last attempt whatever the error, so
+		// the ledger must say failed, with the outcome left to reconcile.
+		jobErr := tasks.JobError{Code: "attempts_exhausted", Message: reason, Category: tasks.CategoryUnknown}
+		if err := a.w.ledger.RecordFailure(ctx, a.job, tasks.StatusFailed, a.job.Phase, jobErr); err != nil {
+			return err
+		}
+	}
+	a.log.Info("waiting", "reason", reason, "after", d)
+	return &waitError{reason: reason, after: d}
+}
+
+// jobError turns a SAP error into what the ledger keeps and agents read.
+func jobError(err error) tasks.JobError {
+	je := tasks.JobError{Message: err.Error(), Category: category(sap.CategoryOf(err))}
+	var se *sap.Error
+	if errors.As(err, &se) {
+		je.Code = se.Code
+		if se.Message != "" {
+			je.Message = se.Message
+		}
+	}
+	return je
+}
+
+func category(c sap.Category) tasks.ErrorCategory {
+	switch c {
+	case sap.Permanent:
+		return tasks.CategoryPermanent
+	case sap.Transient:
+		return tasks.CategoryTransient
+	default:
+		return tasks.CategoryUnknown
+	}
+}
+
+func describeCause(je tasks.JobError, cause error) string {
+	if cause != nil {
+		return cause.Error()
+	}
+	return je.Message
+}

@@ -1,0 +1,54 @@
+package worker
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sapq/sapq/sap"
+	"github.com/sapq/sapq/tasks"
+)
+
+// metrics are the worker's Prometheus series. asynq's own exporter gives
+// queue sizes; these give what it cannot: outcomes per kind, SAP latency and
+// how unknown outcomes were settled.
+type metrics struct {
+	finishedTotal   *prometheus.CounterVec
+	sapCallSeconds  *prometheus.HistogramVec
+	reconciledTotal *prometheus.CounterVec
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		finishedTotal: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sapq_postings_finished_total", Help: "Postings that reached a final status, by kind and status.",
+		}, []string{"kind", "status"}),
+		sapCallSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "sapq_sap_call_seconds", Help: "Duration of SAP calls by kind, operation and error category.",
+			Buckets: prometheus.ExponentialBuckets(0.01, 2, 14),
+		}, []string{"kind", "op", "result"}),
+		reconciledTotal: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sapq_reconciliations_total", Help: "Look-ups after an unknown outcome, by kind and result (adopted, absent, unreadable).",
+		}, []string{"kind", "result"}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.finishedTotal, m.sapCallSeconds, m.reconciledTotal)
+	}
+	return m
+}
+
+func (m *metrics) finished(kind tasks.Kind, status tasks.Status) {
+	m.finishedTotal.WithLabelValues(string(kind), string(status)).Inc()
+}
+
+func (m *metrics) sapCall(kind tasks.Kind, op string, start time.Time, err error) {
+	result := "ok"
+	if err != nil {
+		result = sap.CategoryOf(err).String()
+	}
+	m.sapCallSeconds.WithLabelValues(string(kind), op, result).Observe(time.Since(start).Seconds())
+}
+
+func (m *metrics) reconciled(kind tasks.Kind, result string) {
+	m.reconciledTotal.WithLabelValues(string(kind), result).Inc()
+}

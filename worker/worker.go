@@ -1,0 +1,130 @@
+package worker
+
+import (
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/sapq/sapq/tasks"
+	"github.com/sapq/sapq/tasks/ledger"
+)
+
+// Options configures a Worker.
+type Options struct {
+	Redis  redis.UniversalClient // required; owned by the caller
+	Ledger *ledger.Ledger        // required
+	SAP    SAP                   // required
+	// SAPUser is written to journal entries as CreatedByUser.
+	SAPUser string
+	// Concurrency is how many postings run at once; default 10.
+	Concurrency int
+	// SAPTimeout bounds each SAP call; default 30s.
+	SAPTimeout time.Duration
+	// ReconcileAfter is how long after a call was sent a later attempt waits
+	// before it trusts a look-up that finds nothing; default SAPTimeout+10s.
+	ReconcileAfter time.Duration
+	Retry          RetryPolicy
+	// PollInterval is how often idle workers look for new and due tasks;
+	// default 1s.
+	PollInterval time.Duration
+	// ShutdownTimeout is how long Shutdown lets running postings finish;
+	// default 30s (a SAP call's timeout), so that a graceful stop does not
+	// leave calls in flight.
+	ShutdownTimeout time.Duration
+	// SweepInterval is how often recorded but unenqueued jobs are swept into
+	// the queue; default 10s. Negative disables the sweeper.
+	SweepInterval time.Duration
+	Logger        *slog.Logger
+	Metrics       prometheus.Registerer // optional
+}
+
+// Worker consumes posting tasks and runs the exactly-once protocol.
+type Worker struct {
+	opts    Options
+	ledger  *ledger.Ledger
+	srv     *asynq.Server
+	sweeper *ledger.Sweeper
+	posters map[tasks.Kind]poster
+	metrics *metrics
+	log     *slog.Logger
+}
+
+// New returns a Worker; Start runs it.
+func New(opts Options) (*Worker, error) {
+	if opts.Redis == nil || opts.Ledger == nil || opts.SAP == nil {
+		return nil, errors.New("worker: Options.Redis, Ledger and SAP are required")
+	}
+	if opts.Concurrency <= 0 {
+		opts.Concurrency = 10
+	}
+	if opts.SAPTimeout <= 0 {
+		opts.SAPTimeout = 30 * time.Second
+	}
+	if opts.ReconcileAfter <= 0 {
+		opts.ReconcileAfter = opts.SAPTimeout + 10*time.Second
+	}
+	if opts.PollInterval <= 0 {
+		opts.PollInterval = time.Second
+	}
+	if opts.ShutdownTimeout <= 0 {
+		opts.ShutdownTimeout = opts.SAPTimeout
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.SAPUser == "" {
+		opts.SAPUser = "SAPQ"
+	}
+	w := &Worker{
+		opts:    opts,
+		ledger:  opts.Ledger,
+		posters: posters(opts.SAP, opts.SAPUser),
+		metrics: newMetrics(opts.Metrics),
+		log:     opts.Logger.With("component", "worker"),
+	}
+	w.srv = asynq.NewServerFromRedisClient(opts.Redis, asynq.Config{
+		Concurrency:              opts.Concurrency,
+		Queues:                   map[string]int{opts.Ledger.Queue(): 1},
+		RetryDelayFunc:           opts.Retry.RetryDelayFunc(),
+		IsFailure:                isFailure,
+		TaskCheckInterval:        opts.PollInterval,
+		DelayedTaskCheckInterval: opts.PollInterval,
+		ShutdownTimeout:          opts.ShutdownTimeout,
+		Logger:                   asynqLogger{opts.Logger.With("component", "asynq")},
+	})
+	if opts.SweepInterval >= 0 {
+		w.sweeper = ledger.NewSweeper(opts.Ledger, opts.SweepInterval, 0)
+	}
+	return w, nil
+}
+
+// Start begins consuming tasks; it returns once the worker is running.
+func (w *Worker) Start() error {
+	mux := asynq.NewServeMux()
+	for kind := range w.posters {
+		mux.Handle(kind.TaskType(), w)
+	}
+	if err := w.srv.Start(mux); err != nil {
+		return err
+	}
+	if w.sweeper != nil {
+		w.sweeper.Start()
+	}
+	w.log.Info("worker started", "queue", w.ledger.Queue(), "concurrency", w.opts.Concurrency)
+	return nil
+}
+
+// Shutdown stops taking tasks and waits up to ShutdownTimeout for running
+// postings; unfinished ones return to the queue and are reconciled when
+// they run again.
+func (w *Worker) Shutdown() {
+	if w.sweeper != nil {
+		w.sweeper.Shutdown()
+	}
+	w.srv.Shutdown()
+	w.log.Info("worker stopped")
+}
