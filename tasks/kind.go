@@ -73,7 +73,7 @@ func Decode(kind Kind, raw []byte) (Posting, error) {
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(p); err != nil {
-		return nil, decodeError(err)
+		return nil, decodeError(raw, err)
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return nil, invalid("", "unexpected data after the JSON object")
@@ -85,12 +85,15 @@ func Decode(kind Kind, raw []byte) (Posting, error) {
 }
 
 // decodeError turns encoding/json's errors into field-level messages.
-func decodeError(err error) error {
+func decodeError(raw []byte, err error) error {
 	var typeErr *json.UnmarshalTypeError
 	var syntaxErr *json.SyntaxError
 	switch {
 	case errors.As(err, &typeErr):
 		field := typeErr.Field
+		if p := pathAt(raw, typeErr.Offset); p != "" {
+			field = p
+		}
 		want := jsonTypeName(typeErr.Type.Kind().String())
 		return invalid(field, fmt.Sprintf("must be %s, got %s", want, typeErr.Value))
 	case errors.As(err, &syntaxErr):

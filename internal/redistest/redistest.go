@@ -26,8 +26,8 @@ type Server struct {
 	Addr string
 	cmd  *exec.Cmd
 	dir  string
-	next int // next logical DB handed out by Client
 	mu   sync.Mutex
+	free []int // logical DBs not in use by a test
 }
 
 // Start launches redis-server on a free loopback port. It returns an error
@@ -49,7 +49,7 @@ func Start() (*Server, error) {
 		cmd := exec.Command(bin,
 			"--bind", "127.0.0.1", "--port", strconv.Itoa(port),
 			"--save", "", "--appendonly", "no", "--dir", dir,
-			"--maxmemory-policy", "noeviction", "--databases", "64",
+			"--maxmemory-policy", "noeviction", "--databases", strconv.Itoa(databases),
 			"--daemonize", "no", "--loglevel", "warning")
 		out, err := cmd.StdoutPipe()
 		if err != nil {
@@ -61,6 +61,9 @@ func Start() (*Server, error) {
 		}
 		go drain(out)
 		s := &Server{Addr: fmt.Sprintf("127.0.0.1:%d", port), cmd: cmd, dir: dir}
+		for db := range databases {
+			s.free = append(s.free, db)
+		}
 		if err := s.waitReady(10 * time.Second); err == nil {
 			return s, nil
 		}
@@ -116,22 +119,33 @@ func (s *Server) Stop() {
 	os.RemoveAll(s.dir)
 }
 
-// NewDB returns a client on a logical database no other test of this
-// package uses, flushed first and closed at the end of the test.
+// databases is how many logical DBs one server offers to concurrent tests.
+const databases = 64
+
+// NewDB returns a client on a flushed logical database that no running test
+// of this package uses; the database goes back to the pool when the test
+// ends. It also returns the database number, for a process under test that
+// needs its own connection.
 func (s *Server) NewDB(t testing.TB) (redis.UniversalClient, int) {
 	t.Helper()
 	s.mu.Lock()
-	db := s.next
-	s.next++
-	s.mu.Unlock()
-	if db >= 64 {
-		t.Fatalf("redistest: more than 64 databases requested from one server")
+	if len(s.free) == 0 {
+		s.mu.Unlock()
+		t.Fatalf("redistest: all %d databases are in use by running tests", databases)
 	}
+	db := s.free[0]
+	s.free = s.free[1:]
+	s.mu.Unlock()
 	c := redis.NewClient(&redis.Options{Addr: s.Addr, DB: db})
 	if err := c.FlushDB(context.Background()).Err(); err != nil {
 		t.Fatalf("redistest: flush db %d: %v", db, err)
 	}
-	t.Cleanup(func() { c.Close() })
+	t.Cleanup(func() {
+		c.Close()
+		s.mu.Lock()
+		s.free = append(s.free, db)
+		s.mu.Unlock()
+	})
 	return c, db
 }
 

@@ -324,3 +324,27 @@ func TestSubmitRejectsInvalidAndChangesNothing(t *testing.T) {
 		t.Fatalf("invalid submission wrote %d keys", n)
 	}
 }
+
+func TestReprocessFailedJob(t *testing.T) {
+	l, _ := newLedger(t)
+	ctx := context.Background()
+	job, _, _ := l.Submit(ctx, "alice", taskstest.JournalEntry("re-1"))
+	if _, err := l.Reprocess(ctx, job.ID); !errors.Is(err, ledger.ErrNotFailed) {
+		t.Fatalf("reprocess of a queued job: %v, want ErrNotFailed", err)
+	}
+	claimed, _ := l.Claim(ctx, job.ID)
+	l.BeginSend(ctx, claimed)
+	l.RecordFailure(ctx, job, tasks.StatusFailed, tasks.PhaseSending, tasks.JobError{Message: "504", Category: tasks.CategoryUnknown})
+	// asynq has the task archived by now; simulate that.
+	if err := l.Inspector().ArchiveTask(l.Queue(), job.ID); err != nil {
+		t.Fatal(err)
+	}
+	got, err := l.Reprocess(ctx, job.ID)
+	if err != nil || got.Status != tasks.StatusQueued || got.Phase != tasks.PhaseSending {
+		t.Fatalf("Reprocess = %+v, %v; want queued and still sending (to be reconciled)", got, err)
+	}
+	info, err := l.Inspector().GetTaskInfo(l.Queue(), job.ID)
+	if err != nil || info.State != asynq.TaskStatePending || info.Retried != 0 {
+		t.Fatalf("reprocessed task = %+v, %v; want pending with a fresh retry count", info, err)
+	}
+}

@@ -164,3 +164,18 @@ func marshalOrEmpty(v any) (string, error) {
 	b, err := json.Marshal(v)
 	return string(b), err
 }
+
+// reprocessScript puts a failed job back in the queue's hands. The phase is
+// kept: a job whose last outcome was unknown is still reconciled first.
+// KEYS: job, idem, unenqueued. ARGV: now_ms. Returns "ok", "missing" or the
+// status that forbids it.
+var reprocessScript = redis.NewScript(`
+if redis.call('EXISTS', KEYS[1]) == 0 then return 'missing' end
+local st = redis.call('HGET', KEYS[1], 'status')
+if st ~= 'failed' then return st end
+redis.call('HSET', KEYS[1], 'status', 'queued', 'updated_ms', ARGV[1])
+redis.call('PERSIST', KEYS[1])
+redis.call('PERSIST', KEYS[2])
+redis.call('ZADD', KEYS[3], ARGV[1], redis.call('HGET', KEYS[1], 'id'))
+return 'ok'
+`)

@@ -1,0 +1,115 @@
+package mcpfront
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/mark3labs/mcp-go/mcp"
+
+	"github.com/sapq/sapq/tasks"
+)
+
+// SubmitResult is what the submit tools return.
+type SubmitResult struct {
+	JobID            string       `json:"job_id" jsonschema:"The job's ID: pass it to get_posting to follow the posting"`
+	Kind             tasks.Kind   `json:"kind" jsonschema:"Posting kind: supplier_invoice or journal_entry"`
+	Status           tasks.Status `json:"status" jsonschema:"The job's status now; usually queued"`
+	Replayed         bool         `json:"replayed" jsonschema:"True when this idempotency key was already submitted with the same content: this is the original job and nothing new was recorded"`
+	PollAfterSeconds int          `json:"poll_after_seconds" jsonschema:"Seconds to wait before calling get_posting"`
+}
+
+// Posting is a job as agents see it: get_posting returns one, list_postings
+// a page of them.
+type Posting struct {
+	JobID          string          `json:"job_id" jsonschema:"The job's ID"`
+	Kind           tasks.Kind      `json:"kind" jsonschema:"Posting kind: supplier_invoice or journal_entry"`
+	IdempotencyKey string          `json:"idempotency_key" jsonschema:"The idempotency key the job was submitted with"`
+	Status         tasks.Status    `json:"status" jsonschema:"queued, running, retrying, succeeded (result holds the SAP document), failed (error says why) or cancelled"`
+	Attempts       int             `json:"attempts" jsonschema:"How many times a worker has tried to post the job"`
+	NextAttemptAt  *time.Time      `json:"next_attempt_at,omitempty" jsonschema:"When the next attempt is due (status retrying)"`
+	CreatedAt      time.Time       `json:"created_at" jsonschema:"When the job was submitted (RFC 3339)"`
+	UpdatedAt      time.Time       `json:"updated_at" jsonschema:"When the job last changed (RFC 3339)"`
+	Result         *tasks.Result   `json:"result,omitempty" jsonschema:"The SAP document (status succeeded)"`
+	Error          *tasks.JobError `json:"error,omitempty" jsonschema:"The last failure (status failed or retrying)"`
+}
+
+// PostingList is what list_postings returns.
+type PostingList struct {
+	Postings   []Posting `json:"postings" jsonschema:"Your postings, newest first"`
+	NextCursor string    `json:"next_cursor" jsonschema:"Pass as cursor to get the next page; empty when this is the last page"`
+}
+
+func postingOf(j tasks.Job) Posting {
+	p := Posting{
+		JobID:          j.ID,
+		Kind:           j.Kind,
+		IdempotencyKey: j.IdempotencyKey,
+		Status:         j.Status,
+		Attempts:       j.Attempts,
+		CreatedAt:      j.CreatedAt.UTC(),
+		UpdatedAt:      j.UpdatedAt.UTC(),
+		Result:         j.Result,
+		Error:          j.Error,
+	}
+	if !j.NextAttemptAt.IsZero() {
+		t := j.NextAttemptAt.UTC()
+		p.NextAttemptAt = &t
+	}
+	return p
+}
+
+// Error codes of failed tool calls, also the metrics' outcomes.
+const (
+	codeInvalidArgument    = "invalid_argument"
+	codeConflict           = "idempotency_conflict"
+	codeNotFound           = "not_found"
+	codeNotCancellable     = "not_cancellable"
+	codeUnauthenticated    = "unauthenticated"
+	codeInternal           = "internal"
+	errorMetaKey           = "sapq/error"
+	internalErrorMessage   = "sapq could not complete the request because of an internal error. Nothing was lost: call again with exactly the same arguments in a moment (for a submission, with the same idempotency_key)."
+	unauthenticatedMessage = "this call carries no caller identity; sapq refuses to act on postings for an unknown caller"
+)
+
+// ToolError is the machine-readable form of a failed tool call, sent in the
+// result's _meta under "sapq/error". It is deliberately not sent as
+// structuredContent: clients such as the TypeScript SDK validate any
+// structuredContent against the tool's output schema, even on error results,
+// and would turn a clear error into a schema violation.
+type ToolError struct {
+	Code    string             `json:"code"`
+	Message string             `json:"message"`
+	Fields  []tasks.FieldError `json:"fields,omitempty"`
+}
+
+// errorResult builds an IsError tool result whose text states the code, the
+// message and every field violation on its own line, for a model to act on.
+func errorResult(code, message string, fields []tasks.FieldError) *mcp.CallToolResult {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s: %s", code, message)
+	for _, f := range fields {
+		b.WriteString("\n- ")
+		b.WriteString(f.String())
+	}
+	res := mcp.NewToolResultError(b.String())
+	res.Meta = &mcp.Meta{AdditionalFields: map[string]any{
+		errorMetaKey: ToolError{Code: code, Message: message, Fields: fields},
+	}}
+	return res
+}
+
+func invalidArgument(verr *tasks.ValidationError, what string) *mcp.CallToolResult {
+	return errorResult(codeInvalidArgument, what, verr.Fields)
+}
+
+// errorCodeOf returns the code of a result built by errorResult.
+func errorCodeOf(res *mcp.CallToolResult) string {
+	if res == nil || res.Meta == nil {
+		return ""
+	}
+	if te, ok := res.Meta.AdditionalFields[errorMetaKey].(ToolError); ok {
+		return te.Code
+	}
+	return ""
+}

@@ -1,0 +1,362 @@
+package mcpfront
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/mark3labs/mcp-go/mcp"
+	"github.com/mark3labs/mcp-go/server"
+
+	"github.com/sapq/sapq/tasks"
+	"github.com/sapq/sapq/tasks/ledger"
+)
+
+// Tool names.
+const (
+	ToolSubmitSupplierInvoice = "submit_supplier_invoice"
+	ToolSubmitJournalEntry    = "submit_journal_entry"
+	ToolGetPosting            = "get_posting"
+	ToolListPostings          = "list_postings"
+	ToolCancelPosting         = "cancel_posting"
+)
+
+const (
+	defaultListLimit = 20
+	maxListLimit     = 100
+	maxJobIDLen      = 64
+)
+
+// jobRef is the input of get_posting and cancel_posting.
+type jobRef struct {
+	JobID string `json:"job_id" jsonschema:"The job_id returned by submit_supplier_invoice or submit_journal_entry"`
+}
+
+// listArgs is the input of list_postings.
+type listArgs struct {
+	Status tasks.Status `json:"status,omitempty" jsonschema:"Only postings in this status"`
+	Kind   tasks.Kind   `json:"kind,omitempty" jsonschema:"Only postings of this kind"`
+	Limit  *int         `json:"limit,omitempty" jsonschema:"Page size, 1 to 100 (default 20)"`
+	Cursor string       `json:"cursor,omitempty" jsonschema:"next_cursor of the previous page, to continue listing"`
+}
+
+const (
+	submitCommon = `Posting is asynchronous: this call validates the document, records it under your idempotency_key and queues it, then returns at once with a job_id (status "queued"); it does not wait for SAP. Wait poll_after_seconds, then call get_posting with the job_id, repeating until status is succeeded (result.document is the SAP document number), failed (error says why) or cancelled.
+
+Idempotency: use one idempotency_key per business document, for example derived from the source document's ID. If this call fails, times out, or you are unsure whether it went through, call again with the SAME idempotency_key and the same content: you get the original job back with replayed=true and SAP never receives the document twice. The same key with different content is refused (idempotency_conflict); use a new key only for a different document.
+
+Amounts are decimal strings with at most 2 decimals ("1190.00", "-50.5"), never numbers; dates are YYYY-MM-DD; codes are upper case.
+
+Errors: invalid_argument lists every wrong field as "path: problem" (nothing was recorded; fix the fields and call again with the same key); idempotency_conflict (see above); internal (call again unchanged).`
+
+	descSubmitSupplierInvoice = `Submit a supplier invoice for posting into SAP: an incoming invoice from a supplier, posted against G/L account lines (no purchase order). The line amounts must add up to gross_amount; SAP calculates tax from the lines' tax codes.
+
+` + submitCommon
+
+	descSubmitJournalEntry = `Submit a G/L journal entry for posting into SAP: at least two lines whose signed amounts add up to zero (positive = debit, negative = credit).
+
+` + submitCommon
+
+	descGetPosting = `Get the current state of one of your postings by job_id. Read-only; call it as often as needed, waiting poll_after_seconds between calls.
+
+Statuses: queued (waiting for a worker), running (being posted now), retrying (an attempt failed and another follows at next_attempt_at), succeeded (final: result.document, result.fiscal_year and result.company_code identify the SAP document), failed (final: error says why), cancelled (final: withdrawn before SAP was called).
+
+error.category: permanent (SAP rejected the data; submitting the same content again fails again — fix the data and submit under a NEW idempotency_key), transient (nothing was posted; sapq retries automatically), outcome_unknown (SAP may have posted; sapq checks SAP before any resend, never posts twice — keep polling).
+
+A job_id that is not yours, or unknown, gives not_found.`
+
+	descListPostings = `List your postings, newest first, optionally filtered by status and kind. Returns up to limit postings (default 20, at most 100) and next_cursor: pass it as cursor to get the next page; it is empty on the last page. Use it to find a job_id you lost, or to check which documents are still in progress. Each posting has the same shape as get_posting's result.`
+
+	descCancelPosting = `Cancel one of your postings before it reaches SAP. This succeeds only while SAP has never been called for the job (status queued, or retrying after an attempt that certainly posted nothing); the job becomes cancelled and will never be posted. Once a worker is calling SAP, or the outcome of a call is unknown, or the job is finished, it cannot be cancelled and you get not_cancellable with the reason: a posted document must then be reversed in SAP. Cancelling an already cancelled job succeeds again. Returns the posting. Unknown or foreign job_id: not_found.`
+)
+
+func (s *Server) registerTools() {
+	submitAnnotations := []mcp.ToolOption{
+		mcp.WithReadOnlyHintAnnotation(false),
+		mcp.WithDestructiveHintAnnotation(false), // creates jobs, never overwrites
+		mcp.WithIdempotentHintAnnotation(true),   // same key and payload: same job
+		mcp.WithOpenWorldHintAnnotation(true),    // the job is posted to SAP
+	}
+	readAnnotations := []mcp.ToolOption{
+		mcp.WithReadOnlyHintAnnotation(true),
+		mcp.WithDestructiveHintAnnotation(false),
+		mcp.WithIdempotentHintAnnotation(true),
+		mcp.WithOpenWorldHintAnnotation(false), // answers from sapq's ledger only
+	}
+	cancelAnnotations := []mcp.ToolOption{
+		mcp.WithReadOnlyHintAnnotation(false),
+		mcp.WithDestructiveHintAnnotation(true), // withdraws the posting for good
+		mcp.WithIdempotentHintAnnotation(true),  // cancelling twice changes nothing more
+		mcp.WithOpenWorldHintAnnotation(false),  // SAP is never called
+	}
+	tool := func(name, title, desc string, in, out mcp.ToolOption, ann []mcp.ToolOption) mcp.Tool {
+		opts := []mcp.ToolOption{mcp.WithToolTitle(title), mcp.WithDescription(desc), mcp.WithTitleAnnotation(title), in, out}
+		return mcp.NewTool(name, append(opts, ann...)...)
+	}
+
+	s.mcp.AddTools(
+		server.ServerTool{
+			Tool: tool(ToolSubmitSupplierInvoice, "Submit supplier invoice", descSubmitSupplierInvoice,
+				inputSchema[tasks.SupplierInvoice](fixSupplierInvoice), outputSchema[SubmitResult](fixSubmitResult), submitAnnotations),
+			Handler: s.submit(tasks.KindSupplierInvoice),
+		},
+		server.ServerTool{
+			Tool: tool(ToolSubmitJournalEntry, "Submit journal entry", descSubmitJournalEntry,
+				inputSchema[tasks.JournalEntry](fixJournalEntry), outputSchema[SubmitResult](fixSubmitResult), submitAnnotations),
+			Handler: s.submit(tasks.KindJournalEntry),
+		},
+		server.ServerTool{
+			Tool: tool(ToolGetPosting, "Get posting", descGetPosting,
+				inputSchema[jobRef](fixJobRef), outputSchema[Posting](fixPosting), readAnnotations),
+			Handler: s.getPosting,
+		},
+		server.ServerTool{
+			Tool: tool(ToolListPostings, "List postings", descListPostings,
+				inputSchema[listArgs](fixListArgs), outputSchema[PostingList](fixPostingList), readAnnotations),
+			Handler: s.listPostings,
+		},
+		server.ServerTool{
+			Tool: tool(ToolCancelPosting, "Cancel posting", descCancelPosting,
+				inputSchema[jobRef](fixJobRef), outputSchema[Posting](fixPosting), cancelAnnotations),
+			Handler: s.cancelPosting,
+		},
+	)
+}
+
+func (s *Server) submit(kind tasks.Kind) server.ToolHandlerFunc {
+	return func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+		caller, ok := CallerFromContext(ctx)
+		if !ok {
+			return errorResult(codeUnauthenticated, unauthenticatedMessage, nil), nil
+		}
+		raw, err := rawArguments(req)
+		if err != nil {
+			return s.internal(ctx, req, caller, err), nil
+		}
+		p, err := tasks.Decode(kind, raw)
+		if err != nil {
+			return s.rejected(ctx, req, caller, err), nil
+		}
+		job, replayed, err := s.ledger.Submit(ctx, caller, p)
+		var conflict *ledger.ConflictError
+		switch {
+		case errors.As(err, &conflict):
+			return errorResult(codeConflict, "nothing was recorded. "+conflict.Error()+".", []tasks.FieldError{{
+				Field:   "idempotency_key",
+				Message: fmt.Sprintf("already used for job %s with different content", conflict.JobID),
+			}}), nil
+		case err != nil:
+			return s.rejected(ctx, req, caller, err), nil
+		}
+		s.log.InfoContext(ctx, "posting submitted", "caller", caller, "job_id", job.ID, "kind", kind, "replayed", replayed)
+		return mcp.NewToolResultStructuredOnly(SubmitResult{
+			JobID:            job.ID,
+			Kind:             job.Kind,
+			Status:           job.Status,
+			Replayed:         replayed,
+			PollAfterSeconds: s.pollAfter,
+		}), nil
+	}
+}
+
+// rejected turns a validation error into invalid_argument and anything else
+// into an internal error.
+func (s *Server) rejected(ctx context.Context, req mcp.CallToolRequest, caller string, err error) *mcp.CallToolResult {
+	var verr *tasks.ValidationError
+	if errors.As(err, &verr) {
+		return invalidArgument(verr, "the submission was rejected and nothing was recorded; correct these fields and call again with the same idempotency_key:")
+	}
+	return s.internal(ctx, req, caller, err)
+}
+
+func (s *Server) getPosting(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+	caller, ok := CallerFromContext(ctx)
+	if !ok {
+		return errorResult(codeUnauthenticated, unauthenticatedMessage, nil), nil
+	}
+	var args jobRef
+	if res := s.decodeJobRef(req, &args); res != nil {
+		return res, nil
+	}
+	job, err := s.ledger.Get(ctx, caller, args.JobID)
+	if err != nil {
+		return s.lookupError(ctx, req, caller, args.JobID, err), nil
+	}
+	return mcp.NewToolResultStructuredOnly(postingOf(job)), nil
+}
+
+func (s *Server) listPostings(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+	caller, ok := CallerFromContext(ctx)
+	if !ok {
+		return errorResult(codeUnauthenticated, unauthenticatedMessage, nil), nil
+	}
+	var args listArgs
+	raw, err := rawArguments(req)
+	if err != nil {
+		return s.internal(ctx, req, caller, err), nil
+	}
+	verr := decodeArgs(raw, &args)
+	if verr == nil {
+		verr = args.validate()
+	}
+	if verr != nil {
+		return invalidArgument(verr, "invalid list_postings arguments:"), nil
+	}
+	f := ledger.ListFilter{Status: args.Status, Kind: args.Kind, Limit: defaultListLimit, Cursor: args.Cursor}
+	if args.Limit != nil {
+		f.Limit = *args.Limit
+	}
+	page, err := s.ledger.List(ctx, caller, f)
+	if err != nil {
+		return s.internal(ctx, req, caller, err), nil
+	}
+	out := PostingList{Postings: make([]Posting, 0, len(page.Jobs)), NextCursor: page.NextCursor}
+	for _, j := range page.Jobs {
+		out.Postings = append(out.Postings, postingOf(j))
+	}
+	return mcp.NewToolResultStructuredOnly(out), nil
+}
+
+func (a *listArgs) validate() *tasks.ValidationError {
+	var fields []tasks.FieldError
+	if a.Status != "" && !a.Status.Valid() {
+		fields = append(fields, tasks.FieldError{Field: "status", Message: fmt.Sprintf("unknown status %q; one of %s", a.Status, strings.Join(enumOf(tasks.Statuses), ", "))})
+	}
+	if a.Kind != "" && !a.Kind.Valid() {
+		fields = append(fields, tasks.FieldError{Field: "kind", Message: fmt.Sprintf("unknown kind %q; one of %s", a.Kind, strings.Join(enumOf(tasks.Kinds), ", "))})
+	}
+	if a.Limit != nil && (*a.Limit < 1 || *a.Limit > maxListLimit) {
+		fields = append(fields, tasks.FieldError{Field: "limit", Message: fmt.Sprintf("must be between 1 and %d, got %d", maxListLimit, *a.Limit)})
+	}
+	if len(a.Cursor) > maxJobIDLen {
+		fields = append(fields, tasks.FieldError{Field: "cursor", Message: "is not a cursor returned by list_postings; pass next_cursor unchanged"})
+	}
+	if fields == nil {
+		return nil
+	}
+	return &tasks.ValidationError{Fields: fields}
+}
+
+func (s *Server) cancelPosting(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+	caller, ok := CallerFromContext(ctx)
+	if !ok {
+		return errorResult(codeUnauthenticated, unauthenticatedMessage, nil), nil
+	}
+	var args jobRef
+	if res := s.decodeJobRef(req, &args); res != nil {
+		return res, nil
+	}
+	job, err := s.ledger.Cancel(ctx, caller, args.JobID)
+	if errors.Is(err, ledger.ErrNotCancellable) {
+		// Cancelling is idempotent for the agent: a retry after a lost
+		// response finds the job cancelled and reports success again.
+		if cur, gerr := s.ledger.Get(ctx, caller, args.JobID); gerr == nil && cur.Status == tasks.StatusCancelled {
+			return mcp.NewToolResultStructuredOnly(postingOf(cur)), nil
+		}
+		return errorResult(codeNotCancellable, fmt.Sprintf("job %s was not cancelled: %v. Follow it with get_posting; a document already posted in SAP must be reversed there.", args.JobID, err), nil), nil
+	}
+	if err != nil {
+		return s.lookupError(ctx, req, caller, args.JobID, err), nil
+	}
+	s.log.InfoContext(ctx, "posting cancelled", "caller", caller, "job_id", job.ID)
+	return mcp.NewToolResultStructuredOnly(postingOf(job)), nil
+}
+
+// decodeJobRef decodes and checks a {job_id} argument; it returns a result
+// only when the arguments are invalid.
+func (s *Server) decodeJobRef(req mcp.CallToolRequest, args *jobRef) *mcp.CallToolResult {
+	raw, err := rawArguments(req)
+	if err != nil {
+		return errorResult(codeInvalidArgument, "arguments are not a JSON object", nil)
+	}
+	verr := decodeArgs(raw, args)
+	switch {
+	case verr != nil:
+	case args.JobID == "":
+		verr = &tasks.ValidationError{Fields: []tasks.FieldError{{Field: "job_id", Message: "is required: the job_id returned by the submit call"}}}
+	case len(args.JobID) > maxJobIDLen:
+		verr = &tasks.ValidationError{Fields: []tasks.FieldError{{Field: "job_id", Message: fmt.Sprintf("is not a job ID (at most %d characters)", maxJobIDLen)}}}
+	}
+	if verr != nil {
+		return invalidArgument(verr, fmt.Sprintf("invalid %s arguments:", req.Params.Name))
+	}
+	return nil
+}
+
+func (s *Server) lookupError(ctx context.Context, req mcp.CallToolRequest, caller, id string, err error) *mcp.CallToolResult {
+	if errors.Is(err, ledger.ErrNotFound) {
+		return errorResult(codeNotFound, fmt.Sprintf("you have no posting with job_id %q; use the job_id returned by the submit call, or find it with list_postings", id), nil)
+	}
+	return s.internal(ctx, req, caller, err)
+}
+
+// internal logs err and returns a generic error: details of the store stay
+// in the log, where operators look, and out of the model's context.
+func (s *Server) internal(ctx context.Context, req mcp.CallToolRequest, caller string, err error) *mcp.CallToolResult {
+	if ctx.Err() != nil {
+		s.log.InfoContext(ctx, "tool call abandoned by the client", "tool", req.Params.Name, "caller", caller, "err", err)
+	} else {
+		s.log.ErrorContext(ctx, "tool call failed", "tool", req.Params.Name, "caller", caller, "err", err)
+	}
+	return errorResult(codeInternal, internalErrorMessage, nil)
+}
+
+// rawArguments returns the call's arguments as the JSON the client sent.
+// mcp-go keeps the original bytes for wire requests; in-process calls carry
+// a Go value, which is marshalled. Absent arguments are an empty object, so
+// that validation names every required field.
+func rawArguments(req mcp.CallToolRequest) ([]byte, error) {
+	if raw := bytes.TrimSpace(req.Params.RawArguments); len(raw) > 0 && !bytes.Equal(raw, []byte("null")) {
+		return raw, nil
+	}
+	switch a := req.Params.Arguments.(type) {
+	case nil:
+		return []byte("{}"), nil
+	case json.RawMessage:
+		return a, nil
+	default:
+		return json.Marshal(a)
+	}
+}
+
+// decodeArgs decodes the small argument objects of the read and cancel tools
+// as strictly as tasks.Decode does postings.
+func decodeArgs(raw []byte, v any) *tasks.ValidationError {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	err := dec.Decode(v)
+	if err == nil {
+		if _, terr := dec.Token(); !errors.Is(terr, io.EOF) {
+			return fieldError("", "unexpected data after the JSON object")
+		}
+		return nil
+	}
+	var typeErr *json.UnmarshalTypeError
+	var syntaxErr *json.SyntaxError
+	switch {
+	case errors.As(err, &typeErr):
+		want := "a string"
+		switch k := typeErr.Type.Kind().String(); {
+		case strings.HasPrefix(k, "int"):
+			want = "an integer"
+		case k == "struct" || k == "map":
+			want = "an object"
+		}
+		return fieldError(typeErr.Field, fmt.Sprintf("must be %s, got %s", want, typeErr.Value))
+	case errors.As(err, &syntaxErr):
+		return fieldError("", "malformed JSON: "+syntaxErr.Error())
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		name := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+		return fieldError(name, "unknown field; remove it (see the tool's input schema for the accepted fields)")
+	default:
+		return fieldError("", err.Error())
+	}
+}
+
+func fieldError(field, msg string) *tasks.ValidationError {
+	return &tasks.ValidationError{Fields: []tasks.FieldError{{Field: field, Message: msg}}}
+}

@@ -1,0 +1,402 @@
+package mcpfront_test
+
+import (
+	"context"
+	"encoding/json"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	mcpgo "github.com/mark3labs/mcp-go/mcp"
+	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/sapq/sapq/tasks"
+)
+
+var toolNames = []string{"cancel_posting", "get_posting", "list_postings", "submit_journal_entry", "submit_supplier_invoice"}
+
+// hints are the four annotations every tool must state: readOnly,
+// destructive, idempotent, openWorld.
+var wantHints = map[string][4]bool{
+	"submit_supplier_invoice": {false, false, true, true},
+	"submit_journal_entry":    {false, false, true, true},
+	"get_posting":             {true, false, true, false},
+	"list_postings":           {true, false, true, false},
+	"cancel_posting":          {false, true, true, false},
+}
+
+func TestToolsListMCPGo(t *testing.T) {
+	e := newEnv(t)
+	for _, version := range []string{"", legacyVersion} {
+		c := dialMCPGo(t, e.url, aliceToken, version)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		res, err := c.c.ListTools(ctx, mcpgo.ListToolsRequest{})
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, tool := range res.Tools {
+			names = append(names, tool.Name)
+			a := tool.Annotations
+			// mcp-go decodes the hints into pointers, so an omitted hint is
+			// nil here: all four must be on the wire.
+			if a.ReadOnlyHint == nil || a.DestructiveHint == nil || a.IdempotentHint == nil || a.OpenWorldHint == nil {
+				t.Errorf("%s (%s): not all four hints sent: %+v", tool.Name, c.protocolVersion(), a)
+				continue
+			}
+			got := [4]bool{*a.ReadOnlyHint, *a.DestructiveHint, *a.IdempotentHint, *a.OpenWorldHint}
+			if got != wantHints[tool.Name] {
+				t.Errorf("%s: hints (readOnly, destructive, idempotent, openWorld) = %v, want %v", tool.Name, got, wantHints[tool.Name])
+			}
+			if tool.Description == "" {
+				t.Errorf("%s: no description", tool.Name)
+			}
+		}
+		slices.Sort(names)
+		if !slices.Equal(names, toolNames) {
+			t.Fatalf("tools = %v, want %v", names, toolNames)
+		}
+	}
+}
+
+func TestToolsListGoSDK(t *testing.T) {
+	e := newEnv(t)
+	for _, version := range []string{"", legacyVersion} {
+		c := dialSDK(t, e.url, aliceToken, version)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		res, err := c.cs.ListTools(ctx, nil)
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, tool := range res.Tools {
+			names = append(names, tool.Name)
+			a := tool.Annotations
+			if a == nil || a.DestructiveHint == nil || a.OpenWorldHint == nil {
+				t.Fatalf("%s: annotations incomplete: %+v", tool.Name, a)
+			}
+			got := [4]bool{a.ReadOnlyHint, *a.DestructiveHint, a.IdempotentHint, *a.OpenWorldHint}
+			if got != wantHints[tool.Name] {
+				t.Errorf("%s: hints = %v, want %v", tool.Name, got, wantHints[tool.Name])
+			}
+			in, out := schemaMap(t, tool.InputSchema), schemaMap(t, tool.OutputSchema)
+			if in["type"] != "object" || in["additionalProperties"] != false {
+				t.Errorf("%s: input schema must be a closed object: %v", tool.Name, in)
+			}
+			if out["type"] != "object" || out["properties"] == nil {
+				t.Errorf("%s: no output schema: %v", tool.Name, out)
+			}
+			checkSchema(t, tool, in, out)
+		}
+		slices.Sort(names)
+		if !slices.Equal(names, toolNames) {
+			t.Fatalf("tools = %v, want %v", names, toolNames)
+		}
+	}
+}
+
+func schemaMap(t *testing.T, s any) map[string]any {
+	t.Helper()
+	b, err := json.Marshal(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// checkSchema spot-checks that the schemas name properties exactly as the
+// json tags do and carry the tags' descriptions.
+func checkSchema(t *testing.T, tool *sdk.Tool, in, out map[string]any) {
+	t.Helper()
+	props := func(m map[string]any) map[string]any { p, _ := m["properties"].(map[string]any); return p }
+	required := func(m map[string]any) []string {
+		var r []string
+		for _, v := range m["required"].([]any) {
+			r = append(r, v.(string))
+		}
+		return r
+	}
+	switch tool.Name {
+	case "submit_supplier_invoice":
+		for _, f := range []string{"idempotency_key", "company_code", "supplier", "invoice_reference", "document_date", "posting_date", "currency", "gross_amount", "items"} {
+			if !slices.Contains(required(in), f) {
+				t.Errorf("%s: %s not required", tool.Name, f)
+			}
+		}
+		items := props(in)["items"].(map[string]any)
+		if items["type"] != "array" {
+			t.Errorf("items type = %v", items["type"])
+		}
+		line := items["items"].(map[string]any)
+		if line["additionalProperties"] != false || props(line)["gl_account"] == nil {
+			t.Errorf("item schema: %v", line)
+		}
+		desc, _ := props(in)["idempotency_key"].(map[string]any)["description"].(string)
+		if !strings.Contains(desc, "same key") {
+			t.Errorf("idempotency_key description missing: %q", desc)
+		}
+		fallthrough
+	case "submit_journal_entry":
+		for _, f := range []string{"job_id", "kind", "status", "replayed", "poll_after_seconds"} {
+			if props(out)[f] == nil {
+				t.Errorf("%s output lacks %s", tool.Name, f)
+			}
+		}
+	case "get_posting", "cancel_posting":
+		if !slices.Equal(required(in), []string{"job_id"}) {
+			t.Errorf("%s: required = %v", tool.Name, required(in))
+		}
+		for _, f := range []string{"job_id", "kind", "status", "attempts", "next_attempt_at", "created_at", "updated_at", "result", "error"} {
+			if props(out)[f] == nil {
+				t.Errorf("%s output lacks %s", tool.Name, f)
+			}
+		}
+	case "list_postings":
+		limit := props(in)["limit"].(map[string]any)
+		if limit["minimum"] != 1.0 || limit["maximum"] != 100.0 {
+			t.Errorf("limit bounds: %v", limit)
+		}
+		if props(out)["postings"] == nil || props(out)["next_cursor"] == nil {
+			t.Errorf("list output: %v", out)
+		}
+	}
+}
+
+func TestSubmitAndGet(t *testing.T) {
+	forEachClient(t, func(t *testing.T, e *env, dial func(string) mcpClient) {
+		c := dial(aliceToken)
+
+		inv := submit(t, c, "submit_supplier_invoice", invoice("inv-1"))
+		if inv.Kind != "supplier_invoice" || inv.Status != "queued" || *inv.Replayed || inv.PollAfterSeconds != 2 {
+			t.Fatalf("submit invoice = %+v", inv)
+		}
+		je := submit(t, c, "submit_journal_entry", journalEntry("je-1"))
+		if je.Kind != "journal_entry" || je.Status != "queued" || *je.Replayed || je.JobID == inv.JobID {
+			t.Fatalf("submit journal entry = %+v", je)
+		}
+
+		var p posting
+		c.call(t, "get_posting", map[string]any{"job_id": inv.JobID}).decode(t, &p)
+		if p.JobID != inv.JobID || p.Kind != "supplier_invoice" || p.Status != "queued" || p.IdempotencyKey != "inv-1" ||
+			p.Attempts == nil || *p.Attempts != 0 || p.CreatedAt.IsZero() || p.UpdatedAt.IsZero() || p.Result != nil || p.Error != nil {
+			t.Fatalf("get_posting = %+v", p)
+		}
+
+		// The ledger holds what the agent sent, decoded strictly.
+		job, err := e.ledger.Get(context.Background(), "alice", je.JobID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		posted, err := job.Posting()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := posted.(*tasks.JournalEntry); got.Items[1].Amount != "-250.00" || got.Key != "je-1" {
+			t.Fatalf("stored journal entry = %+v", got)
+		}
+
+		l := list(t, c, nil)
+		if len(l.Postings) != 2 || l.Postings[0].JobID != je.JobID || l.Postings[1].JobID != inv.JobID || *l.NextCursor != "" {
+			t.Fatalf("list_postings = %+v", l)
+		}
+		l = list(t, c, map[string]any{"kind": "journal_entry"})
+		if len(l.Postings) != 1 || l.Postings[0].JobID != je.JobID {
+			t.Fatalf("list_postings kind=journal_entry = %+v", l)
+		}
+		l = list(t, c, map[string]any{"limit": 1})
+		if len(l.Postings) != 1 || *l.NextCursor == "" {
+			t.Fatalf("list_postings limit=1 = %+v", l)
+		}
+		l = list(t, c, map[string]any{"limit": 1, "cursor": *l.NextCursor})
+		if len(l.Postings) != 1 || l.Postings[0].JobID != inv.JobID || *l.NextCursor != "" {
+			t.Fatalf("list_postings second page = %+v", l)
+		}
+		if l := list(t, c, map[string]any{"status": "succeeded"}); len(l.Postings) != 0 {
+			t.Fatalf("list_postings status=succeeded = %+v", l)
+		}
+	})
+}
+
+func TestReplayAndConflict(t *testing.T) {
+	forEachClient(t, func(t *testing.T, e *env, dial func(string) mcpClient) {
+		c := dial(aliceToken)
+		first := submit(t, c, "submit_supplier_invoice", invoice("inv-42"))
+		again := submit(t, c, "submit_supplier_invoice", invoice("inv-42"))
+		if again.JobID != first.JobID || !*again.Replayed || again.Status != "queued" {
+			t.Fatalf("replay = %+v, first = %+v", again, first)
+		}
+
+		changed := invoice("inv-42")
+		changed["gross_amount"] = "1200.00"
+		item(changed, 0)["amount"] = "1010.00"
+		r := c.call(t, "submit_supplier_invoice", changed)
+		wantError(t, r, "idempotency_conflict", "idempotency_key", first.JobID)
+
+		// The same key as another kind is a conflict too, not a second job.
+		r = c.call(t, "submit_journal_entry", journalEntry("inv-42"))
+		wantError(t, r, "idempotency_conflict")
+
+		if l := list(t, c, nil); len(l.Postings) != 1 || l.Postings[0].JobID != first.JobID {
+			t.Fatalf("after replay and conflicts: %+v", l)
+		}
+	})
+}
+
+func TestConcurrentIdenticalSubmissions(t *testing.T) {
+	e := newEnv(t)
+	var clients []mcpClient
+	for _, k := range clientKinds {
+		clients = append(clients, k.dial(t, e.url, aliceToken))
+	}
+	const n = 50
+	results := make([]submitResult, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			r, err := clients[i%len(clients)].callErr(ctx, "submit_journal_entry", journalEntry("je-race"))
+			if err == nil && r.IsError {
+				err = &toolError{r.Text}
+			}
+			if err == nil {
+				err = json.Unmarshal(r.Structured, &results[i])
+			}
+			errs[i] = err
+		})
+	}
+	close(start)
+	wg.Wait()
+
+	fresh := 0
+	for i, r := range results {
+		if errs[i] != nil {
+			t.Fatalf("submission %d: %v", i, errs[i])
+		}
+		if r.JobID != results[0].JobID {
+			t.Fatalf("submission %d got job %s, submission 0 got %s", i, r.JobID, results[0].JobID)
+		}
+		if !*r.Replayed {
+			fresh++
+		}
+	}
+	if fresh != 1 {
+		t.Fatalf("%d submissions created a job, want exactly 1", fresh)
+	}
+	if l := list(t, clients[0], nil); len(l.Postings) != 1 {
+		t.Fatalf("list_postings after 50 identical submissions: %d postings", len(l.Postings))
+	}
+}
+
+type toolError struct{ text string }
+
+func (e *toolError) Error() string { return e.text }
+
+func TestInvalidInputRecordsNothing(t *testing.T) {
+	type tc struct {
+		name      string
+		tool      string
+		args      func() any
+		fragments []string
+	}
+	cases := []tc{
+		{"amount as number", "submit_supplier_invoice", func() any {
+			m := invoice("bad-1")
+			item(m, 0)["amount"] = 1000
+			return m
+		}, []string{"invalid_argument", "items", "amount", "must be a string"}},
+		{"gross amount as number", "submit_supplier_invoice", func() any {
+			m := invoice("bad-2")
+			m["gross_amount"] = 1190.0
+			return m
+		}, []string{"gross_amount", "must be a string"}},
+		{"items as object", "submit_journal_entry", func() any {
+			m := journalEntry("bad-3")
+			m["items"] = map[string]any{"gl_account": "1"}
+			return m
+		}, []string{"items", "must be an array"}},
+		{"unknown top-level field", "submit_supplier_invoice", func() any {
+			m := invoice("bad-4")
+			m["vendor"] = "17300001"
+			return m
+		}, []string{"vendor", "unknown field"}},
+		{"unknown item field", "submit_journal_entry", func() any {
+			m := journalEntry("bad-5")
+			item(m, 1)["tax_code"] = "V1"
+			return m
+		}, []string{"tax_code", "unknown field"}},
+		{"unbalanced entry", "submit_journal_entry", func() any {
+			m := journalEntry("bad-6")
+			item(m, 1)["amount"] = "-249.99"
+			return m
+		}, []string{"items: debits and credits do not balance", "0.01"}},
+		{"three fraction digits", "submit_supplier_invoice", func() any {
+			m := invoice("bad-7")
+			item(m, 1)["amount"] = "190.005"
+			return m
+		}, []string{"items[1].amount: must have at most 2 fraction digits, got 190.005"}},
+		{"missing fields", "submit_supplier_invoice", func() any {
+			return map[string]any{"idempotency_key": "bad-8"}
+		}, []string{"company_code: is required", "supplier: is required", "invoice_reference: is required", "document_date: is required", "gross_amount: is required", "items: must have at least 1 line"}},
+		{"no arguments", "submit_journal_entry", func() any { return map[string]any{} },
+			[]string{"idempotency_key: is required", "items: must have at least 2 lines"}},
+		{"several errors at once", "submit_journal_entry", func() any {
+			m := journalEntry("bad-9")
+			m["posting_date"] = "2024-02-30"
+			m["currency"] = "eur"
+			item(m, 0)["gl_account"] = "6100 3000"
+			return m
+		}, []string{"posting_date: must be a real calendar date", "currency: must be a known ISO 4217", "items[0].gl_account"}},
+		{"list: limit too large", "list_postings", func() any { return map[string]any{"limit": 500} },
+			[]string{"limit: must be between 1 and 100, got 500"}},
+		{"list: limit zero", "list_postings", func() any { return map[string]any{"limit": 0} },
+			[]string{"limit: must be between 1 and 100, got 0"}},
+		{"list: limit not an integer", "list_postings", func() any { return map[string]any{"limit": 2.5} },
+			[]string{"limit", "must be an integer"}},
+		{"list: unknown status", "list_postings", func() any { return map[string]any{"status": "done"} },
+			[]string{"status: unknown status \"done\"", "succeeded"}},
+		{"list: unknown field", "list_postings", func() any { return map[string]any{"state": "queued"} },
+			[]string{"state", "unknown field"}},
+		{"get: missing job_id", "get_posting", func() any { return map[string]any{} },
+			[]string{"job_id: is required"}},
+		{"get: job_id as number", "get_posting", func() any { return map[string]any{"job_id": 7} },
+			[]string{"job_id", "must be a string"}},
+		{"cancel: unknown field", "cancel_posting", func() any { return map[string]any{"job_id": "x", "force": true} },
+			[]string{"force", "unknown field"}},
+	}
+	forEachClient(t, func(t *testing.T, e *env, dial func(string) mcpClient) {
+		c := dial(aliceToken)
+		for _, tc := range cases {
+			r := c.call(t, tc.tool, tc.args())
+			if !r.IsError {
+				t.Errorf("%s: accepted: %s", tc.name, r.Structured)
+				continue
+			}
+			if !strings.HasPrefix(r.Text, "invalid_argument: ") {
+				t.Errorf("%s: text does not start with the code: %q", tc.name, r.Text)
+			}
+			for _, f := range tc.fragments {
+				if !strings.Contains(r.Text, f) {
+					t.Errorf("%s: error text lacks %q:\n%s", tc.name, f, r.Text)
+				}
+			}
+		}
+		if l := list(t, c, nil); len(l.Postings) != 0 {
+			t.Fatalf("rejected submissions created jobs: %+v", l)
+		}
+		if n, err := e.rdb.Keys(context.Background(), "sapq:job:*").Result(); err != nil || len(n) != 0 {
+			t.Fatalf("jobs in Redis after rejected submissions: %v %v", n, err)
+		}
+	})
+}

@@ -1,0 +1,109 @@
+package sap
+
+import (
+	"net/http"
+	"strings"
+)
+
+// rule is one row of the classification table. A row matches a failed call
+// when one of its codes or texts matches an error message SAP returned, or,
+// for status-only rows, when the HTTP status is one of statuses.
+type rule struct {
+	category Category
+	reason   string   // why the row has its category; documentation only
+	codes    []string // SAP message class/number, "MC/601"
+	texts    []string // lower-case substrings of the message text
+	statuses []int
+}
+
+// rules is THE classification table. Message rows come first because SAP
+// reports locks and data errors with the same HTTP status (400 for OData, 200
+// with severity 3 for SOAP); only when no message row matches does the status
+// decide. Among the message rows, locks win: a lock stops SAP before it
+// posts anything, so a retry is safe and may well succeed.
+var rules = []rule{
+	{
+		category: Transient,
+		reason:   "object locked by another user or process; nothing was posted",
+		codes:    []string{"VL/045", "56/393", "M3/897", "ME/006", "V1/042", "MC/601"},
+		texts:    []string{"locked by", "being processed by", "blocked by user"},
+	},
+	{
+		category: Permanent,
+		reason:   "SAP rejected the business data (period closed, unbalanced, unknown master data, duplicate)",
+		codes: []string{
+			"F5/201", "F5/702", "F5/703", "F5/102", "F5/104", "F5/507", "F5/165",
+			"FH/004", "M8/108", "M7/502", "KI/248",
+		},
+	},
+	{
+		category: Transient,
+		reason:   "throttled or temporarily unavailable; the request was refused, not processed",
+		statuses: []int{http.StatusTooManyRequests, http.StatusServiceUnavailable},
+	},
+	{
+		category: Permanent,
+		reason:   "authentication or authorisation failed",
+		statuses: []int{http.StatusUnauthorized, http.StatusForbidden},
+	},
+	{
+		category: Unknown,
+		reason:   "server or gateway failed; SAP may have committed before the failure",
+		statuses: []int{http.StatusInternalServerError, http.StatusBadGateway, http.StatusGatewayTimeout},
+	},
+}
+
+// classify returns the category of a failed call that got an answer with the
+// given HTTP status and SAP messages. Only messages of severity error (or
+// without a severity) count: warnings in the same answer say nothing about
+// why it failed.
+func classify(status int, msgs []Message) Category {
+	for _, r := range rules {
+		for _, m := range msgs {
+			if isFailureSeverity(m.Severity) && r.matchesMessage(m) {
+				return r.category
+			}
+		}
+	}
+	for _, r := range rules {
+		for _, s := range r.statuses {
+			if s == status {
+				return r.category
+			}
+		}
+	}
+	switch {
+	case status >= 200 && status < 300:
+		// Only business failures reported in a 2xx body (SOAP log with
+		// severity 3) get here: SAP processed the request and refused it.
+		return Permanent
+	case status >= 400 && status < 500:
+		return Permanent
+	default:
+		// Other 5xx, unexpected 1xx/3xx: we cannot tell what happened.
+		return Unknown
+	}
+}
+
+func (r rule) matchesMessage(m Message) bool {
+	for _, c := range r.codes {
+		if strings.EqualFold(m.Code, c) {
+			return true
+		}
+	}
+	text := strings.ToLower(m.Text)
+	for _, t := range r.texts {
+		if strings.Contains(text, t) {
+			return true
+		}
+	}
+	return false
+}
+
+func isFailureSeverity(s string) bool {
+	switch strings.ToLower(s) {
+	case "", "error", "abort", "fatal":
+		return true
+	}
+	return false
+}

@@ -1,0 +1,412 @@
+package sap
+
+import (
+	"bytes"
+	"context"
+	"encoding/xml"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/shopspring/decimal"
+)
+
+const (
+	journalEntryPath   = "/sap/bc/srt/scs_ext/sap/journalentrycreaterequestconfi"
+	journalEntryAction = `"http://sap.com/xi/SAPSCORE/SFIN/JournalEntryCreateRequestConfirmation_In/JournalEntryCreateRequestConfirmation_InRequest"`
+	soapEnvNS          = "http://schemas.xmlsoap.org/soap/envelope/"
+	sfinNS             = "http://sap.com/xi/SAPSCORE/SFIN"
+
+	opPostJournalEntry = "post journal entry"
+)
+
+// JournalEntry is a G/L journal entry posted through the SOAP service
+// JournalEntryCreateRequestConfirmation_In. Dates are calendar dates.
+type JournalEntry struct {
+	// MessageUUID must be stable per job: SAP processes a MessageHeader/UUID
+	// once and answers a repeat with the original confirmation.
+	MessageUUID string
+	// Reference is sapq's own reference (at most 18 characters). It goes into
+	// every item's AssignmentReference, where FindJournalEntry looks for it.
+	Reference           string
+	CompanyCode         string
+	DocumentType        string // default "SA"
+	DocumentReferenceID string
+	HeaderText          string
+	Currency            string
+	CreatedByUser       string // default Config.User
+	DocumentDate        time.Time
+	PostingDate         time.Time
+	Items               []JournalEntryItem
+}
+
+// JournalEntryItem is one G/L line; Amount is signed: + debit, - credit.
+type JournalEntryItem struct {
+	GLAccount        string
+	Amount           decimal.Decimal
+	CostCenter, Text string
+}
+
+// The request types mirror the WSDL. Prefixed names are spelled out in the
+// tags because the service wants only the root body element qualified (its
+// schema is elementFormDefault="unqualified"); Go's namespace support would
+// put every child into the default namespace instead.
+type soapRequest struct {
+	XMLName xml.Name `xml:"soapenv:Envelope"`
+	NS      string   `xml:"xmlns:soapenv,attr"`
+	Header  struct{} `xml:"soapenv:Header"`
+	Body    struct {
+		Request jeBulkRequest
+	} `xml:"soapenv:Body"`
+}
+
+type jeBulkRequest struct {
+	XMLName       xml.Name        `xml:"sfin:JournalEntryBulkCreateRequest"`
+	NS            string          `xml:"xmlns:sfin,attr"`
+	MessageHeader jeMessageHeader `xml:"MessageHeader"`
+	Requests      []jeRequest     `xml:"JournalEntryCreateRequest"`
+}
+
+type jeMessageHeader struct {
+	ID               string `xml:"ID"`
+	UUID             string `xml:"UUID"`
+	CreationDateTime string `xml:"CreationDateTime"`
+}
+
+type jeRequest struct {
+	MessageHeader jeMessageHeader `xml:"MessageHeader"`
+	JournalEntry  jeEntry         `xml:"JournalEntry"`
+}
+
+type jeEntry struct {
+	OriginalReferenceDocumentType string   `xml:"OriginalReferenceDocumentType"`
+	BusinessTransactionType       string   `xml:"BusinessTransactionType"`
+	AccountingDocumentType        string   `xml:"AccountingDocumentType"`
+	DocumentReferenceID           string   `xml:"DocumentReferenceID,omitempty"`
+	DocumentHeaderText            string   `xml:"DocumentHeaderText,omitempty"`
+	CreatedByUser                 string   `xml:"CreatedByUser"`
+	CompanyCode                   string   `xml:"CompanyCode"`
+	DocumentDate                  string   `xml:"DocumentDate"`
+	PostingDate                   string   `xml:"PostingDate"`
+	Items                         []jeItem `xml:"Item"`
+}
+
+type jeItem struct {
+	ReferenceDocumentItem       string               `xml:"ReferenceDocumentItem"`
+	GLAccount                   string               `xml:"GLAccount"`
+	AmountInTransactionCurrency jeAmount             `xml:"AmountInTransactionCurrency"`
+	DebitCreditCode             string               `xml:"DebitCreditCode"`
+	DocumentItemText            string               `xml:"DocumentItemText,omitempty"`
+	AssignmentReference         string               `xml:"AssignmentReference"`
+	AccountAssignment           *jeAccountAssignment `xml:"AccountAssignment,omitempty"`
+}
+
+type jeAmount struct {
+	CurrencyCode string `xml:"currencyCode,attr"`
+	Value        string `xml:",chardata"`
+}
+
+type jeAccountAssignment struct {
+	CostCenter string `xml:"CostCenter"`
+}
+
+// The response types match by local name only, whatever prefixes SAP uses.
+type soapResponse struct {
+	Body struct {
+		Confirmation *jeBulkConfirmation `xml:"JournalEntryBulkCreateConfirmation"`
+		Fault        *soapFault          `xml:"Fault"`
+	} `xml:"Body"`
+}
+
+type soapFault struct {
+	Code   string `xml:"faultcode"`
+	String string `xml:"faultstring"`
+}
+
+type jeBulkConfirmation struct {
+	Confirmations []jeConfirmation `xml:"JournalEntryCreateConfirmation"`
+	Log           soapLog          `xml:"Log"`
+}
+
+type jeConfirmation struct {
+	Entry struct {
+		AccountingDocument string `xml:"AccountingDocument"`
+		CompanyCode        string `xml:"CompanyCode"`
+		FiscalYear         string `xml:"FiscalYear"`
+	} `xml:"JournalEntryCreateConfirmation"`
+	Log soapLog `xml:"Log"`
+}
+
+type soapLog struct {
+	MaximumLogItemSeverityCode string        `xml:"MaximumLogItemSeverityCode"`
+	Items                      []soapLogItem `xml:"Item"`
+}
+
+type soapLogItem struct {
+	TypeID       string `xml:"TypeID"`
+	SeverityCode string `xml:"SeverityCode"`
+	Note         string `xml:"Note"`
+}
+
+// PostJournalEntry posts je and returns the accounting document.
+//
+// Resending the same MessageUUID is safe by SAP's design, but only within
+// SAP's retention window; after an Unknown error prefer FindJournalEntry.
+func (c *Client) PostJournalEntry(ctx context.Context, je JournalEntry) (Document, error) {
+	if je.DocumentType == "" {
+		je.DocumentType = "SA"
+	}
+	if je.CreatedByUser == "" {
+		je.CreatedByUser = c.cfg.User
+	}
+	if err := c.validateJournalEntry(je); err != nil {
+		return Document{}, err
+	}
+	body, err := journalEntryEnvelope(je, time.Now())
+	if err != nil {
+		return Document{}, c.scrub(&Error{Category: Permanent, Op: opPostJournalEntry,
+			Message: "cannot encode journal entry", Err: err})
+	}
+
+	r, err := c.do(ctx, call{
+		op:     opPostJournalEntry,
+		method: http.MethodPost,
+		path:   journalEntryPath,
+		header: http.Header{
+			"Content-Type": {"text/xml; charset=utf-8"},
+			"Accept":       {"text/xml"},
+			"Soapaction":   {journalEntryAction},
+		},
+		body: body,
+	})
+	if err != nil {
+		return Document{}, err
+	}
+
+	var env soapResponse
+	parseErr := xml.Unmarshal(r.body, &env)
+	if parseErr == nil && env.Body.Fault != nil {
+		return Document{}, c.faultError(r, env.Body.Fault)
+	}
+	if r.status != http.StatusOK {
+		return Document{}, c.httpError(opPostJournalEntry, r)
+	}
+	if parseErr != nil || env.Body.Confirmation == nil {
+		// A 200 we cannot read may still be a posting.
+		return Document{}, c.scrub(&Error{Category: Unknown, Op: opPostJournalEntry, HTTPStatus: r.status,
+			Message: "unreadable confirmation from SAP", Err: parseErr})
+	}
+	return c.journalEntryOutcome(r, env.Body.Confirmation)
+}
+
+// journalEntryEnvelope builds the SOAP request. Everything goes through
+// encoding/xml, which escapes every text and attribute value.
+func journalEntryEnvelope(je JournalEntry, now time.Time) ([]byte, error) {
+	msgUUID := uuid.MustParse(je.MessageUUID) // validated before
+	created := now.UTC().Format("2006-01-02T15:04:05Z")
+
+	entry := jeEntry{
+		OriginalReferenceDocumentType: "BKPFF",
+		BusinessTransactionType:       "RFBU",
+		AccountingDocumentType:        je.DocumentType,
+		DocumentReferenceID:           je.DocumentReferenceID,
+		DocumentHeaderText:            je.HeaderText,
+		CreatedByUser:                 je.CreatedByUser,
+		CompanyCode:                   je.CompanyCode,
+		DocumentDate:                  calendarDay(je.DocumentDate).Format(time.DateOnly),
+		PostingDate:                   calendarDay(je.PostingDate).Format(time.DateOnly),
+	}
+	for i, it := range je.Items {
+		item := jeItem{
+			ReferenceDocumentItem:       strconv.Itoa(i + 1),
+			GLAccount:                   it.GLAccount,
+			AmountInTransactionCurrency: jeAmount{CurrencyCode: je.Currency, Value: formatAmount(it.Amount)},
+			DebitCreditCode:             debitCredit(it.Amount),
+			DocumentItemText:            it.Text,
+			AssignmentReference:         je.Reference,
+		}
+		if it.CostCenter != "" {
+			item.AccountAssignment = &jeAccountAssignment{CostCenter: it.CostCenter}
+		}
+		entry.Items = append(entry.Items, item)
+	}
+
+	var env soapRequest
+	env.NS = soapEnvNS
+	env.Body.Request = jeBulkRequest{
+		NS: sfinNS,
+		MessageHeader: jeMessageHeader{
+			ID:               "SAPQ-" + je.Reference,
+			UUID:             msgUUID.String(),
+			CreationDateTime: created,
+		},
+		Requests: []jeRequest{{
+			MessageHeader: jeMessageHeader{
+				ID: "SAPQ-" + je.Reference + "-1",
+				// Derived, not random: a resent job must carry the same
+				// inner UUID as well.
+				UUID:             uuid.NewSHA1(msgUUID, []byte("JournalEntryCreateRequest/1")).String(),
+				CreationDateTime: created,
+			},
+			JournalEntry: entry,
+		}},
+	}
+	var buf bytes.Buffer
+	buf.WriteString(xml.Header)
+	if err := xml.NewEncoder(&buf).Encode(env); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// journalEntryOutcome reads SAP's confirmation. Business errors come back as
+// HTTP 200: severity 3 in the log and no document number.
+func (c *Client) journalEntryOutcome(r *reply, conf *jeBulkConfirmation) (Document, error) {
+	var entry jeConfirmation
+	if len(conf.Confirmations) > 0 {
+		entry = conf.Confirmations[0]
+	}
+	msgs := append(logMessages(entry.Log), logMessages(conf.Log)...)
+	number := strings.TrimSpace(entry.Entry.AccountingDocument)
+	posted := strings.Trim(number, "0") != ""
+	failed := severityCode(entry.Log.MaximumLogItemSeverityCode) >= 3 ||
+		severityCode(conf.Log.MaximumLogItemSeverityCode) >= 3
+
+	switch {
+	case posted && !failed:
+		return Document{
+			Number:      number,
+			FiscalYear:  strings.TrimSpace(entry.Entry.FiscalYear),
+			CompanyCode: strings.TrimSpace(entry.Entry.CompanyCode),
+			Messages:    msgs,
+		}, nil
+	case posted && failed:
+		// A document number next to an error is contradictory; calling it
+		// permanent could lead to a second posting, so make the worker look.
+		return Document{}, c.scrub(&Error{Category: Unknown, Op: opPostJournalEntry, HTTPStatus: r.status,
+			Message:  "SAP returned document " + number + " together with errors",
+			Messages: msgs})
+	}
+
+	e := &Error{Op: opPostJournalEntry, HTTPStatus: r.status, Messages: msgs}
+	if m, ok := mainError(msgs); ok {
+		e.Code, e.Message = m.Code, m.Text
+	} else {
+		e.Message = "SAP posted nothing and returned no document number"
+	}
+	e.Category = classify(r.status, msgs)
+	return Document{}, c.scrub(e)
+}
+
+// mainError picks the message that explains a failure. SAP's accounting
+// interface often leads with a generic RW message ("Error in document") and
+// gives the real reason after it.
+func mainError(msgs []Message) (Message, bool) {
+	var first *Message
+	for i, m := range msgs {
+		if m.Severity != "error" {
+			continue
+		}
+		if !strings.HasPrefix(m.Code, "RW/") {
+			return m, true
+		}
+		if first == nil {
+			first = &msgs[i]
+		}
+	}
+	if first != nil {
+		return *first, true
+	}
+	return Message{}, false
+}
+
+// typeIDPattern matches a log item TypeID, "<number>(<message class>)".
+var typeIDPattern = regexp.MustCompile(`^\s*([^()\s]+)\s*\(([^()]+)\)\s*$`)
+
+func logMessages(l soapLog) []Message {
+	var msgs []Message
+	for _, it := range l.Items {
+		code := strings.TrimSpace(it.TypeID)
+		if m := typeIDPattern.FindStringSubmatch(code); m != nil {
+			code = strings.TrimSpace(m[2]) + "/" + m[1]
+		}
+		msgs = append(msgs, Message{
+			Code:     code,
+			Text:     strings.TrimSpace(it.Note),
+			Severity: severityName(severityCode(it.SeverityCode)),
+		})
+	}
+	return msgs
+}
+
+func severityCode(s string) int {
+	n, _ := strconv.Atoi(strings.TrimSpace(s))
+	return n
+}
+
+// severityName maps SAP's LogItemSeverityCode (1 information, 2 warning,
+// 3 error, 4 abort) to Message.Severity.
+func severityName(n int) string {
+	switch {
+	case n >= 3:
+		return "error"
+	case n == 2:
+		return "warning"
+	case n == 1:
+		return "info"
+	}
+	return ""
+}
+
+// faultError classifies a SOAP fault. A Client fault (or VersionMismatch,
+// MustUnderstand) means SAP refused the message as malformed: nothing was
+// posted and resending the same bytes cannot help. A Server fault may come
+// from anywhere in processing, so the outcome is unknown.
+func (c *Client) faultError(r *reply, f *soapFault) error {
+	code := strings.TrimSpace(f.Code)
+	if i := strings.LastIndexByte(code, ':'); i >= 0 {
+		code = code[i+1:]
+	}
+	cat := Unknown
+	switch strings.SplitN(code, ".", 2)[0] {
+	case "Client", "VersionMismatch", "MustUnderstand":
+		cat = Permanent
+	}
+	msg := strings.TrimSpace(f.String)
+	if msg == "" {
+		msg = "SOAP fault " + code
+	}
+	return c.scrub(&Error{Category: cat, Op: opPostJournalEntry, HTTPStatus: r.status,
+		Message: msg, RetryAfter: parseRetryAfter(r.header.Get("Retry-After"), time.Now())})
+}
+
+func (c *Client) validateJournalEntry(je JournalEntry) error {
+	v := validator{op: opPostJournalEntry}
+	if _, err := uuid.Parse(je.MessageUUID); err != nil || len(je.MessageUUID) != 36 {
+		v.fail("MessageUUID must be a UUID like 123e4567-e89b-12d3-a456-426614174000")
+	}
+	v.required("Reference", je.Reference, 18)
+	v.required("CompanyCode", je.CompanyCode, 4)
+	v.required("DocumentType", je.DocumentType, 5)
+	v.optional("DocumentReferenceID", je.DocumentReferenceID, 16)
+	v.optional("HeaderText", je.HeaderText, 25)
+	v.required("CreatedByUser", je.CreatedByUser, 12)
+	if len(je.Currency) != 3 {
+		v.fail("Currency must be a 3-letter ISO code")
+	}
+	v.date("DocumentDate", je.DocumentDate)
+	v.date("PostingDate", je.PostingDate)
+	if len(je.Items) == 0 {
+		v.fail("at least one item is required")
+	}
+	for i, it := range je.Items {
+		p := "Items[" + strconv.Itoa(i) + "]."
+		v.required(p+"GLAccount", it.GLAccount, 10)
+		v.optional(p+"CostCenter", it.CostCenter, 10)
+		v.optional(p+"Text", it.Text, 50)
+	}
+	return v.err(c)
+}

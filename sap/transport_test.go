@@ -1,0 +1,144 @@
+package sap
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestTransportFailures covers answers that never (fully) arrive. What
+// matters is whether the request can have reached SAP.
+func TestTransportFailures(t *testing.T) {
+	t.Run("hangs past timeout is unknown", func(t *testing.T) {
+		f := newFakeSAP(t)
+		f.invoice = func(w http.ResponseWriter, r *http.Request, _ []byte) {
+			<-r.Context().Done() // until the client gives up
+		}
+		_, err := f.client(func(cfg *Config) { cfg.Timeout = 200 * time.Millisecond }).
+			PostSupplierInvoice(context.Background(), testInvoice())
+		assertError(t, err, Unknown, 0, "")
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("err = %v, want it to wrap context.DeadlineExceeded", err)
+		}
+	})
+
+	t.Run("connection closed without response is unknown", func(t *testing.T) {
+		f := newFakeSAP(t)
+		f.invoice = func(w http.ResponseWriter, r *http.Request, _ []byte) {
+			conn, _, err := w.(http.Hijacker).Hijack()
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			conn.Close()
+		}
+		_, err := f.client().PostSupplierInvoice(context.Background(), testInvoice())
+		assertError(t, err, Unknown, 0, "")
+	})
+
+	t.Run("response broken off mid-body is unknown", func(t *testing.T) {
+		f := newFakeSAP(t)
+		f.invoice = func(w http.ResponseWriter, r *http.Request, _ []byte) {
+			w.Header().Set("Content-Length", "1000")
+			w.WriteHeader(http.StatusCreated)
+			io.WriteString(w, `{"d":{"SupplierInvoice":"51056`)
+			w.(http.Flusher).Flush()
+			conn, _, _ := w.(http.Hijacker).Hijack()
+			conn.Close()
+		}
+		_, err := f.client().PostSupplierInvoice(context.Background(), testInvoice())
+		assertError(t, err, Unknown, http.StatusCreated, "")
+	})
+
+	t.Run("caller cancels after sending is unknown", func(t *testing.T) {
+		f := newFakeSAP(t)
+		received := make(chan struct{})
+		f.invoice = func(w http.ResponseWriter, r *http.Request, _ []byte) {
+			close(received)
+			<-r.Context().Done()
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		go func() { <-received; cancel() }()
+		_, err := f.client().PostSupplierInvoice(ctx, testInvoice())
+		assertError(t, err, Unknown, 0, "")
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("err = %v, want it to wrap context.Canceled", err)
+		}
+	})
+
+	t.Run("oversized response is unknown", func(t *testing.T) {
+		f := newFakeSAP(t)
+		f.invoice = func(w http.ResponseWriter, r *http.Request, _ []byte) {
+			w.WriteHeader(http.StatusCreated)
+			w.Write(bytes.Repeat([]byte(" "), maxBodyBytes+10))
+		}
+		_, err := f.client().PostSupplierInvoice(context.Background(), testInvoice())
+		assertError(t, err, Unknown, http.StatusCreated, "")
+	})
+
+	t.Run("connection refused is transient", func(t *testing.T) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		url := "http://" + ln.Addr().String()
+		ln.Close()
+		c, err := New(Config{BaseURL: url, User: testUser, Password: testPassword, Logger: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx := context.Background()
+		_, err = c.PostSupplierInvoice(ctx, testInvoice())
+		assertError(t, err, Transient, 0, "")
+		_, err = c.PostJournalEntry(ctx, testJournalEntry())
+		assertError(t, err, Transient, 0, "")
+		_, _, err = c.FindJournalEntry(ctx, "1010", "SQ-000042")
+		assertError(t, err, Transient, 0, "")
+	})
+
+	t.Run("token fetch failure is transient: the post was not sent", func(t *testing.T) {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			http.Error(w, "gateway down", http.StatusBadGateway)
+		}))
+		defer srv.Close()
+		c, err := New(Config{BaseURL: srv.URL, User: testUser, Password: testPassword, Logger: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = c.PostSupplierInvoice(context.Background(), testInvoice())
+		e := assertError(t, err, Transient, http.StatusBadGateway, "")
+		if e.Op != opFetchCSRF {
+			t.Errorf("Op = %q", e.Op)
+		}
+	})
+}
+
+func TestRequestLogging(t *testing.T) {
+	f := newFakeSAP(t)
+	f.invoice = created("5105600001", "2026", "1010")
+	var buf bytes.Buffer
+	logger := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	c := f.client(func(cfg *Config) { cfg.Logger = logger })
+	if _, err := c.PostSupplierInvoice(context.Background(), testInvoice()); err != nil {
+		t.Fatal(err)
+	}
+	out := buf.String()
+	for _, want := range []string{"method=GET", "method=POST", "status=201", "path=/sap/opu/odata/sap/API_SUPPLIERINVOICE_PROCESS_SRV/A_SupplierInvoice", "duration="} {
+		if !strings.Contains(out, want) {
+			t.Errorf("log lacks %q:\n%s", want, out)
+		}
+	}
+	for _, secret := range []string{testPassword, "Authorization", "Basic ", "token-1"} {
+		if strings.Contains(out, secret) {
+			t.Errorf("log contains %q:\n%s", secret, out)
+		}
+	}
+}
