@@ -1,0 +1,140 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/sapq/sapq/mcpfront"
+	"github.com/sapq/sapq/sap"
+	"github.com/sapq/sapq/sap/sim"
+	"github.com/sapq/sapq/tasks/ledger"
+	"github.com/sapq/sapq/worker"
+)
+
+// devCaller is the identity of the token sapq dev prints.
+const devCaller = "dev"
+
+// runDev starts every piece in one process on one listener: an embedded
+// Redis (unless --redis-url is given), the SAP simulator under /sap and
+// /sim, a worker posting to it, MCP at /mcp, the Asynq UI at /ui/ behind the
+// same token, /metrics and /healthz.
+func runDev(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("dev", flag.ContinueOnError)
+	addr := fs.String("addr", "127.0.0.1:8080", "listen address for everything")
+	token := fs.String("token", "", "bearer token for MCP and the UI (a development convenience; random when empty)")
+	redisURL := fs.String("redis-url", "", "use this Redis instead of the embedded one")
+	faults := fs.String("faults", "", `initial simulator faults as JSON, e.g. {"fail_rate":0.1,"ambiguous_rate":0.05}`)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	log := newLogger()
+	if *token == "" {
+		*token = randomHex(16)
+	}
+	// The simulator's password is the worker's secret alone; it is never printed.
+	simPassword := randomHex(16)
+
+	var rdb redis.UniversalClient
+	var uiConn asynq.RedisConnOpt
+	if *redisURL == "" {
+		mr := miniredis.NewMiniRedis()
+		// Without ClockTTL, miniredis never expires keys: asynq's leases,
+		// unique locks and the ledger's retention would never end.
+		mr.ClockTTL(true)
+		if err := mr.Start(); err != nil {
+			return fmt.Errorf("embedded redis: %w", err)
+		}
+		defer mr.Close()
+		rdb = redis.NewClient(&redis.Options{Addr: mr.Addr()})
+		uiConn = asynq.RedisClientOpt{Addr: mr.Addr()}
+	} else {
+		opt, err := redis.ParseURL(*redisURL)
+		if err != nil {
+			return fmt.Errorf("--redis-url: %w", err)
+		}
+		rdb = redis.NewClient(opt)
+		uiConn = asynq.RedisClientOpt{Addr: opt.Addr, Username: opt.Username, Password: opt.Password, DB: opt.DB, TLSConfig: opt.TLSConfig}
+	}
+	defer rdb.Close()
+
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return err
+	}
+	base := "http://" + ln.Addr().String()
+
+	simOpts := sim.Options{User: "SAPQ_COMM", Password: simPassword, Logger: log}
+	if *faults != "" {
+		if err := simOpts.Faults.UnmarshalJSON([]byte(*faults)); err != nil {
+			return fmt.Errorf("--faults: %w", err)
+		}
+	}
+	simulator := sim.New(simOpts)
+	sapClient, err := sap.New(sap.Config{BaseURL: base, User: "SAPQ_COMM", Password: simPassword, Timeout: 10 * time.Second, Logger: log})
+	if err != nil {
+		return err
+	}
+
+	reg := newRegistry()
+	l, err := ledger.New(ledger.Options{Redis: rdb, Logger: log})
+	if err != nil {
+		return err
+	}
+	w, err := worker.New(worker.Options{
+		Redis: rdb, Ledger: l, SAP: sapClient, SAPUser: "SAPQ_COMM",
+		SAPTimeout: 10 * time.Second, PollInterval: 200 * time.Millisecond,
+		Retry: worker.RetryPolicy{Initial: time.Second, Max: time.Minute}, Logger: log, Metrics: reg,
+	})
+	if err != nil {
+		return err
+	}
+	tokens, err := mcpfront.ParseTokens(devCaller + ":" + *token)
+	if err != nil {
+		return err
+	}
+	front, err := mcpfront.New(mcpfront.Options{Ledger: l, Tokens: tokens, Logger: log, Metrics: reg})
+	if err != nil {
+		return err
+	}
+	ui := newUI(uiConn, false)
+	defer ui.Close()
+
+	mux := opsMux(reg)
+	mux.Handle("/sap/", simulator)
+	mux.Handle("/sim/", simulator)
+	mux.Handle("/mcp", front.HTTPHandler())
+	mux.Handle("/ui/", requireToken(*token, ui))
+	mux.Handle("/{$}", http.RedirectHandler("/ui/", http.StatusFound))
+
+	if err := w.Start(); err != nil {
+		return err
+	}
+	defer w.Shutdown()
+
+	fmt.Fprintf(stdout, `sapq dev is running (Ctrl-C stops it)
+
+  MCP (Streamable HTTP)  %[1]s/mcp      Authorization: Bearer %[2]s
+  Asynq UI               %[1]s/ui/?token=%[2]s
+  SAP simulator          %[1]s/sap/...   faults: POST %[1]s/sim/faults   ledger: GET %[1]s/sim/ledger
+  Metrics, health        %[1]s/metrics  %[1]s/healthz
+  Token                  %[2]s (caller %q)
+`, base, *token, devCaller)
+	return serve(ctx, ln, mux)
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}

@@ -1,0 +1,269 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/sapq/sapq/internal/redistest"
+	"github.com/sapq/sapq/tasks/taskstest"
+)
+
+var redisSrv *redistest.Server
+
+func TestMain(m *testing.M) { redistest.Main(m, &redisSrv) }
+
+// lockedBuffer is the dev command's stdout, read while it runs.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// startDev runs `sapq dev` against the test's Redis and returns its base URL.
+func startDev(t *testing.T, token string) string {
+	t.Helper()
+	_, db := redisSrv.NewDB(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	out := &lockedBuffer{}
+	done := make(chan error, 1)
+	go func() {
+		done <- runDev(ctx, []string{"--addr", "127.0.0.1:0", "--token", token, "--redis-url", fmt.Sprintf("redis://%s/%d", redisSrv.Addr, db)}, out)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("sapq dev did not stop cleanly: %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Error("sapq dev did not stop within 30s of its context ending")
+		}
+	})
+	re := regexp.MustCompile(`(http://127\.0\.0\.1:\d+)/mcp`)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if m := re.FindStringSubmatch(out.String()); m != nil {
+			return m[1]
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("sapq dev exited: %v\n%s", err, out.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("sapq dev printed no URL:\n%s", out.String())
+		}
+		time.Sleep(10 * time.Millisecond) // waiting for the banner; nothing to subscribe to
+	}
+}
+
+type bearer struct {
+	token string
+	next  http.RoundTripper
+}
+
+func (b bearer) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set("Authorization", "Bearer "+b.token)
+	return b.next.RoundTrip(r)
+}
+
+func connect(t *testing.T, url, token string) *sdk.ClientSession {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c := sdk.NewClient(&sdk.Implementation{Name: "sapq-e2e", Version: "1"}, nil)
+	cs, err := c.Connect(ctx, &sdk.StreamableClientTransport{
+		Endpoint: url, HTTPClient: &http.Client{Transport: bearer{token, http.DefaultTransport}}, DisableStandaloneSSE: true,
+	}, nil)
+	if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	t.Cleanup(func() { cs.Close() })
+	return cs
+}
+
+func call(t *testing.T, cs *sdk.ClientSession, tool string, args any, out any) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	res, err := cs.CallTool(ctx, &sdk.CallToolParams{Name: tool, Arguments: args})
+	if err != nil {
+		t.Fatalf("%s: %v", tool, err)
+	}
+	if res.IsError {
+		var text strings.Builder
+		for _, c := range res.Content {
+			if tc, ok := c.(*sdk.TextContent); ok {
+				text.WriteString(tc.Text)
+			}
+		}
+		t.Fatalf("%s returned an error: %s", tool, text.String())
+	}
+	b, _ := json.Marshal(res.StructuredContent)
+	if err := json.Unmarshal(b, out); err != nil {
+		t.Fatalf("%s: decode %s: %v", tool, b, err)
+	}
+}
+
+type submitted struct {
+	JobID    string `json:"job_id"`
+	Kind     string `json:"kind"`
+	Status   string `json:"status"`
+	Replayed bool   `json:"replayed"`
+	Poll     int    `json:"poll_after_seconds"`
+}
+
+type posting struct {
+	JobID    string `json:"job_id"`
+	Status   string `json:"status"`
+	Attempts int    `json:"attempts"`
+	Result   *struct {
+		Document    string `json:"document"`
+		FiscalYear  string `json:"fiscal_year"`
+		CompanyCode string `json:"company_code"`
+	} `json:"result"`
+	Error *struct{ Code, Message, Category string } `json:"error"`
+}
+
+func awaitPosting(t *testing.T, cs *sdk.ClientSession, id string) posting {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var p posting
+		call(t, cs, "get_posting", map[string]any{"job_id": id}, &p)
+		if p.Status == "succeeded" || p.Status == "failed" {
+			return p
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("posting %s still %s after 30s", id, p.Status)
+		}
+		time.Sleep(50 * time.Millisecond) // an agent polls get_posting too
+	}
+}
+
+func simLedger(t *testing.T, base string) map[string]string {
+	t.Helper()
+	resp, err := http.Get(base + "/sim/ledger")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var l struct {
+		Documents []struct{ Kind, Document, Reference string } `json:"documents"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&l); err != nil {
+		t.Fatal(err)
+	}
+	docs := map[string]string{}
+	for _, d := range l.Documents {
+		if _, dup := docs[d.Reference]; dup {
+			t.Fatalf("the simulator holds two documents for reference %s", d.Reference)
+		}
+		docs[d.Reference] = d.Document
+	}
+	return docs
+}
+
+// The whole product through its front door: a real MCP client over
+// Streamable HTTP, sapq dev's wiring, a real Redis, the worker and the SAP
+// simulator.
+func TestDevEndToEnd(t *testing.T) {
+	const token = "e2e-token-0123456789"
+	base := startDev(t, token)
+	cs := connect(t, base+"/mcp", token)
+
+	inv := taskstest.SupplierInvoice("E2E-INV-1")
+	inv.HeaderText = `<Büro> & "Co" 'x'`
+	je := taskstest.JournalEntry("e2e-je-1")
+	je.HeaderText = `</JournalEntry>&amp;<x>`
+	je.Items[0].Text = `]]><!-- "'`
+
+	var si, sj submitted
+	call(t, cs, "submit_supplier_invoice", inv, &si)
+	call(t, cs, "submit_journal_entry", je, &sj)
+	if si.Status != "queued" || si.Replayed || si.Kind != "supplier_invoice" || si.Poll < 1 {
+		t.Fatalf("submit_supplier_invoice = %+v", si)
+	}
+
+	var replay submitted
+	call(t, cs, "submit_journal_entry", je, &replay)
+	if replay.JobID != sj.JobID || !replay.Replayed {
+		t.Fatalf("replay = %+v, want job %s replayed", replay, sj.JobID)
+	}
+
+	pi, pj := awaitPosting(t, cs, si.JobID), awaitPosting(t, cs, sj.JobID)
+	if pi.Status != "succeeded" || pj.Status != "succeeded" {
+		t.Fatalf("postings ended %s (%+v) and %s (%+v)", pi.Status, pi.Error, pj.Status, pj.Error)
+	}
+	docs := simLedger(t, base)
+	if docs["E2E-INV-1"] != pi.Result.Document || pi.Result.FiscalYear == "" || pi.Result.CompanyCode != "1010" {
+		t.Fatalf("invoice result %+v, simulator ledger %v", pi.Result, docs)
+	}
+	found := false
+	for _, d := range docs {
+		found = found || d == pj.Result.Document
+	}
+	if !found || len(docs) != 2 {
+		t.Fatalf("journal entry document %s not (alone) in the simulator's ledger %v", pj.Result.Document, docs)
+	}
+}
+
+func TestDevGuardsUIAndMCP(t *testing.T) {
+	const token = "guard-token-0123456789"
+	base := startDev(t, token)
+	get := func(path, auth string) *http.Response {
+		req, _ := http.NewRequest(http.MethodGet, base+path, nil)
+		if auth != "" {
+			req.Header.Set("Authorization", "Bearer "+auth)
+		}
+		c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	if r := get("/healthz", ""); r.StatusCode != http.StatusOK {
+		t.Fatalf("/healthz = %d", r.StatusCode)
+	}
+	if r := get("/ui/", ""); r.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("/ui/ without token = %d, want 401", r.StatusCode)
+	}
+	if r := get("/ui/", "wrong"); r.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("/ui/ with a wrong token = %d, want 401", r.StatusCode)
+	}
+	if r := get("/ui/", token); r.StatusCode != http.StatusOK {
+		t.Fatalf("/ui/ with the token = %d, want 200", r.StatusCode)
+	}
+	if r := get("/ui/?token="+token, ""); r.StatusCode != http.StatusSeeOther || len(r.Cookies()) != 1 {
+		t.Fatalf("/ui/?token= = %d with %d cookies, want a redirect setting the cookie", r.StatusCode, len(r.Cookies()))
+	}
+	r := get("/mcp", "")
+	if r.StatusCode != http.StatusUnauthorized || !strings.HasPrefix(r.Header.Get("WWW-Authenticate"), "Bearer") {
+		t.Fatalf("/mcp without token = %d %q", r.StatusCode, r.Header.Get("WWW-Authenticate"))
+	}
+}

@@ -1,0 +1,76 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+
+	"github.com/sapq/sapq/mcpfront"
+	"github.com/sapq/sapq/tasks/ledger"
+)
+
+func runMCP(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("mcp", flag.ContinueOnError)
+	var rf redisFlags
+	rf.register(fs)
+	transport := fs.String("transport", env("MCP_TRANSPORT", "http"), "http (Streamable HTTP at /mcp) or stdio (env SAPQ_MCP_TRANSPORT)")
+	addr := fs.String("addr", env("MCP_ADDR", "127.0.0.1:8080"), "HTTP listen address (env SAPQ_MCP_ADDR)")
+	caller := fs.String("caller", env("MCP_CALLER", "local"), "caller identity for stdio, whose jobs it sees (env SAPQ_MCP_CALLER)")
+	queue := fs.String("queue", env("QUEUE", ledger.DefaultQueue), "asynq queue (env SAPQ_QUEUE)")
+	retention := fs.Duration("retention", envDuration("RETENTION", ledger.DefaultRetention), "how long idempotency keys and results are kept (env SAPQ_RETENTION)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	log := newLogger()
+	rdb, err := rf.client()
+	if err != nil {
+		return err
+	}
+	defer rdb.Close()
+	l, err := ledger.New(ledger.Options{Redis: rdb, Queue: *queue, Retention: *retention, Logger: log})
+	if err != nil {
+		return err
+	}
+	reg := newRegistry()
+	opts := mcpfront.Options{Ledger: l, Logger: log, Metrics: reg}
+	if *transport == "stdio" {
+		srv, err := mcpfront.New(opts)
+		if err != nil {
+			return err
+		}
+		return srv.ServeStdio(ctx, os.Stdin, stdout, *caller)
+	}
+	if *transport != "http" {
+		return fmt.Errorf("--transport must be http or stdio, got %q", *transport)
+	}
+	if opts.Tokens, err = loadTokens(); err != nil {
+		return err
+	}
+	if opts.Tokens.Len() == 0 {
+		return fmt.Errorf("no MCP tokens: set SAPQ_MCP_TOKENS=caller:token,... or SAPQ_MCP_TOKENS_FILE")
+	}
+	srv, err := mcpfront.New(opts)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return err
+	}
+	mux := opsMux(reg)
+	mux.Handle("/mcp", srv.HTTPHandler())
+	log.Info("MCP server listening", "url", "http://"+ln.Addr().String()+"/mcp")
+	return serve(ctx, ln, mux)
+}
+
+// loadTokens reads the MCP bearer tokens from SAPQ_MCP_TOKENS_FILE or
+// SAPQ_MCP_TOKENS.
+func loadTokens() (mcpfront.TokenSet, error) {
+	if path := env("MCP_TOKENS_FILE", ""); path != "" {
+		return mcpfront.LoadTokenFile(path)
+	}
+	return mcpfront.ParseTokens(env("MCP_TOKENS", ""))
+}

@@ -1,0 +1,40 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"io"
+	"net"
+
+	"github.com/sapq/sapq/sap/sim"
+)
+
+func runSAPSim(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("sapsim", flag.ContinueOnError)
+	addr := fs.String("addr", env("SAPSIM_ADDR", "127.0.0.1:8081"), "listen address (env SAPQ_SAPSIM_ADDR)")
+	user := fs.String("user", env("SAP_USER", "SAPQ_COMM"), "communication user it accepts (env SAPQ_SAP_USER); the password comes from SAPQ_SAP_PASSWORD")
+	client := fs.String("client", env("SAP_CLIENT", "100"), "SAP client it serves (env SAPQ_SAP_CLIENT)")
+	faults := fs.String("faults", env("SAPSIM_FAULTS", ""), `initial faults as JSON, e.g. {"fail_rate":0.1,"ambiguous_rate":0.05,"latency":"200ms"} (env SAPQ_SAPSIM_FAULTS); change them at run time with POST /sim/faults`)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	log := newLogger()
+	pw, err := secret("SAP_PASSWORD")
+	if err != nil {
+		return err
+	}
+	opts := sim.Options{User: *user, Password: pw, Client: *client, Logger: log}
+	if *faults != "" {
+		if err := json.Unmarshal([]byte(*faults), &opts.Faults); err != nil {
+			return err
+		}
+	}
+	s := sim.New(opts)
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return err
+	}
+	log.Info("SAP simulator listening", "url", "http://"+ln.Addr().String(), "user", *user, "client", *client)
+	return serve(ctx, ln, s)
+}

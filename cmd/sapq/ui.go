@@ -1,0 +1,74 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"io"
+	"net"
+	"net/http"
+
+	"github.com/hibiken/asynq"
+	"github.com/hibiken/asynqmon"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/sapq/sapq/tasks/ledger"
+)
+
+func runUI(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("ui", flag.ContinueOnError)
+	var rf redisFlags
+	rf.register(fs)
+	addr := fs.String("addr", env("UI_ADDR", "127.0.0.1:8082"), "listen address (env SAPQ_UI_ADDR)")
+	readOnly := fs.Bool("read-only", env("UI_READ_ONLY", "") == "true", "view only: no run, delete or archive buttons (env SAPQ_UI_READ_ONLY=true)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	log := newLogger()
+	token, err := secret("UI_TOKEN")
+	if err != nil {
+		return err
+	}
+	if token == "" {
+		return errors.New("no UI token: set SAPQ_UI_TOKEN or SAPQ_UI_TOKEN_FILE (the Asynq UI has no authentication of its own)")
+	}
+	opt, err := redis.ParseURL(rf.url)
+	if err != nil {
+		return err
+	}
+	if pw, err := secret("REDIS_PASSWORD"); err != nil {
+		return err
+	} else if pw != "" {
+		opt.Password = pw
+	}
+	ui := newUI(asynq.RedisClientOpt{Addr: opt.Addr, Username: opt.Username, Password: opt.Password, DB: opt.DB, TLSConfig: opt.TLSConfig}, *readOnly)
+	defer ui.Close()
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return err
+	}
+	mux := opsMux(newRegistry())
+	mux.Handle("/ui/", requireToken(token, ui))
+	mux.Handle("/", http.RedirectHandler("/ui/", http.StatusFound))
+	log.Info("Asynq UI listening", "url", "http://"+ln.Addr().String()+"/ui/")
+	return serve(ctx, ln, mux)
+}
+
+// newUI mounts asynqmon at /ui. Payloads are shown as sapq wrote them (job
+// ID, caller and the posting); they hold no secrets.
+func newUI(conn asynq.RedisConnOpt, readOnly bool) *asynqmon.HTTPHandler {
+	return asynqmon.New(asynqmon.Options{
+		RootPath:     "/ui",
+		RedisConnOpt: conn,
+		ReadOnly:     readOnly,
+		PayloadFormatter: asynqmon.PayloadFormatterFunc(func(taskType string, payload []byte) string {
+			p, err := ledger.ParseTaskPayload(payload)
+			if err != nil {
+				return string(payload)
+			}
+			b, _ := json.MarshalIndent(p, "", "  ")
+			return string(b)
+		}),
+	})
+}

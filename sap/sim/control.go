@@ -1,0 +1,56 @@
+package sim
+
+import (
+	"encoding/json"
+	"net/http"
+	"strings"
+)
+
+// serveControl serves the simulator's own endpoints under /sim/. They need no
+// authentication: they are for test harnesses and operators, not for the SAP client.
+//
+//	GET  /sim/faults        current faults
+//	POST /sim/faults        replace the faults (JSON, unknown fields rejected); answers the new faults
+//	GET  /sim/ledger        {"documents":[...]} everything posted
+//	GET  /sim/stats         counters (see Stats)
+//	POST /sim/csrf/expire   invalidate every CSRF token issued so far
+func (s *Server) serveControl(w http.ResponseWriter, r *http.Request) {
+	route := r.Method + " " + strings.TrimSuffix(r.URL.Path, "/")
+	switch route {
+	case "GET /sim/faults":
+		writeJSON(w, http.StatusOK, s.Faults())
+	case "POST /sim/faults":
+		var f Faults
+		dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<16))
+		if err := dec.Decode(&f); err != nil {
+			writeControlError(w, http.StatusBadRequest, "invalid faults: "+err.Error())
+			return
+		}
+		if err := s.SetFaults(f); err != nil {
+			writeControlError(w, http.StatusBadRequest, err.Error())
+			return
+		}
+		writeJSON(w, http.StatusOK, s.Faults())
+	case "GET /sim/ledger":
+		docs := s.Ledger()
+		if docs == nil {
+			docs = []LedgerDocument{}
+		}
+		writeJSON(w, http.StatusOK, struct {
+			Documents []LedgerDocument `json:"documents"`
+		}{docs})
+	case "GET /sim/stats":
+		writeJSON(w, http.StatusOK, s.Stats())
+	case "POST /sim/csrf/expire":
+		s.ExpireCSRFTokens()
+		w.WriteHeader(http.StatusNoContent)
+	default:
+		writeControlError(w, http.StatusNotFound, "unknown simulator endpoint "+route)
+	}
+}
+
+func writeControlError(w http.ResponseWriter, status int, msg string) {
+	writeJSON(w, status, struct {
+		Error string `json:"error"`
+	}{msg})
+}

@@ -1,0 +1,231 @@
+package sim
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"sync"
+	"time"
+)
+
+// Faults configures the failures injected into posting requests (POST of a supplier
+// invoice or a journal entry). Reads, CSRF fetches and /sim/* are never affected.
+// Each posting request rolls once; the rates are probabilities in [0,1] whose sum must
+// not exceed 1.
+//
+// The JSON form (used by POST /sim/faults) is
+//
+//	{"fail_rate":0.1,"ambiguous_rate":0.05,"lock_rate":0.05,"throttle_rate":0.03,"latency":"200ms"}
+type Faults struct {
+	// FailRate answers 503 Service Unavailable before anything is posted.
+	FailRate float64 `json:"fail_rate"`
+	// AmbiguousRate posts the document and then loses the answer: alternately the
+	// connection is closed without a response and a gateway answers 504. This is the
+	// case an exactly-once client must resolve by looking the document up.
+	AmbiguousRate float64 `json:"ambiguous_rate"`
+	// LockRate answers with SAP's lock message MC/601 and posts nothing.
+	LockRate float64 `json:"lock_rate"`
+	// ThrottleRate answers 429 with Retry-After: 1 and posts nothing.
+	ThrottleRate float64 `json:"throttle_rate"`
+	// Latency delays every posting request before it is processed; a client that
+	// gives up earlier (request context cancelled) causes nothing to be posted.
+	Latency time.Duration `json:"latency"`
+}
+
+// Validate reports whether the rates are probabilities summing to at most 1 and the
+// latency is not negative.
+func (f Faults) Validate() error {
+	rates := []struct {
+		name string
+		v    float64
+	}{{"fail_rate", f.FailRate}, {"ambiguous_rate", f.AmbiguousRate}, {"lock_rate", f.LockRate}, {"throttle_rate", f.ThrottleRate}}
+	sum := 0.0
+	for _, r := range rates {
+		// The negated comparison also rejects NaN.
+		if !(r.v >= 0 && r.v <= 1) {
+			return fmt.Errorf("sim: %s must be between 0 and 1, got %v", r.name, r.v)
+		}
+		sum += r.v
+	}
+	if sum > 1+1e-9 {
+		return fmt.Errorf("sim: fault rates sum to %v, must not exceed 1", sum)
+	}
+	if f.Latency < 0 {
+		return fmt.Errorf("sim: latency must not be negative, got %v", f.Latency)
+	}
+	return nil
+}
+
+// faultsJSON is the wire form of Faults: the latency is a Go duration string.
+type faultsJSON struct {
+	FailRate      float64 `json:"fail_rate"`
+	AmbiguousRate float64 `json:"ambiguous_rate"`
+	LockRate      float64 `json:"lock_rate"`
+	ThrottleRate  float64 `json:"throttle_rate"`
+	Latency       string  `json:"latency"`
+}
+
+// MarshalJSON encodes the latency as a duration string such as "200ms".
+func (f Faults) MarshalJSON() ([]byte, error) {
+	return json.Marshal(faultsJSON{f.FailRate, f.AmbiguousRate, f.LockRate, f.ThrottleRate, f.Latency.String()})
+}
+
+// UnmarshalJSON decodes the JSON form strictly: unknown fields are rejected so that a
+// typo in a test setup does not silently mean "no faults".
+func (f *Faults) UnmarshalJSON(b []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	var raw faultsJSON
+	if err := dec.Decode(&raw); err != nil {
+		return err
+	}
+	var latency time.Duration
+	if raw.Latency != "" {
+		d, err := time.ParseDuration(raw.Latency)
+		if err != nil {
+			return fmt.Errorf("sim: latency: %w", err)
+		}
+		latency = d
+	}
+	*f = Faults{raw.FailRate, raw.AmbiguousRate, raw.LockRate, raw.ThrottleRate, latency}
+	return nil
+}
+
+// FaultKind names an injected fault.
+type FaultKind string
+
+// The fault kinds, as counted in Stats.Faults.
+const (
+	FaultFail      FaultKind = "fail"
+	FaultAmbiguous FaultKind = "ambiguous"
+	FaultLock      FaultKind = "lock"
+	FaultThrottle  FaultKind = "throttle"
+)
+
+// faultInjector holds the current faults and the random source they are rolled with.
+type faultInjector struct {
+	mu        sync.Mutex
+	faults    Faults
+	rng       *rand.Rand
+	ambiguous uint64 // ambiguous faults so far; alternates connection drop and 504
+}
+
+func newFaultInjector(f Faults, seed int64) *faultInjector {
+	var src rand.Source
+	if seed != 0 {
+		src = rand.NewPCG(uint64(seed), uint64(seed)^0x5eed)
+	} else {
+		src = rand.NewPCG(rand.Uint64(), rand.Uint64())
+	}
+	return &faultInjector{faults: f, rng: rand.New(src)}
+}
+
+func (fi *faultInjector) get() Faults {
+	fi.mu.Lock()
+	defer fi.mu.Unlock()
+	return fi.faults
+}
+
+func (fi *faultInjector) set(f Faults) error {
+	if err := f.Validate(); err != nil {
+		return err
+	}
+	fi.mu.Lock()
+	defer fi.mu.Unlock()
+	fi.faults = f
+	return nil
+}
+
+// roll decides the fault for one posting request ("" for none) and returns the latency
+// to apply first.
+func (fi *faultInjector) roll() (FaultKind, time.Duration) {
+	fi.mu.Lock()
+	defer fi.mu.Unlock()
+	f := fi.faults
+	if f.FailRate+f.AmbiguousRate+f.LockRate+f.ThrottleRate == 0 {
+		return "", f.Latency
+	}
+	x := fi.rng.Float64()
+	for _, c := range []struct {
+		kind FaultKind
+		rate float64
+	}{{FaultFail, f.FailRate}, {FaultAmbiguous, f.AmbiguousRate}, {FaultLock, f.LockRate}, {FaultThrottle, f.ThrottleRate}} {
+		if x < c.rate {
+			return c.kind, f.Latency
+		}
+		x -= c.rate
+	}
+	return "", f.Latency
+}
+
+// dropConnection reports whether the next ambiguous fault should drop the connection
+// (true) or answer 504 (false); they alternate so both shapes are exercised.
+func (fi *faultInjector) dropConnection() bool {
+	fi.mu.Lock()
+	defer fi.mu.Unlock()
+	fi.ambiguous++
+	return fi.ambiguous%2 == 1
+}
+
+// sleep waits d or until ctx is done, reporting whether the full time elapsed.
+func sleep(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// loseResponse makes the outcome of an already processed request unknown to the
+// client, the way a crashing gateway or a network partition does.
+func (s *Server) loseResponse(w http.ResponseWriter, r *http.Request) {
+	if s.faults.dropConnection() {
+		conn, _, err := http.NewResponseController(w).Hijack()
+		if err == nil {
+			s.log.Warn("sim: fault ambiguous: closing connection without response", "path", r.URL.Path)
+			conn.Close()
+			return
+		}
+		if !errors.Is(err, http.ErrNotSupported) {
+			s.log.Warn("sim: hijack failed, answering 504 instead", "err", err)
+		}
+	}
+	s.log.Warn("sim: fault ambiguous: answering 504 after posting", "path", r.URL.Path)
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(http.StatusGatewayTimeout)
+	fmt.Fprint(w, gatewayTimeoutPage)
+}
+
+const gatewayTimeoutPage = `<html><head><title>504 Gateway Time-out</title></head>
+<body><h1>504 Gateway Time-out</h1><p>The server didn't respond in time.</p></body></html>
+`
+
+// writeThrottled answers like an API gateway whose rate limit is exhausted.
+func writeThrottled(w http.ResponseWriter) {
+	w.Header().Set("Retry-After", "1")
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.WriteHeader(http.StatusTooManyRequests)
+	fmt.Fprintln(w, "Rate limit quota violation. Quota limit exceeded.")
+}
+
+// discardWriter is the ResponseWriter of a request whose answer is going to be lost.
+type discardWriter struct{ h http.Header }
+
+func (d *discardWriter) Header() http.Header {
+	if d.h == nil {
+		d.h = http.Header{}
+	}
+	return d.h
+}
+func (d *discardWriter) Write(b []byte) (int, error) { return len(b), nil }
+func (d *discardWriter) WriteHeader(int)             {}

@@ -1,0 +1,500 @@
+package sim
+
+import (
+	"cmp"
+	"encoding/xml"
+	"fmt"
+	"mime"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/shopspring/decimal"
+)
+
+// Journal entries arrive through the SOAP service JournalEntryCreateRequestConfirmation_In
+// (SOAP 1.1, synchronous). Only the root element of the body is qualified with the
+// SFIN namespace; its descendants are unqualified (elementFormDefault="unqualified").
+
+const (
+	soapEnvNS = "http://schemas.xmlsoap.org/soap/envelope/"
+	sfinNS    = "http://sap.com/xi/SAPSCORE/SFIN"
+)
+
+// --- request -------------------------------------------------------------------------
+
+type soapRequestEnvelope struct {
+	XMLName xml.Name `xml:"http://schemas.xmlsoap.org/soap/envelope/ Envelope"`
+	Body    struct {
+		Request *jeBulkRequest `xml:"http://sap.com/xi/SAPSCORE/SFIN JournalEntryBulkCreateRequest"`
+	} `xml:"http://schemas.xmlsoap.org/soap/envelope/ Body"`
+}
+
+// The XMLName fields record each element's namespace so that qualified children,
+// which SAP's deserializer does not recognise, can be refused.
+type jeBulkRequest struct {
+	MessageHeader jeMessageHeader `xml:"MessageHeader"`
+	Requests      []jeRequest     `xml:"JournalEntryCreateRequest"`
+}
+
+type jeMessageHeader struct {
+	XMLName          xml.Name
+	ID               string `xml:"ID"`
+	UUID             string `xml:"UUID"`
+	CreationDateTime string `xml:"CreationDateTime"`
+}
+
+type jeRequest struct {
+	XMLName       xml.Name
+	MessageHeader jeMessageHeader `xml:"MessageHeader"`
+	JournalEntry  jeEntry         `xml:"JournalEntry"`
+}
+
+type jeEntry struct {
+	XMLName                       xml.Name
+	OriginalReferenceDocumentType string     `xml:"OriginalReferenceDocumentType"`
+	BusinessTransactionType       string     `xml:"BusinessTransactionType"`
+	AccountingDocumentType        string     `xml:"AccountingDocumentType"`
+	DocumentReferenceID           string     `xml:"DocumentReferenceID"`
+	DocumentHeaderText            string     `xml:"DocumentHeaderText"`
+	CreatedByUser                 string     `xml:"CreatedByUser"`
+	CompanyCode                   string     `xml:"CompanyCode"`
+	DocumentDate                  string     `xml:"DocumentDate"`
+	PostingDate                   string     `xml:"PostingDate"`
+	Items                         []jeItem   `xml:"Item"`
+	DebtorItems                   []struct{} `xml:"DebtorItem"`
+	CreditorItems                 []struct{} `xml:"CreditorItem"`
+}
+
+type jeItem struct {
+	XMLName               xml.Name
+	ReferenceDocumentItem string   `xml:"ReferenceDocumentItem"`
+	GLAccount             string   `xml:"GLAccount"`
+	Amount                jeAmount `xml:"AmountInTransactionCurrency"`
+	DebitCreditCode       string   `xml:"DebitCreditCode"`
+	DocumentItemText      string   `xml:"DocumentItemText"`
+	AssignmentReference   string   `xml:"AssignmentReference"`
+	AccountAssignment     struct {
+		XMLName    xml.Name
+		CostCenter string `xml:"CostCenter"`
+	} `xml:"AccountAssignment"`
+}
+
+type jeAmount struct {
+	Value    string `xml:",chardata"`
+	Currency string `xml:"currencyCode,attr"`
+}
+
+// parsedEntry is a journal entry after deserialization: dates and amounts typed.
+type parsedEntry struct {
+	header       jeMessageHeader
+	entry        jeEntry
+	documentDate time.Time
+	postingDate  time.Time
+	amounts      []decimal.Decimal
+}
+
+// deserialize turns the envelope into typed journal entries. Its errors are what
+// SAP's SOAP runtime reports as a Client fault: the request never reaches the
+// application, so nothing is posted.
+func deserializeJournalEntries(body []byte) (*jeBulkRequest, []parsedEntry, error) {
+	var env soapRequestEnvelope
+	if err := xml.Unmarshal(body, &env); err != nil {
+		return nil, nil, fmt.Errorf("XML deserialization failed: %v", err)
+	}
+	bulk := env.Body.Request
+	if bulk == nil {
+		return nil, nil, fmt.Errorf("no element {%s}JournalEntryBulkCreateRequest in SOAP body", sfinNS)
+	}
+	if err := checkUnqualified(bulk.MessageHeader.XMLName); err != nil {
+		return nil, nil, err
+	}
+	if err := checkUUID(bulk.MessageHeader.UUID); err != nil {
+		return nil, nil, err
+	}
+	if len(bulk.Requests) == 0 {
+		return nil, nil, fmt.Errorf("element JournalEntryCreateRequest missing")
+	}
+	entries := make([]parsedEntry, 0, len(bulk.Requests))
+	for _, req := range bulk.Requests {
+		je := req.JournalEntry
+		for _, n := range []xml.Name{req.XMLName, req.MessageHeader.XMLName, je.XMLName} {
+			if err := checkUnqualified(n); err != nil {
+				return nil, nil, err
+			}
+		}
+		if err := checkUUID(req.MessageHeader.UUID); err != nil {
+			return nil, nil, err
+		}
+		p := parsedEntry{header: req.MessageHeader, entry: je}
+		var err error
+		if p.documentDate, err = parseXSDDate("DocumentDate", je.DocumentDate); err != nil {
+			return nil, nil, err
+		}
+		if p.postingDate, err = parseXSDDate("PostingDate", je.PostingDate); err != nil {
+			return nil, nil, err
+		}
+		lims := []struct {
+			name, v string
+			max     int
+		}{
+			{"CompanyCode", je.CompanyCode, 4}, {"DocumentReferenceID", je.DocumentReferenceID, 16},
+			{"DocumentHeaderText", je.DocumentHeaderText, 25}, {"CreatedByUser", je.CreatedByUser, 12},
+			{"AccountingDocumentType", je.AccountingDocumentType, 2}, {"BusinessTransactionType", je.BusinessTransactionType, 4},
+			{"OriginalReferenceDocumentType", je.OriginalReferenceDocumentType, 5},
+		}
+		for _, it := range je.Items {
+			if err := checkUnqualified(it.XMLName); err != nil {
+				return nil, nil, err
+			}
+			lims = append(lims, []struct {
+				name, v string
+				max     int
+			}{
+				{"GLAccount", it.GLAccount, 10}, {"DocumentItemText", it.DocumentItemText, 50},
+				{"AssignmentReference", it.AssignmentReference, 18}, {"CostCenter", it.AccountAssignment.CostCenter, 10},
+				{"DebitCreditCode", it.DebitCreditCode, 1}, {"currencyCode", it.Amount.Currency, 3},
+			}...)
+			amount, err := decimal.NewFromString(strings.TrimSpace(it.Amount.Value))
+			if err != nil {
+				return nil, nil, fmt.Errorf("invalid value %q for AmountInTransactionCurrency", it.Amount.Value)
+			}
+			p.amounts = append(p.amounts, amount)
+		}
+		for _, l := range lims {
+			if n := len([]rune(l.v)); n > l.max {
+				return nil, nil, fmt.Errorf("data loss: value of %s has %d characters, maximum is %d", l.name, n, l.max)
+			}
+		}
+		entries = append(entries, p)
+	}
+	return bulk, entries, nil
+}
+
+func checkUnqualified(n xml.Name) error {
+	if n.Space != "" {
+		return fmt.Errorf("element {%s}%s not expected (child elements are unqualified)", n.Space, n.Local)
+	}
+	return nil
+}
+
+// checkUUID enforces the UUID type of message headers (36 characters, 8-4-4-4-12).
+func checkUUID(s string) error {
+	if s == "" {
+		return nil
+	}
+	if _, err := uuid.Parse(s); err != nil || len(s) != 36 {
+		return fmt.Errorf("invalid value %q for UUID", s)
+	}
+	return nil
+}
+
+func parseXSDDate(name, s string) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil // missing: reported by validation as a required field
+	}
+	t, err := time.Parse("2006-01-02", strings.TrimSpace(s))
+	if err != nil {
+		return time.Time{}, fmt.Errorf("invalid value %q for %s (xsd:date)", s, name)
+	}
+	return t, nil
+}
+
+// --- response ------------------------------------------------------------------------
+
+type soapResponseEnvelope struct {
+	XMLName xml.Name `xml:"soap-env:Envelope"`
+	NS      string   `xml:"xmlns:soap-env,attr"`
+	Header  struct{} `xml:"soap-env:Header"`
+	Body    struct {
+		Confirmation *jeBulkConfirmation
+		Fault        *soapFault
+	} `xml:"soap-env:Body"`
+}
+
+type soapFault struct {
+	XMLName     xml.Name `xml:"soap-env:Fault"`
+	FaultCode   string   `xml:"faultcode"`
+	FaultString string   `xml:"faultstring"`
+	Detail      struct{} `xml:"detail"`
+}
+
+type jeBulkConfirmation struct {
+	XMLName       xml.Name         `xml:"n0:JournalEntryBulkCreateConfirmation"`
+	NS            string           `xml:"xmlns:n0,attr"`
+	MessageHeader confHeader       `xml:"MessageHeader"`
+	Confirmations []jeConfirmation `xml:"JournalEntryCreateConfirmation"`
+	Log           confLog          `xml:"Log"`
+}
+
+type confHeader struct {
+	UUID             string `xml:"UUID,omitempty"`
+	ReferenceUUID    string `xml:"ReferenceUUID,omitempty"`
+	CreationDateTime string `xml:"CreationDateTime"`
+}
+
+type jeConfirmation struct {
+	MessageHeader confHeader        `xml:"MessageHeader"`
+	Document      jeConfirmationDoc `xml:"JournalEntryCreateConfirmation"`
+	Log           confLog           `xml:"Log"`
+}
+
+type jeConfirmationDoc struct {
+	AccountingDocument string `xml:"AccountingDocument"`
+	CompanyCode        string `xml:"CompanyCode"`
+	FiscalYear         string `xml:"FiscalYear"`
+}
+
+type confLog struct {
+	BusinessDocumentProcessingResultCode string    `xml:"BusinessDocumentProcessingResultCode,omitempty"`
+	MaximumLogItemSeverityCode           string    `xml:"MaximumLogItemSeverityCode"`
+	Items                                []logItem `xml:"Item"`
+}
+
+type logItem struct {
+	TypeID       string `xml:"TypeID"`
+	SeverityCode string `xml:"SeverityCode"`
+	Note         string `xml:"Note"`
+}
+
+// Log item severities.
+const (
+	severitySuccess = "1"
+	severityError   = "3"
+)
+
+func marshalEnvelope(env soapResponseEnvelope) []byte {
+	env.NS = soapEnvNS
+	b, err := xml.Marshal(env)
+	if err != nil {
+		panic(fmt.Sprintf("sim: marshal SOAP response: %v", err)) // our own types only
+	}
+	return append([]byte(xml.Header), b...)
+}
+
+func writeSOAP(w http.ResponseWriter, status int, body []byte) {
+	w.Header().Set("Content-Type", "text/xml; charset=utf-8")
+	w.WriteHeader(status)
+	w.Write(body)
+}
+
+func writeSOAPFault(w http.ResponseWriter, status int, code, text string) {
+	var env soapResponseEnvelope
+	env.Body.Fault = &soapFault{FaultCode: "soap-env:" + code, FaultString: text}
+	writeSOAP(w, status, marshalEnvelope(env))
+}
+
+// --- handler -------------------------------------------------------------------------
+
+func (s *Server) serveJournalEntry(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		writeSOAPFault(w, http.StatusMethodNotAllowed, "Client", "Only POST is supported")
+		return
+	}
+	s.countAttempt(KindJournalEntry)
+	body, ok := readBody(w, r, func() {
+		writeSOAPFault(w, http.StatusRequestEntityTooLarge, "Client", "Request body too large")
+	})
+	if !ok {
+		return
+	}
+	fault, ok := s.postingFault(w, r, KindJournalEntry, func() {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		fmt.Fprintln(w, "Service Unavailable")
+	})
+	if !ok {
+		return
+	}
+	if fault == FaultAmbiguous {
+		s.processJournalEntries(&discardWriter{}, r, body, false)
+		s.loseResponse(w, r)
+		return
+	}
+	s.processJournalEntries(w, r, body, fault == FaultLock)
+}
+
+// processJournalEntries deserializes, validates and posts the journal entries of one
+// bulk request and answers with the confirmation. With locked set, the (injected)
+// lock error is reported for every entry instead and nothing is posted.
+func (s *Server) processJournalEntries(w http.ResponseWriter, r *http.Request, body []byte, locked bool) {
+	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "text/xml" {
+		writeSOAPFault(w, http.StatusUnsupportedMediaType, "Client", "SOAP 1.1 requests must have Content-Type text/xml")
+		return
+	}
+	bulk, entries, err := deserializeJournalEntries(body)
+	if err != nil {
+		s.log.Info("sim: journal entry request malformed", "err", err)
+		writeSOAPFault(w, http.StatusInternalServerError, "Client", "Web service processing error: "+err.Error())
+		return
+	}
+	requestUUID := bulk.MessageHeader.UUID
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	// Enterprise Services process a message UUID once; a repeat gets the original
+	// answer. Only answers that posted something are kept: a request that failed
+	// (validation, lock) rolled back and may be sent again once the cause is fixed.
+	if cached, ok := s.books.soapReplies[requestUUID]; ok && requestUUID != "" {
+		s.stats.Replayed++
+		s.log.Info("sim: journal entry request already processed; answering with original response", "uuid", requestUUID)
+		writeSOAP(w, http.StatusOK, cached)
+		return
+	}
+
+	now := s.opts.Now().UTC()
+	conf := &jeBulkConfirmation{
+		NS:            sfinNS,
+		MessageHeader: confHeader{UUID: uuid.NewString(), ReferenceUUID: requestUUID, CreationDateTime: now.Format(time.RFC3339)},
+	}
+	posted, failed := 0, 0
+	for _, p := range entries {
+		c := jeConfirmation{MessageHeader: confHeader{ReferenceUUID: cmp.Or(p.header.UUID, requestUUID), CreationDateTime: now.Format(time.RFC3339)}}
+		var msgs []sapMessage
+		if locked {
+			msgs = []sapMessage{msgLocked()}
+		} else {
+			msgs = s.validateJournalEntry(&p)
+		}
+		if len(msgs) > 0 {
+			failed++
+			s.stats.Rejected[KindJournalEntry]++
+			c.Document = jeConfirmationDoc{AccountingDocument: "0000000000", CompanyCode: p.entry.CompanyCode, FiscalYear: "0000"}
+			c.Log = confLog{MaximumLogItemSeverityCode: severityError}
+			for _, m := range append([]sapMessage{msgJournalEntryError(s.logicalSystem())}, msgs...) {
+				c.Log.Items = append(c.Log.Items, logItem{TypeID: m.typeID(), SeverityCode: severityError, Note: m.Text})
+			}
+			s.log.Info("sim: journal entry rejected", "code", msgs[0].Code, "message", msgs[0].Text, "uuid", requestUUID)
+		} else {
+			doc := s.postJournalEntry(&p)
+			posted++
+			c.Document = jeConfirmationDoc{AccountingDocument: doc, CompanyCode: p.entry.CompanyCode, FiscalYear: fmt.Sprint(p.postingDate.Year())}
+			m := msgJournalEntryPosted(doc, p.entry.CompanyCode, c.Document.FiscalYear, s.logicalSystem())
+			c.Log = confLog{MaximumLogItemSeverityCode: severitySuccess, Items: []logItem{{TypeID: m.typeID(), SeverityCode: severitySuccess, Note: m.Text}}}
+			s.log.Info("sim: journal entry posted", "document", doc, "company_code", p.entry.CompanyCode,
+				"fiscal_year", c.Document.FiscalYear, "uuid", requestUUID)
+		}
+		conf.Confirmations = append(conf.Confirmations, c)
+	}
+	if failed == 0 {
+		conf.Log = confLog{BusinessDocumentProcessingResultCode: "5", MaximumLogItemSeverityCode: severitySuccess}
+	} else {
+		conf.Log = confLog{MaximumLogItemSeverityCode: severityError}
+	}
+	var env soapResponseEnvelope
+	env.Body.Confirmation = conf
+	resp := marshalEnvelope(env)
+	if posted > 0 && requestUUID != "" {
+		s.books.soapReplies[requestUUID] = resp
+	}
+	writeSOAP(w, http.StatusOK, resp)
+}
+
+// validateJournalEntry runs the document checks of FI posting. Callers hold s.mu.
+func (s *Server) validateJournalEntry(p *parsedEntry) []sapMessage {
+	je := &p.entry
+	var msgs []sapMessage
+	for _, req := range []struct {
+		name string
+		ok   bool
+	}{
+		{"OriginalReferenceDocumentType", je.OriginalReferenceDocumentType != ""},
+		{"BusinessTransactionType", je.BusinessTransactionType != ""},
+		{"AccountingDocumentType", je.AccountingDocumentType != ""},
+		{"CreatedByUser", je.CreatedByUser != ""},
+		{"CompanyCode", je.CompanyCode != ""},
+		{"DocumentDate", !p.documentDate.IsZero()},
+		{"PostingDate", !p.postingDate.IsZero()},
+		{"Item", len(je.Items) > 0},
+	} {
+		if !req.ok {
+			msgs = append(msgs, msgRequired(req.name))
+		}
+	}
+	if len(msgs) > 0 {
+		return msgs
+	}
+	cc, ok := s.md.companyCode(je.CompanyCode)
+	if !ok {
+		return []sapMessage{msgCompanyCodeUnknown(je.CompanyCode)}
+	}
+	if !s.periodOpen(p.postingDate) {
+		msgs = append(msgs, msgPeriodClosed(p.postingDate))
+	}
+	if len(je.DebtorItems)+len(je.CreditorItems) > 0 {
+		msgs = append(msgs, sapMessage{Code: "SIM/001", Text: "DebtorItem and CreditorItem are not supported by the simulator; use G/L items"})
+	}
+	balance := decimal.Zero
+	currency := ""
+	for i, it := range je.Items {
+		amount := p.amounts[i]
+		itemNo := cmp.Or(it.ReferenceDocumentItem, fmt.Sprint(i+1))
+		if it.GLAccount == "" {
+			msgs = append(msgs, msgRequired("GLAccount"))
+		} else if !s.md.hasGLAccount(cc.ChartOfAccounts, it.GLAccount) {
+			msgs = append(msgs, msgGLAccountUnknown(it.GLAccount, cc.ChartOfAccounts))
+		}
+		if costCenter := it.AccountAssignment.CostCenter; costCenter != "" && !s.md.hasCostCenter(cc.ControllingArea, costCenter) {
+			msgs = append(msgs, msgCostCenterUnknown(cc.ControllingArea, costCenter, p.postingDate))
+		}
+		if !currencyKey.MatchString(it.Amount.Currency) {
+			msgs = append(msgs, msgCurrencyUnknown(it.Amount.Currency))
+		}
+		currency = cmp.Or(currency, it.Amount.Currency)
+		switch it.DebitCreditCode {
+		case "", "S", "H":
+		default:
+			msgs = append(msgs, msgDebitCredit(itemNo, it.DebitCreditCode, amount))
+		}
+		if (it.DebitCreditCode == "S" && amount.IsNegative()) || (it.DebitCreditCode == "H" && amount.IsPositive()) {
+			msgs = append(msgs, msgDebitCredit(itemNo, it.DebitCreditCode, amount))
+		}
+		balance = balance.Add(amount)
+	}
+	if !balance.IsZero() {
+		msgs = append(msgs, msgBalance(balance, currency))
+	}
+	return msgs
+}
+
+// postJournalEntry assigns the document number and writes the line items. Callers
+// hold s.mu.
+func (s *Server) postJournalEntry(p *parsedEntry) string {
+	je := &p.entry
+	cc := s.md.CompanyCodes[je.CompanyCode]
+	fy := fmt.Sprint(p.postingDate.Year())
+	doc := s.books.nextNumber("SA/"+je.CompanyCode+"/"+fy, firstJournalEntry)
+	now := s.opts.Now()
+	reference := ""
+	for i, it := range je.Items {
+		amount := p.amounts[i]
+		dc := it.DebitCreditCode
+		if dc == "" {
+			dc = "S"
+			if amount.IsNegative() {
+				dc = "H"
+			}
+		}
+		s.books.lines = append(s.books.lines, &glLine{
+			CompanyCode: je.CompanyCode, FiscalYear: fy, AccountingDocument: doc,
+			LedgerGLLineItem: fmt.Sprintf("%06d", i+1), GLAccount: it.GLAccount, ChartOfAccounts: cc.ChartOfAccounts,
+			CostCenter: it.AccountAssignment.CostCenter, DebitCreditCode: dc,
+			TransactionCurrency: it.Amount.Currency, Amount: amount, CompanyCodeCurrency: cc.Currency,
+			PostingDate: p.postingDate, DocumentDate: p.documentDate,
+			AccountingDocumentType: je.AccountingDocumentType, AssignmentReference: it.AssignmentReference,
+			DocumentItemText: it.DocumentItemText, DocumentReferenceID: je.DocumentReferenceID,
+			ReferenceDocumentType: je.OriginalReferenceDocumentType, ReferenceDocument: doc,
+			BusinessTransactionType: je.BusinessTransactionType, CreatedByUser: je.CreatedByUser,
+			CreationDateTime: now,
+		})
+		reference = cmp.Or(reference, it.AssignmentReference)
+	}
+	s.books.ledger = append(s.books.ledger, LedgerDocument{
+		Kind: KindJournalEntry, Document: doc, FiscalYear: fy, CompanyCode: je.CompanyCode,
+		Reference: cmp.Or(reference, je.DocumentReferenceID), PostedAt: now,
+	})
+	s.stats.Posted[KindJournalEntry]++
+	return doc
+}

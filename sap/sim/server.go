@@ -1,0 +1,278 @@
+package sim
+
+import (
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Paths served, relative to the host.
+const (
+	SupplierInvoiceServicePath = "/sap/opu/odata/sap/API_SUPPLIERINVOICE_PROCESS_SRV"
+	GLAccountLineItemPath      = "/sap/opu/odata/sap/API_GLACCOUNTLINEITEM"
+	JournalEntrySOAPPath       = "/sap/bc/srt/scs_ext/sap/journalentrycreaterequestconfi"
+)
+
+// maxBodyBytes bounds request bodies; SAP's ICM has a comparable limit.
+const maxBodyBytes = 10 << 20
+
+// Options configures a Server. The zero value is usable.
+type Options struct {
+	// User and Password are the communication user's Basic credentials
+	// (defaults "SAPQ_COMM" / "sim-password").
+	User     string
+	Password string
+	// Client is the SAP client (default "100"); a request whose sap-client query
+	// parameter names another client is refused like a failed logon.
+	Client string
+	// SystemID is the SAP system id (default "S4H"); it names the session cookie
+	// SAP_SESSIONID_<SystemID>_<Client>.
+	SystemID string
+	// Now is the simulator's clock (default time.Now). Open posting periods are the
+	// month of Now and the month before.
+	Now func() time.Time
+	// Faults are injected into posting requests from the start. New panics if they
+	// are invalid; use Faults.Validate on untrusted input first.
+	Faults Faults
+	// Seed makes the fault rolls deterministic when non-zero.
+	Seed int64
+	// MasterData is what postings are validated against (nil = DefaultMasterData()).
+	MasterData *MasterData
+	// Logger receives the simulator's logs (nil = slog.Default()).
+	Logger *slog.Logger
+}
+
+// Server is the simulated SAP system. It is an http.Handler and safe for concurrent
+// use.
+type Server struct {
+	opts     Options
+	log      *slog.Logger
+	md       *MasterData
+	sessions *sessionStore
+	faults   *faultInjector
+
+	supplierInvoiceSvc *odataService
+	glLineItemSvc      *odataService
+
+	mu    sync.Mutex // guards books and stats
+	books books
+	stats Stats
+}
+
+// New returns a simulator with an empty ledger.
+func New(opts Options) *Server {
+	if opts.User == "" {
+		opts.User = "SAPQ_COMM"
+	}
+	if opts.Password == "" {
+		opts.Password = "sim-password"
+	}
+	if opts.Client == "" {
+		opts.Client = "100"
+	}
+	if opts.SystemID == "" {
+		opts.SystemID = "S4H"
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if err := opts.Faults.Validate(); err != nil {
+		panic(err)
+	}
+	md := opts.MasterData
+	if md == nil {
+		md = DefaultMasterData()
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	s := &Server{
+		opts:     opts,
+		log:      log,
+		md:       md.clone(),
+		sessions: newSessionStore(),
+		faults:   newFaultInjector(opts.Faults, opts.Seed),
+		books:    newBooks(),
+		stats:    newStats(),
+	}
+	s.supplierInvoiceSvc = &odataService{
+		name:        "API_SUPPLIERINVOICE_PROCESS_SRV",
+		path:        SupplierInvoiceServicePath,
+		componentID: "MM-IV-LIV",
+		entitySets:  []*entitySet{supplierInvoiceSet, supplierInvoiceItemGLAcctSet},
+	}
+	s.glLineItemSvc = &odataService{
+		name:        "API_GLACCOUNTLINEITEM",
+		path:        GLAccountLineItemPath,
+		componentID: "FI-GL-IS",
+		entitySets:  []*entitySet{glAccountLineItemSet},
+	}
+	return s
+}
+
+// SetFaults replaces the injected faults at runtime.
+func (s *Server) SetFaults(f Faults) error {
+	if err := s.faults.set(f); err != nil {
+		return err
+	}
+	s.log.Info("sim: faults set", "faults", f)
+	return nil
+}
+
+// Faults returns the faults currently injected.
+func (s *Server) Faults() Faults { return s.faults.get() }
+
+// ExpireCSRFTokens ends all sessions, invalidating every CSRF token issued so far;
+// clients must fetch a new one (after a 403 "X-CSRF-Token: Required").
+func (s *Server) ExpireCSRFTokens() {
+	n := s.sessions.expireAll()
+	s.log.Info("sim: CSRF tokens expired", "sessions", n)
+}
+
+// logicalSystem is the name SAP reports as the origin of documents, e.g. S4HCLNT100.
+func (s *Server) logicalSystem() string {
+	return s.opts.SystemID + "CLNT" + s.opts.Client
+}
+
+// ServeHTTP routes a request to the SAP service or /sim/ control endpoint it addresses.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	p := r.URL.Path
+	if strings.HasPrefix(p, "/sim/") {
+		s.serveControl(w, r)
+		return
+	}
+	if !s.authenticate(w, r) {
+		return
+	}
+	switch {
+	case p == JournalEntrySOAPPath || p == JournalEntrySOAPPath+"/":
+		s.serveJournalEntry(w, r)
+	case underPath(p, SupplierInvoiceServicePath):
+		s.serveOData(w, r, s.supplierInvoiceSvc)
+	case underPath(p, GLAccountLineItemPath):
+		s.serveOData(w, r, s.glLineItemSvc)
+	default:
+		http.NotFound(w, r)
+	}
+}
+
+func underPath(p, root string) bool {
+	return p == root || strings.HasPrefix(p, root+"/")
+}
+
+// authenticate checks Basic credentials and the client, answering 401 like the SAP
+// ICM does when the logon fails.
+func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) bool {
+	user, pass, ok := r.BasicAuth()
+	ok = ok &&
+		subtle.ConstantTimeCompare([]byte(strings.ToUpper(user)), []byte(strings.ToUpper(s.opts.User))) == 1 &&
+		subtle.ConstantTimeCompare([]byte(pass), []byte(s.opts.Password)) == 1
+	if c := r.URL.Query().Get("sap-client"); c != "" && c != s.opts.Client {
+		ok = false
+	}
+	if ok {
+		return true
+	}
+	s.log.Info("sim: logon failed", "method", r.Method, "path", r.URL.Path, "user", user)
+	w.Header().Set("WWW-Authenticate", fmt.Sprintf(`Basic realm="SAP NetWeaver Application Server [%s/%s]"`, s.opts.SystemID, s.opts.Client))
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(http.StatusUnauthorized)
+	fmt.Fprint(w, "<html><head><title>Logon Error Message</title></head><body>Logon failed</body></html>\n")
+	return false
+}
+
+// serveOData handles CSRF and dispatches a request within an OData service.
+func (s *Server) serveOData(w http.ResponseWriter, r *http.Request, svc *odataService) {
+	rest := strings.TrimPrefix(strings.TrimPrefix(r.URL.Path, svc.path), "/")
+	// SAP hands out a token on any GET/HEAD that asks for one, typically the
+	// service root.
+	if (r.Method == http.MethodGet || r.Method == http.MethodHead) && isFetch(r) {
+		s.issueCSRFToken(w, r)
+	}
+	if isModifying(r.Method) && !s.checkCSRF(w, r) {
+		return
+	}
+	switch rest {
+	case "":
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			s.writeODataError(w, http.StatusMethodNotAllowed, svc, msgMethodNotAllowed(r.Method))
+			return
+		}
+		serveServiceDocument(w, r, svc)
+		return
+	case "$metadata":
+		serveMetadata(w, svc)
+		return
+	}
+	name, pred, _ := strings.Cut(rest, "(")
+	if pred != "" {
+		pred = "(" + pred
+	}
+	switch {
+	case svc == s.supplierInvoiceSvc && name == supplierInvoiceSet.name:
+		s.serveSupplierInvoice(w, r, pred)
+	case svc == s.supplierInvoiceSvc && name == supplierInvoiceItemGLAcctSet.name:
+		s.serveSupplierInvoiceItems(w, r, pred)
+	case svc == s.glLineItemSvc && name == glAccountLineItemSet.name:
+		s.serveGLAccountLineItems(w, r, pred)
+	default:
+		s.writeODataError(w, http.StatusNotFound, svc, msgNotFound(name))
+	}
+}
+
+// readBody reads a request body up to maxBodyBytes. On failure it has answered with
+// tooLarge or a plain 400.
+func readBody(w http.ResponseWriter, r *http.Request, tooLarge func()) ([]byte, bool) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
+	if err == nil {
+		return body, true
+	}
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		tooLarge()
+	} else {
+		http.Error(w, "cannot read request body", http.StatusBadRequest)
+	}
+	return nil, false
+}
+
+// postingFault rolls the fault for a posting request after waiting out the latency.
+// It answers the faults that need no request content (fail, throttle) itself and
+// reports false for them, or when the client gave up during the latency. Lock and
+// ambiguous faults are returned for the caller to play out.
+func (s *Server) postingFault(w http.ResponseWriter, r *http.Request, kind Kind, fail func()) (FaultKind, bool) {
+	fault, latency := s.faults.roll()
+	if !sleep(r.Context(), latency) {
+		s.log.Info("sim: client gave up during injected latency; nothing posted", "kind", kind)
+		return "", false
+	}
+	if fault == "" {
+		return "", true
+	}
+	s.mu.Lock()
+	s.stats.Faults[fault]++
+	s.mu.Unlock()
+	s.log.Warn("sim: injecting fault", "fault", fault, "kind", kind)
+	switch fault {
+	case FaultFail:
+		fail()
+		return fault, false
+	case FaultThrottle:
+		writeThrottled(w)
+		return fault, false
+	}
+	return fault, true
+}
+
+func (s *Server) countAttempt(kind Kind) {
+	s.mu.Lock()
+	s.stats.Attempts[kind]++
+	s.mu.Unlock()
+}

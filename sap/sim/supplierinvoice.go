@@ -1,0 +1,575 @@
+package sim
+
+import (
+	"bytes"
+	"cmp"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"mime"
+	"net/http"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/shopspring/decimal"
+)
+
+var supplierInvoiceSet = &entitySet{
+	name:     "A_SupplierInvoice",
+	typeName: "A_SupplierInvoiceType",
+	keys:     []string{"SupplierInvoice", "FiscalYear"},
+	navs:     []string{"to_SupplierInvoiceItemGLAcct"},
+	props: []string{"SupplierInvoice", "FiscalYear", "CompanyCode", "DocumentDate", "PostingDate", "CreationDate",
+		"SupplierInvoiceIDByInvcgParty", "InvoicingParty", "DocumentCurrency", "InvoiceGrossAmount",
+		"DocumentHeaderText", "PaymentTerms", "AccountingDocumentType", "SupplierInvoiceStatus",
+		"AssignmentReference", "SupplierPostingLineItemText", "TaxIsCalculatedAutomatically"},
+}
+
+var supplierInvoiceItemGLAcctSet = &entitySet{
+	name:     "A_SupplierInvoiceItemGLAcct",
+	typeName: "A_SupplierInvoiceItemGLAcctType",
+	keys:     []string{"SupplierInvoice", "FiscalYear", "SupplierInvoiceItem"},
+	props: []string{"SupplierInvoice", "FiscalYear", "SupplierInvoiceItem", "CompanyCode", "CostCenter", "GLAccount",
+		"DocumentCurrency", "SupplierInvoiceItemAmount", "TaxCode", "DebitCreditCode", "SupplierInvoiceItemText",
+		"AssignmentReference"},
+}
+
+// supplierInvoice is a posted supplier invoice (MM invoice document).
+type supplierInvoice struct {
+	SupplierInvoice               string
+	FiscalYear                    string
+	CompanyCode                   string
+	DocumentDate                  time.Time
+	PostingDate                   time.Time
+	CreationDate                  time.Time
+	InvoicingParty                string
+	SupplierInvoiceIDByInvcgParty string
+	DocumentCurrency              string
+	InvoiceGrossAmount            decimal.Decimal
+	TaxIsCalculatedAutomatically  bool
+	AccountingDocumentType        string
+	DocumentHeaderText            string
+	PaymentTerms                  string
+	AssignmentReference           string
+	SupplierPostingLineItemText   string
+	AccountingDocument            string // the FI document the invoice posted
+	Items                         []supplierInvoiceItem
+}
+
+type supplierInvoiceItem struct {
+	SupplierInvoiceItem string
+	CompanyCode         string
+	GLAccount           string
+	CostCenter          string
+	DocumentCurrency    string
+	Amount              decimal.Decimal
+	TaxCode             string
+	DebitCreditCode     string
+	Text                string
+	AssignmentReference string
+}
+
+func (inv *supplierInvoice) properties() object {
+	return object{
+		{"SupplierInvoice", inv.SupplierInvoice},
+		{"FiscalYear", inv.FiscalYear},
+		{"CompanyCode", inv.CompanyCode},
+		{"DocumentDate", formatEdmDate(inv.DocumentDate)},
+		{"PostingDate", formatEdmDate(inv.PostingDate)},
+		{"CreationDate", formatEdmDate(inv.CreationDate)},
+		{"SupplierInvoiceIDByInvcgParty", inv.SupplierInvoiceIDByInvcgParty},
+		{"InvoicingParty", inv.InvoicingParty},
+		{"DocumentCurrency", inv.DocumentCurrency},
+		{"InvoiceGrossAmount", formatAmount(inv.InvoiceGrossAmount)},
+		{"DocumentHeaderText", inv.DocumentHeaderText},
+		{"PaymentTerms", inv.PaymentTerms},
+		{"AccountingDocumentType", inv.AccountingDocumentType},
+		{"SupplierInvoiceStatus", "5"}, // 5 = posted
+		{"AssignmentReference", inv.AssignmentReference},
+		{"SupplierPostingLineItemText", inv.SupplierPostingLineItemText},
+		{"TaxIsCalculatedAutomatically", inv.TaxIsCalculatedAutomatically},
+	}
+}
+
+func (inv *supplierInvoice) itemProperties(it supplierInvoiceItem) object {
+	return object{
+		{"SupplierInvoice", inv.SupplierInvoice},
+		{"FiscalYear", inv.FiscalYear},
+		{"SupplierInvoiceItem", it.SupplierInvoiceItem},
+		{"CompanyCode", it.CompanyCode},
+		{"CostCenter", it.CostCenter},
+		{"GLAccount", it.GLAccount},
+		{"DocumentCurrency", it.DocumentCurrency},
+		{"SupplierInvoiceItemAmount", formatAmount(it.Amount)},
+		{"TaxCode", it.TaxCode},
+		{"DebitCreditCode", it.DebitCreditCode},
+		{"SupplierInvoiceItemText", it.Text},
+		{"AssignmentReference", it.AssignmentReference},
+	}
+}
+
+// entity renders the invoice with its G/L items either inlined ($expand, and the
+// answer to a deep insert) or deferred.
+func (inv *supplierInvoice) entity(r *http.Request, svc *odataService, expand bool) object {
+	props := inv.properties()
+	nav := "to_SupplierInvoiceItemGLAcct"
+	if expand {
+		items := make([]object, len(inv.Items))
+		for i, it := range inv.Items {
+			items[i] = withMetadata(r, svc, supplierInvoiceItemGLAcctSet, inv.itemProperties(it))
+		}
+		return append(props, field{nav, object{{"results", items}}})
+	}
+	uri := serviceURL(r, svc) + supplierInvoiceSet.name + supplierInvoiceSet.keyPredicate(props)
+	return append(props, field{nav, deferred(uri, nav)})
+}
+
+// --- request payload -----------------------------------------------------------------
+
+// edmDate is an Edm.DateTime property of a request payload.
+type edmDate struct {
+	t   time.Time
+	set bool
+}
+
+func (d *edmDate) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return errors.New("date must be a string such as /Date(1732233600000)/")
+	}
+	t, err := parseEdmDateTime(s)
+	if err != nil {
+		return err
+	}
+	*d = edmDate{t: dateOnly(t), set: true}
+	return nil
+}
+
+// edmDecimal is an Edm.Decimal property: OData V2 JSON carries decimals as strings,
+// which keeps them exact; they are never converted to floating point.
+type edmDecimal struct {
+	d   decimal.Decimal
+	set bool
+}
+
+func (d *edmDecimal) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return errors.New("decimal must be a JSON string")
+	}
+	v, err := decimal.NewFromString(strings.TrimSpace(s))
+	if err != nil {
+		return fmt.Errorf("invalid decimal %q", s)
+	}
+	if v.Exponent() < -3 && !v.Equal(v.Truncate(3)) {
+		return fmt.Errorf("decimal %q has more than 3 decimal places", s)
+	}
+	*d = edmDecimal{d: v, set: true}
+	return nil
+}
+
+// navResults is a to-many navigation property in a deep insert: SAP accepts both
+// {"results":[...]} and a bare array.
+type navResults[T any] []T
+
+func (n *navResults[T]) UnmarshalJSON(b []byte) error {
+	b = bytes.TrimSpace(b)
+	if len(b) > 0 && b[0] == '[' {
+		return json.Unmarshal(b, (*[]T)(n))
+	}
+	var wrapped struct {
+		Results []T `json:"results"`
+	}
+	if err := json.Unmarshal(b, &wrapped); err != nil {
+		return err
+	}
+	*n = wrapped.Results
+	return nil
+}
+
+type supplierInvoicePayload struct {
+	CompanyCode                   string                              `json:"CompanyCode"`
+	DocumentDate                  edmDate                             `json:"DocumentDate"`
+	PostingDate                   edmDate                             `json:"PostingDate"`
+	InvoicingParty                string                              `json:"InvoicingParty"`
+	SupplierInvoiceIDByInvcgParty string                              `json:"SupplierInvoiceIDByInvcgParty"`
+	DocumentCurrency              string                              `json:"DocumentCurrency"`
+	InvoiceGrossAmount            edmDecimal                          `json:"InvoiceGrossAmount"`
+	TaxIsCalculatedAutomatically  bool                                `json:"TaxIsCalculatedAutomatically"`
+	AccountingDocumentType        string                              `json:"AccountingDocumentType"`
+	DocumentHeaderText            string                              `json:"DocumentHeaderText"`
+	PaymentTerms                  string                              `json:"PaymentTerms"`
+	AssignmentReference           string                              `json:"AssignmentReference"`
+	SupplierPostingLineItemText   string                              `json:"SupplierPostingLineItemText"`
+	Items                         navResults[supplierInvoiceItemJSON] `json:"to_SupplierInvoiceItemGLAcct"`
+}
+
+type supplierInvoiceItemJSON struct {
+	SupplierInvoiceItem       string     `json:"SupplierInvoiceItem"`
+	CompanyCode               string     `json:"CompanyCode"`
+	GLAccount                 string     `json:"GLAccount"`
+	CostCenter                string     `json:"CostCenter"`
+	DocumentCurrency          string     `json:"DocumentCurrency"`
+	SupplierInvoiceItemAmount edmDecimal `json:"SupplierInvoiceItemAmount"`
+	TaxCode                   string     `json:"TaxCode"`
+	DebitCreditCode           string     `json:"DebitCreditCode"`
+	SupplierInvoiceItemText   string     `json:"SupplierInvoiceItemText"`
+	AssignmentReference       string     `json:"AssignmentReference"`
+}
+
+// checkLengths enforces the EDMX MaxLength facets, which SAP Gateway checks before
+// the application sees the data.
+func (p *supplierInvoicePayload) checkLengths() error {
+	type lim struct {
+		name string
+		v    string
+		max  int
+	}
+	lims := []lim{
+		{"CompanyCode", p.CompanyCode, 4}, {"InvoicingParty", p.InvoicingParty, 10},
+		{"SupplierInvoiceIDByInvcgParty", p.SupplierInvoiceIDByInvcgParty, 16},
+		{"DocumentCurrency", p.DocumentCurrency, 5}, {"AccountingDocumentType", p.AccountingDocumentType, 2},
+		{"DocumentHeaderText", p.DocumentHeaderText, 25}, {"PaymentTerms", p.PaymentTerms, 4},
+		{"AssignmentReference", p.AssignmentReference, 18}, {"SupplierPostingLineItemText", p.SupplierPostingLineItemText, 50},
+	}
+	for _, it := range p.Items {
+		lims = append(lims,
+			lim{"SupplierInvoiceItem", it.SupplierInvoiceItem, 4}, lim{"CompanyCode", it.CompanyCode, 4},
+			lim{"GLAccount", it.GLAccount, 10}, lim{"CostCenter", it.CostCenter, 10},
+			lim{"DocumentCurrency", it.DocumentCurrency, 5}, lim{"TaxCode", it.TaxCode, 2},
+			lim{"DebitCreditCode", it.DebitCreditCode, 1}, lim{"SupplierInvoiceItemText", it.SupplierInvoiceItemText, 50},
+			lim{"AssignmentReference", it.AssignmentReference, 18})
+	}
+	for _, l := range lims {
+		if n := len([]rune(l.v)); n > l.max {
+			return fmt.Errorf("value of property '%s' is too long (%d characters, maximum %d)", l.name, n, l.max)
+		}
+	}
+	return nil
+}
+
+// --- handlers ------------------------------------------------------------------------
+
+func (s *Server) serveSupplierInvoice(w http.ResponseWriter, r *http.Request, pred string) {
+	svc := s.supplierInvoiceSvc
+	switch {
+	case r.Method == http.MethodGet && pred == "":
+		s.serveCollection(w, r, svc, supplierInvoiceSet, s.invoiceRows(r, svc))
+	case r.Method == http.MethodGet:
+		s.serveEntity(w, r, svc, supplierInvoiceSet, pred, s.invoiceRows(r, svc))
+	case r.Method == http.MethodPost && pred == "":
+		s.postSupplierInvoice(w, r)
+	default:
+		s.writeODataError(w, http.StatusMethodNotAllowed, svc, msgMethodNotAllowed(r.Method))
+	}
+}
+
+func (s *Server) serveSupplierInvoiceItems(w http.ResponseWriter, r *http.Request, pred string) {
+	svc := s.supplierInvoiceSvc
+	rows := func(queryOptions) []object {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		var out []object
+		for _, inv := range s.books.invoices {
+			for _, it := range inv.Items {
+				out = append(out, inv.itemProperties(it))
+			}
+		}
+		return out
+	}
+	switch {
+	case r.Method == http.MethodGet && pred == "":
+		s.serveCollection(w, r, svc, supplierInvoiceItemGLAcctSet, rows)
+	case r.Method == http.MethodGet:
+		s.serveEntity(w, r, svc, supplierInvoiceItemGLAcctSet, pred, rows)
+	default:
+		s.writeODataError(w, http.StatusMethodNotAllowed, svc, msgMethodNotAllowed(r.Method))
+	}
+}
+
+func (s *Server) invoiceRows(r *http.Request, svc *odataService) func(queryOptions) []object {
+	return func(qo queryOptions) []object {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		out := make([]object, len(s.books.invoices))
+		for i, inv := range s.books.invoices {
+			out[i] = inv.entity(r, svc, qo.expand["to_SupplierInvoiceItemGLAcct"])
+		}
+		return out
+	}
+}
+
+// serveEntity answers a GET by key.
+func (s *Server) serveEntity(w http.ResponseWriter, r *http.Request, svc *odataService, es *entitySet, pred string, rows func(queryOptions) []object) {
+	keys, err := parseKeyPredicate(pred, es)
+	if err != nil {
+		s.writeODataError(w, http.StatusBadRequest, svc, msgBadQuery("%v", err))
+		return
+	}
+	q := r.URL.Query()
+	q.Del("$filter") // not applicable to a single entity
+	qo, err := parseQuery(q, es)
+	if err != nil {
+		s.writeODataError(w, http.StatusBadRequest, svc, msgBadQuery("%v", err))
+		return
+	}
+	for _, k := range es.keys {
+		qo.filter = append(qo.filter, filterClause{prop: k, lit: literal{text: keys[k]}})
+	}
+	for _, o := range rows(qo) {
+		if qo.matches(o) {
+			writeJSON(w, http.StatusOK, object{{"d", qo.project(withMetadata(r, svc, es, o))}})
+			return
+		}
+	}
+	s.writeODataError(w, http.StatusNotFound, svc, msgNotFound(es.name+pred))
+}
+
+func (s *Server) postSupplierInvoice(w http.ResponseWriter, r *http.Request) {
+	svc := s.supplierInvoiceSvc
+	s.countAttempt(KindSupplierInvoice)
+	body, ok := readBody(w, r, func() {
+		s.writeODataError(w, http.StatusRequestEntityTooLarge, svc, msgSyntax("request body too large"))
+	})
+	if !ok {
+		return
+	}
+	fault, ok := s.postingFault(w, r, KindSupplierInvoice, func() {
+		s.writeODataError(w, http.StatusServiceUnavailable, svc,
+			sapMessage{Code: "/IWFND/CM_BEC/026", Text: "Service unavailable: SAP system is temporarily not available"})
+	})
+	if !ok {
+		return
+	}
+	if fault == FaultLock {
+		s.writeODataError(w, http.StatusBadRequest, svc, msgLocked())
+		return
+	}
+	if fault == FaultAmbiguous {
+		s.createSupplierInvoice(&discardWriter{}, r, body)
+		s.loseResponse(w, r)
+		return
+	}
+	s.createSupplierInvoice(w, r, body)
+}
+
+// createSupplierInvoice deserializes, validates and posts a deep insert.
+func (s *Server) createSupplierInvoice(w http.ResponseWriter, r *http.Request, body []byte) {
+	svc := s.supplierInvoiceSvc
+	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/json" {
+		s.writeODataError(w, http.StatusUnsupportedMediaType, svc, msgSyntax("content type must be application/json"))
+		return
+	}
+	var p supplierInvoicePayload
+	if err := json.Unmarshal(body, &p); err != nil {
+		s.writeODataError(w, http.StatusBadRequest, svc, msgSyntax(""), msgSyntax(err.Error()))
+		return
+	}
+	if err := p.checkLengths(); err != nil {
+		s.writeODataError(w, http.StatusBadRequest, svc, msgSyntax(err.Error()))
+		return
+	}
+
+	s.mu.Lock()
+	inv, msgs := s.validateSupplierInvoice(&p)
+	if len(msgs) == 0 {
+		s.postInvoice(inv)
+	} else {
+		s.stats.Rejected[KindSupplierInvoice]++
+	}
+	s.mu.Unlock()
+
+	if len(msgs) > 0 {
+		s.log.Info("sim: supplier invoice rejected", "code", msgs[0].Code, "message", msgs[0].Text,
+			"reference", p.SupplierInvoiceIDByInvcgParty)
+		s.writeODataError(w, http.StatusBadRequest, svc, msgs...)
+		return
+	}
+	s.log.Info("sim: supplier invoice posted", "document", inv.SupplierInvoice, "fiscal_year", inv.FiscalYear,
+		"company_code", inv.CompanyCode, "reference", inv.SupplierInvoiceIDByInvcgParty)
+
+	entity := withMetadata(r, svc, supplierInvoiceSet, inv.entity(r, svc, true))
+	created := msgInvoiceCreated(inv.SupplierInvoice)
+	hdr, _ := json.Marshal(object{{"code", created.Code}, {"message", created.Text}, {"severity", "info"}, {"target", ""}, {"details", []any{}}})
+	w.Header().Set("Location", serviceURL(r, svc)+supplierInvoiceSet.name+supplierInvoiceSet.keyPredicate(inv.properties()))
+	w.Header().Set("sap-message", string(hdr))
+	writeJSON(w, http.StatusCreated, object{{"d", entity}})
+}
+
+var currencyKey = regexp.MustCompile(`^[A-Z]{3}$`)
+
+// validateSupplierInvoice runs SAP's checks and, when they pass, returns the invoice
+// ready to post (without numbers). Callers hold s.mu.
+func (s *Server) validateSupplierInvoice(p *supplierInvoicePayload) (*supplierInvoice, []sapMessage) {
+	var msgs []sapMessage
+	for _, req := range []struct {
+		name string
+		ok   bool
+	}{
+		{"CompanyCode", p.CompanyCode != ""}, {"DocumentDate", p.DocumentDate.set},
+		{"PostingDate", p.PostingDate.set}, {"InvoicingParty", p.InvoicingParty != ""},
+		{"DocumentCurrency", p.DocumentCurrency != ""}, {"InvoiceGrossAmount", p.InvoiceGrossAmount.set},
+	} {
+		if !req.ok {
+			msgs = append(msgs, msgRequired(req.name))
+		}
+	}
+	if len(msgs) > 0 {
+		return nil, msgs
+	}
+	cc, ok := s.md.companyCode(p.CompanyCode)
+	if !ok {
+		return nil, []sapMessage{msgCompanyCodeUnknown(p.CompanyCode)}
+	}
+	posting := p.PostingDate.t
+	if !s.periodOpen(posting) {
+		msgs = append(msgs, msgPeriodClosed(posting))
+	}
+	if !s.md.hasSupplier(p.CompanyCode, p.InvoicingParty) {
+		msgs = append(msgs, msgVendorUnknown(p.InvoicingParty, p.CompanyCode))
+	}
+	if !currencyKey.MatchString(p.DocumentCurrency) {
+		msgs = append(msgs, msgCurrencyUnknown(p.DocumentCurrency))
+	}
+	inv := &supplierInvoice{
+		FiscalYear:                    fmt.Sprint(posting.Year()),
+		CompanyCode:                   p.CompanyCode,
+		DocumentDate:                  p.DocumentDate.t,
+		PostingDate:                   posting,
+		CreationDate:                  dateOnly(s.opts.Now()),
+		InvoicingParty:                p.InvoicingParty,
+		SupplierInvoiceIDByInvcgParty: p.SupplierInvoiceIDByInvcgParty,
+		DocumentCurrency:              p.DocumentCurrency,
+		InvoiceGrossAmount:            p.InvoiceGrossAmount.d,
+		TaxIsCalculatedAutomatically:  p.TaxIsCalculatedAutomatically,
+		AccountingDocumentType:        cmp.Or(p.AccountingDocumentType, "RE"),
+		DocumentHeaderText:            p.DocumentHeaderText,
+		PaymentTerms:                  p.PaymentTerms,
+		AssignmentReference:           p.AssignmentReference,
+		SupplierPostingLineItemText:   p.SupplierPostingLineItemText,
+	}
+	// The items must add up to the gross amount. Tax is not calculated: the
+	// simulator treats item amounts as gross.
+	balance := decimal.Zero
+	for i, it := range p.Items {
+		item := supplierInvoiceItem{
+			SupplierInvoiceItem: cmp.Or(it.SupplierInvoiceItem, fmt.Sprint(i+1)),
+			CompanyCode:         cmp.Or(it.CompanyCode, p.CompanyCode),
+			GLAccount:           it.GLAccount,
+			CostCenter:          it.CostCenter,
+			DocumentCurrency:    cmp.Or(it.DocumentCurrency, p.DocumentCurrency),
+			Amount:              it.SupplierInvoiceItemAmount.d,
+			TaxCode:             it.TaxCode,
+			DebitCreditCode:     cmp.Or(it.DebitCreditCode, "S"),
+			Text:                it.SupplierInvoiceItemText,
+			AssignmentReference: it.AssignmentReference,
+		}
+		if item.GLAccount == "" {
+			msgs = append(msgs, msgRequired("GLAccount"))
+		} else if !s.md.hasGLAccount(cc.ChartOfAccounts, item.GLAccount) {
+			msgs = append(msgs, msgGLAccountUnknown(item.GLAccount, cc.ChartOfAccounts))
+		}
+		if item.CostCenter != "" && !s.md.hasCostCenter(cc.ControllingArea, item.CostCenter) {
+			msgs = append(msgs, msgCostCenterUnknown(cc.ControllingArea, item.CostCenter, posting))
+		}
+		switch {
+		case !it.SupplierInvoiceItemAmount.set:
+			msgs = append(msgs, msgRequired("SupplierInvoiceItemAmount"))
+		case item.Amount.IsNegative() || (item.DebitCreditCode != "S" && item.DebitCreditCode != "H"):
+			msgs = append(msgs, msgDebitCredit(item.SupplierInvoiceItem, item.DebitCreditCode, item.Amount))
+		case item.DebitCreditCode == "S":
+			balance = balance.Add(item.Amount)
+		default:
+			balance = balance.Sub(item.Amount)
+		}
+		inv.Items = append(inv.Items, item)
+	}
+	if diff := balance.Sub(inv.InvoiceGrossAmount); !diff.IsZero() {
+		msgs = append(msgs, msgBalance(diff, inv.DocumentCurrency))
+	}
+	if dup := s.findDuplicateInvoice(inv); dup != nil {
+		msgs = append(msgs, msgDuplicateInvoice(dup.SupplierInvoice, dup.FiscalYear))
+	}
+	return inv, msgs
+}
+
+// findDuplicateInvoice applies SAP's duplicate invoice check: same company code,
+// supplier, supplier's invoice number, gross amount and document date. Callers hold
+// s.mu.
+func (s *Server) findDuplicateInvoice(inv *supplierInvoice) *supplierInvoice {
+	if inv.SupplierInvoiceIDByInvcgParty == "" {
+		return nil
+	}
+	for _, old := range s.books.invoices {
+		if old.CompanyCode == inv.CompanyCode &&
+			alpha(old.InvoicingParty) == alpha(inv.InvoicingParty) &&
+			old.SupplierInvoiceIDByInvcgParty == inv.SupplierInvoiceIDByInvcgParty &&
+			old.InvoiceGrossAmount.Equal(inv.InvoiceGrossAmount) &&
+			old.DocumentDate.Equal(inv.DocumentDate) {
+			return old
+		}
+	}
+	return nil
+}
+
+// postInvoice assigns the invoice its numbers and records it with its FI document:
+// one vendor line crediting the payables account and one line per G/L item. Callers
+// hold s.mu.
+func (s *Server) postInvoice(inv *supplierInvoice) {
+	cc := s.md.CompanyCodes[inv.CompanyCode]
+	now := s.opts.Now()
+	// MM invoice numbers are unique per fiscal year across company codes: the key of
+	// A_SupplierInvoice has no company code.
+	inv.SupplierInvoice = s.books.nextNumber("RBKP/"+inv.FiscalYear, firstSupplierInvoice)
+	inv.AccountingDocument = s.books.nextNumber("RE/"+inv.CompanyCode+"/"+inv.FiscalYear, firstInvoiceFIDoc)
+	s.books.invoices = append(s.books.invoices, inv)
+
+	line := func(n int) *glLine {
+		return &glLine{
+			CompanyCode: inv.CompanyCode, FiscalYear: inv.FiscalYear, AccountingDocument: inv.AccountingDocument,
+			LedgerGLLineItem: fmt.Sprintf("%06d", n), ChartOfAccounts: cc.ChartOfAccounts,
+			TransactionCurrency: inv.DocumentCurrency, CompanyCodeCurrency: cc.Currency,
+			PostingDate: inv.PostingDate, DocumentDate: inv.DocumentDate,
+			AccountingDocumentType: inv.AccountingDocumentType, DocumentReferenceID: inv.SupplierInvoiceIDByInvcgParty,
+			ReferenceDocumentType: "RMRP", ReferenceDocument: inv.SupplierInvoice, BusinessTransactionType: "RMRP",
+			CreatedByUser: s.opts.User, CreationDateTime: now,
+		}
+	}
+	vendor := line(1)
+	vendor.GLAccount, vendor.Supplier = cc.PayablesAccount, inv.InvoicingParty
+	vendor.Amount, vendor.DebitCreditCode = inv.InvoiceGrossAmount.Neg(), "H"
+	vendor.AssignmentReference, vendor.DocumentItemText = inv.AssignmentReference, inv.SupplierPostingLineItemText
+	s.books.lines = append(s.books.lines, vendor)
+	for i, it := range inv.Items {
+		l := line(i + 2)
+		l.GLAccount, l.CostCenter, l.DebitCreditCode = it.GLAccount, it.CostCenter, it.DebitCreditCode
+		l.Amount = it.Amount
+		if it.DebitCreditCode == "H" {
+			l.Amount = it.Amount.Neg()
+		}
+		l.AssignmentReference, l.DocumentItemText = it.AssignmentReference, it.Text
+		s.books.lines = append(s.books.lines, l)
+	}
+	s.books.ledger = append(s.books.ledger, LedgerDocument{
+		Kind: KindSupplierInvoice, Document: inv.SupplierInvoice, FiscalYear: inv.FiscalYear,
+		CompanyCode: inv.CompanyCode, Reference: inv.SupplierInvoiceIDByInvcgParty, PostedAt: now,
+	})
+	s.stats.Posted[KindSupplierInvoice]++
+}
+
+// periodOpen reports whether postings into the month of date are allowed: the
+// current month and the previous one, as a typical period-end close leaves them.
+func (s *Server) periodOpen(date time.Time) bool {
+	now := s.opts.Now().UTC()
+	cur := time.Date(now.Year(), now.Month(), 1, 0, 0, 0, 0, time.UTC)
+	prev := cur.AddDate(0, -1, 0)
+	month := time.Date(date.Year(), date.Month(), 1, 0, 0, 0, 0, time.UTC)
+	return month.Equal(cur) || month.Equal(prev)
+}

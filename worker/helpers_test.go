@@ -1,0 +1,154 @@
+package worker_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/sapq/sapq/internal/redistest"
+	"github.com/sapq/sapq/sap"
+	"github.com/sapq/sapq/sap/sim"
+	"github.com/sapq/sapq/tasks"
+	"github.com/sapq/sapq/tasks/ledger"
+	"github.com/sapq/sapq/worker"
+)
+
+var redisSrv *redistest.Server
+
+func TestMain(m *testing.M) {
+	if os.Getenv(workerProcessEnv) != "" {
+		runWorkerProcess() // the child side of TestKilledWorker
+		return
+	}
+	redistest.Main(m, &redisSrv)
+}
+
+const (
+	simUser     = "SAPQ_COMM"
+	simPassword = "test-secret-Pa55"
+)
+
+// rig is a worker wired to a real Redis and the SAP simulator.
+type rig struct {
+	t      *testing.T
+	rdb    redis.UniversalClient
+	db     int
+	ledger *ledger.Ledger
+	sim    *sim.Server
+	simURL string
+	sap    *sap.Client
+	// simShift moves the simulator's clock, which decides the open posting
+	// periods (the current and the previous month).
+	simShift atomic.Int64
+}
+
+func newRig(t *testing.T, faults sim.Faults) *rig {
+	t.Helper()
+	rdb, db := redisSrv.NewDB(t)
+	l, err := ledger.New(ledger.Options{Redis: rdb, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &rig{t: t, rdb: rdb, db: db, ledger: l}
+	s := sim.New(sim.Options{User: simUser, Password: simPassword, Faults: faults, Seed: 1, Logger: testLogger(t),
+		Now: func() time.Time { return time.Now().Add(time.Duration(r.simShift.Load())) }})
+	hs := httptest.NewServer(s)
+	t.Cleanup(hs.Close)
+	client, err := sap.New(sap.Config{BaseURL: hs.URL, User: simUser, Password: simPassword, Timeout: 5 * time.Second, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.sim, r.simURL, r.sap = s, hs.URL, client
+	return r
+}
+
+// fastOptions keep retries and reconciliation quick enough for tests.
+func (r *rig) options() worker.Options {
+	return worker.Options{
+		Redis: r.rdb, Ledger: r.ledger, SAP: r.sap, SAPUser: simUser,
+		Concurrency: 4, SAPTimeout: 5 * time.Second, ReconcileAfter: 50 * time.Millisecond,
+		Retry:        worker.RetryPolicy{Initial: 50 * time.Millisecond, Max: 200 * time.Millisecond},
+		PollInterval: 50 * time.Millisecond, ShutdownTimeout: 5 * time.Second, SweepInterval: -1,
+		Logger: testLogger(r.t),
+	}
+}
+
+func (r *rig) startWorker(opts worker.Options) *worker.Worker {
+	r.t.Helper()
+	w, err := worker.New(opts)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	if err := w.Start(); err != nil {
+		r.t.Fatal(err)
+	}
+	r.t.Cleanup(w.Shutdown)
+	return w
+}
+
+func (r *rig) submit(p tasks.Posting) tasks.Job {
+	r.t.Helper()
+	job, _, err := r.ledger.Submit(context.Background(), "tester", p)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return job
+}
+
+// await polls the ledger until cond holds for the job, or fails the test.
+func (r *rig) await(id string, what string, limit time.Duration, cond func(tasks.Job) bool) tasks.Job {
+	r.t.Helper()
+	deadline := time.Now().Add(limit)
+	var job tasks.Job
+	for {
+		var err error
+		job, err = r.ledger.Get(context.Background(), "", id)
+		if err == nil && cond(job) {
+			return job
+		}
+		if time.Now().After(deadline) {
+			r.t.Fatalf("job %s never became %s within %s; last seen %+v (err %v)", id, what, limit, describeJob(job), err)
+		}
+		time.Sleep(20 * time.Millisecond) // polling the ledger: there is no change notification
+	}
+}
+
+func (r *rig) awaitStatus(id string, want tasks.Status, limit time.Duration) tasks.Job {
+	r.t.Helper()
+	return r.await(id, string(want), limit, func(j tasks.Job) bool { return j.Status == want })
+}
+
+// documents counts the simulator's postings for a reference.
+func (r *rig) documents(ref string) int { return r.sim.CountByReference(ref) }
+
+func describeJob(j tasks.Job) string {
+	s := fmt.Sprintf("status=%s phase=%s attempts=%d", j.Status, j.Phase, j.Attempts)
+	if j.Error != nil {
+		s += fmt.Sprintf(" error=%s %q (%s)", j.Error.Code, j.Error.Message, j.Error.Category)
+	}
+	if j.Result != nil {
+		s += " document=" + j.Result.Document
+	}
+	return s
+}
+
+// testLogger sends logs to the test log, shown only on failure or with -v.
+func testLogger(t testing.TB) *slog.Logger {
+	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+type testWriter struct{ t testing.TB }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Helper()
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}

@@ -1,0 +1,100 @@
+package worker_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/sapq/sapq/sap"
+	"github.com/sapq/sapq/sap/sim"
+	"github.com/sapq/sapq/tasks"
+	"github.com/sapq/sapq/tasks/ledger"
+	"github.com/sapq/sapq/tasks/taskstest"
+	"github.com/sapq/sapq/worker"
+)
+
+const workerProcessEnv = "SAPQ_TEST_WORKER_PROCESS"
+
+// runWorkerProcess is a worker in a child process, configured through the
+// environment by TestKilledWorkerMidCall, which kills it with SIGKILL.
+func runWorkerProcess() {
+	db, _ := strconv.Atoi(os.Getenv("SAPQ_TEST_REDIS_DB"))
+	rdb := redis.NewClient(&redis.Options{Addr: os.Getenv("SAPQ_TEST_REDIS_ADDR"), DB: db})
+	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	l, err := ledger.New(ledger.Options{Redis: rdb, Logger: log})
+	if err != nil {
+		panic(err)
+	}
+	client, err := sap.New(sap.Config{BaseURL: os.Getenv("SAPQ_TEST_SAP_URL"), User: simUser, Password: simPassword, Timeout: time.Minute})
+	if err != nil {
+		panic(err)
+	}
+	w, err := worker.New(worker.Options{Redis: rdb, Ledger: l, SAP: client, SAPUser: simUser, PollInterval: 50 * time.Millisecond, SAPTimeout: time.Minute, Logger: log, SweepInterval: -1})
+	if err != nil {
+		panic(err)
+	}
+	if err := w.Start(); err != nil {
+		panic(err)
+	}
+	fmt.Println("worker process ready")
+	select {} // until killed
+}
+
+// A worker killed with SIGKILL while its call to SAP is in flight leaves a
+// job that asynq redelivers once the lease expires (about a minute); another
+// worker finishes it, and SAP holds exactly one document.
+func TestKilledWorkerMidCall(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits for asynq's lease recovery (about 60-90 s)")
+	}
+	t.Parallel()
+	// The first call hangs in SAP long enough to be killed in the middle.
+	r := newRig(t, sim.Faults{Latency: time.Hour})
+	job := r.submit(taskstest.JournalEntry("je-killed"))
+
+	child := exec.Command(os.Args[0], "-test.run=^$")
+	child.Env = append(os.Environ(), workerProcessEnv+"=1",
+		"SAPQ_TEST_REDIS_ADDR="+redisSrv.Addr, "SAPQ_TEST_REDIS_DB="+strconv.Itoa(r.db), "SAPQ_TEST_SAP_URL="+r.simURL)
+	child.Stdout, child.Stderr = os.Stderr, os.Stderr
+	if err := child.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { child.Process.Kill(); child.Wait() })
+
+	r.await(job.ID, "sending in the child worker", settle, func(j tasks.Job) bool { return j.Phase == tasks.PhaseSending })
+	deadline := time.Now().Add(settle)
+	for r.sim.Stats().Attempts[sim.KindJournalEntry] == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the child worker's call never reached SAP")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := child.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	child.Wait()
+	if err := r.sim.SetFaults(sim.Faults{}); err != nil {
+		t.Fatal(err)
+	}
+
+	r.startWorker(r.options())
+	done := r.awaitStatus(job.ID, tasks.StatusSucceeded, 3*time.Minute)
+	if n := r.documents(job.Reference()); n != 1 {
+		t.Fatalf("simulator holds %d documents for the job, want exactly 1", n)
+	}
+	if done.Attempts < 1 || done.Result.Document == "" {
+		t.Fatalf("job = %s", describeJob(done))
+	}
+	ctx := context.Background()
+	if got, _ := r.ledger.Get(ctx, "", job.ID); got.Status != tasks.StatusSucceeded {
+		t.Fatalf("ledger status %s", got.Status)
+	}
+}

@@ -1,0 +1,262 @@
+package worker_test
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/sapq/sapq/sap/sim"
+	"github.com/sapq/sapq/tasks"
+	"github.com/sapq/sapq/tasks/taskstest"
+)
+
+const settle = 30 * time.Second // generous bound for conditions awaited in tests
+
+func TestPostsEachKind(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, sim.Faults{})
+	r.startWorker(r.options())
+	inv := r.submit(taskstest.SupplierInvoice("INV-OK-1"))
+	je := r.submit(taskstest.JournalEntry("je-ok-1"))
+
+	gotInv := r.awaitStatus(inv.ID, tasks.StatusSucceeded, settle)
+	gotJE := r.awaitStatus(je.ID, tasks.StatusSucceeded, settle)
+
+	ledgerDocs := map[string]sim.LedgerDocument{}
+	for _, d := range r.sim.Ledger() {
+		ledgerDocs[d.Reference] = d
+	}
+	if d := ledgerDocs["INV-OK-1"]; d.Document == "" || d.Document != gotInv.Result.Document || d.FiscalYear != gotInv.Result.FiscalYear || d.Kind != sim.KindSupplierInvoice {
+		t.Fatalf("invoice result %+v does not match the simulator's ledger %+v", gotInv.Result, d)
+	}
+	if d := ledgerDocs[gotJE.Reference()]; d.Document == "" || d.Document != gotJE.Result.Document || d.CompanyCode != "1010" || d.Kind != sim.KindJournalEntry {
+		t.Fatalf("journal entry result %+v does not match the simulator's ledger %+v", gotJE.Result, d)
+	}
+	if gotInv.Attempts != 1 || gotJE.Attempts != 1 || gotInv.Result.Reconciled {
+		t.Fatalf("attempts %d/%d, reconciled %v; want one clean attempt each", gotInv.Attempts, gotJE.Attempts, gotInv.Result.Reconciled)
+	}
+}
+
+// faultThenHeal submits a posting under a fault at rate 1, waits until an
+// attempt has failed, heals the simulator and returns the finished job.
+func faultThenHeal(t *testing.T, faults sim.Faults) (*rig, tasks.Job) {
+	r := newRig(t, faults)
+	r.startWorker(r.options())
+	job := r.submit(taskstest.SupplierInvoice("INV-" + strings.ToUpper(t.Name()[4:10])))
+	r.await(job.ID, "retrying after a fault", settle, func(j tasks.Job) bool { return j.Status == tasks.StatusRetrying && j.Error != nil })
+	if err := r.sim.SetFaults(sim.Faults{}); err != nil {
+		t.Fatal(err)
+	}
+	return r, r.awaitStatus(job.ID, tasks.StatusSucceeded, settle)
+}
+
+func TestRetriesWhenSAPFailsBeforePosting(t *testing.T) {
+	t.Parallel()
+	r, job := faultThenHeal(t, sim.Faults{FailRate: 1})
+	if job.Attempts < 2 || job.Result.Reconciled {
+		t.Fatalf("job = %s; want a plain retry after the 503", describeJob(job))
+	}
+	if n := r.documents(mustInvoiceRef(t, job)); n != 1 {
+		t.Fatalf("simulator holds %d documents for the invoice, want 1", n)
+	}
+}
+
+func TestRetriesOnLockError(t *testing.T) {
+	t.Parallel()
+	r, job := faultThenHeal(t, sim.Faults{LockRate: 1})
+	if job.Attempts < 2 {
+		t.Fatalf("job = %s; want a retry after the lock", describeJob(job))
+	}
+	if n := r.documents(mustInvoiceRef(t, job)); n != 1 {
+		t.Fatalf("simulator holds %d documents, want 1", n)
+	}
+}
+
+func TestHonoursThrottling(t *testing.T) {
+	t.Parallel()
+	r, job := faultThenHeal(t, sim.Faults{ThrottleRate: 1})
+	if n := r.documents(mustInvoiceRef(t, job)); n != 1 {
+		t.Fatalf("simulator holds %d documents, want 1", n)
+	}
+}
+
+func mustInvoiceRef(t *testing.T, job tasks.Job) string {
+	t.Helper()
+	p, err := job.Posting()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p.(*tasks.SupplierInvoice).InvoiceReference
+}
+
+// An ambiguous failure posts the document and loses the answer. The retry
+// must find it, not post it again.
+func TestAmbiguousFailureIsReconciledNotResent(t *testing.T) {
+	t.Parallel()
+	for _, kind := range []tasks.Kind{tasks.KindSupplierInvoice, tasks.KindJournalEntry} {
+		t.Run(string(kind), func(t *testing.T) {
+			t.Parallel()
+			r := newRig(t, sim.Faults{AmbiguousRate: 1})
+			r.startWorker(r.options())
+			var posting tasks.Posting = taskstest.SupplierInvoice("INV-AMBIG")
+			if kind == tasks.KindJournalEntry {
+				posting = taskstest.JournalEntry("je-ambig")
+			}
+			job := r.submit(posting)
+			r.await(job.ID, "failed with an unknown outcome", settle, func(j tasks.Job) bool {
+				return j.Error != nil && j.Error.Category == tasks.CategoryUnknown
+			})
+			r.sim.SetFaults(sim.Faults{})
+			done := r.awaitStatus(job.ID, tasks.StatusSucceeded, settle)
+
+			ref := job.Reference()
+			if kind == tasks.KindSupplierInvoice {
+				ref = "INV-AMBIG"
+			}
+			if n := r.documents(ref); n != 1 {
+				t.Fatalf("simulator holds %d documents for %s, want exactly 1", n, ref)
+			}
+			if !done.Result.Reconciled || done.Result.Document == "" {
+				t.Fatalf("result %+v: want the document adopted by look-up", done.Result)
+			}
+			if posts := r.sim.Stats().Attempts[sim.Kind(kind)]; posts != 1 {
+				t.Fatalf("simulator received %d posting requests, want 1 (no resend after the lost answer)", posts)
+			}
+		})
+	}
+}
+
+func TestPermanentErrorsFailAtOnceWithSAPMessage(t *testing.T) {
+	t.Parallel()
+	closed := taskstest.JournalEntry("je-closed")
+	closed.PostingDate = time.Now().AddDate(-2, 0, 0).Format("2006-01-02")
+	unknownAccount := taskstest.SupplierInvoice("INV-BADGL")
+	unknownAccount.Items[1].GLAccount = "99999999"
+	cases := []struct {
+		name    string
+		posting tasks.Posting
+		code    string
+		text    string
+	}{
+		{"closed period", closed, "F5/201", "is not open"},
+		{"unknown G/L account", unknownAccount, "F5/507", "99999999"},
+	}
+	r := newRig(t, sim.Faults{})
+	r.startWorker(r.options())
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			job := r.submit(c.posting)
+			got := r.awaitStatus(job.ID, tasks.StatusFailed, settle)
+			if got.Attempts != 1 {
+				t.Fatalf("attempts = %d, want 1 (no retry of a permanent error)", got.Attempts)
+			}
+			if got.Error == nil || got.Error.Code != c.code || got.Error.Category != tasks.CategoryPermanent || !strings.Contains(got.Error.Message, c.text) {
+				t.Fatalf("error = %+v, want %s ...%s... permanent", got.Error, c.code, c.text)
+			}
+			info, err := r.ledger.Inspector().GetTaskInfo(r.ledger.Queue(), job.ID)
+			if err != nil || info.State != asynq.TaskStateArchived {
+				t.Fatalf("task state = %v (%v), want archived for reprocessing", info, err)
+			}
+		})
+	}
+	if docs := r.sim.Ledger(); len(docs) != 0 {
+		t.Fatalf("simulator posted %d documents for rejected postings", len(docs))
+	}
+}
+
+// Once the cause is fixed, an operator reprocesses the failed job and it
+// posts exactly once.
+func TestReprocessAfterFix(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, sim.Faults{})
+	r.startWorker(r.options())
+	late := taskstest.SupplierInvoice("INV-LATE")
+	threeMonthsAgo := time.Now().AddDate(0, -3, 0)
+	late.PostingDate = threeMonthsAgo.Format("2006-01-02")
+	job := r.submit(late)
+	failed := r.awaitStatus(job.ID, tasks.StatusFailed, settle)
+	if failed.Error.Code != "F5/201" {
+		t.Fatalf("error = %+v, want F5/201", failed.Error)
+	}
+	// Finance reopens the period: in the simulator, its clock goes back.
+	r.simShift.Store(int64(time.Until(threeMonthsAgo)))
+	if _, err := r.ledger.Reprocess(context.Background(), job.ID); err != nil {
+		t.Fatal(err)
+	}
+	done := r.awaitStatus(job.ID, tasks.StatusSucceeded, settle)
+	if n := r.documents("INV-LATE"); n != 1 || done.Result.Document == "" {
+		t.Fatalf("after reprocessing: %d documents, result %+v", n, done.Result)
+	}
+}
+
+func TestConcurrentSubmissionsPostOneDocument(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, sim.Faults{})
+	r.startWorker(r.options())
+	const n = 50
+	ids := make(chan string, n)
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() {
+			job, _, err := r.ledger.Submit(context.Background(), "tester", taskstest.JournalEntry("je-50"))
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			ids <- job.ID
+		})
+	}
+	wg.Wait()
+	close(ids)
+	first := <-ids
+	for id := range ids {
+		if id != first {
+			t.Fatalf("two jobs for one key: %s and %s", first, id)
+		}
+	}
+	job := r.awaitStatus(first, tasks.StatusSucceeded, settle)
+	if c := r.documents(job.Reference()); c != 1 {
+		t.Fatalf("simulator holds %d documents, want 1", c)
+	}
+}
+
+func TestCancelledJobIsNeverSent(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, sim.Faults{})
+	job := r.submit(taskstest.JournalEntry("je-cancel"))
+	if _, err := r.ledger.Cancel(context.Background(), "tester", job.ID); err != nil {
+		t.Fatal(err)
+	}
+	// Even if the task were delivered (a copy re-enqueued by a sweep), the
+	// worker drops it: run the handler directly on the task.
+	w := r.startWorker(r.options())
+	task := asynq.NewTask(tasks.KindJournalEntry.TaskType(), []byte(`{"job_id":"`+job.ID+`","caller":"tester"}`))
+	if err := w.ProcessTask(context.Background(), task); err != nil {
+		t.Fatalf("ProcessTask on a cancelled job: %v", err)
+	}
+	if got := r.sim.Stats().Attempts[sim.KindJournalEntry]; got != 0 {
+		t.Fatalf("simulator received %d posts for a cancelled job", got)
+	}
+}
+
+// A delivery of an already posted job (asynq redelivers after a crash
+// between recording and acknowledging) returns the stored result and sends
+// nothing.
+func TestRedeliveryOfPostedJobSendsNothing(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, sim.Faults{})
+	w := r.startWorker(r.options())
+	job := r.submit(taskstest.JournalEntry("je-redeliver"))
+	r.awaitStatus(job.ID, tasks.StatusSucceeded, settle)
+	task := asynq.NewTask(tasks.KindJournalEntry.TaskType(), []byte(`{"job_id":"`+job.ID+`","caller":"tester"}`))
+	if err := w.ProcessTask(context.Background(), task); err != nil {
+		t.Fatal(err)
+	}
+	if got := r.sim.Stats().Attempts[sim.KindJournalEntry]; got != 1 {
+		t.Fatalf("simulator received %d posts, want 1", got)
+	}
+}
