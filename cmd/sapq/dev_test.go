@@ -40,16 +40,19 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
-// startDev runs `sapq dev` against the test's Redis and returns its base URL.
-func startDev(t *testing.T, token string) string {
+// startDev runs `sapq dev` and returns its base URL. Unless embedded is
+// set, it runs against the test's Redis rather than its embedded one.
+func startDev(t *testing.T, token string, embedded bool) string {
 	t.Helper()
-	_, db := redisSrv.NewDB(t)
+	args := []string{"--addr", "127.0.0.1:0", "--token", token}
+	if !embedded {
+		_, db := redisSrv.NewDB(t)
+		args = append(args, "--redis-url", fmt.Sprintf("redis://%s/%d", redisSrv.Addr, db))
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	out := &lockedBuffer{}
 	done := make(chan error, 1)
-	go func() {
-		done <- runDev(ctx, []string{"--addr", "127.0.0.1:0", "--token", token, "--redis-url", fmt.Sprintf("redis://%s/%d", redisSrv.Addr, db)}, out)
-	}()
+	go func() { done <- runDev(ctx, args, out) }()
 	t.Cleanup(func() {
 		cancel()
 		select {
@@ -191,8 +194,18 @@ func simLedger(t *testing.T, base string) map[string]string {
 // Streamable HTTP, sapq dev's wiring, a real Redis, the worker and the SAP
 // simulator.
 func TestDevEndToEnd(t *testing.T) {
+	for _, embedded := range []bool{false, true} {
+		name := "redis-server"
+		if embedded {
+			name = "embedded-miniredis"
+		}
+		t.Run(name, func(t *testing.T) { testDevEndToEnd(t, embedded) })
+	}
+}
+
+func testDevEndToEnd(t *testing.T, embedded bool) {
 	const token = "e2e-token-0123456789"
-	base := startDev(t, token)
+	base := startDev(t, token, embedded)
 	cs := connect(t, base+"/mcp", token)
 
 	inv := taskstest.SupplierInvoice("E2E-INV-1")
@@ -233,7 +246,7 @@ func TestDevEndToEnd(t *testing.T) {
 
 func TestDevGuardsUIAndMCP(t *testing.T) {
 	const token = "guard-token-0123456789"
-	base := startDev(t, token)
+	base := startDev(t, token, false)
 	get := func(path, auth string) *http.Response {
 		req, _ := http.NewRequest(http.MethodGet, base+path, nil)
 		if auth != "" {
