@@ -17,6 +17,8 @@ import (
 // ProcessTask runs the exactly-once protocol for one delivery of a posting
 // task. It implements asynq.Handler.
 func (w *Worker) ProcessTask(ctx context.Context, t *asynq.Task) error {
+	w.inflight.Add(1)
+	defer w.inflight.Done()
 	payload, err := ledger.ParseTaskPayload(t.Payload())
 	if err != nil {
 		return fmt.Errorf("%w: %v", asynq.SkipRetry, err)
@@ -138,7 +140,19 @@ func (a *attempt) reconcile(ctx context.Context, p poster, posting tasks.Posting
 	return false, nil
 }
 
+// recordTimeout bounds a ledger write after a SAP call.
+const recordTimeout = 5 * time.Second
+
+// recordCtx is the context for writing an attempt's outcome. It survives the
+// cancellation of the job's context (a shutdown or a task timeout right after
+// SAP answered): an outcome that SAP already decided must still be recorded.
+func recordCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
+}
+
 func (a *attempt) succeed(ctx context.Context, doc sap.Document, reconciled bool) error {
+	ctx, cancel := recordCtx(ctx)
+	defer cancel()
 	res := tasks.Result{Document: doc.Number, FiscalYear: doc.FiscalYear, CompanyCode: doc.CompanyCode, Reconciled: reconciled}
 	for _, m := range doc.Messages {
 		res.Messages = append(res.Messages, tasks.Message{Code: m.Code, Text: m.Text, Severity: m.Severity})
@@ -158,6 +172,8 @@ func (a *attempt) succeed(ctx context.Context, doc sap.Document, reconciled bool
 // fail ends the job now: SAP refused it and will refuse it again until the
 // data or SAP's configuration changes.
 func (a *attempt) fail(ctx context.Context, phase tasks.Phase, jobErr tasks.JobError, cause error) error {
+	ctx, cancel := recordCtx(ctx)
+	defer cancel()
 	if err := a.w.ledger.RecordFailure(ctx, a.job, tasks.StatusFailed, phase, jobErr); err != nil && !errors.Is(err, ledger.ErrPosted) {
 		return err
 	}
@@ -169,6 +185,8 @@ func (a *attempt) fail(ctx context.Context, phase tasks.Phase, jobErr tasks.JobE
 // retry records a failed attempt that asynq will try again, unless this
 // was the last attempt, in which case the job is failed.
 func (a *attempt) retry(ctx context.Context, phase tasks.Phase, jobErr tasks.JobError, cause error) error {
+	ctx, cancel := recordCtx(ctx)
+	defer cancel()
 	status := tasks.StatusRetrying
 	if a.last {
 		status = tasks.StatusFailed

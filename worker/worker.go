@@ -3,6 +3,7 @@ package worker
 import (
 	"errors"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -51,6 +52,10 @@ type Worker struct {
 	posters map[tasks.Kind]poster
 	metrics *metrics
 	log     *slog.Logger
+	// inflight counts running handlers. asynq's Shutdown returns once its
+	// timeout is up and cancels the handlers' contexts without waiting for
+	// them; Shutdown waits here so that they record their outcome first.
+	inflight sync.WaitGroup
 }
 
 // New returns a Worker; Start runs it.
@@ -126,5 +131,12 @@ func (w *Worker) Shutdown() {
 		w.sweeper.Shutdown()
 	}
 	w.srv.Shutdown()
+	done := make(chan struct{})
+	go func() { w.inflight.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(recordTimeout + time.Second):
+		w.log.Warn("handlers still running after shutdown; their jobs will be reconciled when they run again")
+	}
 	w.log.Info("worker stopped")
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/sapq/sapq/sap/sim"
 	"github.com/sapq/sapq/tasks"
 	"github.com/sapq/sapq/tasks/taskstest"
+	"github.com/sapq/sapq/worker"
 )
 
 const settle = 30 * time.Second // generous bound for conditions awaited in tests
@@ -258,5 +259,36 @@ func TestRedeliveryOfPostedJobSendsNothing(t *testing.T) {
 	}
 	if got := r.sim.Stats().Attempts[sim.KindJournalEntry]; got != 1 {
 		t.Fatalf("simulator received %d posts, want 1", got)
+	}
+}
+
+// A shutdown that outlasts a SAP call cancels it: the outcome is recorded
+// as unknown, asynq puts the task back, and the next worker reconciles
+// before sending. SAP ends up with exactly one document.
+func TestShutdownMidCallIsReconciled(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, sim.Faults{Latency: time.Hour})
+	opts := r.options()
+	opts.ShutdownTimeout = 100 * time.Millisecond
+	first, err := worker.New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := first.Start(); err != nil {
+		t.Fatal(err)
+	}
+	job := r.submit(taskstest.SupplierInvoice("INV-SHUTDOWN"))
+	r.await(job.ID, "sending", settle, func(j tasks.Job) bool { return j.Phase == tasks.PhaseSending })
+	first.Shutdown()
+
+	got, err := r.ledger.Get(context.Background(), "", job.ID)
+	if err != nil || got.Phase != tasks.PhaseSending || got.Error == nil || got.Error.Category != tasks.CategoryUnknown {
+		t.Fatalf("after shutdown: %s (%v); want the unknown outcome recorded, still sending", describeJob(got), err)
+	}
+	r.sim.SetFaults(sim.Faults{})
+	r.startWorker(r.options())
+	done := r.awaitStatus(job.ID, tasks.StatusSucceeded, settle)
+	if n := r.documents("INV-SHUTDOWN"); n != 1 || done.Result.Document == "" {
+		t.Fatalf("%d documents, result %+v", n, done.Result)
 	}
 }
