@@ -126,6 +126,9 @@ func TestRetentionAppliesOnlyOnceTerminal(t *testing.T) {
 	if err := l.RecordFailure(ctx, job, tasks.StatusFailed, tasks.PhasePending, tasks.JobError{Code: "F5/201", Message: "closed", Category: tasks.CategoryPermanent}); err != nil {
 		t.Fatal(err)
 	}
+	if failed, _ := l.Get(ctx, "alice", job.ID); failed.Result != nil || failed.Error == nil || failed.Error.Code != "F5/201" {
+		t.Fatalf("failed job = result %+v, error %+v; want no result and the error", failed.Result, failed.Error)
+	}
 	ttl := rdb.TTL(ctx, "sapq:job:"+job.ID).Val()
 	if ttl < ledger.DefaultFailedRetention-time.Minute || ttl > ledger.DefaultFailedRetention {
 		t.Fatalf("failed job TTL = %v, want about %v", ttl, ledger.DefaultFailedRetention)

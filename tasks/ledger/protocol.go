@@ -84,13 +84,15 @@ func (l *Ledger) RecordFailure(ctx context.Context, job tasks.Job, status tasks.
 }
 
 func (l *Ledger) finish(ctx context.Context, job tasks.Job, status tasks.Status, phase tasks.Phase, result *tasks.Result, jobErr *tasks.JobError) error {
-	resJSON, err := marshalOrEmpty(result)
-	if err != nil {
-		return err
+	var resJSON, errJSON string
+	var err error
+	if result != nil {
+		if resJSON, err = marshalJSON(result); err != nil {
+			return err
+		}
 	}
-	var errJSON string
 	if jobErr != nil {
-		if errJSON, err = marshalOrEmpty(jobErr); err != nil {
+		if errJSON, err = marshalJSON(jobErr); err != nil {
 			return err
 		}
 	}

@@ -157,10 +157,7 @@ redis.call('PEXPIRE', KEYS[2], ARGV[3])
 return 'ok'
 `)
 
-func marshalOrEmpty(v any) (string, error) {
-	if v == nil {
-		return "", nil
-	}
+func marshalJSON(v any) (string, error) {
 	b, err := json.Marshal(v)
 	return string(b), err
 }
