@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -76,7 +77,10 @@ func runDev(ctx context.Context, args []string, stdout io.Writer) error {
 
 	simOpts := sim.Options{User: "SAPQ_COMM", Password: simPassword, Logger: log}
 	if *faults != "" {
-		if err := simOpts.Faults.UnmarshalJSON([]byte(*faults)); err != nil {
+		if err := json.Unmarshal([]byte(*faults), &simOpts.Faults); err != nil {
+			return fmt.Errorf("--faults: %w", err)
+		}
+		if err := simOpts.Faults.Validate(); err != nil {
 			return fmt.Errorf("--faults: %w", err)
 		}
 	}

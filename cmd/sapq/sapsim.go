@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"flag"
+	"fmt"
 	"io"
 	"net"
 
@@ -27,7 +28,10 @@ func runSAPSim(ctx context.Context, args []string, stdout io.Writer) error {
 	opts := sim.Options{User: *user, Password: pw, Client: *client, Logger: log}
 	if *faults != "" {
 		if err := json.Unmarshal([]byte(*faults), &opts.Faults); err != nil {
-			return err
+			return fmt.Errorf("--faults: %w", err)
+		}
+		if err := opts.Faults.Validate(); err != nil {
+			return fmt.Errorf("--faults: %w", err)
 		}
 	}
 	s := sim.New(opts)

@@ -5,8 +5,18 @@
 // Served (see the path constants): the OData V2 service API_SUPPLIERINVOICE_PROCESS_SRV
 // (deep insert and reads of A_SupplierInvoice, reads of A_SupplierInvoiceItemGLAcct),
 // the read-only OData V2 service API_GLACCOUNTLINEITEM (GLAccountLineItem) and the
-// SOAP 1.1 service JournalEntryCreateRequestConfirmation_In. Control endpoints for
-// tests live under /sim/ (see Server.ServeHTTP and serveControl).
+// SOAP 1.1 service JournalEntryCreateRequestConfirmation_In.
+//
+// Control endpoints for tests and operators live under /sim/ and need no
+// authentication:
+//
+//	GET  /sim/faults        current faults (JSON, see Faults)
+//	POST /sim/faults        replace the faults; unknown fields are rejected; answers the new faults
+//	GET  /sim/ledger        {"documents":[{"kind","document","fiscal_year","company_code","reference","posted_at"}]}
+//	GET  /sim/stats         counters (see Stats)
+//	POST /sim/csrf/expire   invalidate every CSRF token issued so far
+//
+// The same is available to Go tests as methods of Server.
 //
 // Faithful to S/4HANA:
 //   - Basic authentication of a communication user, the sap-client parameter, and a

@@ -111,7 +111,7 @@ type faultInjector struct {
 	mu        sync.Mutex
 	faults    Faults
 	rng       *rand.Rand
-	ambiguous uint64 // ambiguous faults so far; alternates connection drop and 504
+	ambiguous map[Kind]uint64 // ambiguous faults so far per kind; alternates connection drop and 504
 }
 
 func newFaultInjector(f Faults, seed int64) *faultInjector {
@@ -121,7 +121,7 @@ func newFaultInjector(f Faults, seed int64) *faultInjector {
 	} else {
 		src = rand.NewPCG(rand.Uint64(), rand.Uint64())
 	}
-	return &faultInjector{faults: f, rng: rand.New(src)}
+	return &faultInjector{faults: f, rng: rand.New(src), ambiguous: map[Kind]uint64{}}
 }
 
 func (fi *faultInjector) get() Faults {
@@ -162,19 +162,20 @@ func (fi *faultInjector) roll() (FaultKind, time.Duration) {
 	return "", f.Latency
 }
 
-// dropConnection reports whether the next ambiguous fault should drop the connection
-// (true) or answer 504 (false); they alternate so both shapes are exercised.
-func (fi *faultInjector) dropConnection() bool {
+// dropConnection reports whether the next ambiguous fault of a kind should drop the
+// connection (true) or answer 504 (false); they alternate per kind so both shapes are
+// exercised for every kind of posting.
+func (fi *faultInjector) dropConnection(kind Kind) bool {
 	fi.mu.Lock()
 	defer fi.mu.Unlock()
-	fi.ambiguous++
-	return fi.ambiguous%2 == 1
+	fi.ambiguous[kind]++
+	return fi.ambiguous[kind]%2 == 1
 }
 
 // sleep waits d or until ctx is done, reporting whether the full time elapsed.
 func sleep(ctx context.Context, d time.Duration) bool {
 	if d <= 0 {
-		return ctx.Err() == nil
+		return true
 	}
 	t := time.NewTimer(d)
 	defer t.Stop()
@@ -188,8 +189,8 @@ func sleep(ctx context.Context, d time.Duration) bool {
 
 // loseResponse makes the outcome of an already processed request unknown to the
 // client, the way a crashing gateway or a network partition does.
-func (s *Server) loseResponse(w http.ResponseWriter, r *http.Request) {
-	if s.faults.dropConnection() {
+func (s *Server) loseResponse(w http.ResponseWriter, r *http.Request, kind Kind) {
+	if s.faults.dropConnection(kind) {
 		conn, _, err := http.NewResponseController(w).Hijack()
 		if err == nil {
 			s.log.Warn("sim: fault ambiguous: closing connection without response", "path", r.URL.Path)

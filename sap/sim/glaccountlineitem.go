@@ -14,7 +14,7 @@ var glAccountLineItemSet = &entitySet{
 		"ReferenceDocument", "CostCenter", "TransactionCurrency", "AmountInTransactionCurrency",
 		"CompanyCodeCurrency", "AmountInCompanyCodeCurrency", "DebitCreditCode", "FiscalPeriod", "PostingDate",
 		"DocumentDate", "AccountingDocumentType", "AccountingDocumentItem", "AssignmentReference",
-		"DocumentItemText", "DocumentReferenceID", "AccountingDocCreatedByUser", "CreationDateTime", "Supplier"},
+		"DocumentItemText", "AccountingDocCreatedByUser", "CreationDateTime", "Supplier"},
 }
 
 func (s *Server) serveGLAccountLineItems(w http.ResponseWriter, r *http.Request, pred string) {

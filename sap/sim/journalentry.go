@@ -310,7 +310,7 @@ func (s *Server) serveJournalEntry(w http.ResponseWriter, r *http.Request) {
 	}
 	if fault == FaultAmbiguous {
 		s.processJournalEntries(&discardWriter{}, r, body, false)
-		s.loseResponse(w, r)
+		s.loseResponse(w, r, KindJournalEntry)
 		return
 	}
 	s.processJournalEntries(w, r, body, fault == FaultLock)
@@ -360,7 +360,9 @@ func (s *Server) processJournalEntries(w http.ResponseWriter, r *http.Request, b
 		}
 		if len(msgs) > 0 {
 			failed++
-			s.stats.Rejected[KindJournalEntry]++
+			if !locked {
+				s.stats.Rejected[KindJournalEntry]++
+			}
 			c.Document = jeConfirmationDoc{AccountingDocument: "0000000000", CompanyCode: p.entry.CompanyCode, FiscalYear: "0000"}
 			c.Log = confLog{MaximumLogItemSeverityCode: severityError}
 			for _, m := range append([]sapMessage{msgJournalEntryError(s.logicalSystem())}, msgs...) {
@@ -484,7 +486,7 @@ func (s *Server) postJournalEntry(p *parsedEntry) string {
 			TransactionCurrency: it.Amount.Currency, Amount: amount, CompanyCodeCurrency: cc.Currency,
 			PostingDate: p.postingDate, DocumentDate: p.documentDate,
 			AccountingDocumentType: je.AccountingDocumentType, AssignmentReference: it.AssignmentReference,
-			DocumentItemText: it.DocumentItemText, DocumentReferenceID: je.DocumentReferenceID,
+			DocumentItemText:      it.DocumentItemText,
 			ReferenceDocumentType: je.OriginalReferenceDocumentType, ReferenceDocument: doc,
 			BusinessTransactionType: je.BusinessTransactionType, CreatedByUser: je.CreatedByUser,
 			CreationDateTime: now,

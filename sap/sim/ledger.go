@@ -114,7 +114,6 @@ type glLine struct {
 	AccountingDocumentType  string
 	AssignmentReference     string
 	DocumentItemText        string
-	DocumentReferenceID     string
 	ReferenceDocumentType   string
 	ReferenceDocument       string
 	BusinessTransactionType string
@@ -160,7 +159,6 @@ func (l *glLine) properties() object {
 		{"AccountingDocumentItem", l.LedgerGLLineItem[3:]},
 		{"AssignmentReference", l.AssignmentReference},
 		{"DocumentItemText", l.DocumentItemText},
-		{"DocumentReferenceID", l.DocumentReferenceID},
 		{"AccountingDocCreatedByUser", l.CreatedByUser},
 		{"CreationDateTime", formatEdmDateTimeOffset(l.CreationDateTime)},
 		{"Supplier", l.Supplier},

@@ -354,7 +354,7 @@ func (s *Server) postSupplierInvoice(w http.ResponseWriter, r *http.Request) {
 	}
 	if fault == FaultAmbiguous {
 		s.createSupplierInvoice(&discardWriter{}, r, body)
-		s.loseResponse(w, r)
+		s.loseResponse(w, r, KindSupplierInvoice)
 		return
 	}
 	s.createSupplierInvoice(w, r, body)
@@ -537,8 +537,8 @@ func (s *Server) postInvoice(inv *supplierInvoice) {
 			LedgerGLLineItem: fmt.Sprintf("%06d", n), ChartOfAccounts: cc.ChartOfAccounts,
 			TransactionCurrency: inv.DocumentCurrency, CompanyCodeCurrency: cc.Currency,
 			PostingDate: inv.PostingDate, DocumentDate: inv.DocumentDate,
-			AccountingDocumentType: inv.AccountingDocumentType, DocumentReferenceID: inv.SupplierInvoiceIDByInvcgParty,
-			ReferenceDocumentType: "RMRP", ReferenceDocument: inv.SupplierInvoice, BusinessTransactionType: "RMRP",
+			AccountingDocumentType: inv.AccountingDocumentType,
+			ReferenceDocumentType:  "RMRP", ReferenceDocument: inv.SupplierInvoice, BusinessTransactionType: "RMRP",
 			CreatedByUser: s.opts.User, CreationDateTime: now,
 		}
 	}

@@ -10,8 +10,13 @@ import (
 	"github.com/sapq/sapq/tasks"
 )
 
-// ErrNotFailed is returned when reprocessing a job that has not failed.
-var ErrNotFailed = errors.New("only failed postings can be reprocessed")
+var (
+	// ErrNotFailed is returned when reprocessing a job that has not failed.
+	ErrNotFailed = errors.New("only failed postings can be reprocessed")
+	// ErrStillFinishing is returned when the failed attempt's task has not
+	// been archived yet; asking again a moment later works.
+	ErrStillFinishing = errors.New("the last attempt is still finishing; try again in a few seconds")
+)
 
 // Reprocess queues a failed job again with a fresh retry budget, once an
 // operator has fixed the cause (opened the period, created the account).
@@ -25,6 +30,12 @@ func (l *Ledger) Reprocess(ctx context.Context, id string) (tasks.Job, error) {
 	if err != nil {
 		return tasks.Job{}, err
 	}
+	// A worker records the failure before asynq archives the task. While
+	// the task is still active, a new task with its ID cannot be enqueued
+	// and the old one would be archived after all: wait for it.
+	if info, err := l.inspector.GetTaskInfo(l.opts.Queue, id); err == nil && info.State == asynq.TaskStateActive {
+		return tasks.Job{}, ErrStillFinishing
+	}
 	res, err := reprocessScript.Run(ctx, l.rdb, []string{jobKey(id), idemKey(job.Caller, job.IdempotencyKey), unenqueuedKey}, ms(l.opts.Now())).Text()
 	if err != nil {
 		return tasks.Job{}, l.ctxErr(ctx, err)
@@ -35,11 +46,6 @@ func (l *Ledger) Reprocess(ctx context.Context, id string) (tasks.Job, error) {
 		return tasks.Job{}, ErrNotFound
 	default:
 		return tasks.Job{}, fmt.Errorf("%w: job %s is %s", ErrNotFailed, id, res)
-	}
-	if err := l.inspector.DeleteTask(l.opts.Queue, id); err != nil && !errors.Is(err, asynq.ErrTaskNotFound) && !errors.Is(err, asynq.ErrQueueNotFound) {
-		// The task is still live in the queue (retry or active): it will
-		// run anyway, and the ledger now says queued.
-		l.log.Warn("reprocess: old task not deleted", "job_id", id, "err", err)
 	}
 	job.Status = tasks.StatusQueued
 	if err := l.enqueue(ctx, job); err != nil {

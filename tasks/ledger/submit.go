@@ -78,8 +78,23 @@ func (l *Ledger) enqueue(ctx context.Context, job tasks.Job) error {
 		return err
 	}
 	task := asynq.NewTask(job.Kind.TaskType(), payload)
-	_, err = l.client.EnqueueContext(ctx, task,
-		asynq.TaskID(job.ID), asynq.Queue(l.opts.Queue), asynq.MaxRetry(l.opts.MaxRetry))
+	opts := []asynq.Option{asynq.TaskID(job.ID), asynq.Queue(l.opts.Queue), asynq.MaxRetry(l.opts.MaxRetry)}
+	_, err = l.client.EnqueueContext(ctx, task, opts...)
+	if errors.Is(err, asynq.ErrTaskIDConflict) {
+		// The queue still holds a task with this ID. A live one (pending,
+		// scheduled, retry, active) will run the job; an archived one is a
+		// previous failure that the ledger has since put back in the queue's
+		// hands (reprocess), so it is replaced.
+		info, ierr := l.inspector.GetTaskInfo(l.opts.Queue, job.ID)
+		if ierr == nil && info.State == asynq.TaskStateArchived {
+			if derr := l.inspector.DeleteTask(l.opts.Queue, job.ID); derr != nil && !errors.Is(derr, asynq.ErrTaskNotFound) {
+				return fmt.Errorf("ledger: replace archived task %s: %w", job.ID, derr)
+			}
+			_, err = l.client.EnqueueContext(ctx, task, opts...)
+		} else {
+			err = nil
+		}
+	}
 	if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
 		return fmt.Errorf("ledger: enqueue %s: %w", job.ID, err)
 	}

@@ -1,0 +1,147 @@
+package sim
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"sort"
+	"sync"
+	"testing"
+	"time"
+)
+
+func TestGLAccountLineItemLookup(t *testing.T) {
+	h := newHarness(t, Options{})
+	h.postJE(defaultJE("SQ-GL-1").xml())
+	h.postJE(defaultJE("SQ-GL-2").xml())
+	h.postInvoice(defaultInvoice("INV-GL").json())
+
+	v := url.Values{
+		"$format": {"json"}, "$select": {"CompanyCode,AccountingDocument,FiscalYear"}, "$top": {"1"},
+		"$filter": {"CompanyCode eq '1010' and AssignmentReference eq 'SQ-GL-2'"},
+	}
+	code, m := h.getJSON(glColl + query(v))
+	rows := results(m)
+	if code != http.StatusOK || len(rows) != 1 {
+		t.Fatalf("lookup: %d %v", code, m)
+	}
+	if dig(rows[0], "AccountingDocument") != "0100000002" || dig(rows[0], "FiscalYear") != "2026" || dig(rows[0], "CompanyCode") != "1010" {
+		t.Errorf("row = %v", rows[0])
+	}
+	if dig(rows[0], "GLAccount") != nil {
+		t.Errorf("$select not applied: %v", rows[0])
+	}
+
+	// Without $top: one row per line item.
+	v.Del("$top")
+	v.Del("$select")
+	_, m = h.getJSON(glColl + query(v))
+	if rows = results(m); len(rows) != 2 || dig(rows[1], "AmountInTransactionCurrency") != "-100.00" || dig(rows[1], "DebitCreditCode") != "H" {
+		t.Errorf("rows = %v", rows)
+	}
+	// Filter by document and G/L account.
+	v.Set("$filter", "AccountingDocument eq '0100000001' and FiscalYear eq '2026' and GLAccount eq '61003000'")
+	if _, m = h.getJSON(glColl + query(v)); len(results(m)) != 1 || dig(results(m)[0], "CostCenter") != "10101101" {
+		t.Errorf("by document: %v", m)
+	}
+	// Supplier invoices show up with their FI document: vendor line plus items.
+	v.Set("$filter", "ReferenceDocument eq '5105600001'")
+	if _, m = h.getJSON(glColl + query(v)); len(results(m)) != 2 || dig(results(m)[0], "AccountingDocument") != "5100000001" {
+		t.Errorf("invoice lines: %v", m)
+	}
+	v.Set("$filter", "CompanyCode eq '1010' and AssignmentReference eq 'SQ-NONE'")
+	if code, m = h.getJSON(glColl + query(v)); code != http.StatusOK || len(results(m)) != 0 {
+		t.Errorf("not found: %d %v", code, m)
+	}
+}
+
+func TestLedgerEndpoint(t *testing.T) {
+	h := newHarness(t, Options{})
+	get := func() []map[string]string {
+		resp, err := http.Get(h.srv.URL + "/sim/ledger")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var body struct {
+			Documents []map[string]string `json:"documents"`
+		}
+		if err := json.NewDecoder(resp.Body).Decode(&body); err != nil || body.Documents == nil {
+			t.Fatalf("decode: %v %+v", err, body)
+		}
+		return body.Documents
+	}
+	if docs := get(); len(docs) != 0 {
+		t.Fatalf("empty ledger: %v", docs)
+	}
+	h.postInvoice(defaultInvoice("INV-L").json())
+	h.postJE(defaultJE("SQ-L").xml())
+	docs := get()
+	want := []map[string]string{
+		{"kind": "supplier_invoice", "document": "5105600001", "fiscal_year": "2026", "company_code": "1010", "reference": "INV-L", "posted_at": testNow.Format(time.RFC3339)},
+		{"kind": "journal_entry", "document": "0100000001", "fiscal_year": "2026", "company_code": "1010", "reference": "SQ-L", "posted_at": testNow.Format(time.RFC3339)},
+	}
+	if fmt.Sprint(docs) != fmt.Sprint(want) {
+		t.Errorf("ledger =\n%v\nwant\n%v", docs, want)
+	}
+}
+
+func TestConcurrentPosting(t *testing.T) {
+	h := newHarness(t, Options{})
+	h.fetchToken()
+	const n = 25
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			if resp, b := h.postInvoice(defaultInvoice(fmt.Sprintf("INV-C-%d", i)).json()); resp.StatusCode != http.StatusCreated {
+				t.Errorf("invoice %d: %d %s", i, resp.StatusCode, b)
+			}
+		}()
+		go func() {
+			defer wg.Done()
+			if resp, b := h.postJE(defaultJE(fmt.Sprintf("SQ-C-%d", i)).xml()); resp.StatusCode != http.StatusOK {
+				t.Errorf("journal entry %d: %d %s", i, resp.StatusCode, b)
+			}
+			h.getJSON(glColl + "?$top=1")
+		}()
+	}
+	wg.Wait()
+	var invoices, entries []string
+	for _, d := range h.sim.Ledger() {
+		if d.Kind == KindSupplierInvoice {
+			invoices = append(invoices, d.Document)
+		} else {
+			entries = append(entries, d.Document)
+		}
+	}
+	sort.Strings(invoices)
+	sort.Strings(entries)
+	if len(invoices) != n || invoices[0] != "5105600001" || invoices[n-1] != fmt.Sprintf("%010d", 5105600000+n) {
+		t.Errorf("invoice numbers = %v", invoices)
+	}
+	if len(entries) != n || entries[0] != "0100000001" || entries[n-1] != fmt.Sprintf("%010d", 100000000+n) {
+		t.Errorf("journal entry numbers = %v", entries)
+	}
+	if st := h.sim.Stats(); st.Posted[KindSupplierInvoice] != n || st.Posted[KindJournalEntry] != n {
+		t.Errorf("stats = %+v", st)
+	}
+}
+
+func TestMasterDataIsCopied(t *testing.T) {
+	md := DefaultMasterData()
+	md.Suppliers["1010"]["17300099"] = true
+	h := newHarness(t, Options{MasterData: md})
+	md.Suppliers["1010"]["17300098"] = true // after New: no effect
+	inv := defaultInvoice("INV-MD")
+	inv.Supplier = "17300099"
+	if resp, b := h.postInvoice(inv.json()); resp.StatusCode != http.StatusCreated {
+		t.Errorf("added supplier: %d %s", resp.StatusCode, b)
+	}
+	inv.Supplier, inv.Ref = "17300098", "INV-MD-2"
+	if resp, b := h.postInvoice(inv.json()); resp.StatusCode != http.StatusBadRequest || odataCode(t, b) != "F5/104" {
+		t.Errorf("supplier added after New: %d %s", resp.StatusCode, b)
+	}
+}
