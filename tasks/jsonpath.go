@@ -12,6 +12,32 @@ import (
 // path that omits array indices ("items.amount"); an agent with 40 lines needs
 // to know which one.
 func pathAt(raw []byte, offset int64) string {
+	return walk(raw, func(path func() string, key string, end int64) (string, bool) {
+		if key == "" && end >= offset {
+			return path(), true
+		}
+		return "", false
+	})
+}
+
+// keyPath names the first place where an object key appears in raw, as
+// "items[1].discount": encoding/json reports unknown fields by name only.
+func keyPath(raw []byte, name string) string {
+	return walk(raw, func(path func() string, key string, end int64) (string, bool) {
+		if key == name {
+			if p := path(); p != "" {
+				return p + "." + name, true
+			}
+			return name, true
+		}
+		return "", false
+	})
+}
+
+// walk streams raw's tokens, calling visit for every object key (key set)
+// and every completed or opened value (key empty) with the path of the
+// enclosing value, until visit reports done.
+func walk(raw []byte, visit func(path func() string, key string, end int64) (string, bool)) string {
 	type frame struct {
 		array     bool
 		index     int
@@ -55,29 +81,34 @@ func pathAt(raw []byte, offset int64) string {
 		case json.Delim:
 			switch t {
 			case '{':
-				if end >= offset {
-					return path()
+				if p, done := visit(path, "", end); done {
+					return p
 				}
 				stack = append(stack, frame{expectKey: true})
 			case '[':
-				if end >= offset {
-					return path()
+				if p, done := visit(path, "", end); done {
+					return p
 				}
 				stack = append(stack, frame{array: true})
 			default: // '}' or ']'
 				stack = stack[:len(stack)-1]
-				if end >= offset {
-					return path()
+				if p, done := visit(path, "", end); done {
+					return p
 				}
 				valueDone()
 			}
 		default:
 			if n := len(stack); n > 0 && !stack[n-1].array && stack[n-1].expectKey {
-				stack[n-1].key, stack[n-1].expectKey = t.(string), false
+				key := t.(string)
+				stack[n-1].key = ""
+				if p, done := visit(path, key, end); done {
+					return p
+				}
+				stack[n-1].key, stack[n-1].expectKey = key, false
 				continue
 			}
-			if end >= offset {
-				return path()
+			if p, done := visit(path, "", end); done {
+				return p
 			}
 			valueDone()
 		}

@@ -100,6 +100,9 @@ func decodeError(raw []byte, err error) error {
 		return invalid("", fmt.Sprintf("malformed JSON at byte %d: %v", syntaxErr.Offset, syntaxErr))
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
 		name := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+		if p := keyPath(raw, name); p != "" {
+			name = p
+		}
 		return invalid(name, "unknown field; remove it (see the tool's input schema for the accepted fields)")
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
 		return invalid("", "empty or truncated JSON object")

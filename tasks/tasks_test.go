@@ -62,6 +62,7 @@ func TestInvalidPostingsNameTheField(t *testing.T) {
 		msg   string
 	}{
 		{"unknown field", tasks.KindSupplierInvoice, mutate(t, si, func(m map[string]any) { m["discount"] = "1" }), "discount", "unknown field"},
+		{"unknown field in a line", tasks.KindJournalEntry, mutate(t, je, func(m map[string]any) { item(m, 1)["bogus"] = 1 }), "items[1].bogus", "unknown field"},
 		{"amount as number", tasks.KindSupplierInvoice, mutate(t, si, func(m map[string]any) { m["gross_amount"] = 1190.0 }), "gross_amount", "must be a string"},
 		{"line amount as number", tasks.KindJournalEntry, mutate(t, je, func(m map[string]any) { item(m, 1)["amount"] = -250 }), "items[1].amount", "must be a string"},
 		{"items as object", tasks.KindJournalEntry, mutate(t, je, func(m map[string]any) { m["items"] = map[string]any{} }), "items", "must be an array"},
