@@ -102,37 +102,33 @@ func (s *Server) registerTools() {
 		server.ServerTool{
 			Tool: tool(ToolSubmitSupplierInvoice, "Submit supplier invoice", descSubmitSupplierInvoice,
 				inputSchema[tasks.SupplierInvoice](fixSupplierInvoice), outputSchema[SubmitResult](fixSubmitResult), submitAnnotations),
-			Handler: s.submit(tasks.KindSupplierInvoice),
+			Handler: asCaller(s.submit(tasks.KindSupplierInvoice)),
 		},
 		server.ServerTool{
 			Tool: tool(ToolSubmitJournalEntry, "Submit journal entry", descSubmitJournalEntry,
 				inputSchema[tasks.JournalEntry](fixJournalEntry), outputSchema[SubmitResult](fixSubmitResult), submitAnnotations),
-			Handler: s.submit(tasks.KindJournalEntry),
+			Handler: asCaller(s.submit(tasks.KindJournalEntry)),
 		},
 		server.ServerTool{
 			Tool: tool(ToolGetPosting, "Get posting", descGetPosting,
 				inputSchema[jobRef](fixJobRef), outputSchema[Posting](fixPosting), readAnnotations),
-			Handler: s.getPosting,
+			Handler: asCaller(s.getPosting),
 		},
 		server.ServerTool{
 			Tool: tool(ToolListPostings, "List postings", descListPostings,
 				inputSchema[listArgs](fixListArgs), outputSchema[PostingList](fixPostingList), readAnnotations),
-			Handler: s.listPostings,
+			Handler: asCaller(s.listPostings),
 		},
 		server.ServerTool{
 			Tool: tool(ToolCancelPosting, "Cancel posting", descCancelPosting,
 				inputSchema[jobRef](fixJobRef), outputSchema[Posting](fixPosting), cancelAnnotations),
-			Handler: s.cancelPosting,
+			Handler: asCaller(s.cancelPosting),
 		},
 	)
 }
 
-func (s *Server) submit(kind tasks.Kind) server.ToolHandlerFunc {
-	return func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
-		caller, ok := CallerFromContext(ctx)
-		if !ok {
-			return errorResult(codeUnauthenticated, unauthenticatedMessage, nil), nil
-		}
+func (s *Server) submit(kind tasks.Kind) callerHandler {
+	return func(ctx context.Context, caller string, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
 		raw, err := rawArguments(req)
 		if err != nil {
 			return s.internal(ctx, req, caller, err), nil
@@ -173,11 +169,7 @@ func (s *Server) rejected(ctx context.Context, req mcp.CallToolRequest, caller s
 	return s.internal(ctx, req, caller, err)
 }
 
-func (s *Server) getPosting(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
-	caller, ok := CallerFromContext(ctx)
-	if !ok {
-		return errorResult(codeUnauthenticated, unauthenticatedMessage, nil), nil
-	}
+func (s *Server) getPosting(ctx context.Context, caller string, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
 	var args jobRef
 	if res := s.decodeJobRef(req, &args); res != nil {
 		return res, nil
@@ -189,11 +181,7 @@ func (s *Server) getPosting(ctx context.Context, req mcp.CallToolRequest) (*mcp.
 	return mcp.NewToolResultStructuredOnly(postingOf(job)), nil
 }
 
-func (s *Server) listPostings(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
-	caller, ok := CallerFromContext(ctx)
-	if !ok {
-		return errorResult(codeUnauthenticated, unauthenticatedMessage, nil), nil
-	}
+func (s *Server) listPostings(ctx context.Context, caller string, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
 	var args listArgs
 	raw, err := rawArguments(req)
 	if err != nil {
@@ -241,11 +229,7 @@ func (a *listArgs) validate() *tasks.ValidationError {
 	return &tasks.ValidationError{Fields: fields}
 }
 
-func (s *Server) cancelPosting(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
-	caller, ok := CallerFromContext(ctx)
-	if !ok {
-		return errorResult(codeUnauthenticated, unauthenticatedMessage, nil), nil
-	}
+func (s *Server) cancelPosting(ctx context.Context, caller string, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
 	var args jobRef
 	if res := s.decodeJobRef(req, &args); res != nil {
 		return res, nil
@@ -359,4 +343,20 @@ func decodeArgs(raw []byte, v any) *tasks.ValidationError {
 
 func fieldError(field, msg string) *tasks.ValidationError {
 	return &tasks.ValidationError{Fields: []tasks.FieldError{{Field: field, Message: msg}}}
+}
+
+// callerHandler is a tool handler that runs on behalf of an authenticated
+// caller.
+type callerHandler func(ctx context.Context, caller string, req mcp.CallToolRequest) (*mcp.CallToolResult, error)
+
+// asCaller refuses calls without a caller identity: the ledger reads the
+// empty caller as the operator, who sees every job.
+func asCaller(h callerHandler) server.ToolHandlerFunc {
+	return func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+		caller, ok := CallerFromContext(ctx)
+		if !ok {
+			return errorResult(codeUnauthenticated, unauthenticatedMessage, nil), nil
+		}
+		return h(ctx, caller, req)
+	}
 }

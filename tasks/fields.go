@@ -154,28 +154,14 @@ func isDecimalString(s string) bool {
 	return digits > 0 && s[len(s)-1] != '.'
 }
 
-// CheckIdempotencyKey validates a caller's idempotency key: 1..128 printable
-// characters.
+// checkIdempotencyKey validates a caller's idempotency key: 1..128
+// printable characters.
 func (c *checker) checkIdempotencyKey(v string) {
-	const field = "idempotency_key"
 	if v == "" {
-		c.add(field, "is required: choose a unique key per business document (1-%d printable characters) and reuse it when retrying the same submission", MaxIdempotencyKey)
+		c.add("idempotency_key", "is required: choose a unique key per business document (1-%d printable characters) and reuse it when retrying the same submission", MaxIdempotencyKey)
 		return
 	}
-	if !utf8.ValidString(v) {
-		c.add(field, "must be valid UTF-8")
-		return
-	}
-	if n := utf8.RuneCountInString(v); n > MaxIdempotencyKey {
-		c.add(field, "must be at most %d characters, got %d", MaxIdempotencyKey, n)
-		return
-	}
-	for _, r := range v {
-		if !unicode.IsPrint(r) {
-			c.add(field, "must contain only printable characters, found %U", r)
-			return
-		}
-	}
+	c.checkText("idempotency_key", v, MaxIdempotencyKey, true)
 }
 
 func itemField(i int, name string) string { return fmt.Sprintf("items[%d].%s", i, name) }
