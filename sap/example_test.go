@@ -63,7 +63,7 @@ func ExampleClient_PostSupplierInvoice() {
 			return
 		case sap.Unknown:
 			// SAP may have posted it: look before sending again.
-			doc, found, ferr := client.FindSupplierInvoice(ctx, inv.CompanyCode, inv.InvoicingParty, inv.SupplierInvoiceIDByInvcgParty)
+			doc, found, ferr := client.FindSupplierInvoice(ctx, inv)
 			switch {
 			case ferr != nil:
 				fmt.Println("cannot read SAP, try again later without posting:", ferr)

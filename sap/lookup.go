@@ -5,6 +5,9 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"time"
+
+	"github.com/shopspring/decimal"
 )
 
 const (
@@ -14,34 +17,53 @@ const (
 	opFindJournalEntry    = "find journal entry"
 )
 
-// FindSupplierInvoice looks for the invoice a supplier numbered invoiceRef
-// (SupplierInvoiceIDByInvcgParty) in the company code. It returns
+// FindSupplierInvoice looks for inv in SAP: an invoice of the same supplier
+// in the company code under the supplier's invoice number
+// (SupplierInvoiceIDByInvcgParty) with the same gross amount, currency and
+// document date, the fields SAP's own duplicate check compares. An invoice
+// that shares only the number is another document, not this one. It returns
 // (doc, true, nil) when found, (Document{}, false, nil) when SAP answered and
-// has none, and an error when SAP could not be read; the caller must then
-// not post.
-func (c *Client) FindSupplierInvoice(ctx context.Context, companyCode, supplier, invoiceRef string) (Document, bool, error) {
+// has none, and an error when SAP could not be read; the caller must then not
+// post.
+func (c *Client) FindSupplierInvoice(ctx context.Context, inv SupplierInvoice) (Document, bool, error) {
 	v := validator{op: opFindSupplierInvoice}
-	v.required("companyCode", companyCode, 4)
-	v.required("supplier", supplier, 10)
-	v.required("invoiceRef", invoiceRef, 16)
+	v.required("CompanyCode", inv.CompanyCode, 4)
+	v.required("InvoicingParty", inv.InvoicingParty, 10)
+	v.required("SupplierInvoiceIDByInvcgParty", inv.SupplierInvoiceIDByInvcgParty, 16)
 	if err := v.err(c); err != nil {
 		return Document{}, false, err
 	}
-	filter := "CompanyCode eq " + quote(companyCode) +
-		" and InvoicingParty eq " + quote(supplier) +
-		" and SupplierInvoiceIDByInvcgParty eq " + quote(invoiceRef)
-	var row struct{ SupplierInvoice, FiscalYear, CompanyCode string }
-	found, err := c.findOne(ctx, opFindSupplierInvoice, supplierInvoiceSet, url.Values{
-		"$select": {"SupplierInvoice,FiscalYear,CompanyCode"},
+	filter := "CompanyCode eq " + quote(inv.CompanyCode) +
+		" and InvoicingParty eq " + quote(inv.InvoicingParty) +
+		" and SupplierInvoiceIDByInvcgParty eq " + quote(inv.SupplierInvoiceIDByInvcgParty)
+	rows, err := c.query(ctx, opFindSupplierInvoice, supplierInvoiceSet, url.Values{
+		"$select": {"SupplierInvoice,FiscalYear,CompanyCode,InvoiceGrossAmount,DocumentCurrency,DocumentDate"},
 		"$filter": {filter},
-	}, &row)
-	if err != nil || !found {
+	})
+	if err != nil {
 		return Document{}, false, err
 	}
-	if row.SupplierInvoice == "" {
-		return Document{}, false, c.noNumber(opFindSupplierInvoice)
+	for _, raw := range rows {
+		var row struct {
+			SupplierInvoice, FiscalYear, CompanyCode, DocumentCurrency string
+			InvoiceGrossAmount                                         odataDecimal
+			DocumentDate                                               odataDate
+		}
+		if err := json.Unmarshal(raw, &row); err != nil {
+			return Document{}, false, c.unreadable(opFindSupplierInvoice, err)
+		}
+		same := decimal.Decimal(row.InvoiceGrossAmount).Equal(inv.InvoiceGrossAmount) &&
+			row.DocumentCurrency == inv.DocumentCurrency &&
+			time.Time(row.DocumentDate).Equal(calendarDay(inv.DocumentDate))
+		if !same {
+			continue
+		}
+		if row.SupplierInvoice == "" {
+			return Document{}, false, c.noNumber(opFindSupplierInvoice)
+		}
+		return Document{Number: row.SupplierInvoice, FiscalYear: row.FiscalYear, CompanyCode: row.CompanyCode}, true, nil
 	}
-	return Document{Number: row.SupplierInvoice, FiscalYear: row.FiscalYear, CompanyCode: row.CompanyCode}, true, nil
+	return Document{}, false, nil
 }
 
 // FindJournalEntry looks for a journal entry carrying sapq's reference in
@@ -55,14 +77,17 @@ func (c *Client) FindJournalEntry(ctx context.Context, companyCode, reference st
 	if err := v.err(c); err != nil {
 		return Document{}, false, err
 	}
-	var row struct{ CompanyCode, AccountingDocument, FiscalYear string }
-	found, err := c.findOne(ctx, opFindJournalEntry, glAccountLineItemSet, url.Values{
+	rows, err := c.query(ctx, opFindJournalEntry, glAccountLineItemSet, url.Values{
 		"$select": {"CompanyCode,AccountingDocument,FiscalYear"},
 		"$top":    {"1"}, // SAP returns one row per line item (and ledger)
 		"$filter": {"CompanyCode eq " + quote(companyCode) + " and AssignmentReference eq " + quote(reference)},
-	}, &row)
-	if err != nil || !found {
+	})
+	if err != nil || len(rows) == 0 {
 		return Document{}, false, err
+	}
+	var row struct{ CompanyCode, AccountingDocument, FiscalYear string }
+	if err := json.Unmarshal(rows[0], &row); err != nil {
+		return Document{}, false, c.unreadable(opFindJournalEntry, err)
 	}
 	if row.AccountingDocument == "" {
 		return Document{}, false, c.noNumber(opFindJournalEntry)
@@ -70,8 +95,8 @@ func (c *Client) FindJournalEntry(ctx context.Context, companyCode, reference st
 	return Document{Number: row.AccountingDocument, FiscalYear: row.FiscalYear, CompanyCode: row.CompanyCode}, true, nil
 }
 
-// findOne runs an OData V2 query and decodes the first result into row.
-func (c *Client) findOne(ctx context.Context, op, path string, query url.Values, row any) (bool, error) {
+// query runs an OData V2 query and returns its result rows.
+func (c *Client) query(ctx context.Context, op, path string, query url.Values) ([]json.RawMessage, error) {
 	query.Set("$format", "json")
 	r, err := c.do(ctx, call{
 		op:     op,
@@ -81,10 +106,10 @@ func (c *Client) findOne(ctx context.Context, op, path string, query url.Values,
 		header: http.Header{"Accept": {"application/json"}},
 	})
 	if err != nil {
-		return false, err
+		return nil, err
 	}
 	if r.status != http.StatusOK {
-		return false, c.httpError(op, r)
+		return nil, c.httpError(op, r)
 	}
 	var res struct {
 		D *struct {
@@ -92,17 +117,15 @@ func (c *Client) findOne(ctx context.Context, op, path string, query url.Values,
 		} `json:"d"`
 	}
 	if err := json.Unmarshal(r.body, &res); err != nil || res.D == nil {
-		return false, c.scrub(&Error{Category: Unknown, Op: op, HTTPStatus: r.status,
-			Message: "unreadable answer from SAP", Err: err})
+		return nil, c.unreadable(op, err)
 	}
-	if len(res.D.Results) == 0 {
-		return false, nil
-	}
-	if err := json.Unmarshal(res.D.Results[0], row); err != nil {
-		return false, c.scrub(&Error{Category: Unknown, Op: op, HTTPStatus: r.status,
-			Message: "unreadable answer from SAP", Err: err})
-	}
-	return true, nil
+	return res.D.Results, nil
+}
+
+// unreadable reports an answer that cannot be understood: whether the
+// document exists stays unknown.
+func (c *Client) unreadable(op string, err error) error {
+	return c.scrub(&Error{Category: Unknown, Op: op, HTTPStatus: http.StatusOK, Message: "unreadable answer from SAP", Err: err})
 }
 
 // noNumber reports a hit without a document number: something is there, but

@@ -5,7 +5,29 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/shopspring/decimal"
 )
+
+// lookedUp is the invoice the look-up tests search for.
+var lookedUp = SupplierInvoice{
+	CompanyCode: "1010", InvoicingParty: "17300001", SupplierInvoiceIDByInvcgParty: "O'Brien 1",
+	DocumentCurrency: "EUR", InvoiceGrossAmount: decimal.RequireFromString("119.00"),
+	DocumentDate: time.Date(2026, 11, 25, 0, 0, 0, 0, time.UTC),
+}
+
+// invoiceRow is an A_SupplierInvoice row as SAP answers it; change adjusts it.
+func invoiceRow(number string, change func(map[string]any)) map[string]any {
+	row := map[string]any{"SupplierInvoice": number, "FiscalYear": "2026", "CompanyCode": "1010",
+		"InvoiceGrossAmount": "119.000", "DocumentCurrency": "EUR", "DocumentDate": "/Date(1795564800000)/"}
+	if change != nil {
+		change(row)
+	}
+	return row
+}
+
+func results(rows ...any) map[string]any { return map[string]any{"d": map[string]any{"results": rows}} }
 
 func TestFindSupplierInvoice(t *testing.T) {
 	tests := []struct {
@@ -16,14 +38,23 @@ func TestFindSupplierInvoice(t *testing.T) {
 		wantDoc   Document
 		wantCat   Category // 0: no error
 	}{
-		{name: "found", status: 200,
-			body:      map[string]any{"d": map[string]any{"results": []any{map[string]any{"SupplierInvoice": "5105600001", "FiscalYear": "2026", "CompanyCode": "1010"}}}},
+		{name: "found", status: 200, body: results(invoiceRow("5105600001", nil)),
 			wantFound: true, wantDoc: Document{Number: "5105600001", FiscalYear: "2026", CompanyCode: "1010"}},
-		{name: "not found", status: 200, body: map[string]any{"d": map[string]any{"results": []any{}}}},
+		{name: "found among invoices sharing the number", status: 200,
+			body: results(
+				invoiceRow("5105600007", func(r map[string]any) { r["InvoiceGrossAmount"] = "120.00" }),
+				invoiceRow("5105600008", func(r map[string]any) { r["DocumentDate"] = "/Date(1795478400000)/" }),
+				invoiceRow("5105600009", func(r map[string]any) { r["DocumentCurrency"] = "USD" }),
+				invoiceRow("5105600010", nil)),
+			wantFound: true, wantDoc: Document{Number: "5105600010", FiscalYear: "2026", CompanyCode: "1010"}},
+		{name: "same number, another invoice", status: 200,
+			body: results(invoiceRow("5105600007", func(r map[string]any) { r["InvoiceGrossAmount"] = "120.00" }))},
+		{name: "not found", status: 200, body: results()},
+		{name: "amount as a number", status: 200, body: results(invoiceRow("5105600001", func(r map[string]any) { r["InvoiceGrossAmount"] = 119 })), wantCat: Unknown},
 		{name: "server error", status: 500, body: v2Error("/IWBEP/CM_MGW_RT/004", "Runtime error"), wantCat: Unknown},
 		{name: "throttled", status: 429, body: v2Error("429", "Rate limit"), wantCat: Transient},
 		{name: "unreadable", status: 200, body: map[string]any{"value": []any{}}, wantCat: Unknown},
-		{name: "hit without number", status: 200, body: map[string]any{"d": map[string]any{"results": []any{map[string]any{"FiscalYear": "2026"}}}}, wantCat: Unknown},
+		{name: "hit without number", status: 200, body: results(invoiceRow("", nil)), wantCat: Unknown},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -33,7 +64,7 @@ func TestFindSupplierInvoice(t *testing.T) {
 				gotReq = r
 				writeJSON(w, tt.status, tt.body)
 			}
-			doc, found, err := f.client().FindSupplierInvoice(context.Background(), "1010", "17300001", "O'Brien 1")
+			doc, found, err := f.client().FindSupplierInvoice(context.Background(), lookedUp)
 			if tt.wantCat != 0 {
 				assertError(t, err, tt.wantCat, tt.status, codeOf(err))
 				if found || doc.Number != "" {
@@ -54,7 +85,7 @@ func TestFindSupplierInvoice(t *testing.T) {
 			if want := "CompanyCode eq '1010' and InvoicingParty eq '17300001' and SupplierInvoiceIDByInvcgParty eq 'O''Brien 1'"; q.Get("$filter") != want {
 				t.Errorf("$filter = %q, want %q", q.Get("$filter"), want)
 			}
-			if q.Get("$select") != "SupplierInvoice,FiscalYear,CompanyCode" || q.Get("$format") != "json" || q.Get("sap-client") != "100" {
+			if q.Get("$select") != "SupplierInvoice,FiscalYear,CompanyCode,InvoiceGrossAmount,DocumentCurrency,DocumentDate" || q.Get("$format") != "json" || q.Get("sap-client") != "100" {
 				t.Errorf("query = %s", gotReq.URL.RawQuery)
 			}
 			// Spaces travel as %20: "+" is a space only in HTML forms.

@@ -23,6 +23,28 @@ func (d odataDate) MarshalJSON() ([]byte, error) {
 	return []byte(`"\/Date(` + strconv.FormatInt(ms, 10) + `)\/"`), nil
 }
 
+// UnmarshalJSON reads "/Date(<ms>)/", also with an offset ("/Date(<ms>+0000)/"),
+// which the instant alone decides.
+func (d *odataDate) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	inner, ok := strings.CutPrefix(s, "/Date(")
+	if inner, ok = strings.CutSuffix(inner, ")/"); !ok {
+		return fmt.Errorf("not an OData V2 date: %q", s)
+	}
+	if i := strings.IndexAny(inner[1:], "+-"); i >= 0 {
+		inner = inner[:i+1]
+	}
+	ms, err := strconv.ParseInt(inner, 10, 64)
+	if err != nil {
+		return fmt.Errorf("not an OData V2 date: %q", s)
+	}
+	*d = odataDate(time.UnixMilli(ms).UTC())
+	return nil
+}
+
 // calendarDay is the caller's calendar date of t (in t's own location) at
 // UTC midnight: a posting date is a date, not an instant.
 func calendarDay(t time.Time) time.Time {
@@ -35,6 +57,20 @@ type odataDecimal decimal.Decimal
 
 func (d odataDecimal) MarshalJSON() ([]byte, error) {
 	return json.Marshal(formatAmount(decimal.Decimal(d)))
+}
+
+// UnmarshalJSON reads the string form, never through a float.
+func (d *odataDecimal) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("Edm.Decimal must be a JSON string: %w", err)
+	}
+	v, err := decimal.NewFromString(s)
+	if err != nil {
+		return err
+	}
+	*d = odataDecimal(v)
+	return nil
 }
 
 // formatAmount writes d with at least two fraction digits ("119.00",

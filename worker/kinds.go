@@ -12,7 +12,7 @@ import (
 type SAP interface {
 	PostSupplierInvoice(ctx context.Context, inv sap.SupplierInvoice) (sap.Document, error)
 	PostJournalEntry(ctx context.Context, je sap.JournalEntry) (sap.Document, error)
-	FindSupplierInvoice(ctx context.Context, companyCode, supplier, invoiceRef string) (sap.Document, bool, error)
+	FindSupplierInvoice(ctx context.Context, inv sap.SupplierInvoice) (sap.Document, bool, error)
 	FindJournalEntry(ctx context.Context, companyCode, reference string) (sap.Document, bool, error)
 }
 
@@ -57,10 +57,14 @@ func posters(s SAP, sapUser string) map[tasks.Kind]poster {
 				return s.PostSupplierInvoice(ctx, inv)
 			},
 			// SAP stores the supplier's invoice number with the invoice and
-			// rejects a second one (M8/108): company code, supplier and that
-			// number find the document again.
+			// rejects a second one with the same amount and date (M8/108):
+			// those fields find the document again.
 			findFn: func(ctx context.Context, job tasks.Job, p *tasks.SupplierInvoice) (sap.Document, bool, error) {
-				return s.FindSupplierInvoice(ctx, p.CompanyCode, p.Supplier, p.InvoiceReference)
+				inv, err := supplierInvoice(p)
+				if err != nil {
+					return sap.Document{}, false, err
+				}
+				return s.FindSupplierInvoice(ctx, inv)
 			},
 		},
 		tasks.KindJournalEntry: typedPoster[*tasks.JournalEntry]{

@@ -304,3 +304,31 @@ func TestShutdownMidCallIsReconciled(t *testing.T) {
 		t.Fatalf("%d documents, result %+v", n, done.Result)
 	}
 }
+
+// Two invoices may share the supplier's invoice number (a credit memo, a
+// corrected amount). Reconciling one must not adopt the other's document.
+func TestReconcileDoesNotAdoptAnotherInvoiceWithTheSameNumber(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, sim.Faults{})
+	r.startWorker(r.options())
+	first := r.submit(taskstest.SupplierInvoice("INV-SHARED"))
+	firstDone := r.awaitStatus(first.ID, tasks.StatusSucceeded, settle)
+
+	r.sim.SetFaults(sim.Faults{AmbiguousRate: 1})
+	corrected := taskstest.SupplierInvoice("INV-SHARED-2")
+	corrected.InvoiceReference = "INV-SHARED"
+	corrected.GrossAmount, corrected.Items[1].Amount = "1200.00", "200.00"
+	second := r.submit(corrected)
+	r.await(second.ID, "failed with an unknown outcome", settle, func(j tasks.Job) bool {
+		return j.Error != nil && j.Error.Category == tasks.CategoryUnknown
+	})
+	r.sim.SetFaults(sim.Faults{})
+	secondDone := r.awaitStatus(second.ID, tasks.StatusSucceeded, settle)
+
+	if secondDone.Result.Document == firstDone.Result.Document {
+		t.Fatalf("the corrected invoice adopted the first invoice's document %s", firstDone.Result.Document)
+	}
+	if !secondDone.Result.Reconciled || r.documents("INV-SHARED") != 2 {
+		t.Fatalf("result %+v, %d documents; want the second document found by look-up, two in all", secondDone.Result, r.documents("INV-SHARED"))
+	}
+}
