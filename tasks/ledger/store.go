@@ -31,6 +31,21 @@ func (l *Ledger) load(ctx context.Context, id string) (tasks.Job, error) {
 	return decodeJob(m)
 }
 
+// decodeFlat decodes a job from HGETALL's reply inside a script.
+func decodeFlat(v any) (tasks.Job, error) {
+	flat, ok := v.([]any)
+	if !ok || len(flat) == 0 || len(flat)%2 != 0 {
+		return tasks.Job{}, ErrNotFound
+	}
+	m := make(map[string]string, len(flat)/2)
+	for i := 0; i < len(flat); i += 2 {
+		k, _ := flat[i].(string)
+		v, _ := flat[i+1].(string)
+		m[k] = v
+	}
+	return decodeJob(m)
+}
+
 func decodeJob(m map[string]string) (tasks.Job, error) {
 	j := tasks.Job{
 		ID:             m[fID],
@@ -72,21 +87,29 @@ func fromMS(s string) time.Time {
 // Scripts. Each state change is one script so that two workers, a worker and
 // a cancel, or a worker and a sweep can never interleave half-way.
 
-// submitScript records a new job unless the idempotency key is taken.
+// submitScript records a new job unless the idempotency key is taken, and
+// answers with the job either way, so that a submission or a replay costs
+// one round trip before the enqueue.
 // KEYS: idem, job, caller index, all jobs, unenqueued.
-// ARGV: id, caller, kind, key, fingerprint, payload, now_ms.
-// Returns {1, id} when created, {0, existing id} when the key was taken.
+// ARGV: id, caller, kind, key, fingerprint, payload, now_ms, job key prefix.
+// Returns {created (1|0), unenqueued (1|0), job hash as a flat list}.
 var submitScript = redis.NewScript(`
-local existing = redis.call('GET', KEYS[1])
-if existing then return {0, existing} end
-redis.call('SET', KEYS[1], ARGV[1])
-redis.call('HSET', KEYS[2], 'id', ARGV[1], 'caller', ARGV[2], 'kind', ARGV[3], 'key', ARGV[4],
-  'fingerprint', ARGV[5], 'payload', ARGV[6], 'status', 'queued', 'phase', 'pending', 'attempts', 0,
-  'created_ms', ARGV[7], 'updated_ms', ARGV[7])
-redis.call('ZADD', KEYS[3], 0, ARGV[1])
-redis.call('ZADD', KEYS[4], 0, ARGV[1])
-redis.call('ZADD', KEYS[5], ARGV[7], ARGV[1])
-return {1, ARGV[1]}
+local id = redis.call('GET', KEYS[1])
+local created = 0
+if not id then
+  id = ARGV[1]
+  created = 1
+  redis.call('SET', KEYS[1], id)
+  redis.call('HSET', KEYS[2], 'id', id, 'caller', ARGV[2], 'kind', ARGV[3], 'key', ARGV[4],
+    'fingerprint', ARGV[5], 'payload', ARGV[6], 'status', 'queued', 'phase', 'pending', 'attempts', 0,
+    'created_ms', ARGV[7], 'updated_ms', ARGV[7])
+  redis.call('ZADD', KEYS[3], 0, id)
+  redis.call('ZADD', KEYS[4], 0, id)
+  redis.call('ZADD', KEYS[5], ARGV[7], id)
+end
+local unenqueued = 0
+if redis.call('ZSCORE', KEYS[5], id) then unenqueued = 1 end
+return {created, unenqueued, redis.call('HGETALL', ARGV[8] .. id)}
 `)
 
 // claimScript starts an attempt: it refuses jobs that are gone, cancelled or

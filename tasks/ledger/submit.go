@@ -36,37 +36,25 @@ func (l *Ledger) Submit(ctx context.Context, caller string, p tasks.Posting) (ta
 	now := l.opts.Now()
 	res, err := submitScript.Run(ctx, l.rdb,
 		[]string{idemKey(caller, p.IdempotencyKey()), jobKey(id), callerKey(caller), allJobsKey, unenqueuedKey},
-		id, caller, string(p.Kind()), p.IdempotencyKey(), fp, string(canonical), ms(now)).Slice()
+		id, caller, string(p.Kind()), p.IdempotencyKey(), fp, string(canonical), ms(now), jobKey("")).Slice()
 	if err != nil {
 		return tasks.Job{}, false, l.ctxErr(ctx, fmt.Errorf("ledger: record: %w", err))
 	}
-	created, jobID := res[0].(int64) == 1, res[1].(string)
-
-	job, err := l.load(ctx, jobID)
+	created, unenqueued := res[0].(int64) == 1, res[1].(int64) == 1
+	job, err := decodeFlat(res[2])
 	if err != nil {
-		return tasks.Job{}, false, err
+		return tasks.Job{}, false, fmt.Errorf("ledger: record: %w", err)
 	}
 	if !created && (job.Fingerprint != fp || job.Kind != p.Kind()) {
 		return tasks.Job{}, false, &ConflictError{JobID: job.ID, Key: p.IdempotencyKey()}
 	}
-	if err := l.ensureEnqueued(ctx, job); err != nil {
-		// The job is recorded and marked unenqueued: the Sweeper retries.
-		// The caller still gets its job; telling it to resubmit would be
-		// harmless too, but it is not necessary.
-		l.log.Warn("enqueue failed; the sweeper will retry", "job_id", job.ID, "err", err)
+	if unenqueued {
+		if err := l.enqueue(ctx, job); err != nil {
+			// The job is recorded and marked unenqueued: the Sweeper retries.
+			l.log.Warn("enqueue failed; the sweeper will retry", "job_id", job.ID, "err", err)
+		}
 	}
 	return job, !created, nil
-}
-
-// ensureEnqueued hands a job to asynq unless it is known to be there already.
-func (l *Ledger) ensureEnqueued(ctx context.Context, job tasks.Job) error {
-	if err := l.rdb.ZScore(ctx, unenqueuedKey, job.ID).Err(); err != nil {
-		if isNil(err) {
-			return nil // already confirmed enqueued
-		}
-		return err
-	}
-	return l.enqueue(ctx, job)
 }
 
 func (l *Ledger) enqueue(ctx context.Context, job tasks.Job) error {

@@ -1,0 +1,54 @@
+package ledger_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/sapq/sapq/tasks/ledger"
+	"github.com/sapq/sapq/tasks/taskstest"
+)
+
+// BenchmarkSubmit measures an idempotent submission (record + enqueue)
+// against the baseline of a bare asynq enqueue of the same payload size, in
+// the same run and on the same Redis:
+//
+//	go test -run '^$' -bench . -benchmem ./tasks/ledger/
+func BenchmarkSubmit(b *testing.B) {
+	rdb, _ := redisSrv.NewDB(b)
+	l, err := ledger.New(ledger.Options{Redis: rdb})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+
+	b.Run("baseline=asynq-enqueue", func(b *testing.B) {
+		client := asynq.NewClientFromRedisClient(rdb)
+		payload := []byte(fmt.Sprintf("%+v", taskstest.SupplierInvoice("payload")))
+		for i := 0; b.Loop(); i++ {
+			if _, err := client.EnqueueContext(ctx, asynq.NewTask("bench", payload), asynq.Queue("bench")); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("ledger-submit-new", func(b *testing.B) {
+		for i := 0; b.Loop(); i++ {
+			if _, _, err := l.Submit(ctx, "bench", taskstest.SupplierInvoice(fmt.Sprintf("new-%d", i))); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("ledger-submit-replay", func(b *testing.B) {
+		p := taskstest.SupplierInvoice("replayed")
+		if _, _, err := l.Submit(ctx, "bench", p); err != nil {
+			b.Fatal(err)
+		}
+		for b.Loop() {
+			if _, replayed, err := l.Submit(ctx, "bench", p); err != nil || !replayed {
+				b.Fatal(err, replayed)
+			}
+		}
+	})
+}
