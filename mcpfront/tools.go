@@ -63,15 +63,15 @@ Errors: invalid_argument lists every wrong field as "path: problem" (nothing was
 
 	descGetPosting = `Get the current state of one of your postings by job_id. Read-only; call it as often as needed, waiting poll_after_seconds between calls.
 
-Statuses: queued (waiting for a worker), running (being posted now), retrying (an attempt failed and another follows at next_attempt_at), succeeded (final: result.document, result.fiscal_year and result.company_code identify the SAP document), failed (final: error says why), cancelled (final: withdrawn before SAP was called).
+Statuses: queued (waiting for a worker), running (being posted now), retrying (an attempt failed and another follows at next_attempt_at), succeeded (final: result.document, result.fiscal_year and result.company_code identify the SAP document), failed (final: error says why), cancelled (final: withdrawn; SAP holds no document for it).
 
-error.category: permanent (SAP rejected the data; submitting the same content again fails again — fix the data and submit under a NEW idempotency_key), transient (nothing was posted; sapq retries automatically), outcome_unknown (SAP may have posted; sapq checks SAP before any resend, never posts twice — keep polling).
+error.category: permanent (SAP rejected the document and nothing was posted; error.message is SAP's reason. If the data is wrong, cancel this job with cancel_posting and submit the corrected document under a NEW idempotency_key. If the cause is on SAP's side, such as a closed posting period, leave the job: operators reprocess failed jobs once the cause is fixed, and never a cancelled one), transient (nothing was posted; sapq retries automatically), outcome_unknown (SAP may have posted; sapq checks SAP before any resend, never posts twice — keep polling).
 
 A job_id that is not yours, or unknown, gives not_found.`
 
 	descListPostings = `List your postings, newest first, optionally filtered by status and kind. Returns up to limit postings (default 20, at most 100) and next_cursor: pass it as cursor to get the next page; it is empty on the last page. Use it to find a job_id you lost, or to check which documents are still in progress. Each posting has the same shape as get_posting's result.`
 
-	descCancelPosting = `Cancel one of your postings before it reaches SAP. This succeeds only while SAP has never been called for the job (status queued, or retrying after an attempt that certainly posted nothing); the job becomes cancelled and will never be posted. Once a worker is calling SAP, or the outcome of a call is unknown, or the job is finished, it cannot be cancelled and you get not_cancellable with the reason: a posted document must then be reversed in SAP. Cancelling an already cancelled job succeeds again. Returns the posting. Unknown or foreign job_id: not_found.`
+	descCancelPosting = `Cancel one of your postings while SAP holds no document for it: status queued, or retrying or failed after attempts that certainly posted nothing. The job becomes cancelled and will never be posted or reprocessed; cancel a rejected job this way before submitting a corrected document under a new idempotency_key. Once a worker is calling SAP, or the outcome of a call is unknown, or the job is finished, it cannot be cancelled and you get not_cancellable with the reason: a posted document must then be reversed in SAP. Cancelling an already cancelled job succeeds again. Returns the posting. Unknown or foreign job_id: not_found.`
 )
 
 func (s *Server) registerTools() {

@@ -16,7 +16,7 @@ const (
 	StatusRetrying  Status = "retrying"  // an attempt failed; another follows after a backoff
 	StatusSucceeded Status = "succeeded" // SAP posted it; Result holds the document
 	StatusFailed    Status = "failed"    // gave up; Error says why; operators can reprocess
-	StatusCancelled Status = "cancelled" // withdrawn before SAP was ever called
+	StatusCancelled Status = "cancelled" // withdrawn while SAP held no document for it
 )
 
 // Statuses lists every job status.

@@ -220,6 +220,31 @@ func TestCancel(t *testing.T) {
 	}
 }
 
+// A job that SAP rejected holds no document: the agent may withdraw it
+// before submitting a corrected one, and it is then never reprocessed.
+func TestCancelFailedJob(t *testing.T) {
+	l, _ := newLedger(t)
+	ctx := context.Background()
+	rejected, _, _ := l.Submit(ctx, "alice", taskstest.JournalEntry("rejected"))
+	claimed, _ := l.Claim(ctx, rejected.ID)
+	l.BeginSend(ctx, claimed)
+	l.RecordFailure(ctx, rejected, tasks.StatusFailed, tasks.PhasePending, tasks.JobError{Code: "F5/507", Category: tasks.CategoryPermanent})
+	if got, err := l.Cancel(ctx, "alice", rejected.ID); err != nil || got.Status != tasks.StatusCancelled {
+		t.Fatalf("cancel a rejected job: %+v, %v", got, err)
+	}
+	if _, err := l.Reprocess(ctx, rejected.ID); !errors.Is(err, ledger.ErrNotFailed) {
+		t.Fatalf("reprocess a cancelled job: %v, want ErrNotFailed", err)
+	}
+
+	unknown, _, _ := l.Submit(ctx, "alice", taskstest.JournalEntry("unknown"))
+	claimed, _ = l.Claim(ctx, unknown.ID)
+	l.BeginSend(ctx, claimed)
+	l.RecordFailure(ctx, unknown, tasks.StatusFailed, tasks.PhaseSending, tasks.JobError{Category: tasks.CategoryUnknown})
+	if _, err := l.Cancel(ctx, "alice", unknown.ID); !errors.Is(err, ledger.ErrNotCancellable) {
+		t.Fatalf("cancel a job that SAP may hold: %v, want ErrNotCancellable", err)
+	}
+}
+
 func TestListFiltersAndPages(t *testing.T) {
 	l, _ := newLedger(t)
 	ctx := context.Background()

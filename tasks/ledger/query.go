@@ -134,10 +134,13 @@ func (l *Ledger) List(ctx context.Context, caller string, f ListFilter) (Page, e
 	return page, nil
 }
 
-// Cancel withdraws one of the caller's jobs before SAP holds a document for
-// it: while it is queued or waiting to retry after an attempt that certainly
-// posted nothing. A job whose last call's outcome is unknown, or that a worker
-// is calling SAP for, cannot be cancelled.
+// Cancel withdraws one of the caller's jobs while SAP holds no document for
+// it and no call is in flight: queued, waiting to retry after an attempt that
+// certainly posted nothing, or failed that way. A cancelled job is never sent
+// and cannot be reprocessed, so an agent that corrects a rejected document
+// can withdraw the old job before submitting the new one. A job whose last
+// call's outcome is unknown, or that a worker is calling SAP for, cannot be
+// cancelled.
 func (l *Ledger) Cancel(ctx context.Context, caller, id string) (tasks.Job, error) {
 	job, err := l.load(ctx, id)
 	if err != nil {
@@ -175,8 +178,6 @@ func describe(statusPhase string) string {
 		return "already posted in SAP"
 	case "cancelled/pending":
 		return "already cancelled"
-	case "failed/pending":
-		return "failed; a failed posting needs no cancellation"
 	case "running/pending":
 		return "being sent to SAP right now"
 	}

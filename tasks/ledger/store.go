@@ -164,7 +164,8 @@ return 'ok'
 `)
 
 // cancelScript cancels a job that SAP holds no document for and that no
-// worker is calling SAP for right now.
+// worker is calling SAP for right now: queued, waiting to retry, or failed,
+// always in PhasePending.
 // KEYS: job, idem. ARGV: caller, now_ms, ttl_ms. Returns "ok", "missing" or
 // the status and phase that forbid it.
 var cancelScript = redis.NewScript(`
@@ -172,7 +173,7 @@ if redis.call('EXISTS', KEYS[1]) == 0 then return 'missing' end
 if ARGV[1] ~= '' and redis.call('HGET', KEYS[1], 'caller') ~= ARGV[1] then return 'missing' end
 local st = redis.call('HGET', KEYS[1], 'status')
 local ph = redis.call('HGET', KEYS[1], 'phase')
-if ph ~= 'pending' or (st ~= 'queued' and st ~= 'retrying') then return st .. '/' .. ph end
+if ph ~= 'pending' or (st ~= 'queued' and st ~= 'retrying' and st ~= 'failed') then return st .. '/' .. ph end
 redis.call('HSET', KEYS[1], 'status', 'cancelled', 'updated_ms', ARGV[2])
 redis.call('HDEL', KEYS[1], 'error')
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
