@@ -280,3 +280,44 @@ func TestDevGuardsUIAndMCP(t *testing.T) {
 		t.Fatalf("/mcp without token = %d %q", r.StatusCode, r.Header.Get("WWW-Authenticate"))
 	}
 }
+
+// Fifty agents' calls with one idempotency key, over five MCP sessions at
+// once: one job, one SAP document.
+func TestDevConcurrentSubmissionsPostOnce(t *testing.T) {
+	const token = "conc-token-0123456789"
+	base := startDev(t, token, false)
+	sessions := make([]*sdk.ClientSession, 5)
+	for i := range sessions {
+		sessions[i] = connect(t, base+"/mcp", token)
+	}
+	inv := taskstest.SupplierInvoice("E2E-CONC-1")
+	ids := make([]string, 50)
+	var wg sync.WaitGroup
+	for i := range ids {
+		wg.Go(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			res, err := sessions[i%len(sessions)].CallTool(ctx, &sdk.CallToolParams{Name: "submit_supplier_invoice", Arguments: inv})
+			if err != nil || res.IsError {
+				t.Errorf("call %d: %v %+v", i, err, res)
+				return
+			}
+			var s submitted
+			b, _ := json.Marshal(res.StructuredContent)
+			json.Unmarshal(b, &s)
+			ids[i] = s.JobID
+		})
+	}
+	wg.Wait()
+	for i, id := range ids {
+		if id == "" || id != ids[0] {
+			t.Fatalf("call %d got job %q, call 0 got %q: want one job", i, id, ids[0])
+		}
+	}
+	if p := awaitPosting(t, sessions[0], ids[0]); p.Status != "succeeded" {
+		t.Fatalf("posting ended %s: %+v", p.Status, p.Error)
+	}
+	if docs := simLedger(t, base); len(docs) != 1 || docs["E2E-CONC-1"] == "" {
+		t.Fatalf("simulator ledger %v: want exactly one document", docs)
+	}
+}
