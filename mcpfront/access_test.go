@@ -260,11 +260,12 @@ func TestNotCancellableOnceSent(t *testing.T) {
 	ctx := context.Background()
 
 	sending := submit(t, c, "submit_supplier_invoice", invoice("sent-1"))
-	job, err := e.ledger.Claim(ctx, sending.JobID)
+	claimed, err := e.ledger.Claim(ctx, sending.JobID)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := e.ledger.BeginSend(ctx, job); err != nil {
+	job, err := e.ledger.BeginSend(ctx, claimed.Job)
+	if err != nil {
 		t.Fatal(err)
 	}
 	r := c.call(t, "cancel_posting", map[string]any{"job_id": sending.JobID})

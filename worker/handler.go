@@ -25,7 +25,8 @@ func (w *Worker) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	}
 	log := w.log.With("job_id", payload.JobID, "type", t.Type())
 
-	job, err := w.ledger.Claim(ctx, payload.JobID)
+	claimed, err := w.ledger.Claim(ctx, payload.JobID)
+	job := claimed.Job
 	switch {
 	case errors.Is(err, ledger.ErrCancelled):
 		log.Info("job was cancelled; dropping the task")
@@ -41,7 +42,7 @@ func (w *Worker) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	case err != nil:
 		return err // Redis trouble: retry the delivery
 	}
-	a := attempt{w: w, job: job, log: log, last: isLastAttempt(ctx)}
+	a := attempt{w: w, job: job, sinceSend: claimed.SinceSend, log: log, last: isLastAttempt(ctx)}
 	return a.run(ctx)
 }
 
@@ -53,10 +54,13 @@ func isLastAttempt(ctx context.Context) bool {
 
 // attempt is one run of the protocol for one job.
 type attempt struct {
-	w    *Worker
-	job  tasks.Job
-	log  *slog.Logger
-	last bool // asynq archives the task if this attempt fails
+	w *Worker
+	// job is the job as this attempt knows it; its attempt count fences the
+	// outcome it records against a delivery that overtook it.
+	job       tasks.Job
+	sinceSend time.Duration // since the previous call to SAP went out, by Redis's clock
+	log       *slog.Logger
+	last      bool // asynq archives the task if this attempt fails
 }
 
 func (a *attempt) run(ctx context.Context) error {
@@ -76,14 +80,18 @@ func (a *attempt) run(ctx context.Context) error {
 		}
 	}
 
-	switch err := w.ledger.BeginSend(ctx, job); {
+	sending, err := w.ledger.BeginSend(ctx, job)
+	switch {
 	case errors.Is(err, ledger.ErrCancelled), errors.Is(err, ledger.ErrPosted):
 		return nil
 	case errors.Is(err, ledger.ErrConcurrentAttempt):
-		return a.wait(ctx, "another delivery of this job began sending; checking again later")
+		// The delivery that is sending owns the outcome; this one records
+		// nothing and looks again later.
+		return &waitError{reason: "another delivery of this job began sending", after: time.Second}
 	case err != nil:
 		return err
 	}
+	a.job, job = sending, sending
 
 	callCtx, cancel := context.WithTimeout(ctx, w.opts.SAPTimeout)
 	start := time.Now()
@@ -114,8 +122,8 @@ func (a *attempt) reconcile(ctx context.Context, p poster, posting tasks.Posting
 	// A call sent moments ago may still be running in SAP (a delivery
 	// re-queued by a shutdown, say): a look-up now could miss a document
 	// about to be committed. Wait until any such call must have ended.
-	if settle := job.SendStartedAt.Add(w.opts.ReconcileAfter).Sub(time.Now()); settle > 0 {
-		return true, a.wait(ctx, fmt.Sprintf("previous call to SAP started %s ago; waiting %s before looking the document up", time.Since(job.SendStartedAt).Round(time.Millisecond), settle.Round(time.Millisecond)), settle)
+	if settle := w.opts.ReconcileAfter - a.sinceSend; settle > 0 {
+		return true, a.awaitSettling(ctx, settle)
 	}
 	callCtx, cancel := context.WithTimeout(ctx, w.opts.SAPTimeout)
 	start := time.Now()
@@ -174,7 +182,7 @@ func (a *attempt) succeed(ctx context.Context, doc sap.Document, reconciled bool
 func (a *attempt) fail(ctx context.Context, phase tasks.Phase, jobErr tasks.JobError, cause error) error {
 	ctx, cancel := recordCtx(ctx)
 	defer cancel()
-	if err := a.w.ledger.RecordFailure(ctx, a.job, tasks.StatusFailed, phase, jobErr); err != nil && !errors.Is(err, ledger.ErrPosted) {
+	if err := a.w.ledger.RecordFailure(ctx, a.job, tasks.StatusFailed, phase, jobErr); err != nil && !errors.Is(err, ledger.ErrPosted) && !errors.Is(err, ledger.ErrStale) {
 		return err
 	}
 	a.w.metrics.finished(a.job.Kind, tasks.StatusFailed)
@@ -191,7 +199,7 @@ func (a *attempt) retry(ctx context.Context, phase tasks.Phase, jobErr tasks.Job
 	if a.last {
 		status = tasks.StatusFailed
 	}
-	if err := a.w.ledger.RecordFailure(ctx, a.job, status, phase, jobErr); err != nil && !errors.Is(err, ledger.ErrPosted) {
+	if err := a.w.ledger.RecordFailure(ctx, a.job, status, phase, jobErr); err != nil && !errors.Is(err, ledger.ErrPosted) && !errors.Is(err, ledger.ErrStale) {
 		return err
 	}
 	if a.last {
@@ -201,22 +209,23 @@ func (a *attempt) retry(ctx context.Context, phase tasks.Phase, jobErr tasks.Job
 	return cause
 }
 
-// wait asks for a later attempt without spending the retry budget.
-func (a *attempt) wait(ctx context.Context, reason string, after ...time.Duration) error {
-	d := time.Second
-	if len(after) > 0 {
-		d = after[0]
-	}
+// awaitSettling asks for a later attempt, without spending the retry
+// budget, once any call still in flight from an earlier attempt must have
+// ended.
+func (a *attempt) awaitSettling(ctx context.Context, settle time.Duration) error {
+	reason := fmt.Sprintf("previous call to SAP went out %s ago; looking the document up once it must have ended", a.sinceSend.Round(time.Millisecond))
 	if a.last {
 		// asynq archives a task on its last attempt whatever the error, so
 		// the ledger must say failed, with the outcome left to reconcile.
+		ctx, cancel := recordCtx(ctx)
+		defer cancel()
 		jobErr := tasks.JobError{Code: "attempts_exhausted", Message: reason, Category: tasks.CategoryUnknown}
-		if err := a.w.ledger.RecordFailure(ctx, a.job, tasks.StatusFailed, a.job.Phase, jobErr); err != nil {
+		if err := a.w.ledger.RecordFailure(ctx, a.job, tasks.StatusFailed, a.job.Phase, jobErr); err != nil && !errors.Is(err, ledger.ErrStale) && !errors.Is(err, ledger.ErrPosted) {
 			return err
 		}
 	}
-	a.log.Info("waiting", "reason", reason, "after", d)
-	return &waitError{reason: reason, after: d}
+	a.log.Info("waiting for an earlier call to settle", "after", settle)
+	return &waitError{reason: reason, after: settle}
 }
 
 // jobError turns a SAP error into what the ledger keeps and agents read.

@@ -28,8 +28,8 @@ func TestJobsListAndReprocess(t *testing.T) {
 		code string
 	}{{closed, "F5/201"}, {other, "F5/507"}} {
 		claimed, _ := l.Claim(ctx, f.job.ID)
-		l.BeginSend(ctx, claimed)
-		l.RecordFailure(ctx, f.job, tasks.StatusFailed, tasks.PhasePending, tasks.JobError{Code: f.code, Message: "rejected", Category: tasks.CategoryPermanent})
+		sending, _ := l.BeginSend(ctx, claimed.Job)
+		l.RecordFailure(ctx, sending, tasks.StatusFailed, tasks.PhasePending, tasks.JobError{Code: f.code, Message: "rejected", Category: tasks.CategoryPermanent})
 		l.Inspector().ArchiveTask(l.Queue(), f.job.ID)
 	}
 	run := func(args ...string) string {

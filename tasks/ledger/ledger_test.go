@@ -31,6 +31,20 @@ func newLedger(t *testing.T) (*ledger.Ledger, redis.UniversalClient) {
 	return l, rdb
 }
 
+// sendOnce claims a job and begins sending it, as a worker does.
+func sendOnce(t *testing.T, l *ledger.Ledger, id string) tasks.Job {
+	t.Helper()
+	claimed, err := l.Claim(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	job, err := l.BeginSend(context.Background(), claimed.Job)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return job
+}
+
 func TestSubmitRecordsAndEnqueues(t *testing.T) {
 	l, _ := newLedger(t)
 	ctx := context.Background()
@@ -157,18 +171,28 @@ func TestProtocolTransitions(t *testing.T) {
 	if err != nil || before.Phase != tasks.PhasePending {
 		t.Fatalf("Claim = %+v, %v", before, err)
 	}
-	if err := l.BeginSend(ctx, before); err != nil {
-		t.Fatal(err)
+	// A second delivery claims at the same time.
+	other, err := l.Claim(ctx, job.ID)
+	if err != nil || other.Attempts != 0 {
+		t.Fatalf("second Claim = %+v, %v", other, err)
 	}
-	// A second delivery that claimed at the same time may not send too.
-	if err := l.BeginSend(ctx, before); !errors.Is(err, ledger.ErrConcurrentAttempt) {
+	sending, err := l.BeginSend(ctx, before.Job)
+	if err != nil || sending.Attempts != 1 || sending.Phase != tasks.PhaseSending {
+		t.Fatalf("BeginSend = %+v, %v", sending, err)
+	}
+	// The second delivery may not send too, nor record an outcome over the
+	// first one's call in flight.
+	if _, err := l.BeginSend(ctx, other.Job); !errors.Is(err, ledger.ErrConcurrentAttempt) {
 		t.Fatalf("concurrent BeginSend: %v, want ErrConcurrentAttempt", err)
+	}
+	if err := l.RecordFailure(ctx, other.Job, tasks.StatusFailed, tasks.PhasePending, tasks.JobError{Message: "gave up"}); !errors.Is(err, ledger.ErrStale) {
+		t.Fatalf("stale RecordFailure: %v, want ErrStale", err)
 	}
 	if _, err := l.Cancel(ctx, "alice", job.ID); !errors.Is(err, ledger.ErrNotCancellable) {
 		t.Fatalf("cancel while sending: %v, want ErrNotCancellable", err)
 	}
 	// An unknown outcome keeps the job in PhaseSending for the next attempt.
-	if err := l.RecordFailure(ctx, job, tasks.StatusRetrying, tasks.PhaseSending, tasks.JobError{Message: "504", Category: tasks.CategoryUnknown}); err != nil {
+	if err := l.RecordFailure(ctx, sending, tasks.StatusRetrying, tasks.PhaseSending, tasks.JobError{Message: "504", Category: tasks.CategoryUnknown}); err != nil {
 		t.Fatal(err)
 	}
 	again, err := l.Claim(ctx, job.ID)
@@ -181,11 +205,11 @@ func TestProtocolTransitions(t *testing.T) {
 	if _, err := l.Claim(ctx, job.ID); !errors.Is(err, ledger.ErrPosted) {
 		t.Fatalf("Claim after posting: %v, want ErrPosted", err)
 	}
-	if err := l.BeginSend(ctx, again); !errors.Is(err, ledger.ErrPosted) {
+	if _, err := l.BeginSend(ctx, again.Job); !errors.Is(err, ledger.ErrPosted) {
 		t.Fatalf("BeginSend after posting: %v, want ErrPosted", err)
 	}
 	// A late failure report cannot overwrite a recorded document.
-	if err := l.RecordFailure(ctx, job, tasks.StatusRetrying, tasks.PhaseSending, tasks.JobError{Message: "late"}); !errors.Is(err, ledger.ErrPosted) {
+	if err := l.RecordFailure(ctx, again.Job, tasks.StatusRetrying, tasks.PhaseSending, tasks.JobError{Message: "late"}); !errors.Is(err, ledger.ErrPosted) {
 		t.Fatalf("late failure: %v, want ErrPosted", err)
 	}
 	got, err := l.Get(ctx, "alice", job.ID)
@@ -212,7 +236,7 @@ func TestCancel(t *testing.T) {
 	if !errors.Is(err, ledger.ErrCancelled) {
 		t.Fatalf("Claim of cancelled job: %v", err)
 	}
-	if err := l.BeginSend(ctx, claimed); !errors.Is(err, ledger.ErrCancelled) {
+	if _, err := l.BeginSend(ctx, claimed.Job); !errors.Is(err, ledger.ErrCancelled) {
 		t.Fatalf("BeginSend of cancelled job: %v", err)
 	}
 	if _, err := l.Cancel(ctx, "alice", job.ID); !errors.Is(err, ledger.ErrNotCancellable) {
@@ -226,8 +250,7 @@ func TestCancelFailedJob(t *testing.T) {
 	l, _ := newLedger(t)
 	ctx := context.Background()
 	rejected, _, _ := l.Submit(ctx, "alice", taskstest.JournalEntry("rejected"))
-	claimed, _ := l.Claim(ctx, rejected.ID)
-	l.BeginSend(ctx, claimed)
+	rejected = sendOnce(t, l, rejected.ID)
 	l.RecordFailure(ctx, rejected, tasks.StatusFailed, tasks.PhasePending, tasks.JobError{Code: "F5/507", Category: tasks.CategoryPermanent})
 	if got, err := l.Cancel(ctx, "alice", rejected.ID); err != nil || got.Status != tasks.StatusCancelled {
 		t.Fatalf("cancel a rejected job: %+v, %v", got, err)
@@ -237,8 +260,7 @@ func TestCancelFailedJob(t *testing.T) {
 	}
 
 	unknown, _, _ := l.Submit(ctx, "alice", taskstest.JournalEntry("unknown"))
-	claimed, _ = l.Claim(ctx, unknown.ID)
-	l.BeginSend(ctx, claimed)
+	unknown = sendOnce(t, l, unknown.ID)
 	l.RecordFailure(ctx, unknown, tasks.StatusFailed, tasks.PhaseSending, tasks.JobError{Category: tasks.CategoryUnknown})
 	if _, err := l.Cancel(ctx, "alice", unknown.ID); !errors.Is(err, ledger.ErrNotCancellable) {
 		t.Fatalf("cancel a job that SAP may hold: %v, want ErrNotCancellable", err)
@@ -360,8 +382,7 @@ func TestReprocessFailedJob(t *testing.T) {
 	if _, err := l.Reprocess(ctx, job.ID); !errors.Is(err, ledger.ErrNotFailed) {
 		t.Fatalf("reprocess of a queued job: %v, want ErrNotFailed", err)
 	}
-	claimed, _ := l.Claim(ctx, job.ID)
-	l.BeginSend(ctx, claimed)
+	job = sendOnce(t, l, job.ID)
 	l.RecordFailure(ctx, job, tasks.StatusFailed, tasks.PhaseSending, tasks.JobError{Message: "504", Category: tasks.CategoryUnknown})
 	// asynq has the task archived by now; simulate that.
 	if err := l.Inspector().ArchiveTask(l.Queue(), job.ID); err != nil {
@@ -374,5 +395,72 @@ func TestReprocessFailedJob(t *testing.T) {
 	info, err := l.Inspector().GetTaskInfo(l.Queue(), job.ID)
 	if err != nil || info.State != asynq.TaskStatePending || info.Retried != 0 {
 		t.Fatalf("reprocessed task = %+v, %v; want pending with a fresh retry count", info, err)
+	}
+}
+
+// A worker that dies on the last attempt leaves the ledger saying running
+// while asynq archives the task (or an operator deletes it by hand). The job
+// must show as failed and be reprocessable, still to be reconciled.
+func TestStrandedJobShowsFailedAndCanBeReprocessed(t *testing.T) {
+	for _, how := range []string{"archived", "deleted"} {
+		t.Run(how, func(t *testing.T) {
+			l, _ := newLedger(t)
+			ctx := context.Background()
+			job, _, _ := l.Submit(ctx, "alice", taskstest.JournalEntry("stranded"))
+			sendOnce(t, l, job.ID)
+			var err error
+			if how == "archived" {
+				err = l.Inspector().ArchiveTask(l.Queue(), job.ID)
+			} else {
+				err = l.Inspector().DeleteTask(l.Queue(), job.ID)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := l.Get(ctx, "alice", job.ID)
+			if err != nil || got.Status != tasks.StatusFailed || got.Error == nil || got.Error.Category != tasks.CategoryUnknown {
+				t.Fatalf("stranded job = %+v (%v), want failed with an unknown outcome", got, err)
+			}
+			if _, err := l.Cancel(ctx, "alice", job.ID); !errors.Is(err, ledger.ErrNotCancellable) {
+				t.Fatalf("cancel of a job SAP may hold: %v", err)
+			}
+			re, err := l.Reprocess(ctx, job.ID)
+			if err != nil || re.Status != tasks.StatusQueued || re.Phase != tasks.PhaseSending {
+				t.Fatalf("Reprocess = %+v, %v; want queued, still to be reconciled", re, err)
+			}
+			if info, err := l.Inspector().GetTaskInfo(l.Queue(), job.ID); err != nil || info.State != asynq.TaskStatePending {
+				t.Fatalf("task after reprocess = %+v, %v", info, err)
+			}
+		})
+	}
+}
+
+// A live job whose task is merely waiting is not reprocessable.
+func TestReprocessRefusesLiveJobs(t *testing.T) {
+	l, _ := newLedger(t)
+	job, _, _ := l.Submit(context.Background(), "alice", taskstest.JournalEntry("live"))
+	if _, err := l.Reprocess(context.Background(), job.ID); !errors.Is(err, ledger.ErrNotFailed) {
+		t.Fatalf("reprocess of a pending job: %v, want ErrNotFailed", err)
+	}
+}
+
+// One broken entry does not hold up the sweep of the others.
+func TestSweepGoesPastABrokenEntry(t *testing.T) {
+	l, rdb := newLedger(t)
+	ctx := context.Background()
+	broken, _, _ := l.Submit(ctx, "alice", taskstest.JournalEntry("broken"))
+	fine, _, _ := l.Submit(ctx, "alice", taskstest.JournalEntry("fine"))
+	for _, id := range []string{broken.ID, fine.ID} {
+		l.Inspector().DeleteTask(l.Queue(), id)
+		rdb.ZAdd(ctx, "sapq:unenqueued", redis.Z{Score: float64(time.Now().Add(-time.Hour).UnixMilli()), Member: id})
+	}
+	rdb.HSet(ctx, "sapq:job:"+broken.ID, "result", "{not json")
+
+	n, err := ledger.NewSweeper(l, time.Second, time.Minute).Sweep(ctx)
+	if n != 1 || err == nil {
+		t.Fatalf("Sweep = %d, %v; want the good entry enqueued and the broken one reported", n, err)
+	}
+	if _, err := l.Inspector().GetTaskInfo(l.Queue(), fine.ID); err != nil {
+		t.Fatalf("the good entry was not enqueued: %v", err)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/sapq/sapq/tasks"
 )
@@ -18,59 +19,77 @@ var (
 	// ErrConcurrentAttempt means another delivery of the same task began
 	// sending since this one claimed it.
 	ErrConcurrentAttempt = errors.New("another attempt of this posting is in progress")
+	// ErrStale means a later attempt has begun since this one claimed the job:
+	// that attempt owns the outcome.
+	ErrStale = errors.New("a later attempt owns this posting's outcome")
 )
 
-// Claim starts an attempt on a job. It returns the job as it stood before the
-// claim, ErrNotFound, ErrCancelled, or ErrPosted (with the job) when SAP already
-// holds the recorded document.
-func (l *Ledger) Claim(ctx context.Context, id string) (tasks.Job, error) {
-	res, err := claimScript.Run(ctx, l.rdb, []string{jobKey(id), unenqueuedKey}, ms(l.opts.Now())).StringSlice()
+// Claimed is a job as an attempt found it when claiming it.
+type Claimed struct {
+	tasks.Job
+	// SinceSend is how long ago, by the Redis server's clock, the last call
+	// to SAP was sent; it matters for PhaseSending jobs.
+	SinceSend time.Duration
+}
+
+// Claim starts an attempt on a job. It returns the job as it stood before
+// the claim, ErrNotFound, ErrCancelled, or ErrPosted (with the job) when SAP
+// already holds the recorded document.
+func (l *Ledger) Claim(ctx context.Context, id string) (Claimed, error) {
+	res, err := claimScript.Run(ctx, l.rdb, []string{jobKey(id), unenqueuedKey}, ms(l.opts.Now())).Slice()
 	if err != nil {
-		return tasks.Job{}, l.ctxErr(ctx, fmt.Errorf("ledger: claim %s: %w", id, err))
+		return Claimed{}, l.ctxErr(ctx, fmt.Errorf("ledger: claim %s: %w", id, err))
 	}
-	if res[0] == "missing" {
-		return tasks.Job{}, ErrNotFound
+	if len(res) < 2 {
+		return Claimed{}, ErrNotFound
 	}
-	job, err := l.load(ctx, id)
+	job, err := decodeFlat(res[0])
 	if err != nil {
-		return tasks.Job{}, err
+		return Claimed{}, err
 	}
-	job.Status, job.Phase = tasks.Status(res[0]), tasks.Phase(res[1])
+	c := Claimed{Job: job}
+	if now, ok := res[1].(int64); ok && !job.SendStartedAt.IsZero() {
+		c.SinceSend = time.UnixMilli(now).Sub(job.SendStartedAt)
+	}
 	switch {
 	case job.Status == tasks.StatusCancelled:
-		return job, ErrCancelled
+		return c, ErrCancelled
 	case job.Phase == tasks.PhasePosted:
-		return job, ErrPosted
+		return c, ErrPosted
 	}
-	return job, nil
+	return c, nil
 }
 
 // BeginSend records that a call to SAP is about to go out. From here until an
 // outcome is recorded, the job is PhaseSending: any later attempt looks the
 // document up in SAP before sending again. job is the value Claim returned;
-// its attempt count fences off a concurrent delivery of the same task.
-func (l *Ledger) BeginSend(ctx context.Context, job tasks.Job) error {
-	id := job.ID
-	res, err := beginSendScript.Run(ctx, l.rdb, []string{jobKey(id)}, ms(l.opts.Now()), job.Attempts).Text()
+// its attempt count fences off a concurrent delivery of the same task. It
+// returns the job as it now stands, whose attempt count in turn fences the
+// outcome this attempt records.
+func (l *Ledger) BeginSend(ctx context.Context, job tasks.Job) (tasks.Job, error) {
+	res, err := beginSendScript.Run(ctx, l.rdb, []string{jobKey(job.ID)}, ms(l.opts.Now()), job.Attempts).Text()
 	if err != nil {
-		return l.ctxErr(ctx, fmt.Errorf("ledger: begin send %s: %w", id, err))
+		return job, l.ctxErr(ctx, fmt.Errorf("ledger: begin send %s: %w", job.ID, err))
 	}
 	switch res {
 	case "ok":
-		return nil
+		job.Attempts++
+		job.Phase, job.Status = tasks.PhaseSending, tasks.StatusRunning
+		return job, nil
 	case "cancelled":
-		return ErrCancelled
+		return job, ErrCancelled
 	case "posted":
-		return ErrPosted
+		return job, ErrPosted
 	case "concurrent":
-		return ErrConcurrentAttempt
+		return job, ErrConcurrentAttempt
 	default:
-		return ErrNotFound
+		return job, ErrNotFound
 	}
 }
 
 // RecordPosted stores SAP's result (tRFC's commit): the job is succeeded and
-// kept for the retention period.
+// kept for the retention period. A document is recorded whichever attempt
+// found it.
 func (l *Ledger) RecordPosted(ctx context.Context, job tasks.Job, result tasks.Result) error {
 	return l.finish(ctx, job, tasks.StatusSucceeded, tasks.PhasePosted, &result, nil)
 }
@@ -78,7 +97,9 @@ func (l *Ledger) RecordPosted(ctx context.Context, job tasks.Job, result tasks.R
 // RecordFailure stores a failed attempt. phase says what SAP may hold:
 // PhasePending when the failure proves nothing was posted, PhaseSending when
 // the outcome is unknown. A failed job is kept for FailedRetention so that
-// operators can reprocess it.
+// operators can reprocess it. job must carry the attempt count this attempt
+// saw (Claim's, or BeginSend's after sending): a delivery that another one
+// has overtaken gets ErrStale and records nothing.
 func (l *Ledger) RecordFailure(ctx context.Context, job tasks.Job, status tasks.Status, phase tasks.Phase, jobErr tasks.JobError) error {
 	return l.finish(ctx, job, status, phase, nil, &jobErr)
 }
@@ -104,7 +125,7 @@ func (l *Ledger) finish(ctx context.Context, job tasks.Job, status tasks.Status,
 		ttl = l.opts.FailedRetention.Milliseconds()
 	}
 	res, err := finishScript.Run(ctx, l.rdb, []string{jobKey(job.ID), idemKey(job.Caller, job.IdempotencyKey)},
-		string(status), string(phase), resJSON, errJSON, ms(l.opts.Now()), ttl).Text()
+		string(status), string(phase), resJSON, errJSON, ms(l.opts.Now()), ttl, job.Attempts).Text()
 	if err != nil {
 		return l.ctxErr(ctx, fmt.Errorf("ledger: record %s for %s: %w", status, job.ID, err))
 	}
@@ -113,6 +134,8 @@ func (l *Ledger) finish(ctx context.Context, job tasks.Job, status tasks.Status,
 		return nil
 	case "posted":
 		return ErrPosted
+	case "stale":
+		return ErrStale
 	default:
 		return ErrNotFound
 	}

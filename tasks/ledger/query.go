@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
@@ -26,28 +27,46 @@ func (l *Ledger) Get(ctx context.Context, caller, id string) (tasks.Job, error) 
 		return tasks.Job{}, ErrNotFound
 	}
 	if !job.Status.Terminal() {
-		l.overlayQueueState(&job)
+		l.overlayQueueState(ctx, &job)
 	}
 	return job, nil
 }
 
-func (l *Ledger) overlayQueueState(job *tasks.Job) {
+func (l *Ledger) overlayQueueState(ctx context.Context, job *tasks.Job) {
 	info, err := l.inspector.GetTaskInfo(l.opts.Queue, job.ID)
-	if err != nil {
-		return // not in the queue (yet, or any more): the ledger's state stands
-	}
-	switch info.State {
-	case asynq.TaskStateRetry, asynq.TaskStateScheduled:
+	switch {
+	case errors.Is(err, asynq.ErrTaskNotFound) || errors.Is(err, asynq.ErrQueueNotFound):
+		// A live job without a task, not waiting to be enqueued: the task
+		// was deleted by hand or trimmed from the archive. Nothing will run
+		// it until an operator reprocesses it.
+		if !l.awaitingEnqueue(ctx, job.ID) {
+			l.strand(job, "its queue task is gone (deleted or trimmed); reprocess it to run it again")
+		}
+	case err != nil:
+		// The queue cannot be read now: the ledger's state stands.
+	case info.State == asynq.TaskStateRetry, info.State == asynq.TaskStateScheduled:
 		job.NextAttemptAt = info.NextProcessAt.UTC()
 		if job.Status == tasks.StatusRunning {
 			job.Status = tasks.StatusRetrying
 		}
-	case asynq.TaskStateArchived:
-		job.Status = tasks.StatusFailed
-		if job.Error == nil {
-			job.Error = &tasks.JobError{Code: "attempts_exhausted", Message: "the last attempt ended without a result: " + info.LastErr, Category: tasks.CategoryUnknown}
-		}
+	case info.State == asynq.TaskStateArchived:
+		l.strand(job, "the last attempt ended without a result: "+info.LastErr)
 	}
+}
+
+// strand reports a live job that no task will run as failed, with the
+// outcome left to reconciliation if a call may have gone out.
+func (l *Ledger) strand(job *tasks.Job, why string) {
+	job.Status = tasks.StatusFailed
+	category := tasks.CategoryUnknown
+	if job.Phase == tasks.PhasePending {
+		category = tasks.CategoryTransient
+	}
+	last := ""
+	if job.Error != nil {
+		last = "; last error: " + strings.TrimSpace(job.Error.Code+" "+job.Error.Message)
+	}
+	job.Error = &tasks.JobError{Code: "attempts_exhausted", Message: why + last, Category: category}
 }
 
 // ListFilter selects jobs for List.
@@ -115,7 +134,7 @@ func (l *Ledger) List(ctx context.Context, caller string, f ListFilter) (Page, e
 				return Page{}, err
 			}
 			if !job.Status.Terminal() {
-				l.overlayQueueState(&job)
+				l.overlayQueueState(ctx, &job)
 			}
 			if (f.Status != "" && job.Status != f.Status) || (f.Kind != "" && job.Kind != f.Kind) {
 				continue

@@ -32,11 +32,23 @@ func (l *Ledger) Reprocess(ctx context.Context, id string) (tasks.Job, error) {
 	}
 	// A worker records the failure before asynq archives the task. While
 	// the task is still active, a new task with its ID cannot be enqueued
-	// and the old one would be archived after all: wait for it.
-	if info, err := l.inspector.GetTaskInfo(l.opts.Queue, id); err == nil && info.State == asynq.TaskStateActive {
+	// and the old one would be archived after all: wait for it. A task that
+	// is archived or gone while the ledger still says the job is live was
+	// given up by the queue without the worker recording an end (a crash on
+	// the last attempt): such a job is reprocessable too.
+	gone := "0"
+	info, err := l.inspector.GetTaskInfo(l.opts.Queue, id)
+	switch {
+	case err == nil && info.State == asynq.TaskStateActive:
 		return tasks.Job{}, ErrStillFinishing
+	case err == nil && info.State == asynq.TaskStateArchived,
+		errors.Is(err, asynq.ErrTaskNotFound), errors.Is(err, asynq.ErrQueueNotFound):
+		gone = "1"
+		if l.awaitingEnqueue(ctx, id) {
+			gone = "0" // recorded and about to be enqueued: not stranded
+		}
 	}
-	res, err := reprocessScript.Run(ctx, l.rdb, []string{jobKey(id), idemKey(job.Caller, job.IdempotencyKey), unenqueuedKey}, ms(l.opts.Now())).Text()
+	res, err := reprocessScript.Run(ctx, l.rdb, []string{jobKey(id), idemKey(job.Caller, job.IdempotencyKey), unenqueuedKey}, ms(l.opts.Now()), gone).Text()
 	if err != nil {
 		return tasks.Job{}, l.ctxErr(ctx, err)
 	}

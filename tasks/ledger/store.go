@@ -112,19 +112,29 @@ if redis.call('ZSCORE', KEYS[5], id) then unenqueued = 1 end
 return {created, unenqueued, redis.call('HGETALL', ARGV[8] .. id)}
 `)
 
-// claimScript starts an attempt: it refuses jobs that are gone, cancelled or
-// already posted, and otherwise marks the job running.
-// KEYS: job, unenqueued. ARGV: now_ms. Returns the job's status and phase
-// before the claim, or {"missing"}.
-var claimScript = redis.NewScript(`
-if redis.call('EXISTS', KEYS[1]) == 0 then return {'missing', ''} end
+// redisNowMS is the Redis server's clock in milliseconds. Send times are
+// taken from it and compared with it, so that workers on machines with
+// skewed clocks agree on how long ago a call was sent.
+const redisNowMS = `local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+`
+
+// claimScript starts an attempt. It answers with the whole job as it stood
+// before the claim, read in the same atomic step, and with the server's
+// clock; unless the job is cancelled or posted, it marks it running.
+// KEYS: job, unenqueued. ARGV: now_ms.
+// Returns {job hash as a flat list, server now_ms}, or {} when missing.
+var claimScript = redis.NewScript(redisNowMS + `
+local h = redis.call('HGETALL', KEYS[1])
+if #h == 0 then return {} end
 local st = redis.call('HGET', KEYS[1], 'status')
 local ph = redis.call('HGET', KEYS[1], 'phase')
 redis.call('ZREM', KEYS[2], redis.call('HGET', KEYS[1], 'id'))
-if st == 'cancelled' or ph == 'posted' then return {st, ph} end
-redis.call('HSET', KEYS[1], 'status', 'running', 'updated_ms', ARGV[1])
-redis.call('PERSIST', KEYS[1])
-return {st, ph}
+if st ~= 'cancelled' and ph ~= 'posted' then
+  redis.call('HSET', KEYS[1], 'status', 'running', 'updated_ms', ARGV[1])
+  redis.call('PERSIST', KEYS[1])
+end
+return {h, now}
 `)
 
 // beginSendScript records "sending" before the SAP call (tRFC's execute).
@@ -132,23 +142,29 @@ return {st, ph}
 // two deliveries of one task that run at once, only one may send.
 // KEYS: job. ARGV: now_ms, expected attempts. Returns "ok", "cancelled",
 // "posted", "concurrent" or "missing".
-var beginSendScript = redis.NewScript(`
+var beginSendScript = redis.NewScript(redisNowMS + `
 if redis.call('EXISTS', KEYS[1]) == 0 then return 'missing' end
 local st = redis.call('HGET', KEYS[1], 'status')
 if st == 'cancelled' then return 'cancelled' end
 if redis.call('HGET', KEYS[1], 'phase') == 'posted' then return 'posted' end
 if redis.call('HGET', KEYS[1], 'attempts') ~= ARGV[2] then return 'concurrent' end
-redis.call('HSET', KEYS[1], 'status', 'running', 'phase', 'sending', 'send_started_ms', ARGV[1], 'updated_ms', ARGV[1])
+redis.call('HSET', KEYS[1], 'status', 'running', 'phase', 'sending', 'send_started_ms', now, 'updated_ms', ARGV[1])
 redis.call('HINCRBY', KEYS[1], 'attempts', 1)
 return 'ok'
 `)
 
 // finishScript records an attempt's outcome and sets the retention of the
-// job and its idempotency key once the job is terminal.
-// KEYS: job, idem. ARGV: status, phase, result json, error json, now_ms, ttl_ms (0 = keep).
+// job and its idempotency key once the job is terminal. A failure is
+// recorded only by the delivery that made the latest attempt (the attempt
+// counter fences off a stale one, which would otherwise overwrite "sending"
+// while another delivery's call is in flight); a document is always
+// recorded, for SAP holds it whoever sent it.
+// KEYS: job, idem. ARGV: status, phase, result json, error json, now_ms,
+// ttl_ms (0 = keep), expected attempts.
 var finishScript = redis.NewScript(`
 if redis.call('EXISTS', KEYS[1]) == 0 then return 'missing' end
 if redis.call('HGET', KEYS[1], 'phase') == 'posted' and ARGV[2] ~= 'posted' then return 'posted' end
+if ARGV[2] ~= 'posted' and redis.call('HGET', KEYS[1], 'attempts') ~= ARGV[7] then return 'stale' end
 redis.call('HSET', KEYS[1], 'status', ARGV[1], 'phase', ARGV[2], 'updated_ms', ARGV[5])
 if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], 'result', ARGV[3]) end
 if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], 'error', ARGV[4]) else redis.call('HDEL', KEYS[1], 'error') end
@@ -187,13 +203,17 @@ func marshalJSON(v any) (string, error) {
 }
 
 // reprocessScript puts a failed job back in the queue's hands. The phase is
-// kept: a job whose last outcome was unknown is still reconciled first.
-// KEYS: job, idem, unenqueued. ARGV: now_ms. Returns "ok", "missing" or the
-// status that forbids it.
+// kept: a job whose last outcome was unknown is still reconciled first. A job
+// whose task the queue gave up on without the worker recording it (a crash on
+// the last attempt: ARGV[2] = 1) counts as failed too.
+// KEYS: job, idem, unenqueued. ARGV: now_ms, task gone (0|1). Returns "ok",
+// "missing" or the status that forbids it.
 var reprocessScript = redis.NewScript(`
 if redis.call('EXISTS', KEYS[1]) == 0 then return 'missing' end
 local st = redis.call('HGET', KEYS[1], 'status')
-if st ~= 'failed' then return st end
+local stranded = ARGV[2] == '1' and (st == 'queued' or st == 'running' or st == 'retrying')
+if st ~= 'failed' and not stranded then return st end
+if redis.call('HGET', KEYS[1], 'phase') == 'posted' then return 'posted' end
 redis.call('HSET', KEYS[1], 'status', 'queued', 'updated_ms', ARGV[1])
 redis.call('PERSIST', KEYS[1])
 redis.call('PERSIST', KEYS[2])

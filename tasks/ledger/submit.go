@@ -11,6 +11,12 @@ import (
 	"github.com/sapq/sapq/tasks"
 )
 
+// awaitingEnqueue reports whether a job is recorded but not yet confirmed
+// enqueued.
+func (l *Ledger) awaitingEnqueue(ctx context.Context, id string) bool {
+	return l.rdb.ZScore(ctx, unenqueuedKey, id).Err() == nil
+}
+
 // Submit records a validated posting under (caller, idempotency key) and
 // enqueues it, with Stripe's semantics: the same key and payload return the
 // original job (replayed) in whatever state it is; the same key with another
@@ -69,17 +75,28 @@ func (l *Ledger) enqueue(ctx context.Context, job tasks.Job) error {
 	opts := []asynq.Option{asynq.TaskID(job.ID), asynq.Queue(l.opts.Queue), asynq.MaxRetry(l.opts.MaxRetry)}
 	_, err = l.client.EnqueueContext(ctx, task, opts...)
 	if errors.Is(err, asynq.ErrTaskIDConflict) {
-		// The queue still holds a task with this ID. A live one (pending,
-		// scheduled, retry, active) will run the job; an archived one is a
-		// previous failure that the ledger has since put back in the queue's
-		// hands (reprocess), so it is replaced.
+		// The queue still holds a task with this ID. A waiting one (pending,
+		// scheduled, retry) will run the job. An active one may be about to
+		// be archived by a failing last attempt: the mark stays, and a later
+		// sweep looks again. An archived one is a previous failure; it is
+		// replaced only if the ledger has put the job back in the queue's
+		// hands (reprocess), never on the strength of a stale snapshot.
 		info, ierr := l.inspector.GetTaskInfo(l.opts.Queue, job.ID)
-		if ierr == nil && info.State == asynq.TaskStateArchived {
+		switch {
+		case ierr != nil:
+			return fmt.Errorf("ledger: enqueue %s: inspect conflicting task: %w", job.ID, ierr)
+		case info.State == asynq.TaskStateActive:
+			return nil
+		case info.State == asynq.TaskStateArchived:
+			st, serr := l.rdb.HGet(ctx, jobKey(job.ID), fStatus).Result()
+			if serr != nil || tasks.Status(st) != tasks.StatusQueued {
+				return l.rdb.ZRem(ctx, unenqueuedKey, job.ID).Err()
+			}
 			if derr := l.inspector.DeleteTask(l.opts.Queue, job.ID); derr != nil && !errors.Is(derr, asynq.ErrTaskNotFound) {
 				return fmt.Errorf("ledger: replace archived task %s: %w", job.ID, derr)
 			}
 			_, err = l.client.EnqueueContext(ctx, task, opts...)
-		} else {
+		default:
 			err = nil
 		}
 	}

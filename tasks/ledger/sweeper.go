@@ -1,7 +1,9 @@
 package ledger
 
 import (
+	"cmp"
 	"context"
+	"errors"
 	"strconv"
 	"sync"
 	"time"
@@ -74,19 +76,23 @@ func (s *Sweeper) Sweep(ctx context.Context) (int, error) {
 		return 0, err
 	}
 	n := 0
+	var firstErr error
 	for _, id := range ids {
+		// One entry that keeps failing must not hold up the others.
 		job, err := l.load(ctx, id)
-		if err == ErrNotFound {
+		if errors.Is(err, ErrNotFound) {
 			l.rdb.ZRem(ctx, unenqueuedKey, id)
 			continue
 		}
-		if err != nil {
-			return n, err
+		if err == nil {
+			err = l.enqueue(ctx, job)
 		}
-		if err := l.enqueue(ctx, job); err != nil {
-			return n, err
+		if err != nil {
+			l.log.Warn("sweep: job not enqueued", "job_id", id, "err", err)
+			firstErr = cmp.Or(firstErr, err)
+			continue
 		}
 		n++
 	}
-	return n, nil
+	return n, firstErr
 }
