@@ -3,6 +3,7 @@ package worker_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -44,56 +45,42 @@ func TestPostsEachKind(t *testing.T) {
 	}
 }
 
-// faultThenHeal submits a posting under a fault at rate 1, waits until an
-// attempt has failed, heals the simulator and returns the finished job.
-func faultThenHeal(t *testing.T, faults sim.Faults) (*rig, tasks.Job) {
-	r := newRig(t, faults)
-	r.startWorker(r.options())
-	job := r.submit(taskstest.SupplierInvoice("INV-" + strings.ToUpper(t.Name()[4:10])))
-	r.await(job.ID, "retrying after a fault", settle, func(j tasks.Job) bool { return j.Status == tasks.StatusRetrying && j.Error != nil })
-	if err := r.sim.SetFaults(sim.Faults{}); err != nil {
-		t.Fatal(err)
-	}
-	return r, r.awaitStatus(job.ID, tasks.StatusSucceeded, settle)
-}
-
-func TestRetriesWhenSAPFailsBeforePosting(t *testing.T) {
+// Failures that certainly posted nothing are retried with backoff until
+// SAP recovers, and SAP ends up with one document.
+func TestRetriesTransientFailures(t *testing.T) {
 	t.Parallel()
-	r, job := faultThenHeal(t, sim.Faults{FailRate: 1})
-	if job.Attempts < 2 || job.Result.Reconciled {
-		t.Fatalf("job = %s; want a plain retry after the 503", describeJob(job))
+	cases := []struct {
+		name   string
+		faults sim.Faults
+		code   string
+	}{
+		{"503 before posting", sim.Faults{FailRate: 1}, "/IWFND/CM_BEC/026"},
+		{"lock", sim.Faults{LockRate: 1}, "MC/601"},
+		{"429 with Retry-After", sim.Faults{ThrottleRate: 1}, ""},
 	}
-	if n := r.documents(mustInvoiceRef(t, job)); n != 1 {
-		t.Fatalf("simulator holds %d documents for the invoice, want 1", n)
+	for i, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			r := newRig(t, c.faults)
+			r.startWorker(r.options())
+			ref := fmt.Sprintf("INV-TRANS-%d", i)
+			job := r.submit(taskstest.SupplierInvoice(ref))
+			retrying := r.await(job.ID, "retrying after a fault", settle, func(j tasks.Job) bool { return j.Status == tasks.StatusRetrying && j.Error != nil })
+			if retrying.Error.Category != tasks.CategoryTransient || retrying.Phase != tasks.PhasePending || retrying.Error.Code != c.code {
+				t.Fatalf("while retrying: %s; want a transient %q error and nothing sent", describeJob(retrying), c.code)
+			}
+			if err := r.sim.SetFaults(sim.Faults{}); err != nil {
+				t.Fatal(err)
+			}
+			done := r.awaitStatus(job.ID, tasks.StatusSucceeded, settle)
+			if done.Attempts < 2 || done.Result.Reconciled {
+				t.Fatalf("job = %s; want a plain retry", describeJob(done))
+			}
+			if n := r.documents(ref); n != 1 {
+				t.Fatalf("simulator holds %d documents for the invoice, want 1", n)
+			}
+		})
 	}
-}
-
-func TestRetriesOnLockError(t *testing.T) {
-	t.Parallel()
-	r, job := faultThenHeal(t, sim.Faults{LockRate: 1})
-	if job.Attempts < 2 {
-		t.Fatalf("job = %s; want a retry after the lock", describeJob(job))
-	}
-	if n := r.documents(mustInvoiceRef(t, job)); n != 1 {
-		t.Fatalf("simulator holds %d documents, want 1", n)
-	}
-}
-
-func TestHonoursThrottling(t *testing.T) {
-	t.Parallel()
-	r, job := faultThenHeal(t, sim.Faults{ThrottleRate: 1})
-	if n := r.documents(mustInvoiceRef(t, job)); n != 1 {
-		t.Fatalf("simulator holds %d documents, want 1", n)
-	}
-}
-
-func mustInvoiceRef(t *testing.T, job tasks.Job) string {
-	t.Helper()
-	p, err := job.Posting()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p.(*tasks.SupplierInvoice).InvoiceReference
 }
 
 // An ambiguous failure posts the document and loses the answer. The retry
