@@ -97,9 +97,13 @@ func connect(t *testing.T, url, token string) *sdk.ClientSession {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	// A connection of its own, closed before sapq dev stops: an HTTP server's
+	// graceful shutdown waits up to 5 s for a connection dialed and never used.
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	t.Cleanup(tr.CloseIdleConnections)
 	c := sdk.NewClient(&sdk.Implementation{Name: "sapq-e2e", Version: "1"}, nil)
 	cs, err := c.Connect(ctx, &sdk.StreamableClientTransport{
-		Endpoint: url, HTTPClient: &http.Client{Transport: bearer{token, http.DefaultTransport}}, DisableStandaloneSSE: true,
+		Endpoint: url, HTTPClient: &http.Client{Transport: bearer{token, tr}}, DisableStandaloneSSE: true,
 	}, nil)
 	if err != nil {
 		t.Fatalf("connect: %v", err)

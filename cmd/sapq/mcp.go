@@ -63,7 +63,7 @@ func runMCP(ctx context.Context, args []string, stdout io.Writer) error {
 	mux := opsMux(reg)
 	mux.Handle("/mcp", srv.HTTPHandler())
 	log.Info("MCP server listening", "url", "http://"+ln.Addr().String()+"/mcp")
-	return serve(ctx, ln, mux)
+	return serve(ctx, ln, mux, func() { srv.Close(context.Background()) })
 }
 
 // loadTokens reads the MCP bearer tokens from SAPQ_MCP_TOKENS_FILE or

@@ -14,9 +14,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-// serve runs h on ln until ctx ends, then shuts down gracefully.
-func serve(ctx context.Context, ln net.Listener, h http.Handler) error {
+// serve runs h on ln until ctx ends, then shuts down gracefully. onShutdown
+// functions run as the shutdown begins: long-lived streams (MCP's SSE) end
+// there, or the server would wait for them.
+func serve(ctx context.Context, ln net.Listener, h http.Handler, onShutdown ...func()) error {
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	for _, f := range onShutdown {
+		srv.RegisterOnShutdown(f)
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
