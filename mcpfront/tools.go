@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"strings"
 
 	"github.com/mark3labs/mcp-go/mcp"
@@ -310,35 +309,15 @@ func rawArguments(req mcp.CallToolRequest) ([]byte, error) {
 // decodeArgs decodes the small argument objects of the read and cancel tools
 // as strictly as tasks.Decode does postings.
 func decodeArgs(raw []byte, v any) *tasks.ValidationError {
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	err := dec.Decode(v)
+	err := tasks.DecodeStrict(raw, v)
 	if err == nil {
-		if _, terr := dec.Token(); !errors.Is(terr, io.EOF) {
-			return fieldError("", "unexpected data after the JSON object")
-		}
 		return nil
 	}
-	var typeErr *json.UnmarshalTypeError
-	var syntaxErr *json.SyntaxError
-	switch {
-	case errors.As(err, &typeErr):
-		want := "a string"
-		switch k := typeErr.Type.Kind().String(); {
-		case strings.HasPrefix(k, "int"):
-			want = "an integer"
-		case k == "struct" || k == "map":
-			want = "an object"
-		}
-		return fieldError(typeErr.Field, fmt.Sprintf("must be %s, got %s", want, typeErr.Value))
-	case errors.As(err, &syntaxErr):
-		return fieldError("", "malformed JSON: "+syntaxErr.Error())
-	case strings.HasPrefix(err.Error(), "json: unknown field "):
-		name := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
-		return fieldError(name, "unknown field; remove it (see the tool's input schema for the accepted fields)")
-	default:
-		return fieldError("", err.Error())
+	var verr *tasks.ValidationError
+	if errors.As(err, &verr) {
+		return verr
 	}
+	return fieldError("", err.Error())
 }
 
 func fieldError(field, msg string) *tasks.ValidationError {

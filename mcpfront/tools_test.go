@@ -368,6 +368,14 @@ func TestInvalidInputRecordsNothing(t *testing.T) {
 			[]string{"status: unknown status \"done\"", "succeeded"}},
 		{"list: unknown field", "list_postings", func() any { return map[string]any{"state": "queued"} },
 			[]string{"state", "unknown field"}},
+		{"get: field name in another case", "get_posting", func() any { return map[string]any{"JOB_ID": "x"} },
+			[]string{"JOB_ID", `did you mean "job_id"`}},
+		{"submit: field name in another case", "submit_supplier_invoice", func() any {
+			m := invoice("bad-case")
+			m["Company_Code"] = m["company_code"]
+			delete(m, "company_code")
+			return m
+		}, []string{"Company_Code", `did you mean "company_code"`}},
 		{"get: missing job_id", "get_posting", func() any { return map[string]any{} },
 			[]string{"job_id: is required"}},
 		{"get: job_id as number", "get_posting", func() any { return map[string]any{"job_id": 7} },

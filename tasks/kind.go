@@ -1,7 +1,6 @@
 package tasks
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -70,13 +69,8 @@ func Decode(kind Kind, raw []byte) (Posting, error) {
 	default:
 		return nil, invalid("kind", fmt.Sprintf("unknown posting kind %q; known kinds: %s, %s", kind, KindSupplierInvoice, KindJournalEntry))
 	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(p); err != nil {
-		return nil, decodeError(raw, err)
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return nil, invalid("", "unexpected data after the JSON object")
+	if err := DecodeStrict(raw, p); err != nil {
+		return nil, err
 	}
 	if err := p.Validate(); err != nil {
 		return nil, err
@@ -99,10 +93,9 @@ func decodeError(raw []byte, err error) error {
 	case errors.As(err, &syntaxErr):
 		return invalid("", fmt.Sprintf("malformed JSON at byte %d: %v", syntaxErr.Offset, syntaxErr))
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		// checkKeys reports unknown fields with their path first; this is
+		// the decoder's own word for the same, should it ever differ.
 		name := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
-		if p := keyPath(raw, name); p != "" {
-			name = p
-		}
 		return invalid(name, "unknown field; remove it (see the tool's input schema for the accepted fields)")
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
 		return invalid("", "empty or truncated JSON object")
@@ -112,15 +105,17 @@ func decodeError(raw []byte, err error) error {
 }
 
 func jsonTypeName(goKind string) string {
-	switch goKind {
-	case "string":
+	switch {
+	case goKind == "string":
 		return "a string"
-	case "slice", "array":
+	case goKind == "slice", goKind == "array":
 		return "an array"
-	case "struct", "map":
+	case goKind == "struct", goKind == "map":
 		return "an object"
-	case "bool":
+	case goKind == "bool":
 		return "a boolean"
+	case strings.HasPrefix(goKind, "int"), strings.HasPrefix(goKind, "uint"):
+		return "an integer"
 	default:
 		return "a number"
 	}

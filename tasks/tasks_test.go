@@ -158,3 +158,22 @@ func TestReferenceIsStableAndFitsSAP(t *testing.T) {
 		t.Fatal("two jobs share a reference")
 	}
 }
+
+func TestFieldNamesAreExactAndUnique(t *testing.T) {
+	je := taskstest.JournalEntry("k")
+	cases := []struct {
+		name, raw, field, msg string
+	}{
+		{"other case", mutate(t, je, func(m map[string]any) { m["Company_Code"] = m["company_code"]; delete(m, "company_code") }), "Company_Code", `did you mean "company_code"`},
+		{"other case in a line", mutate(t, je, func(m map[string]any) { item(m, 1)["GL_Account"] = "21100000"; delete(item(m, 1), "gl_account") }), "items[1].GL_Account", `did you mean "gl_account"`},
+		{"duplicate key", strings.Replace(string(encode(t, je)), `"currency":"EUR"`, `"currency":"EUR","currency":"USD"`, 1), "currency", "more than once"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			errs := fieldErrors(t, tasks.KindJournalEntry, c.raw)
+			if len(errs) != 1 || errs[0].Field != c.field || !strings.Contains(errs[0].Message, c.msg) {
+				t.Fatalf("errors %v, want %s: ...%s...", errs, c.field, c.msg)
+			}
+		})
+	}
+}
