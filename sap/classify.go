@@ -2,6 +2,7 @@ package sap
 
 import (
 	"net/http"
+	"regexp"
 	"strings"
 )
 
@@ -10,23 +11,33 @@ import (
 // for status-only rows, when the HTTP status is one of statuses.
 type rule struct {
 	category Category
-	reason   string   // why the row has its category; documentation only
-	codes    []string // SAP message class/number, "MC/601"
-	texts    []string // lower-case substrings of the message text
+	reason   string           // why the row has its category; documentation only
+	codes    []string         // SAP message class/number, "MC/601"
+	texts    []*regexp.Regexp // patterns of the message text
 	statuses []int
 }
 
-// rules is THE classification table. Message rows come first because SAP
-// reports locks and data errors with the same HTTP status (400 for OData, 200
-// with severity 3 for SOAP); only when no message row matches does the status
-// decide. Among the message rows, locks win: a lock stops SAP before it
-// posts anything, so a retry is safe and may well succeed.
+// rules is THE classification table. classify reads it in three passes:
+//
+//  1. A 500, 502 or 504 is an unknown outcome whatever the body says: the
+//     server or a gateway failed, and SAP may have committed first. A
+//     look-up is cheap; a resend after a wrong guess is a duplicate posting.
+//  2. SAP message codes, then message texts: SAP reports locks and data
+//     errors with the same HTTP status (400 for OData, 200 with severity 3
+//     for SOAP). A code is exact, so every row's codes are tried before any
+//     row's texts; among codes, locks win, for a lock stops SAP before it
+//     posts anything and a retry is safe.
+//  3. The HTTP status.
 var rules = []rule{
 	{
 		category: Transient,
 		reason:   "object locked by another user or process; nothing was posted",
 		codes:    []string{"VL/045", "56/393", "M3/897", "ME/006", "V1/042", "MC/601"},
-		texts:    []string{"locked by", "being processed by", "blocked by user"},
+		texts: []*regexp.Regexp{
+			regexp.MustCompile(`(?i)\blocked by\b`),
+			regexp.MustCompile(`(?i)\bbeing processed by\b`),
+			regexp.MustCompile(`(?i)\bblocked by user\b`),
+		},
 	},
 	{
 		category: Permanent,
@@ -58,10 +69,16 @@ var rules = []rule{
 // without a severity) count: warnings in the same answer say nothing about
 // why it failed.
 func classify(status int, msgs []Message) Category {
-	for _, r := range rules {
-		for _, m := range msgs {
-			if isFailureSeverity(m.Severity) && r.matchesMessage(m) {
-				return r.category
+	switch status {
+	case http.StatusInternalServerError, http.StatusBadGateway, http.StatusGatewayTimeout:
+		return Unknown
+	}
+	for _, match := range []func(rule, Message) bool{rule.matchesCode, rule.matchesText} {
+		for _, r := range rules {
+			for _, m := range msgs {
+				if isFailureSeverity(m.Severity) && match(r, m) {
+					return r.category
+				}
 			}
 		}
 	}
@@ -85,15 +102,18 @@ func classify(status int, msgs []Message) Category {
 	}
 }
 
-func (r rule) matchesMessage(m Message) bool {
+func (r rule) matchesCode(m Message) bool {
 	for _, c := range r.codes {
 		if strings.EqualFold(m.Code, c) {
 			return true
 		}
 	}
-	text := strings.ToLower(m.Text)
+	return false
+}
+
+func (r rule) matchesText(m Message) bool {
 	for _, t := range r.texts {
-		if strings.Contains(text, t) {
+		if t.MatchString(m.Text) {
 			return true
 		}
 	}

@@ -66,8 +66,10 @@ func TestPostErrorClassification(t *testing.T) {
 			wantCat: Transient, minRetry: 5 * time.Second, maxRetry: 5 * time.Second},
 		{name: "500", status: 500, body: v2Error("/IWBEP/CM_MGW_RT/004", "Runtime error"),
 			wantCat: Unknown, wantCode: "/IWBEP/CM_MGW_RT/004"},
+		// A 500 may follow a commit: even a data-error message does not prove
+		// that nothing was posted, so the document is looked up first.
 		{name: "500 known data error", status: 500, body: v2Error("F5/201", "Posting period 011 2024 is not open"),
-			wantCat: Permanent, wantCode: "F5/201"},
+			wantCat: Unknown, wantCode: "F5/201"},
 		{name: "502", status: 502, body: "<html>Bad Gateway</html>", wantCat: Unknown},
 		{name: "504", status: 504, body: "", wantCat: Unknown},
 		{name: "other 5xx", status: 507, body: "", wantCat: Unknown},
@@ -116,7 +118,10 @@ func TestClassifyTable(t *testing.T) {
 		{"lock codes", 400, msg("m3/897", "Plant data of material locked", "error"), Transient},
 		{"lock beats data error", 400, append(msg("F5/201", "Period closed", "error"), msg("ME/006", "", "error")...), Transient},
 		{"lock text case-insensitive", 400, msg("", "Object BLOCKED BY USER X", ""), Transient},
-		{"known code beats status", 502, msg("FH/004", "Account 4711 does not exist", "error"), Permanent},
+		{"a gateway failure stays unknown whatever the body", 502, msg("FH/004", "Account 4711 does not exist", "error"), Unknown},
+		{"a lock on a 500 stays unknown", 500, msg("MC/601", "Object requested is currently locked by user X", "error"), Unknown},
+		{"codes before texts", 400, msg("F5/201", "Posting blocked by the central posting block", "error"), Permanent},
+		{"locked by is a word, not part of blocked by", 400, msg("", "Posting blocked by the central posting block", "error"), Permanent},
 		{"info ignored", 500, msg("F5/201", "Posting period", "info"), Unknown},
 		{"soap business error", 200, msg("RW/614", "Error in document", "error"), Permanent},
 		{"401", 401, nil, Permanent},

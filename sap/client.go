@@ -33,7 +33,7 @@ type Config struct {
 	Client   string // sap-client, default "100"
 	Language string // sap-language, optional
 	User     string
-	Password string // never logged, never in errors
+	Password string `json:"-"` // never logged, never in errors, never marshalled
 	// Timeout bounds each HTTP exchange with SAP (default 30s). It is applied
 	// with context.WithTimeout on top of the caller's ctx, per request, so a
 	// post that first needs a CSRF token still gets the full Timeout.
@@ -265,12 +265,13 @@ func encodeQuery(v url.Values) string {
 func (c *Client) transportError(callerCtx context.Context, op string, err error, gotConn bool) error {
 	e := &Error{Op: op, Err: err}
 	switch {
+	case !gotConn || isDialError(err):
+		// No connection was ever handed to the request: not a byte left.
+		e.Category, e.Message = Transient, "request not sent: cannot connect to SAP"
 	case callerCtx.Err() != nil:
 		// The caller gave up; whatever state the request was in, we will not
 		// learn what SAP did with it.
 		e.Category, e.Message = Unknown, "call canceled; SAP may have received the request"
-	case !gotConn || isDialError(err):
-		e.Category, e.Message = Transient, "request not sent: cannot connect to SAP"
 	case errors.Is(err, context.DeadlineExceeded):
 		e.Category, e.Message = Unknown, fmt.Sprintf("no answer from SAP within %s", c.cfg.Timeout)
 	default:

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -32,6 +33,7 @@ func TestSecretsNeverLeak(t *testing.T) {
 		"ptr %v": fmt.Sprintf("%+v", &cfg),
 		"client": fmt.Sprintf("%+v %#v", c, c),
 		"slog":   logBuf.String(),
+		"json":   mustJSON(t, cfg),
 	} {
 		if strings.Contains(s, testPassword) {
 			t.Errorf("%s prints the password: %s", name, s)
@@ -187,4 +189,13 @@ func TestScrubKeepsChain(t *testing.T) {
 	if !errors.Is(e, context.DeadlineExceeded) {
 		t.Error("scrubbing broke the error chain")
 	}
+}
+
+func mustJSON(t *testing.T, v any) string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }

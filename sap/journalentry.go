@@ -292,11 +292,14 @@ func (c *Client) journalEntryOutcome(r *reply, conf *jeBulkConfirmation) (Docume
 	}
 
 	e := &Error{Op: opPostJournalEntry, HTTPStatus: r.status, Messages: msgs}
-	if m, ok := mainError(msgs); ok {
-		e.Code, e.Message = m.Code, m.Text
-	} else {
-		e.Message = "SAP posted nothing and returned no document number"
+	m, ok := mainError(msgs)
+	if !ok {
+		// Neither a document nor an error: nothing proves that SAP posted
+		// nothing, so the worker must look.
+		e.Category, e.Message = Unknown, "SAP answered without a document number and without an error"
+		return Document{}, c.scrub(e)
 	}
+	e.Code, e.Message = m.Code, m.Text
 	e.Category = classify(r.status, msgs)
 	return Document{}, c.scrub(e)
 }

@@ -34,6 +34,9 @@ func (d *odataDate) UnmarshalJSON(b []byte) error {
 	if inner, ok = strings.CutSuffix(inner, ")/"); !ok {
 		return fmt.Errorf("not an OData V2 date: %q", s)
 	}
+	if inner == "" {
+		return fmt.Errorf("not an OData V2 date: %q", s)
+	}
 	if i := strings.IndexAny(inner[1:], "+-"); i >= 0 {
 		inner = inner[:i+1]
 	}
@@ -215,6 +218,11 @@ func (c *Client) httpError(op string, r *reply) *Error {
 		e.Message = statusMessage(r)
 	}
 	e.Category = classify(r.status, sapMsgs)
+	if r.status == http.StatusForbidden && csrfRequired(r.header) {
+		// The token was refused even after a fresh fetch (sessions churning
+		// on SAP's side): nothing was processed, so a later retry is safe.
+		e.Category = Transient
+	}
 	return c.scrub(e)
 }
 

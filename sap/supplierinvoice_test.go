@@ -133,11 +133,13 @@ func TestCSRF(t *testing.T) {
 		}
 	})
 
-	t.Run("rejected twice is permanent", func(t *testing.T) {
+	// SAP refused the token again right after a fresh fetch: nothing was
+	// processed, and a later attempt with a new session may well pass.
+	t.Run("rejected twice is transient", func(t *testing.T) {
 		f := newFakeSAP(t)
 		f.rejectAllCSRF = true
 		_, err := f.client().PostSupplierInvoice(context.Background(), testInvoice())
-		assertError(t, err, Permanent, http.StatusForbidden, "")
+		assertError(t, err, Transient, http.StatusForbidden, "")
 		if fetches, rejects, posts := f.counts(); fetches != 2 || rejects != 2 || posts != 0 {
 			t.Errorf("fetches/rejects/posts = %d/%d/%d, want 2/2/0", fetches, rejects, posts)
 		}

@@ -104,6 +104,17 @@ func TestTransportFailures(t *testing.T) {
 		assertError(t, err, Transient, 0, "")
 	})
 
+	t.Run("a call cancelled before it left is transient", func(t *testing.T) {
+		f := newFakeSAP(t)
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		_, err := f.client().PostJournalEntry(ctx, testJournalEntry())
+		assertError(t, err, Transient, 0, "")
+		if _, _, posts := f.counts(); posts != 0 {
+			t.Errorf("%d posts reached SAP", posts)
+		}
+	})
+
 	t.Run("token fetch failure is transient: the post was not sent", func(t *testing.T) {
 		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, "gateway down", http.StatusBadGateway)

@@ -54,7 +54,9 @@ func (p RetryPolicy) Delay(n int, err error) time.Duration {
 	for range n + 1 {
 		d = b.NextBackOff()
 	}
-	if after := retryAfter(err); after > d {
+	// Honour Retry-After, within reason: a gateway asking for a day does not
+	// get to park a posting longer than the policy's longest wait.
+	if after := min(retryAfter(err), p.Max); after > d {
 		d = after
 	}
 	return d

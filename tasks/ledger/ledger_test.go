@@ -464,3 +464,35 @@ func TestSweepGoesPastABrokenEntry(t *testing.T) {
 		t.Fatalf("the good entry was not enqueued: %v", err)
 	}
 }
+
+// A filter that matches nothing among more jobs than one call reads still
+// hands back a cursor, so the caller can go on looking.
+func TestListScanBudgetLeavesACursor(t *testing.T) {
+	l, _ := newLedger(t)
+	ctx := context.Background()
+	match, _, _ := l.Submit(ctx, "alice", taskstest.SupplierInvoice("the-one"))
+	for i := range 2100 {
+		if _, _, err := l.Submit(ctx, "alice", taskstest.JournalEntry(fmt.Sprintf("je-%d", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var found []string
+	cursor, calls := "", 0
+	for {
+		page, err := l.List(ctx, "alice", ledger.ListFilter{Kind: tasks.KindSupplierInvoice, Cursor: cursor})
+		if err != nil {
+			t.Fatal(err)
+		}
+		calls++
+		for _, j := range page.Jobs {
+			found = append(found, j.ID)
+		}
+		if page.NextCursor == "" {
+			break
+		}
+		cursor = page.NextCursor
+	}
+	if len(found) != 1 || found[0] != match.ID || calls < 2 {
+		t.Fatalf("found %v in %d calls; want the one invoice, behind a budget-exhausted empty page", found, calls)
+	}
+}

@@ -112,7 +112,7 @@ func (l *Ledger) List(ctx context.Context, caller string, f ListFilter) (Page, e
 		max = "(" + f.Cursor
 	}
 	var page Page
-	scanned := 0
+	scanned, last := 0, ""
 	for len(page.Jobs) < f.Limit && scanned < scanBudget {
 		batch := f.Limit - len(page.Jobs) + 1
 		ids, err := l.rdb.ZRevRangeByLex(ctx, index, &redis.ZRangeBy{Max: max, Min: "-", Count: int64(batch)}).Result()
@@ -124,7 +124,7 @@ func (l *Ledger) List(ctx context.Context, caller string, f ListFilter) (Page, e
 		}
 		scanned += len(ids)
 		for _, id := range ids {
-			max = "(" + id
+			max, last = "("+id, id
 			job, err := l.load(ctx, id)
 			if errors.Is(err, ErrNotFound) {
 				l.rdb.ZRem(ctx, index, id) // expired past retention
@@ -147,8 +147,11 @@ func (l *Ledger) List(ctx context.Context, caller string, f ListFilter) (Page, e
 			page.Jobs = append(page.Jobs, job)
 		}
 	}
-	if len(page.Jobs) > 0 && scanned >= scanBudget {
-		page.NextCursor = page.Jobs[len(page.Jobs)-1].ID
+	if scanned >= scanBudget {
+		// The budget ran out before the page filled: more may match further
+		// on, so the caller continues from the last entry read, even with an
+		// empty page in hand.
+		page.NextCursor = last
 	}
 	return page, nil
 }
