@@ -87,6 +87,10 @@ type Client struct {
 	log     *slog.Logger
 	secrets []string // strings that must never appear in an error
 	csrf    csrfCache
+	// traced is true when the transport is net/http's, which reports
+	// GotConn before it writes a request. Another transport may never report
+	// it, and "no connection seen" would then wrongly prove "never sent".
+	traced bool
 }
 
 // New validates cfg, fills in defaults and returns a Client.
@@ -137,7 +141,8 @@ func New(cfg Config) (*Client, error) {
 		log = slog.Default()
 	}
 
-	c := &Client{cfg: cfg, base: base, hc: &hc, log: log}
+	_, stdTransport := hc.Transport.(*http.Transport)
+	c := &Client{cfg: cfg, base: base, hc: &hc, log: log, traced: hc.Transport == nil || stdTransport}
 	if cfg.Password != "" {
 		c.secrets = append(c.secrets,
 			cfg.Password,
@@ -203,7 +208,7 @@ func (c *Client) do(ctx context.Context, k call) (*reply, error) {
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		c.logRequest(callerCtx, k, 0, start, err)
-		return nil, c.transportError(callerCtx, k.op, err, gotConn.Load())
+		return nil, c.transportError(callerCtx, k.op, err, gotConn.Load() || !c.traced)
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, maxBodyBytes+1))

@@ -153,3 +153,23 @@ func TestRequestLogging(t *testing.T) {
 		}
 	}
 }
+
+// roundTripFunc is a transport other than net/http's: it never reports
+// getting a connection.
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// Without a transport that reports connections, a failure cannot be proved
+// to have happened before sending, so it is an unknown outcome.
+func TestUntracedTransportFailureIsUnknown(t *testing.T) {
+	hc := &http.Client{Transport: roundTripFunc(func(*http.Request) (*http.Response, error) {
+		return nil, errors.New("stream reset by peer")
+	})}
+	c, err := New(Config{BaseURL: "http://sap.invalid", User: testUser, Password: testPassword, HTTPClient: hc, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.PostJournalEntry(context.Background(), testJournalEntry())
+	assertError(t, err, Unknown, 0, "")
+}
