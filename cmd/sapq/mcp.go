@@ -20,7 +20,7 @@ func runMCP(ctx context.Context, args []string, stdout io.Writer) error {
 	addr := fs.String("addr", env("MCP_ADDR", "127.0.0.1:8080"), "HTTP listen address (env SAPQ_MCP_ADDR)")
 	caller := fs.String("caller", env("MCP_CALLER", "local"), "caller identity for stdio, whose jobs it sees (env SAPQ_MCP_CALLER)")
 	queue := fs.String("queue", env("QUEUE", ledger.DefaultQueue), "asynq queue (env SAPQ_QUEUE)")
-	retention := fs.Duration("retention", envDuration("RETENTION", ledger.DefaultRetention), "how long idempotency keys and results are kept (env SAPQ_RETENTION)")
+	retention := fs.Duration("retention", envDuration("RETENTION", ledger.DefaultRetention), "how long idempotency keys and results of finished postings are kept (env SAPQ_RETENTION); set it alike on workers and MCP servers")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
