@@ -325,3 +325,42 @@ func TestDevConcurrentSubmissionsPostOnce(t *testing.T) {
 		t.Fatalf("simulator ledger %v: want exactly one document", docs)
 	}
 }
+
+// An agent sees a failing attempt as retrying, with the next attempt's
+// time, and then the document once SAP recovers.
+func TestDevRetryIsVisibleToTheAgent(t *testing.T) {
+	const token = "retry-token-0123456789"
+	base := startDev(t, token, false)
+	setFaults := func(body string) {
+		t.Helper()
+		resp, err := http.Post(base+"/sim/faults", "application/json", strings.NewReader(body))
+		if err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("POST /sim/faults %s: %v %v", body, err, resp)
+		}
+		resp.Body.Close()
+	}
+	setFaults(`{"fail_rate":1}`)
+	cs := connect(t, base+"/mcp", token)
+	var s submitted
+	call(t, cs, "submit_journal_entry", taskstest.JournalEntry("e2e-retry"), &s)
+
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		var p struct {
+			posting
+			NextAttemptAt *time.Time `json:"next_attempt_at"`
+		}
+		call(t, cs, "get_posting", map[string]any{"job_id": s.JobID}, &p)
+		if p.Status == "retrying" && p.NextAttemptAt != nil && p.Error != nil && p.Error.Category == "transient" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("never saw the posting retrying with a next attempt time; last %+v", p)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	setFaults(`{"fail_rate":0}`)
+	if p := awaitPosting(t, cs, s.JobID); p.Status != "succeeded" || p.Attempts < 2 {
+		t.Fatalf("posting = %+v, want succeeded after a retry", p)
+	}
+}
