@@ -1,7 +1,6 @@
 package mcpfront_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -9,7 +8,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,6 +19,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/sapq/sapq/internal/redistest"
+	"github.com/sapq/sapq/internal/testutil"
 	"github.com/sapq/sapq/mcpfront"
 	"github.com/sapq/sapq/tasks/ledger"
 )
@@ -45,7 +44,7 @@ type env struct {
 	srv    *mcpfront.Server
 	http   *httptest.Server
 	url    string
-	logs   *syncBuffer
+	logs   *testutil.SyncBuffer
 	reg    *prometheus.Registry
 }
 
@@ -60,7 +59,7 @@ func newEnv(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &syncBuffer{}
+	logs := &testutil.SyncBuffer{}
 	reg := prometheus.NewRegistry()
 	srv, err := mcpfront.New(mcpfront.Options{
 		Ledger:  l,
@@ -87,24 +86,6 @@ func freshDB(t *testing.T) redis.UniversalClient {
 	t.Helper()
 	rdb, _ := redisSrv.NewDB(t)
 	return rdb
-}
-
-// syncBuffer collects log output from concurrent handlers.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // result is a tool result as any client saw it.
@@ -163,17 +144,6 @@ func forEachClient(t *testing.T, f func(t *testing.T, e *env, dial func(token st
 
 // --- official Go SDK client ---
 
-type bearer struct {
-	token string
-	next  http.RoundTripper
-}
-
-func (b bearer) RoundTrip(r *http.Request) (*http.Response, error) {
-	r = r.Clone(r.Context())
-	r.Header.Set("Authorization", "Bearer "+b.token)
-	return b.next.RoundTrip(r)
-}
-
 type sdkClient struct{ cs *sdk.ClientSession }
 
 func dialSDK(t *testing.T, url, token, version string) *sdkClient {
@@ -192,7 +162,7 @@ func connectSDK(ctx context.Context, url, token, version string) (*sdk.ClientSes
 	c := sdk.NewClient(&sdk.Implementation{Name: "sapq-test", Version: "1"}, nil)
 	return c.Connect(ctx, &sdk.StreamableClientTransport{
 		Endpoint:             url,
-		HTTPClient:           &http.Client{Transport: bearer{token, http.DefaultTransport}},
+		HTTPClient:           &http.Client{Transport: testutil.Bearer{Token: token, Next: http.DefaultTransport}},
 		DisableStandaloneSSE: true,
 		MaxRetries:           -1,
 	}, &sdk.ClientSessionOptions{ProtocolVersion: version})

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -15,30 +14,13 @@ import (
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/sapq/sapq/internal/redistest"
+	"github.com/sapq/sapq/internal/testutil"
 	"github.com/sapq/sapq/tasks/taskstest"
 )
 
 var redisSrv *redistest.Server
 
 func TestMain(m *testing.M) { redistest.Main(m, &redisSrv) }
-
-// lockedBuffer is the dev command's stdout, read while it runs.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // startDev runs `sapq dev` and returns its base URL. Unless embedded is
 // set, it runs against the test's Redis rather than its embedded one.
@@ -50,7 +32,7 @@ func startDev(t *testing.T, token string, embedded bool) string {
 		args = append(args, "--redis-url", fmt.Sprintf("redis://%s/%d", redisSrv.Addr, db))
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	out := &lockedBuffer{}
+	out := &testutil.SyncBuffer{}
 	done := make(chan error, 1)
 	go func() { done <- runDev(ctx, args, out) }()
 	t.Cleanup(func() {
@@ -82,17 +64,6 @@ func startDev(t *testing.T, token string, embedded bool) string {
 	}
 }
 
-type bearer struct {
-	token string
-	next  http.RoundTripper
-}
-
-func (b bearer) RoundTrip(r *http.Request) (*http.Response, error) {
-	r = r.Clone(r.Context())
-	r.Header.Set("Authorization", "Bearer "+b.token)
-	return b.next.RoundTrip(r)
-}
-
 func connect(t *testing.T, url, token string) *sdk.ClientSession {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -103,7 +74,7 @@ func connect(t *testing.T, url, token string) *sdk.ClientSession {
 	t.Cleanup(tr.CloseIdleConnections)
 	c := sdk.NewClient(&sdk.Implementation{Name: "sapq-e2e", Version: "1"}, nil)
 	cs, err := c.Connect(ctx, &sdk.StreamableClientTransport{
-		Endpoint: url, HTTPClient: &http.Client{Transport: bearer{token, tr}}, DisableStandaloneSSE: true,
+		Endpoint: url, HTTPClient: &http.Client{Transport: testutil.Bearer{Token: token, Next: tr}}, DisableStandaloneSSE: true,
 	}, nil)
 	if err != nil {
 		t.Fatalf("connect: %v", err)
