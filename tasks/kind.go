@@ -33,12 +33,6 @@ func (k Kind) Valid() bool {
 // TaskType is the asynq task type that carries postings of this kind.
 func (k Kind) TaskType() string { return "posting:" + string(k) }
 
-// KindFromTaskType reverses TaskType.
-func KindFromTaskType(t string) (Kind, bool) {
-	k := Kind(strings.TrimPrefix(t, "posting:"))
-	return k, strings.HasPrefix(t, "posting:") && k.Valid()
-}
-
 // Posting is the typed payload of one posting kind, in the style of River's
 // JobArgs: the value knows its kind and how to check itself.
 type Posting interface {

@@ -119,17 +119,11 @@ func New(opts Options) (*Ledger, error) {
 	}, nil
 }
 
-// Close releases nothing the caller owns: the Redis client stays open.
-func (l *Ledger) Close() error { return nil }
-
 // Queue is the asynq queue postings are enqueued on.
 func (l *Ledger) Queue() string { return l.opts.Queue }
 
 // Inspector exposes asynq's inspector on the ledger's Redis, for operators.
 func (l *Ledger) Inspector() *asynq.Inspector { return l.inspector }
-
-// Retention is how long finished jobs and their keys are kept.
-func (l *Ledger) Retention() time.Duration { return l.opts.Retention }
 
 const prefix = "sapq:"
 

@@ -40,7 +40,7 @@ func (l *Ledger) overlayQueueState(ctx context.Context, job *tasks.Job) {
 		// was deleted by hand or trimmed from the archive. Nothing will run
 		// it until an operator reprocesses it.
 		if !l.awaitingEnqueue(ctx, job.ID) {
-			l.strand(job, "its queue task is gone (deleted or trimmed); reprocess it to run it again")
+			strand(job, "its queue task is gone (deleted or trimmed); reprocess it to run it again")
 		}
 	case err != nil:
 		// The queue cannot be read now: the ledger's state stands.
@@ -50,13 +50,13 @@ func (l *Ledger) overlayQueueState(ctx context.Context, job *tasks.Job) {
 			job.Status = tasks.StatusRetrying
 		}
 	case info.State == asynq.TaskStateArchived:
-		l.strand(job, "the last attempt ended without a result: "+info.LastErr)
+		strand(job, "the last attempt ended without a result: "+info.LastErr)
 	}
 }
 
 // strand reports a live job that no task will run as failed, with the
 // outcome left to reconciliation if a call may have gone out.
-func (l *Ledger) strand(job *tasks.Job, why string) {
+func strand(job *tasks.Job, why string) {
 	job.Status = tasks.StatusFailed
 	category := tasks.CategoryUnknown
 	if job.Phase == tasks.PhasePending {
