@@ -12,6 +12,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/sapq/sapq/sap"
+	"github.com/sapq/sapq/tasks/ledger"
 )
 
 // env returns SAPQ_<name> or def.
@@ -83,6 +84,36 @@ func (r *redisFlags) client() (redis.UniversalClient, error) {
 		opt.Password = pw
 	}
 	return redis.NewClient(opt), nil
+}
+
+// ledgerFlags are the flags of every command that works on postings: where
+// the ledger and the queue live and how long finished postings are kept.
+type ledgerFlags struct {
+	redis                      redisFlags
+	queue                      string
+	retention, failedRetention time.Duration
+}
+
+func (l *ledgerFlags) register(fs *flag.FlagSet) {
+	l.redis.register(fs)
+	fs.StringVar(&l.queue, "queue", env("QUEUE", ledger.DefaultQueue), "asynq queue for postings (env SAPQ_QUEUE)")
+	fs.DurationVar(&l.retention, "retention", envDuration("RETENTION", ledger.DefaultRetention), "how long idempotency keys and results of finished postings are kept (env SAPQ_RETENTION); set it alike everywhere")
+	fs.DurationVar(&l.failedRetention, "failed-retention", envDuration("FAILED_RETENTION", ledger.DefaultFailedRetention), "how long failed postings stay reprocessable (env SAPQ_FAILED_RETENTION)")
+}
+
+// open connects to Redis and returns the ledger on it; the caller closes
+// the Redis client.
+func (l *ledgerFlags) open(log *slog.Logger) (redis.UniversalClient, *ledger.Ledger, error) {
+	rdb, err := l.redis.client()
+	if err != nil {
+		return nil, nil, err
+	}
+	led, err := ledger.New(ledger.Options{Redis: rdb, Queue: l.queue, Retention: l.retention, FailedRetention: l.failedRetention, Logger: log})
+	if err != nil {
+		rdb.Close()
+		return nil, nil, err
+	}
+	return rdb, led, nil
 }
 
 // sapFlags configure the SAP client.

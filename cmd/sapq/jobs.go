@@ -29,9 +29,8 @@ func runJobs(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	sub, args := args[0], args[1:]
 	fs := flag.NewFlagSet("jobs "+sub, flag.ContinueOnError)
-	var rf redisFlags
-	rf.register(fs)
-	queue := fs.String("queue", env("QUEUE", ledger.DefaultQueue), "asynq queue (env SAPQ_QUEUE)")
+	var lf ledgerFlags
+	lf.register(fs)
 	var sel selector
 	fs.StringVar(&sel.status, "status", "", "only postings in this status ("+joinStatuses()+")")
 	fs.StringVar(&sel.kind, "kind", "", "only postings of this kind (supplier_invoice, journal_entry)")
@@ -44,15 +43,11 @@ func runJobs(ctx context.Context, args []string, stdout io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	rdb, err := rf.client()
+	rdb, l, err := lf.open(newLogger())
 	if err != nil {
 		return err
 	}
 	defer rdb.Close()
-	l, err := ledger.New(ledger.Options{Redis: rdb, Queue: *queue, Logger: newLogger()})
-	if err != nil {
-		return err
-	}
 	switch sub {
 	case "list":
 		jobs, err := sel.find(ctx, l, *limit)

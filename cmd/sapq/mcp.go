@@ -9,31 +9,24 @@ import (
 	"os"
 
 	"github.com/sapq/sapq/mcpfront"
-	"github.com/sapq/sapq/tasks/ledger"
 )
 
 func runMCP(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("mcp", flag.ContinueOnError)
-	var rf redisFlags
-	rf.register(fs)
+	var lf ledgerFlags
+	lf.register(fs)
 	transport := fs.String("transport", env("MCP_TRANSPORT", "http"), "http (Streamable HTTP at /mcp) or stdio (env SAPQ_MCP_TRANSPORT)")
 	addr := fs.String("addr", env("MCP_ADDR", "127.0.0.1:8080"), "HTTP listen address (env SAPQ_MCP_ADDR)")
 	caller := fs.String("caller", env("MCP_CALLER", "local"), "caller identity for stdio, whose jobs it sees (env SAPQ_MCP_CALLER)")
-	queue := fs.String("queue", env("QUEUE", ledger.DefaultQueue), "asynq queue (env SAPQ_QUEUE)")
-	retention := fs.Duration("retention", envDuration("RETENTION", ledger.DefaultRetention), "how long idempotency keys and results of finished postings are kept (env SAPQ_RETENTION); set it alike on workers and MCP servers")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	log := newLogger()
-	rdb, err := rf.client()
+	rdb, l, err := lf.open(log)
 	if err != nil {
 		return err
 	}
 	defer rdb.Close()
-	l, err := ledger.New(ledger.Options{Redis: rdb, Queue: *queue, Retention: *retention, Logger: log})
-	if err != nil {
-		return err
-	}
 	reg := newRegistry()
 	opts := mcpfront.Options{Ledger: l, Logger: log, Metrics: reg}
 	if *transport == "stdio" {

@@ -7,26 +7,22 @@ import (
 	"io"
 	"net"
 
-	"github.com/sapq/sapq/tasks/ledger"
 	"github.com/sapq/sapq/worker"
 )
 
 func runWorker(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("worker", flag.ContinueOnError)
-	var rf redisFlags
+	var lf ledgerFlags
 	var sf sapFlags
-	rf.register(fs)
+	lf.register(fs)
 	sf.register(fs)
 	concurrency := fs.Int("concurrency", envInt("CONCURRENCY", 10), "postings processed at once (env SAPQ_CONCURRENCY)")
-	queue := fs.String("queue", env("QUEUE", ledger.DefaultQueue), "asynq queue (env SAPQ_QUEUE)")
-	retention := fs.Duration("retention", envDuration("RETENTION", ledger.DefaultRetention), "how long idempotency keys and results of finished postings are kept (env SAPQ_RETENTION); set it alike on workers and MCP servers")
-	failedRetention := fs.Duration("failed-retention", envDuration("FAILED_RETENTION", ledger.DefaultFailedRetention), "how long failed postings stay reprocessable (env SAPQ_FAILED_RETENTION)")
 	metricsAddr := fs.String("metrics-addr", env("METRICS_ADDR", ":9090"), "address for /metrics and /healthz; empty disables (env SAPQ_METRICS_ADDR)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	log := newLogger()
-	rdb, err := rf.client()
+	rdb, l, err := lf.open(log)
 	if err != nil {
 		return err
 	}
@@ -36,10 +32,6 @@ func runWorker(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	reg := newRegistry()
-	l, err := ledger.New(ledger.Options{Redis: rdb, Queue: *queue, Retention: *retention, FailedRetention: *failedRetention, Logger: log})
-	if err != nil {
-		return err
-	}
 	w, err := worker.New(worker.Options{
 		Redis: rdb, Ledger: l, SAP: sapClient, SAPUser: sf.user,
 		Concurrency: *concurrency, SAPTimeout: sf.timeout, Logger: log, Metrics: reg,
