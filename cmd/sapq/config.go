@@ -71,7 +71,8 @@ func (r *redisFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&r.url, "redis-url", env("REDIS_URL", "redis://127.0.0.1:6379/0"), "Redis URL (env SAPQ_REDIS_URL); a password in it is better given through SAPQ_REDIS_PASSWORD")
 }
 
-func (r *redisFlags) client() (redis.UniversalClient, error) {
+// options parses the URL and adds the password from the environment.
+func (r *redisFlags) options() (*redis.Options, error) {
 	opt, err := redis.ParseURL(r.url)
 	if err != nil {
 		return nil, fmt.Errorf("--redis-url: %w", err)
@@ -82,6 +83,14 @@ func (r *redisFlags) client() (redis.UniversalClient, error) {
 	}
 	if pw != "" {
 		opt.Password = pw
+	}
+	return opt, nil
+}
+
+func (r *redisFlags) client() (redis.UniversalClient, error) {
+	opt, err := r.options()
+	if err != nil {
+		return nil, err
 	}
 	return redis.NewClient(opt), nil
 }

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
-	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/sapq/sapq/mcpfront"
@@ -46,8 +45,7 @@ func runDev(ctx context.Context, args []string, stdout io.Writer) error {
 	// The simulator's password is the worker's secret alone; it is never printed.
 	simPassword := randomHex(16)
 
-	var rdb redis.UniversalClient
-	var uiConn asynq.RedisConnOpt
+	var redisOpt *redis.Options
 	if *redisURL == "" {
 		mr := miniredis.NewMiniRedis()
 		// Without ClockTTL, miniredis never expires keys: asynq's leases,
@@ -57,16 +55,14 @@ func runDev(ctx context.Context, args []string, stdout io.Writer) error {
 			return fmt.Errorf("embedded redis: %w", err)
 		}
 		defer mr.Close()
-		rdb = redis.NewClient(&redis.Options{Addr: mr.Addr()})
-		uiConn = asynq.RedisClientOpt{Addr: mr.Addr()}
+		redisOpt = &redis.Options{Addr: mr.Addr()}
 	} else {
-		opt, err := redis.ParseURL(*redisURL)
-		if err != nil {
+		var err error
+		if redisOpt, err = redis.ParseURL(*redisURL); err != nil {
 			return fmt.Errorf("--redis-url: %w", err)
 		}
-		rdb = redis.NewClient(opt)
-		uiConn = asynq.RedisClientOpt{Addr: opt.Addr, Username: opt.Username, Password: opt.Password, DB: opt.DB, TLSConfig: opt.TLSConfig}
 	}
+	rdb := redis.NewClient(redisOpt)
 	defer rdb.Close()
 
 	ln, err := net.Listen("tcp", *addr)
@@ -111,7 +107,7 @@ func runDev(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	ui := newUI(uiConn, false)
+	ui := newUI(redisOpt, false)
 	defer ui.Close()
 
 	mux := opsMux(reg)

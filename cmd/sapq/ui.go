@@ -33,16 +33,11 @@ func runUI(ctx context.Context, args []string, stdout io.Writer) error {
 	if token == "" {
 		return errors.New("no UI token: set SAPQ_UI_TOKEN or SAPQ_UI_TOKEN_FILE (the Asynq UI has no authentication of its own)")
 	}
-	opt, err := redis.ParseURL(rf.url)
+	opt, err := rf.options()
 	if err != nil {
 		return err
 	}
-	if pw, err := secret("REDIS_PASSWORD"); err != nil {
-		return err
-	} else if pw != "" {
-		opt.Password = pw
-	}
-	ui := newUI(asynq.RedisClientOpt{Addr: opt.Addr, Username: opt.Username, Password: opt.Password, DB: opt.DB, TLSConfig: opt.TLSConfig}, *readOnly)
+	ui := newUI(opt, *readOnly)
 	defer ui.Close()
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
@@ -55,13 +50,16 @@ func runUI(ctx context.Context, args []string, stdout io.Writer) error {
 	return serve(ctx, ln, mux)
 }
 
-// newUI mounts asynqmon at /ui. Payloads are shown as sapq wrote them (job
-// ID, caller and the posting); they hold no secrets.
-func newUI(conn asynq.RedisConnOpt, readOnly bool) *asynqmon.HTTPHandler {
+// newUI mounts asynqmon at /ui. asynqmon opens its own Redis connections,
+// from the same options as the rest of the process. Payloads are shown as
+// sapq wrote them (job ID, caller and the posting); they hold no secrets.
+func newUI(opt *redis.Options, readOnly bool) *asynqmon.HTTPHandler {
 	return asynqmon.New(asynqmon.Options{
-		RootPath:     "/ui",
-		RedisConnOpt: conn,
-		ReadOnly:     readOnly,
+		RootPath: "/ui",
+		RedisConnOpt: asynq.RedisClientOpt{
+			Addr: opt.Addr, Username: opt.Username, Password: opt.Password, DB: opt.DB, TLSConfig: opt.TLSConfig,
+		},
+		ReadOnly: readOnly,
 		PayloadFormatter: asynqmon.PayloadFormatterFunc(func(taskType string, payload []byte) string {
 			p, err := ledger.ParseTaskPayload(payload)
 			if err != nil {

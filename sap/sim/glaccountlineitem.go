@@ -28,12 +28,5 @@ func (s *Server) serveGLAccountLineItems(w http.ResponseWriter, r *http.Request,
 		}
 		return out
 	}
-	switch {
-	case r.Method == http.MethodGet && pred == "":
-		s.serveCollection(w, r, svc, glAccountLineItemSet, rows)
-	case r.Method == http.MethodGet:
-		s.serveEntity(w, r, svc, glAccountLineItemSet, pred, rows)
-	default:
-		s.writeODataError(w, http.StatusMethodNotAllowed, svc, msgMethodNotAllowed(r.Method))
-	}
+	s.serveReadOnly(w, r, svc, glAccountLineItemSet, pred, rows)
 }

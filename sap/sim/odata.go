@@ -581,6 +581,20 @@ func deferred(entityURI, nav string) object {
 	return object{{"__deferred", object{{"uri", entityURI + "/" + nav}}}}
 }
 
+// serveReadOnly answers GET on an entity set: the collection (with its
+// query options) or, with a key predicate, one entity. Anything else is 405,
+// as SAP answers for a set it marks not creatable.
+func (s *Server) serveReadOnly(w http.ResponseWriter, r *http.Request, svc *odataService, es *entitySet, pred string, rows func(qo queryOptions) []object) {
+	switch {
+	case r.Method == http.MethodGet && pred == "":
+		s.serveCollection(w, r, svc, es, rows)
+	case r.Method == http.MethodGet:
+		s.serveEntity(w, r, svc, es, pred, rows)
+	default:
+		s.writeODataError(w, http.StatusMethodNotAllowed, svc, msgMethodNotAllowed(r.Method))
+	}
+}
+
 // serveCollection answers a GET on an entity set with the rows that match the query.
 func (s *Server) serveCollection(w http.ResponseWriter, r *http.Request, svc *odataService, es *entitySet, rows func(qo queryOptions) []object) {
 	qo, err := parseQuery(r.URL.Query(), es)

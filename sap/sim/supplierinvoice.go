@@ -259,16 +259,11 @@ func (p *supplierInvoicePayload) checkLengths() error {
 
 func (s *Server) serveSupplierInvoice(w http.ResponseWriter, r *http.Request, pred string) {
 	svc := s.supplierInvoiceSvc
-	switch {
-	case r.Method == http.MethodGet && pred == "":
-		s.serveCollection(w, r, svc, supplierInvoiceSet, s.invoiceRows(r, svc))
-	case r.Method == http.MethodGet:
-		s.serveEntity(w, r, svc, supplierInvoiceSet, pred, s.invoiceRows(r, svc))
-	case r.Method == http.MethodPost && pred == "":
+	if r.Method == http.MethodPost && pred == "" {
 		s.postSupplierInvoice(w, r)
-	default:
-		s.writeODataError(w, http.StatusMethodNotAllowed, svc, msgMethodNotAllowed(r.Method))
+		return
 	}
+	s.serveReadOnly(w, r, svc, supplierInvoiceSet, pred, s.invoiceRows(r, svc))
 }
 
 func (s *Server) serveSupplierInvoiceItems(w http.ResponseWriter, r *http.Request, pred string) {
@@ -284,14 +279,7 @@ func (s *Server) serveSupplierInvoiceItems(w http.ResponseWriter, r *http.Reques
 		}
 		return out
 	}
-	switch {
-	case r.Method == http.MethodGet && pred == "":
-		s.serveCollection(w, r, svc, supplierInvoiceItemGLAcctSet, rows)
-	case r.Method == http.MethodGet:
-		s.serveEntity(w, r, svc, supplierInvoiceItemGLAcctSet, pred, rows)
-	default:
-		s.writeODataError(w, http.StatusMethodNotAllowed, svc, msgMethodNotAllowed(r.Method))
-	}
+	s.serveReadOnly(w, r, svc, supplierInvoiceItemGLAcctSet, pred, rows)
 }
 
 func (s *Server) invoiceRows(r *http.Request, svc *odataService) func(queryOptions) []object {
