@@ -3,7 +3,6 @@ package mcpfront_test
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -357,18 +356,4 @@ func wantError(t *testing.T, r result, fragments ...string) {
 	}
 }
 
-func clone(m map[string]any) map[string]any {
-	b, err := json.Marshal(m)
-	if err != nil {
-		panic(err)
-	}
-	var out map[string]any
-	if err := json.Unmarshal(b, &out); err != nil {
-		panic(err)
-	}
-	return out
-}
-
 func item(m map[string]any, i int) map[string]any { return m["items"].([]any)[i].(map[string]any) }
-
-func keyf(format string, args ...any) string { return fmt.Sprintf(format, args...) }

@@ -50,6 +50,7 @@ func TestFindSupplierInvoice(t *testing.T) {
 		{name: "same number, another invoice", status: 200,
 			body: results(invoiceRow("5105600007", func(r map[string]any) { r["InvoiceGrossAmount"] = "120.00" }))},
 		{name: "not found", status: 200, body: results()},
+		{name: "not a date", status: 200, body: results(invoiceRow("5105600001", func(r map[string]any) { r["DocumentDate"] = "1795564800000)/" })), wantCat: Unknown},
 		{name: "empty date", status: 200, body: results(invoiceRow("5105600001", func(r map[string]any) { r["DocumentDate"] = "/Date()/" })), wantCat: Unknown},
 		{name: "amount as a number", status: 200, body: results(invoiceRow("5105600001", func(r map[string]any) { r["InvoiceGrossAmount"] = 119 })), wantCat: Unknown},
 		{name: "server error", status: 500, body: v2Error("/IWBEP/CM_MGW_RT/004", "Runtime error"), wantCat: Unknown},

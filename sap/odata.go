@@ -30,11 +30,9 @@ func (d *odataDate) UnmarshalJSON(b []byte) error {
 	if err := json.Unmarshal(b, &s); err != nil {
 		return err
 	}
-	inner, ok := strings.CutPrefix(s, "/Date(")
-	if inner, ok = strings.CutSuffix(inner, ")/"); !ok {
-		return fmt.Errorf("not an OData V2 date: %q", s)
-	}
-	if inner == "" {
+	inner, hasPrefix := strings.CutPrefix(s, "/Date(")
+	inner, hasSuffix := strings.CutSuffix(inner, ")/")
+	if !hasPrefix || !hasSuffix || inner == "" {
 		return fmt.Errorf("not an OData V2 date: %q", s)
 	}
 	if i := strings.IndexAny(inner[1:], "+-"); i >= 0 {

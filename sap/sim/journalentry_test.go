@@ -39,7 +39,7 @@ func TestJournalEntryPosted(t *testing.T) {
 	}
 
 	// Numbering: consecutive per company code and fiscal year.
-	resp, b = h.postJE(defaultJE("SQ-JE-2").xml())
+	_, b = h.postJE(defaultJE("SQ-JE-2").xml())
 	if got := decodeJE(t, b).Body.Conf.Confirmations[0].Doc.AccountingDocument; got != "0100000002" {
 		t.Errorf("second document = %s", got)
 	}

@@ -12,8 +12,6 @@ import (
 	"github.com/sapq/sapq/tasks"
 )
 
-func isNil(err error) bool { return errors.Is(err, redis.Nil) }
-
 // Get returns one of the caller's jobs; caller "" reads any job (operators).
 // For a job waiting to be retried it fills NextAttemptAt from the queue, and
 // a job whose task the queue has archived without the worker recording an
