@@ -435,6 +435,31 @@ func TestStrandedJobShowsFailedAndCanBeReprocessed(t *testing.T) {
 	}
 }
 
+// A reader that loads a job just before its handler records a permanent
+// failure, and reads the task just after asynq archived it, must report the
+// recorded failure, not a stranded job.
+func TestReaderRacingAFinishingHandlerSeesTheRecord(t *testing.T) {
+	l, _ := newLedger(t)
+	ctx := context.Background()
+	job, _, _ := l.Submit(ctx, "alice", taskstest.JournalEntry("racing"))
+	sending := sendOnce(t, l, job.ID)
+	stale, err := l.Get(ctx, "alice", job.ID) // the reader's first read
+	if err != nil || stale.Status != tasks.StatusRunning {
+		t.Fatalf("before the record: %+v, %v", stale, err)
+	}
+	rejected := tasks.JobError{Code: "F5/201", Message: "Posting period 008 2026 is not open", Category: tasks.CategoryPermanent}
+	if err := l.RecordFailure(ctx, sending, tasks.StatusFailed, tasks.PhasePending, rejected); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Inspector().ArchiveTask(l.Queue(), job.ID); err != nil {
+		t.Fatal(err)
+	}
+	got := ledger.OverlayQueueState(l, ctx, stale)
+	if got.Status != tasks.StatusFailed || got.Error == nil || *got.Error != rejected {
+		t.Fatalf("reader saw %s (error %+v), want failed with the recorded %+v", got.Status, got.Error, rejected)
+	}
+}
+
 // A live job whose task is merely waiting is not reprocessable.
 func TestReprocessRefusesLiveJobs(t *testing.T) {
 	l, _ := newLedger(t)

@@ -25,21 +25,29 @@ func (l *Ledger) Get(ctx context.Context, caller, id string) (tasks.Job, error) 
 		return tasks.Job{}, ErrNotFound
 	}
 	if !job.Status.Terminal() {
-		l.overlayQueueState(ctx, &job)
+		job = l.overlayQueueState(ctx, job)
 	}
 	return job, nil
 }
 
-func (l *Ledger) overlayQueueState(ctx context.Context, job *tasks.Job) {
+// overlayQueueState completes a live job's state from its queue task: when
+// it will be retried next, or that no task will run it any more. A handler
+// records its outcome before asynq archives or deletes the task, so a job
+// read before that record can meet a task that is already archived; the job
+// is read again once the task's state is known, and only a job still live
+// then is reported stranded.
+func (l *Ledger) overlayQueueState(ctx context.Context, job tasks.Job) tasks.Job {
 	info, err := l.inspector.GetTaskInfo(l.opts.Queue, job.ID)
 	switch {
 	case errors.Is(err, asynq.ErrTaskNotFound) || errors.Is(err, asynq.ErrQueueNotFound):
 		// A live job without a task, not waiting to be enqueued: the task
 		// was deleted by hand or trimmed from the archive. Nothing will run
 		// it until an operator reprocesses it.
-		if !l.awaitingEnqueue(ctx, job.ID) {
-			strand(job, "its queue task is gone (deleted or trimmed); reprocess it to run it again")
+		now, ok := l.reload(ctx, job)
+		if ok && !l.awaitingEnqueue(ctx, now.ID) {
+			strand(&now, "its queue task is gone (deleted or trimmed); reprocess it to run it again")
 		}
+		return now
 	case err != nil:
 		// The queue cannot be read now: the ledger's state stands.
 	case info.State == asynq.TaskStateRetry, info.State == asynq.TaskStateScheduled:
@@ -48,8 +56,24 @@ func (l *Ledger) overlayQueueState(ctx context.Context, job *tasks.Job) {
 			job.Status = tasks.StatusRetrying
 		}
 	case info.State == asynq.TaskStateArchived:
-		strand(job, "the last attempt ended without a result: "+info.LastErr)
+		now, ok := l.reload(ctx, job)
+		if ok {
+			strand(&now, "the last attempt ended without a result: "+info.LastErr)
+		}
+		return now
 	}
+	return job
+}
+
+// reload reads the job again after its task's state was read, and reports
+// whether it is still live. When it cannot be read, the earlier copy stands
+// and is not judged.
+func (l *Ledger) reload(ctx context.Context, job tasks.Job) (tasks.Job, bool) {
+	now, err := l.load(ctx, job.ID)
+	if err != nil {
+		return job, false
+	}
+	return now, !now.Status.Terminal()
 }
 
 // strand reports a live job that no task will run as failed, with the
@@ -132,7 +156,7 @@ func (l *Ledger) List(ctx context.Context, caller string, f ListFilter) (Page, e
 				return Page{}, err
 			}
 			if !job.Status.Terminal() {
-				l.overlayQueueState(ctx, &job)
+				job = l.overlayQueueState(ctx, job)
 			}
 			if (f.Status != "" && job.Status != f.Status) || (f.Kind != "" && job.Kind != f.Kind) {
 				continue
