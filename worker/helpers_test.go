@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/sapq/sapq/internal/redistest"
@@ -124,6 +125,28 @@ func (r *rig) await(id string, what string, limit time.Duration, cond func(tasks
 func (r *rig) awaitStatus(id string, want tasks.Status, limit time.Duration) tasks.Job {
 	r.t.Helper()
 	return r.await(id, string(want), limit, func(j tasks.Job) bool { return j.Status == want })
+}
+
+// awaitTaskState polls asynq until the job's task reaches state. A handler
+// records the outcome in the ledger before it returns to asynq, so the task
+// moves a moment after the ledger does.
+func (r *rig) awaitTaskState(id string, want asynq.TaskState, limit time.Duration) {
+	r.t.Helper()
+	deadline := time.Now().Add(limit)
+	for {
+		info, err := r.ledger.Inspector().GetTaskInfo(r.ledger.Queue(), id)
+		if err == nil && info.State == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			state := "none"
+			if info != nil {
+				state = info.State.String()
+			}
+			r.t.Fatalf("task %s never became %s within %s; last seen %s (err %v)", id, want, limit, state, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // documents counts the simulator's postings for a reference.

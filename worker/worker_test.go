@@ -147,10 +147,7 @@ func TestPermanentErrorsFailAtOnceWithSAPMessage(t *testing.T) {
 			if got.Error == nil || got.Error.Code != c.code || got.Error.Category != tasks.CategoryPermanent || !strings.Contains(got.Error.Message, c.text) {
 				t.Fatalf("error = %+v, want %s ...%s... permanent", got.Error, c.code, c.text)
 			}
-			info, err := r.ledger.Inspector().GetTaskInfo(r.ledger.Queue(), job.ID)
-			if err != nil || info.State != asynq.TaskStateArchived {
-				t.Fatalf("task state = %v (%v), want archived for reprocessing", info, err)
-			}
+			r.awaitTaskState(job.ID, asynq.TaskStateArchived, settle) // kept for reprocessing
 		})
 	}
 	if docs := r.sim.Ledger(); len(docs) != 0 {
