@@ -1,11 +1,7 @@
 package tasks
 
 import (
-	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
-	"strings"
 )
 
 // Kind names a posting kind. It is also the asynq task type suffix and the
@@ -70,47 +66,4 @@ func Decode(kind Kind, raw []byte) (Posting, error) {
 		return nil, err
 	}
 	return p, nil
-}
-
-// decodeError turns encoding/json's errors into field-level messages.
-func decodeError(raw []byte, err error) error {
-	var typeErr *json.UnmarshalTypeError
-	var syntaxErr *json.SyntaxError
-	switch {
-	case errors.As(err, &typeErr):
-		field := typeErr.Field
-		if p := pathAt(raw, typeErr.Offset); p != "" {
-			field = p
-		}
-		want := jsonTypeName(typeErr.Type.Kind().String())
-		return invalid(field, fmt.Sprintf("must be %s, got %s", want, typeErr.Value))
-	case errors.As(err, &syntaxErr):
-		return invalid("", fmt.Sprintf("malformed JSON at byte %d: %v", syntaxErr.Offset, syntaxErr))
-	case strings.HasPrefix(err.Error(), "json: unknown field "):
-		// checkKeys reports unknown fields with their path first; this is
-		// the decoder's own word for the same, should it ever differ.
-		name := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
-		return invalid(name, "unknown field; remove it (see the tool's input schema for the accepted fields)")
-	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
-		return invalid("", "empty or truncated JSON object")
-	default:
-		return invalid("", err.Error())
-	}
-}
-
-func jsonTypeName(goKind string) string {
-	switch {
-	case goKind == "string":
-		return "a string"
-	case goKind == "slice", goKind == "array":
-		return "an array"
-	case goKind == "struct", goKind == "map":
-		return "an object"
-	case goKind == "bool":
-		return "a boolean"
-	case strings.HasPrefix(goKind, "int"), strings.HasPrefix(goKind, "uint"):
-		return "an integer"
-	default:
-		return "a number"
-	}
 }

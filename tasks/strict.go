@@ -14,15 +14,20 @@ import (
 // input deserves: field names must match the JSON tags exactly (encoding/json
 // alone matches them case-insensitively and keeps the last of duplicate
 // keys), unknown fields, wrong types and trailing data are errors. Every
-// error is a *ValidationError naming the field's path.
+// error is a *ValidationError naming the field's path, and all of a
+// request's shape errors are listed at once, so an agent fixes them in one
+// round.
 func DecodeStrict(raw []byte, v any) error {
-	if err := checkKeys(json.NewDecoder(bytes.NewReader(raw)), reflect.TypeOf(v), ""); err != nil {
-		return err
+	var c checker
+	if err := checkShape(newTokenizer(raw), reflect.TypeOf(v), "", &c); err == nil && len(c.errs) > 0 {
+		return c.err()
 	}
+	// The shape is right, or the JSON is malformed: the decoder reports a
+	// syntax error with its offset.
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return decodeError(raw, err)
+		return decodeError(err)
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return invalid("", "unexpected data after the JSON object")
@@ -30,60 +35,135 @@ func DecodeStrict(raw []byte, v any) error {
 	return nil
 }
 
-// checkKeys walks one JSON value alongside the Go type it decodes into and
-// reports the first object key that is not exactly a field's JSON name, or
-// that appears twice. Values of the wrong shape are left for the decoder to
-// report.
-func checkKeys(dec *json.Decoder, t reflect.Type, path string) error {
-	for t != nil && t.Kind() == reflect.Pointer {
+func newTokenizer(raw []byte) *json.Decoder {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber() // so integers are checked exactly, not as float64
+	return dec
+}
+
+// checkShape walks one JSON value alongside the Go type it decodes into and
+// records every object key that is not exactly a field's JSON name or that
+// appears twice, and every value of the wrong JSON type, with its path.
+// A null is accepted anywhere, as encoding/json does: it leaves the zero
+// value, which validation then reports as missing where a value is required.
+// It returns an error only for malformed JSON.
+func checkShape(dec *json.Decoder, t reflect.Type, path string, c *checker) error {
+	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
 	tok, err := dec.Token()
 	if err != nil {
-		return nil // malformed JSON: the decoder reports it with its offset
+		return err
+	}
+	if tok == nil {
+		return nil
 	}
 	delim, isDelim := tok.(json.Delim)
 	switch {
-	case isDelim && delim == '{' && t != nil && t.Kind() == reflect.Struct:
+	case t.Kind() == reflect.Struct && isDelim && delim == '{':
 		fields := jsonFields(t)
 		seen := map[string]bool{}
 		for dec.More() {
 			keyTok, err := dec.Token()
 			if err != nil {
-				return nil
+				return err
 			}
 			key, _ := keyTok.(string)
 			at := join(path, key)
-			f, ok := fields[key]
-			if !ok {
-				msg := "unknown field; remove it (see the tool's input schema for the accepted fields)"
-				for name := range fields {
-					if strings.EqualFold(name, key) {
-						msg = fmt.Sprintf("unknown field; field names are case-sensitive: did you mean %q?", name)
-					}
+			f, known := fields[key]
+			switch {
+			case !known:
+				c.add(at, "%s", unknownField(fields, key))
+				if err := skipValue(dec); err != nil {
+					return err
 				}
-				return invalid(at, msg)
-			}
-			if seen[key] {
-				return invalid(at, "appears more than once; send each field once")
+				continue
+			case seen[key]:
+				c.add(at, "appears more than once; send each field once")
 			}
 			seen[key] = true
-			if err := checkKeys(dec, f, at); err != nil {
+			if err := checkShape(dec, f, at, c); err != nil {
 				return err
 			}
 		}
-		dec.Token() // '}'
-	case isDelim && delim == '[' && t != nil && (t.Kind() == reflect.Slice || t.Kind() == reflect.Array):
+		_, err := dec.Token() // '}'
+		return err
+	case t.Kind() == reflect.Map && isDelim && delim == '{':
+		for dec.More() {
+			keyTok, err := dec.Token()
+			if err != nil {
+				return err
+			}
+			key, _ := keyTok.(string)
+			if err := checkShape(dec, t.Elem(), join(path, key), c); err != nil {
+				return err
+			}
+		}
+		_, err := dec.Token() // '}'
+		return err
+	case (t.Kind() == reflect.Slice || t.Kind() == reflect.Array) && isDelim && delim == '[':
 		for i := 0; dec.More(); i++ {
-			if err := checkKeys(dec, t.Elem(), fmt.Sprintf("%s[%d]", path, i)); err != nil {
+			if err := checkShape(dec, t.Elem(), fmt.Sprintf("%s[%d]", path, i), c); err != nil {
 				return err
 			}
 		}
-		dec.Token() // ']'
-	case isDelim && (delim == '{' || delim == '['):
-		skipRest(dec)
+		_, err := dec.Token() // ']'
+		return err
+	}
+	if got, ok := mismatch(t, tok); ok {
+		c.add(path, "must be %s, got %s", jsonTypeName(t.Kind()), got)
+	}
+	if isDelim {
+		return skipRest(dec)
 	}
 	return nil
+}
+
+// mismatch reports the JSON type of tok when it cannot decode into t.
+// Objects and arrays that do match were handled by the caller.
+func mismatch(t reflect.Type, tok json.Token) (string, bool) {
+	var got string
+	switch v := tok.(type) {
+	case json.Delim:
+		got = map[json.Delim]string{'{': "an object", '[': "an array"}[v]
+	case string:
+		got = "a string"
+	case bool:
+		got = "a boolean"
+	case json.Number:
+		got = "a number"
+		switch k := t.Kind(); {
+		case k >= reflect.Int && k <= reflect.Int64:
+			if _, err := v.Int64(); err == nil {
+				return "", false
+			}
+			got = "the number " + v.String()
+		case k >= reflect.Uint && k <= reflect.Uint64:
+			if !strings.HasPrefix(v.String(), "-") {
+				if _, err := v.Int64(); err == nil {
+					return "", false
+				}
+			}
+			got = "the number " + v.String()
+		case k == reflect.Float32 || k == reflect.Float64:
+			return "", false
+		}
+		return got, true
+	}
+	want := map[reflect.Kind]string{reflect.String: "a string", reflect.Bool: "a boolean"}[t.Kind()]
+	if t.Kind() == reflect.Interface || want == got {
+		return "", false
+	}
+	return got, true
+}
+
+func unknownField(fields map[string]reflect.Type, key string) string {
+	for name := range fields {
+		if strings.EqualFold(name, key) {
+			return fmt.Sprintf("unknown field; field names are case-sensitive: did you mean %q?", name)
+		}
+	}
+	return "unknown field; remove it (see the tool's input schema for the accepted fields)"
 }
 
 // jsonFields maps the JSON names of a struct's fields to their types.
@@ -106,13 +186,25 @@ func jsonFields(t reflect.Type) map[string]reflect.Type {
 	return out
 }
 
+// skipValue consumes one whole value.
+func skipValue(dec *json.Decoder) error {
+	tok, err := dec.Token()
+	if err != nil {
+		return err
+	}
+	if d, ok := tok.(json.Delim); ok && (d == '{' || d == '[') {
+		return skipRest(dec)
+	}
+	return nil
+}
+
 // skipRest consumes the rest of an object or array whose opening delimiter
 // was just read.
-func skipRest(dec *json.Decoder) {
+func skipRest(dec *json.Decoder) error {
 	for depth := 1; depth > 0; {
 		tok, err := dec.Token()
 		if err != nil {
-			return
+			return err
 		}
 		if d, ok := tok.(json.Delim); ok {
 			if d == '{' || d == '[' {
@@ -121,6 +213,38 @@ func skipRest(dec *json.Decoder) {
 				depth--
 			}
 		}
+	}
+	return nil
+}
+
+// decodeError turns what encoding/json still reports once the shape is
+// right, malformed or truncated JSON, into a message.
+func decodeError(err error) error {
+	var syntaxErr *json.SyntaxError
+	switch {
+	case errors.As(err, &syntaxErr):
+		return invalid("", fmt.Sprintf("malformed JSON at byte %d: %v", syntaxErr.Offset, syntaxErr))
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return invalid("", "empty or truncated JSON object")
+	default:
+		return invalid("", err.Error())
+	}
+}
+
+func jsonTypeName(k reflect.Kind) string {
+	switch {
+	case k == reflect.String:
+		return "a string"
+	case k == reflect.Slice, k == reflect.Array:
+		return "an array"
+	case k == reflect.Struct, k == reflect.Map:
+		return "an object"
+	case k == reflect.Bool:
+		return "a boolean"
+	case k >= reflect.Int && k <= reflect.Uint64:
+		return "an integer"
+	default:
+		return "a number"
 	}
 }
 

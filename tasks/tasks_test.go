@@ -114,6 +114,65 @@ func TestEveryViolationIsReported(t *testing.T) {
 	}
 }
 
+// Shape errors (unknown or misspelt fields, duplicates, wrong JSON types)
+// are listed together, each with its path, so an agent fixes them in one
+// round instead of one per call.
+func TestEveryShapeErrorIsReported(t *testing.T) {
+	raw := `{"idempotency_key":"k","Company_Code":"1010","company_code":"1010","company_code":"1710",
+		"document_date":20261125,"posting_date":"2026-11-25","currency":"EUR","discount":{"pct":[1,2]},
+		"items":[{"gl_account":"61003000","amount":250},{"gl_account":["x"],"amount":"-250.00","memo":"m"},"line"]}`
+	got := map[string]string{}
+	for _, fe := range fieldErrors(t, tasks.KindJournalEntry, raw) {
+		got[fe.Field] = fe.Message
+	}
+	want := map[string]string{
+		"Company_Code":        `did you mean "company_code"`,
+		"company_code":        "more than once",
+		"document_date":       "must be a string, got a number",
+		"discount":            "unknown field",
+		"items[0].amount":     "must be a string, got a number",
+		"items[1].gl_account": "must be a string, got an array",
+		"items[1].memo":       "unknown field",
+		"items[2]":            "must be an object, got a string",
+	}
+	for field, msg := range want {
+		if !strings.Contains(got[field], msg) {
+			t.Errorf("%s: got %q, want ...%s...", field, got[field], msg)
+		}
+	}
+	if len(got) != len(want) {
+		t.Errorf("got %d errors, want %d: %v", len(got), len(want), got)
+	}
+}
+
+// Integers are checked exactly: a fraction or an out-of-range number is
+// named, not silently truncated.
+func TestIntegerFieldsAreExact(t *testing.T) {
+	var v struct {
+		Limit *int `json:"limit"`
+	}
+	for _, raw := range []string{`{"limit":1.5}`, `{"limit":1e99}`, `{"limit":"5"}`} {
+		err := tasks.DecodeStrict([]byte(raw), &v)
+		var verr *tasks.ValidationError
+		if !errors.As(err, &verr) || verr.Fields[0].Field != "limit" || !strings.Contains(verr.Fields[0].Message, "must be an integer") {
+			t.Errorf("%s: %v, want limit: must be an integer", raw, err)
+		}
+	}
+	if err := tasks.DecodeStrict([]byte(`{"limit":null}`), &v); err != nil || v.Limit != nil {
+		t.Errorf("null limit: %v, %v", err, v.Limit)
+	}
+	if err := tasks.DecodeStrict([]byte(`{"limit":7}`), &v); err != nil || *v.Limit != 7 {
+		t.Errorf("limit 7: %v", err)
+	}
+}
+
+func TestMalformedJSONIsNamedWithItsOffset(t *testing.T) {
+	errs := fieldErrors(t, tasks.KindJournalEntry, `{"idempotency_key":"k",,}`)
+	if !strings.Contains(errs[0].Message, "malformed JSON at byte") {
+		t.Fatalf("got %v", errs)
+	}
+}
+
 func TestOversizedInputIsRejected(t *testing.T) {
 	raw := `{"idempotency_key":"` + strings.Repeat("x", tasks.MaxPayloadBytes) + `"}`
 	errs := fieldErrors(t, tasks.KindJournalEntry, raw)
