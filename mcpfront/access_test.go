@@ -150,8 +150,8 @@ func TestCallerIsolation(t *testing.T) {
 
 	job := submit(t, alice, "submit_supplier_invoice", invoice("shared-key"))
 
-	wantError(t, bob.call(t, "get_posting", map[string]any{"job_id": job.JobID}), "not_found")
-	wantError(t, bob.call(t, "cancel_posting", map[string]any{"job_id": job.JobID}), "not_found")
+	wantError(t, call(t, bob, "get_posting", map[string]any{"job_id": job.JobID}), "not_found")
+	wantError(t, call(t, bob, "cancel_posting", map[string]any{"job_id": job.JobID}), "not_found")
 	if l := list(t, bob, nil); len(l.Postings) != 0 {
 		t.Fatalf("bob lists alice's postings: %+v", l)
 	}
@@ -165,7 +165,7 @@ func TestCallerIsolation(t *testing.T) {
 	}
 
 	var p posting
-	alice.call(t, "get_posting", map[string]any{"job_id": job.JobID}).decode(t, &p)
+	call(t, alice, "get_posting", map[string]any{"job_id": job.JobID}).decode(t, &p)
 	if p.Status != "queued" {
 		t.Fatalf("alice's job after bob's attempts: %+v", p)
 	}
@@ -230,16 +230,16 @@ func TestCancel(t *testing.T) {
 		job := submit(t, c, "submit_journal_entry", journalEntry("cancel-me"))
 
 		var p posting
-		c.call(t, "cancel_posting", map[string]any{"job_id": job.JobID}).decode(t, &p)
+		call(t, c, "cancel_posting", map[string]any{"job_id": job.JobID}).decode(t, &p)
 		if p.JobID != job.JobID || p.Status != "cancelled" {
 			t.Fatalf("cancel_posting = %+v", p)
 		}
 		// Cancelling again reports the same outcome (idempotent).
-		c.call(t, "cancel_posting", map[string]any{"job_id": job.JobID}).decode(t, &p)
+		call(t, c, "cancel_posting", map[string]any{"job_id": job.JobID}).decode(t, &p)
 		if p.Status != "cancelled" {
 			t.Fatalf("second cancel_posting = %+v", p)
 		}
-		c.call(t, "get_posting", map[string]any{"job_id": job.JobID}).decode(t, &p)
+		call(t, c, "get_posting", map[string]any{"job_id": job.JobID}).decode(t, &p)
 		if p.Status != "cancelled" {
 			t.Fatalf("get_posting after cancel = %+v", p)
 		}
@@ -248,7 +248,7 @@ func TestCancel(t *testing.T) {
 		if again.JobID != job.JobID || again.Status != "cancelled" || !*again.Replayed {
 			t.Fatalf("replay after cancel = %+v", again)
 		}
-		wantError(t, c.call(t, "cancel_posting", map[string]any{"job_id": "0197f000-0000-7000-8000-000000000000"}), "not_found")
+		wantError(t, call(t, c, "cancel_posting", map[string]any{"job_id": "0197f000-0000-7000-8000-000000000000"}), "not_found")
 	})
 }
 
@@ -268,11 +268,11 @@ func TestNotCancellableOnceSent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := c.call(t, "cancel_posting", map[string]any{"job_id": sending.JobID})
+	r := call(t, c, "cancel_posting", map[string]any{"job_id": sending.JobID})
 	wantError(t, r, "not_cancellable", "possibly already posted in SAP")
 
 	var p posting
-	c.call(t, "get_posting", map[string]any{"job_id": sending.JobID}).decode(t, &p)
+	call(t, c, "get_posting", map[string]any{"job_id": sending.JobID}).decode(t, &p)
 	if p.Status != "running" || *p.Attempts != 1 {
 		t.Fatalf("get_posting of a job being sent = %+v", p)
 	}
@@ -282,7 +282,7 @@ func TestNotCancellableOnceSent(t *testing.T) {
 	if err := e.ledger.RecordPosted(ctx, job, res); err != nil {
 		t.Fatal(err)
 	}
-	c.call(t, "get_posting", map[string]any{"job_id": sending.JobID}).decode(t, &p)
+	call(t, c, "get_posting", map[string]any{"job_id": sending.JobID}).decode(t, &p)
 	var got tasks.Result
 	if err := json.Unmarshal(p.Result, &got); err != nil {
 		t.Fatal(err)
@@ -290,7 +290,7 @@ func TestNotCancellableOnceSent(t *testing.T) {
 	if p.Status != "succeeded" || got.Document != "5105600123" || got.FiscalYear != "2024" || got.CompanyCode != "1010" || len(got.Messages) != 1 {
 		t.Fatalf("get_posting of a posted job = %+v, result %+v", p, got)
 	}
-	wantError(t, c.call(t, "cancel_posting", map[string]any{"job_id": sending.JobID}), "not_cancellable", "already posted in SAP")
+	wantError(t, call(t, c, "cancel_posting", map[string]any{"job_id": sending.JobID}), "not_cancellable", "already posted in SAP")
 }
 
 func TestInternalErrorIsGeneric(t *testing.T) {
@@ -305,7 +305,7 @@ func TestInternalErrorIsGeneric(t *testing.T) {
 		"list_postings":        map[string]any{},
 		"cancel_posting":       map[string]any{"job_id": job.JobID},
 	} {
-		r := c.call(t, tool, args)
+		r := call(t, c, tool, args)
 		wantError(t, r, "internal:", "call again")
 		if strings.Contains(strings.ToLower(r.Text), "redis") || strings.Contains(r.Text, "closed") {
 			t.Errorf("%s: internal details leak to the client: %s", tool, r.Text)
@@ -324,8 +324,8 @@ func TestMetrics(t *testing.T) {
 	c := dialMCPGo(t, e.url, aliceToken, "")
 	submit(t, c, "submit_supplier_invoice", invoice("m-1"))
 	submit(t, c, "submit_supplier_invoice", invoice("m-1"))
-	wantError(t, c.call(t, "submit_supplier_invoice", map[string]any{}), "invalid_argument")
-	wantError(t, c.call(t, "get_posting", map[string]any{"job_id": "missing"}), "not_found")
+	wantError(t, call(t, c, "submit_supplier_invoice", map[string]any{}), "invalid_argument")
+	wantError(t, call(t, c, "get_posting", map[string]any{"job_id": "missing"}), "not_found")
 
 	for _, tc := range []struct {
 		tool, outcome string

@@ -106,7 +106,6 @@ func (r result) decode(t *testing.T, v any) {
 
 // mcpClient is a real MCP client over a real transport.
 type mcpClient interface {
-	call(t *testing.T, tool string, args any) result
 	callErr(ctx context.Context, tool string, args any) (result, error)
 	protocolVersion() string
 }
@@ -169,17 +168,6 @@ func connectSDK(ctx context.Context, url, token, version string) (*sdk.ClientSes
 
 func (c *sdkClient) protocolVersion() string { return c.cs.InitializeResult().ProtocolVersion }
 
-func (c *sdkClient) call(t *testing.T, tool string, args any) result {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	r, err := c.callErr(ctx, tool, args)
-	if err != nil {
-		t.Fatalf("%s: %v", tool, err)
-	}
-	return r
-}
-
 func (c *sdkClient) callErr(ctx context.Context, tool string, args any) (result, error) {
 	res, err := c.cs.CallTool(ctx, &sdk.CallToolParams{Name: tool, Arguments: args})
 	if err != nil {
@@ -196,6 +184,19 @@ func (c *sdkClient) callErr(ctx context.Context, tool string, args any) (result,
 		r.Structured, _ = json.Marshal(res.StructuredContent)
 	}
 	return r, nil
+}
+
+// call calls a tool and fails the test on a protocol error; a tool error is
+// a result like any other.
+func call(t *testing.T, c mcpClient, tool string, args any) result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	r, err := c.callErr(ctx, tool, args)
+	if err != nil {
+		t.Fatalf("%s: %v", tool, err)
+	}
+	return r
 }
 
 // --- mcp-go's own client ---
@@ -225,17 +226,6 @@ func dialMCPGo(t *testing.T, url, token, version string) *mcpGoClient {
 }
 
 func (c *mcpGoClient) protocolVersion() string { return c.c.ProtocolVersion() }
-
-func (c *mcpGoClient) call(t *testing.T, tool string, args any) result {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	r, err := c.callErr(ctx, tool, args)
-	if err != nil {
-		t.Fatalf("%s: %v", tool, err)
-	}
-	return r
-}
 
 func (c *mcpGoClient) callErr(ctx context.Context, tool string, args any) (result, error) {
 	var req mcpgo.CallToolRequest
@@ -323,7 +313,7 @@ type postingList struct {
 func submit(t *testing.T, c mcpClient, tool string, args any) submitResult {
 	t.Helper()
 	var r submitResult
-	c.call(t, tool, args).decode(t, &r)
+	call(t, c, tool, args).decode(t, &r)
 	if r.JobID == "" || r.Replayed == nil {
 		t.Fatalf("incomplete submit result %+v", r)
 	}
@@ -336,7 +326,7 @@ func list(t *testing.T, c mcpClient, args map[string]any) postingList {
 		args = map[string]any{}
 	}
 	var l postingList
-	c.call(t, "list_postings", args).decode(t, &l)
+	call(t, c, "list_postings", args).decode(t, &l)
 	if l.Postings == nil || l.NextCursor == nil {
 		t.Fatalf("list_postings must send postings and next_cursor, got %+v", l)
 	}

@@ -60,7 +60,7 @@ func TestStdioWithGoSDKClient(t *testing.T) {
 		t.Fatalf("submit over stdio = %+v", job)
 	}
 	var p posting
-	c.call(t, "get_posting", map[string]any{"job_id": job.JobID}).decode(t, &p)
+	call(t, c, "get_posting", map[string]any{"job_id": job.JobID}).decode(t, &p)
 	if p.JobID != job.JobID || p.Status != "queued" {
 		t.Fatalf("get_posting over stdio = %+v", p)
 	}
@@ -69,7 +69,7 @@ func TestStdioWithGoSDKClient(t *testing.T) {
 		t.Fatalf("job not recorded for carol: %v", err)
 	}
 	alice := dialSDK(t, e.url, aliceToken, "")
-	wantError(t, alice.call(t, "get_posting", map[string]any{"job_id": job.JobID}), "not_found")
+	wantError(t, call(t, alice, "get_posting", map[string]any{"job_id": job.JobID}), "not_found")
 
 	// The posting is also readable as a resource.
 	res, err := cs.ReadResource(ctx, &sdk.ReadResourceParams{URI: "sapq://postings/" + job.JobID})

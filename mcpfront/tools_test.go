@@ -184,7 +184,7 @@ func TestSubmitAndGet(t *testing.T) {
 		}
 
 		var p posting
-		c.call(t, "get_posting", map[string]any{"job_id": inv.JobID}).decode(t, &p)
+		call(t, c, "get_posting", map[string]any{"job_id": inv.JobID}).decode(t, &p)
 		if p.JobID != inv.JobID || p.Kind != "supplier_invoice" || p.Status != "queued" || p.IdempotencyKey != "inv-1" ||
 			p.Attempts == nil || *p.Attempts != 0 || p.CreatedAt.IsZero() || p.UpdatedAt.IsZero() || p.Result != nil || p.Error != nil {
 			t.Fatalf("get_posting = %+v", p)
@@ -237,11 +237,11 @@ func TestReplayAndConflict(t *testing.T) {
 		changed := invoice("inv-42")
 		changed["gross_amount"] = "1200.00"
 		item(changed, 0)["amount"] = "1010.00"
-		r := c.call(t, "submit_supplier_invoice", changed)
+		r := call(t, c, "submit_supplier_invoice", changed)
 		wantError(t, r, "idempotency_conflict", "idempotency_key", first.JobID)
 
 		// The same key as another kind is a conflict too, not a second job.
-		r = c.call(t, "submit_journal_entry", journalEntry("inv-42"))
+		r = call(t, c, "submit_journal_entry", journalEntry("inv-42"))
 		wantError(t, r, "idempotency_conflict")
 
 		if l := list(t, c, nil); len(l.Postings) != 1 || l.Postings[0].JobID != first.JobID {
@@ -386,7 +386,7 @@ func TestInvalidInputRecordsNothing(t *testing.T) {
 	forEachClient(t, func(t *testing.T, e *env, dial func(string) mcpClient) {
 		c := dial(aliceToken)
 		for _, tc := range cases {
-			r := c.call(t, tc.tool, tc.args())
+			r := call(t, c, tc.tool, tc.args())
 			if !r.IsError {
 				t.Errorf("%s: accepted: %s", tc.name, r.Structured)
 				continue
