@@ -357,7 +357,7 @@ func TestInvalidInputRecordsNothing(t *testing.T) {
 			m["currency"] = "eur"
 			item(m, 0)["gl_account"] = "6100 3000"
 			return m
-		}, []string{"posting_date: must be a real calendar date", "currency: must be a known ISO 4217", "items[0].gl_account"}},
+		}, []string{"posting_date: must be a real calendar date", "currency: must be the ISO 4217 code of a currency in use", "items[0].gl_account"}},
 		{"list: limit too large", "list_postings", func() any { return map[string]any{"limit": 500} },
 			[]string{"limit: must be between 1 and 100, got 500"}},
 		{"list: limit zero", "list_postings", func() any { return map[string]any{"limit": 0} },

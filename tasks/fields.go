@@ -2,6 +2,8 @@ package tasks
 
 import (
 	"fmt"
+	"strings"
+	"sync"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -76,6 +78,26 @@ func (c *checker) checkText(field, v string, max int, required bool) {
 	}
 }
 
+// checkReference validates a reference SAP keeps in upper case (its
+// definitions mark them display-format UpperCase, and SAP converts on input).
+// sapq looks documents up by these references after a lost answer, so it must
+// send exactly what SAP will store: lower case or surrounding blanks would
+// make the look-up miss the document and post it again.
+func (c *checker) checkReference(field, v string, max int, required bool) {
+	n := len(c.errs)
+	c.checkText(field, v, max, required)
+	if len(c.errs) > n || v == "" {
+		return
+	}
+	if strings.TrimSpace(v) != v {
+		c.add(field, "must not start or end with blanks, got %q", v)
+		return
+	}
+	if up := strings.ToUpper(v); up != v {
+		c.add(field, "must be in upper case, as SAP stores it: send %q", up)
+	}
+}
+
 func (c *checker) checkDate(field, v string) {
 	if v == "" {
 		c.add(field, "is required (YYYY-MM-DD)")
@@ -99,13 +121,24 @@ func (c *checker) checkCurrency(field, v string) int {
 		return MaxFractionDigits
 	}
 	u, err := currency.ParseISO(v)
-	if err != nil || u.String() != v {
-		c.add(field, "must be a known ISO 4217 currency code in upper case, such as EUR or USD; got %q", v)
+	if err != nil || u.String() != v || !tenderCurrencies()[u] {
+		c.add(field, "must be the ISO 4217 code of a currency in use, in upper case, such as EUR or USD; got %q", v)
 		return MaxFractionDigits
 	}
 	scale, _ := currency.Standard.Rounding(u)
 	return min(scale, MaxFractionDigits)
 }
+
+// tenderCurrencies are the currencies that are legal tender somewhere today.
+// ISO 4217 also lists codes no document is posted in: precious metals (XAU),
+// testing (XTS), "no currency" (XXX) and withdrawn ones (DEM).
+var tenderCurrencies = sync.OnceValue(func() map[currency.Unit]bool {
+	set := map[currency.Unit]bool{}
+	for it := currency.Query(); it.Next(); {
+		set[it.Unit()] = true
+	}
+	return set
+})
 
 // checkAmount parses a decimal string. It never goes through float64.
 func (c *checker) checkAmount(field, v string, digits int) (decimal.Decimal, bool) {

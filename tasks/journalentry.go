@@ -18,7 +18,7 @@ type JournalEntry struct {
 	PostingDate  string             `json:"posting_date" jsonschema:"Posting date as YYYY-MM-DD; must fall in an open posting period"`
 	Currency     string             `json:"currency" jsonschema:"ISO 4217 currency code, for example EUR"`
 	DocumentType string             `json:"document_type,omitempty" jsonschema:"SAP document type (2 characters); default SA"`
-	Reference    string             `json:"reference,omitempty" jsonschema:"Optional external reference (up to 16 characters), stored as the document's reference"`
+	Reference    string             `json:"reference,omitempty" jsonschema:"Optional external reference in upper case (up to 16 characters), stored as the document's reference"`
 	HeaderText   string             `json:"header_text,omitempty" jsonschema:"Optional header text (up to 25 characters)"`
 	Items        []JournalEntryItem `json:"items" jsonschema:"2 to 999 lines; positive amounts are debits, negative amounts credits, and they must add up to zero"`
 }
@@ -46,7 +46,7 @@ func (j *JournalEntry) Validate() error {
 	c.checkDate("posting_date", j.PostingDate)
 	digits := c.checkCurrency("currency", j.Currency)
 	c.checkCode("document_type", j.DocumentType, LenDocumentType, false)
-	c.checkText("reference", j.Reference, LenReference, false)
+	c.checkReference("reference", j.Reference, LenReference, false)
 	c.checkText("header_text", j.HeaderText, LenHeaderText, false)
 
 	switch n := len(j.Items); {

@@ -13,7 +13,7 @@ type SupplierInvoice struct {
 	Key              string                `json:"idempotency_key" jsonschema:"Your unique key for this business document (1-128 printable characters). Resend the same key with the same content to retry safely; sapq never posts the same key twice."`
 	CompanyCode      string                `json:"company_code" jsonschema:"SAP company code (up to 4 characters), for example 1010"`
 	Supplier         string                `json:"supplier" jsonschema:"SAP supplier number (up to 10 characters), for example 17300001"`
-	InvoiceReference string                `json:"invoice_reference" jsonschema:"The supplier's own invoice number as printed on the invoice (up to 16 characters)"`
+	InvoiceReference string                `json:"invoice_reference" jsonschema:"The supplier's own invoice number as printed on the invoice, in upper case as SAP stores it (up to 16 characters)"`
 	DocumentDate     string                `json:"document_date" jsonschema:"Invoice date as YYYY-MM-DD"`
 	PostingDate      string                `json:"posting_date" jsonschema:"Posting date as YYYY-MM-DD; must fall in an open posting period"`
 	Currency         string                `json:"currency" jsonschema:"ISO 4217 currency code, for example EUR"`
@@ -46,7 +46,7 @@ func (s *SupplierInvoice) Validate() error {
 	c.checkIdempotencyKey(s.Key)
 	c.checkCode("company_code", s.CompanyCode, LenCompanyCode, true)
 	c.checkCode("supplier", s.Supplier, LenSupplier, true)
-	c.checkText("invoice_reference", s.InvoiceReference, LenInvoiceReference, true)
+	c.checkReference("invoice_reference", s.InvoiceReference, LenInvoiceReference, true)
 	c.checkDate("document_date", s.DocumentDate)
 	c.checkDate("posting_date", s.PostingDate)
 	digits := c.checkCurrency("currency", s.Currency)

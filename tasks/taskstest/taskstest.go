@@ -4,6 +4,7 @@
 package taskstest
 
 import (
+	"strings"
 	"time"
 
 	"github.com/sapq/sapq/tasks"
@@ -14,10 +15,11 @@ import (
 func Today() string { return time.Now().UTC().Format("2006-01-02") }
 
 // SupplierInvoice returns a valid two-line supplier invoice in company code
-// 1010 for supplier 17300001, with the key doubling as the supplier's
-// invoice number so that each key is a distinct document.
+// 1010 for supplier 17300001, with the key, upper-cased as SAP keeps it,
+// doubling as the supplier's invoice number so that each key is a distinct
+// document.
 func SupplierInvoice(key string) *tasks.SupplierInvoice {
-	ref := key
+	ref := strings.ToUpper(key)
 	if len(ref) > tasks.LenInvoiceReference {
 		ref = ref[len(ref)-tasks.LenInvoiceReference:]
 	}
