@@ -15,6 +15,8 @@ type rule struct {
 	codes    []string         // SAP message class/number, "MC/601"
 	texts    []*regexp.Regexp // patterns of the message text
 	statuses []int
+	// retryAfter restricts a status row to answers that carried Retry-After.
+	retryAfter bool
 }
 
 // rules is THE classification table. classify reads it in three passes:
@@ -49,8 +51,17 @@ var rules = []rule{
 	},
 	{
 		category: Transient,
-		reason:   "throttled or temporarily unavailable; the request was refused, not processed",
-		statuses: []int{http.StatusTooManyRequests, http.StatusServiceUnavailable},
+		reason:   "throttled; the request was refused, not processed",
+		statuses: []int{http.StatusTooManyRequests},
+	},
+	{
+		// A 503 that says when to come back is a refusal. Without
+		// Retry-After it may come from a gateway that lost the backend
+		// mid-request, and falls through to unknown.
+		category:   Transient,
+		reason:     "temporarily unavailable, asked to come back later; the request was refused, not processed",
+		statuses:   []int{http.StatusServiceUnavailable},
+		retryAfter: true,
 	},
 	{
 		category: Permanent,
@@ -65,10 +76,10 @@ var rules = []rule{
 }
 
 // classify returns the category of a failed call that got an answer with the
-// given HTTP status and SAP messages. Only messages of severity error (or
+// given HTTP status, Retry-After (present or not) and SAP messages. Only messages of severity error (or
 // without a severity) count: warnings in the same answer say nothing about
 // why it failed.
-func classify(status int, msgs []Message) Category {
+func classify(status int, retryAfter bool, msgs []Message) Category {
 	switch status {
 	case http.StatusInternalServerError, http.StatusBadGateway, http.StatusGatewayTimeout:
 		return Unknown
@@ -84,7 +95,7 @@ func classify(status int, msgs []Message) Category {
 	}
 	for _, r := range rules {
 		for _, s := range r.statuses {
-			if s == status {
+			if s == status && (retryAfter || !r.retryAfter) {
 				return r.category
 			}
 		}

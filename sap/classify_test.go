@@ -61,7 +61,7 @@ func TestPostErrorClassification(t *testing.T) {
 		{name: "429 http date", status: 429, header: map[string]string{"Retry-After": httpDate},
 			body: v2Error("429", "Rate limit exceeded"), wantCat: Transient, wantCode: "429",
 			minRetry: 60 * time.Second, maxRetry: 2 * time.Minute},
-		{name: "503", status: 503, body: "", wantCat: Transient},
+		{name: "503 without Retry-After", status: 503, body: "", wantCat: Unknown},
 		{name: "503 with retry", status: 503, header: map[string]string{"Retry-After": "5"}, body: "",
 			wantCat: Transient, minRetry: 5 * time.Second, maxRetry: 5 * time.Second},
 		{name: "500", status: 500, body: v2Error("/IWBEP/CM_MGW_RT/004", "Runtime error"),
@@ -113,29 +113,33 @@ func TestClassifyTable(t *testing.T) {
 		status int
 		msgs   []Message
 		want   Category
+		// retryAfter: the answer carried Retry-After
+		retryAfter bool
 	}{
-		{"permanent codes", 400, msg("KI/248", "Cost center 1010/1 does not exist", "error"), Permanent},
-		{"lock codes", 400, msg("m3/897", "Plant data of material locked", "error"), Transient},
-		{"lock beats data error", 400, append(msg("F5/201", "Period closed", "error"), msg("ME/006", "", "error")...), Transient},
-		{"lock text case-insensitive", 400, msg("", "Object BLOCKED BY USER X", ""), Transient},
-		{"a gateway failure stays unknown whatever the body", 502, msg("FH/004", "Account 4711 does not exist", "error"), Unknown},
-		{"a lock on a 500 stays unknown", 500, msg("MC/601", "Object requested is currently locked by user X", "error"), Unknown},
-		{"codes before texts", 400, msg("F5/201", "Posting blocked by the central posting block", "error"), Permanent},
-		{"locked by is a word, not part of blocked by", 400, msg("", "Posting blocked by the central posting block", "error"), Permanent},
-		{"info ignored", 500, msg("F5/201", "Posting period", "info"), Unknown},
-		{"soap business error", 200, msg("RW/614", "Error in document", "error"), Permanent},
-		{"401", 401, nil, Permanent},
-		{"403", 403, nil, Permanent},
-		{"429", 429, nil, Transient},
-		{"503", 503, nil, Transient},
-		{"500", 500, nil, Unknown},
-		{"502", 502, nil, Unknown},
-		{"504", 504, nil, Unknown},
-		{"409", 409, nil, Permanent},
-		{"599", 599, nil, Unknown},
+		{"permanent codes", 400, msg("KI/248", "Cost center 1010/1 does not exist", "error"), Permanent, false},
+		{"lock codes", 400, msg("m3/897", "Plant data of material locked", "error"), Transient, false},
+		{"lock beats data error", 400, append(msg("F5/201", "Period closed", "error"), msg("ME/006", "", "error")...), Transient, false},
+		{"lock text case-insensitive", 400, msg("", "Object BLOCKED BY USER X", ""), Transient, false},
+		{"a gateway failure stays unknown whatever the body", 502, msg("FH/004", "Account 4711 does not exist", "error"), Unknown, false},
+		{"a lock on a 500 stays unknown", 500, msg("MC/601", "Object requested is currently locked by user X", "error"), Unknown, false},
+		{"codes before texts", 400, msg("F5/201", "Posting blocked by the central posting block", "error"), Permanent, false},
+		{"locked by is a word, not part of blocked by", 400, msg("", "Posting blocked by the central posting block", "error"), Permanent, false},
+		{"info ignored", 500, msg("F5/201", "Posting period", "info"), Unknown, false},
+		{"soap business error", 200, msg("RW/614", "Error in document", "error"), Permanent, false},
+		{"401", 401, nil, Permanent, false},
+		{"403", 403, nil, Permanent, false},
+		{"429", 429, nil, Transient, false},
+		{"503 asking to come back", 503, nil, Transient, true},
+		{"503 without Retry-After may be a gateway that lost the backend", 503, nil, Unknown, false},
+		{"429 without Retry-After is still a refusal", 429, nil, Transient, false},
+		{"500", 500, nil, Unknown, false},
+		{"502", 502, nil, Unknown, false},
+		{"504", 504, nil, Unknown, false},
+		{"409", 409, nil, Permanent, false},
+		{"599", 599, nil, Unknown, false},
 	}
 	for _, tt := range tests {
-		if got := classify(tt.status, tt.msgs); got != tt.want {
+		if got := classify(tt.status, tt.retryAfter, tt.msgs); got != tt.want {
 			t.Errorf("%s: classify = %v, want %v", tt.name, got, tt.want)
 		}
 	}

@@ -300,7 +300,7 @@ func (c *Client) journalEntryOutcome(r *reply, conf *jeBulkConfirmation) (Docume
 		return Document{}, c.scrub(e)
 	}
 	e.Code, e.Message = m.Code, m.Text
-	e.Category = classify(r.status, msgs)
+	e.Category = classify(r.status, r.header.Get("Retry-After") != "", msgs)
 	return Document{}, c.scrub(e)
 }
 

@@ -197,7 +197,7 @@ func TestPostJournalEntryFailures(t *testing.T) {
 				`</soap-env:Fault></soap-env:Body></soap-env:Envelope>`,
 			wantCat: Unknown, wantMsg: "Internal error"},
 		{name: "500 without fault", status: 500, body: "<html>ICM error</html>", wantCat: Unknown},
-		{name: "503", status: 503, body: "", wantCat: Transient},
+		{name: "503 without Retry-After", status: 503, body: "", wantCat: Unknown},
 		{name: "200 not a confirmation", status: 200, body: "<html>logon</html>", wantCat: Unknown},
 	}
 	for _, tt := range tests {

@@ -215,7 +215,7 @@ func (c *Client) httpError(op string, r *reply) *Error {
 	if e.Message == "" {
 		e.Message = statusMessage(r)
 	}
-	e.Category = classify(r.status, sapMsgs)
+	e.Category = classify(r.status, r.header.Get("Retry-After") != "", sapMsgs)
 	if r.status == http.StatusForbidden && csrfRequired(r.header) {
 		// The token was refused even after a fresh fetch (sessions churning
 		// on SAP's side): nothing was processed, so a later retry is safe.

@@ -21,7 +21,8 @@ import (
 //
 //	{"fail_rate":0.1,"ambiguous_rate":0.05,"lock_rate":0.05,"throttle_rate":0.03,"latency":"200ms"}
 type Faults struct {
-	// FailRate answers 503 Service Unavailable before anything is posted.
+	// FailRate answers 503 Service Unavailable with Retry-After: 1 before
+	// anything is posted, as a gateway shedding load does.
 	FailRate float64 `json:"fail_rate"`
 	// AmbiguousRate posts the document and then loses the answer: alternately the
 	// connection is closed without a response and a gateway answers 504. This is the

@@ -14,11 +14,11 @@ import (
 func TestFaultFail(t *testing.T) {
 	h := newHarness(t, Options{Faults: Faults{FailRate: 1}})
 	resp, b := h.postInvoice(defaultInvoice("INV-F").json())
-	if resp.StatusCode != http.StatusServiceUnavailable || odataCode(t, b) == "" {
-		t.Errorf("invoice: %d %s", resp.StatusCode, b)
+	if resp.StatusCode != http.StatusServiceUnavailable || odataCode(t, b) == "" || resp.Header.Get("Retry-After") != "1" {
+		t.Errorf("invoice: %d %v %s", resp.StatusCode, resp.Header, b)
 	}
 	resp, b = h.postJE(defaultJE("SQ-F").xml())
-	if resp.StatusCode != http.StatusServiceUnavailable {
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") != "1" {
 		t.Errorf("journal entry: %d %s", resp.StatusCode, b)
 	}
 	if n := len(h.sim.Ledger()); n != 0 {

@@ -262,6 +262,8 @@ func (s *Server) postingFault(w http.ResponseWriter, r *http.Request, kind Kind,
 	s.log.Warn("sim: injecting fault", "fault", fault, "kind", kind)
 	switch fault {
 	case FaultFail:
+		// Saying when to come back is what marks the 503 as a refusal.
+		w.Header().Set("Retry-After", "1")
 		fail()
 		return fault, false
 	case FaultThrottle:
