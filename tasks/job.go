@@ -115,9 +115,12 @@ func ReferenceFor(jobID string) string {
 	return "SQ" + base32.StdEncoding.EncodeToString(sum[:])[:LenReference-2]
 }
 
-// Posting decodes the job's stored payload. The payload was validated when
-// the job was submitted; decoding it again re-checks it against today's rules.
-func (j *Job) Posting() (Posting, error) { return Decode(j.Kind, j.Payload) }
+// Posting decodes the job's stored payload. It was validated when it was
+// accepted and is not validated again:
+// an accepted posting is sent as accepted, and a rule tightened since (a new
+// release, a currency table update) must not fail a job, let alone one whose
+// earlier call may already have posted it.
+func (j *Job) Posting() (Posting, error) { return decode(j.Kind, j.Payload) }
 
 // Fingerprint identifies a posting's content, so that the same idempotency
 // key with a different payload is detected. It is the SHA-256 of the

@@ -47,6 +47,18 @@ const MaxPayloadBytes = 1 << 20
 // fields, wrong types, trailing data and oversized input are errors, reported
 // as a *ValidationError with field paths an agent can act on.
 func Decode(kind Kind, raw []byte) (Posting, error) {
+	p, err := decode(kind, raw)
+	if err != nil {
+		return nil, err
+	}
+	if err := p.Validate(); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// decode is Decode without the validation of the content.
+func decode(kind Kind, raw []byte) (Posting, error) {
 	if len(raw) > MaxPayloadBytes {
 		return nil, invalid("", fmt.Sprintf("request is %d bytes; the limit is %d bytes", len(raw), MaxPayloadBytes))
 	}
@@ -60,9 +72,6 @@ func Decode(kind Kind, raw []byte) (Posting, error) {
 		return nil, invalid("kind", fmt.Sprintf("unknown posting kind %q; known kinds: %s, %s", kind, KindSupplierInvoice, KindJournalEntry))
 	}
 	if err := DecodeStrict(raw, p); err != nil {
-		return nil, err
-	}
-	if err := p.Validate(); err != nil {
 		return nil, err
 	}
 	return p, nil

@@ -243,3 +243,18 @@ func TestFieldNamesAreExactAndUnique(t *testing.T) {
 		})
 	}
 }
+
+// A job's stored payload is sent as it was accepted: rules tightened since
+// (here, upper-case references) do not fail it.
+func TestStoredPayloadIsNotValidatedAgain(t *testing.T) {
+	old := taskstest.SupplierInvoice("INV-OLD")
+	old.InvoiceReference = "inv-old" // accepted before references had to be upper case
+	job := tasks.Job{Kind: tasks.KindSupplierInvoice, Payload: encode(t, old)}
+	p, err := job.Posting()
+	if err != nil || p.(*tasks.SupplierInvoice).InvoiceReference != "inv-old" {
+		t.Fatalf("Posting() = %v, %v", p, err)
+	}
+	if _, err := tasks.Decode(tasks.KindSupplierInvoice, job.Payload); err == nil {
+		t.Fatal("a new submission with a lower-case reference was accepted")
+	}
+}

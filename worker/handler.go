@@ -43,7 +43,22 @@ func (w *Worker) ProcessTask(ctx context.Context, t *asynq.Task) error {
 		return err // Redis trouble: retry the delivery
 	}
 	a := attempt{w: w, job: job, sinceSend: claimed.SinceSend, log: log, last: isLastAttempt(ctx)}
-	return a.run(ctx)
+	err = a.run(ctx)
+	var wait *waitError
+	if !a.last || !errors.As(err, &wait) {
+		return err
+	}
+	// asynq archives a task whose last attempt returns any error, even one
+	// that spends no retry; a wait returned now would strand the job. The
+	// last attempt waits here instead and then runs the protocol again. A
+	// shutdown that outlasts the wait requeues the task and cancels ctx.
+	log.Info("last attempt: waiting in the handler", "reason", wait.reason, "after", wait.after)
+	select {
+	case <-time.After(wait.after):
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return w.ProcessTask(ctx, t)
 }
 
 func isLastAttempt(ctx context.Context) bool {
@@ -67,11 +82,11 @@ func (a *attempt) run(ctx context.Context) error {
 	w, job := a.w, a.job
 	posting, err := job.Posting()
 	if err != nil {
-		return a.fail(ctx, tasks.PhasePending, tasks.JobError{Code: "invalid_payload", Message: err.Error(), Category: tasks.CategoryPermanent}, err)
+		return a.unsendable(ctx, "invalid_payload", err.Error())
 	}
 	p, ok := w.posters[job.Kind]
 	if !ok {
-		return a.fail(ctx, tasks.PhasePending, tasks.JobError{Code: "unknown_kind", Message: "no worker for kind " + string(job.Kind), Category: tasks.CategoryPermanent}, nil)
+		return a.unsendable(ctx, "unknown_kind", "no worker for kind "+string(job.Kind))
 	}
 
 	if job.Phase == tasks.PhaseSending {
@@ -190,6 +205,19 @@ func (a *attempt) fail(ctx context.Context, phase tasks.Phase, jobErr tasks.JobE
 	return fmt.Errorf("%w: %s", asynq.SkipRetry, describeCause(jobErr, cause))
 }
 
+// unsendable fails a job this worker cannot even build a request for. The
+// job keeps its phase: if an earlier call's outcome is unknown, SAP may hold
+// the document, and the job must stay uncancellable and be reconciled when it
+// is reprocessed.
+func (a *attempt) unsendable(ctx context.Context, code, msg string) error {
+	category := tasks.CategoryPermanent
+	if a.job.Phase == tasks.PhaseSending {
+		category = tasks.CategoryUnknown
+		msg += "; an earlier call's outcome is unknown: SAP may hold the document"
+	}
+	return a.fail(ctx, a.job.Phase, tasks.JobError{Code: code, Message: msg, Category: category}, nil)
+}
+
 // retry records a failed attempt that asynq will try again, unless this
 // was the last attempt, in which case the job is failed.
 func (a *attempt) retry(ctx context.Context, phase tasks.Phase, jobErr tasks.JobError, cause error) error {
@@ -214,16 +242,6 @@ func (a *attempt) retry(ctx context.Context, phase tasks.Phase, jobErr tasks.Job
 // ended.
 func (a *attempt) awaitSettling(ctx context.Context, settle time.Duration) error {
 	reason := fmt.Sprintf("previous call to SAP went out %s ago; looking the document up once it must have ended", a.sinceSend.Round(time.Millisecond))
-	if a.last {
-		// asynq archives a task on its last attempt whatever the error, so
-		// the ledger must say failed, with the outcome left to reconcile.
-		ctx, cancel := recordCtx(ctx)
-		defer cancel()
-		jobErr := tasks.JobError{Code: "attempts_exhausted", Message: reason, Category: tasks.CategoryUnknown}
-		if err := a.w.ledger.RecordFailure(ctx, a.job, tasks.StatusFailed, a.job.Phase, jobErr); err != nil && !errors.Is(err, ledger.ErrStale) && !errors.Is(err, ledger.ErrPosted) {
-			return err
-		}
-	}
 	a.log.Info("waiting for an earlier call to settle", "after", settle)
 	return &waitError{reason: reason, after: settle}
 }

@@ -149,6 +149,19 @@ func (r *rig) awaitTaskState(id string, want asynq.TaskState, limit time.Duratio
 	}
 }
 
+// awaitPosts waits until the simulator has received n posting requests of a
+// kind.
+func (r *rig) awaitPosts(kind sim.Kind, n int) {
+	r.t.Helper()
+	deadline := time.Now().Add(settle)
+	for r.sim.Stats().Attempts[kind] < n {
+		if time.Now().After(deadline) {
+			r.t.Fatalf("simulator received %d %s posts within %s, want %d", r.sim.Stats().Attempts[kind], kind, settle, n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // documents counts the simulator's postings for a reference.
 func (r *rig) documents(ref string) int { return r.sim.CountByReference(ref) }
 

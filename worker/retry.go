@@ -39,6 +39,10 @@ func (p RetryPolicy) withDefaults() RetryPolicy {
 // it without state, so the backoff is rebuilt and advanced n+1 times; that
 // costs nothing next to a SAP call.
 func (p RetryPolicy) Delay(n int, err error) time.Duration {
+	var wait *waitError
+	if errors.As(err, &wait) {
+		return wait.after // not a failure: no backoff
+	}
 	p = p.withDefaults()
 	b := &backoff.ExponentialBackOff{
 		InitialInterval:     p.Initial,
@@ -56,7 +60,7 @@ func (p RetryPolicy) Delay(n int, err error) time.Duration {
 	}
 	// Honour Retry-After, within reason: a gateway asking for a day does not
 	// get to park a posting longer than the policy's longest wait.
-	if after := min(retryAfter(err), p.Max); after > d {
+	if after := min(sap.RetryAfterOf(err), p.Max); after > d {
 		d = after
 	}
 	return d
@@ -76,14 +80,6 @@ type waitError struct {
 }
 
 func (e *waitError) Error() string { return e.reason }
-
-func retryAfter(err error) time.Duration {
-	var w *waitError
-	if errors.As(err, &w) {
-		return w.after
-	}
-	return sap.RetryAfterOf(err)
-}
 
 // isFailure tells asynq which errors spend the retry budget.
 func isFailure(err error) bool {

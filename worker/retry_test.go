@@ -30,8 +30,12 @@ func TestRetryPolicyDelay(t *testing.T) {
 	if d := p.Delay(0, greedy); d != p.Max {
 		t.Fatalf("Delay with Retry-After 24h = %v, want the policy's cap %v", d, p.Max)
 	}
-	if d := p.Delay(0, &waitError{after: 7 * time.Second}); d != 7*time.Second {
-		t.Fatalf("Delay after a wait = %v, want 7s", d)
+	for _, n := range []int{0, 12} {
+		// A wait is not a failure: however many attempts came before, it
+		// lasts exactly as long as it asked for.
+		if d := p.Delay(n, &waitError{after: 700 * time.Millisecond}); d != 700*time.Millisecond {
+			t.Fatalf("Delay(%d) after a wait = %v, want 700ms", n, d)
+		}
 	}
 }
 

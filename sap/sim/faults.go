@@ -2,7 +2,6 @@ package sim
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -32,8 +31,10 @@ type Faults struct {
 	LockRate float64 `json:"lock_rate"`
 	// ThrottleRate answers 429 with Retry-After: 1 and posts nothing.
 	ThrottleRate float64 `json:"throttle_rate"`
-	// Latency delays every posting request before it is processed; a client that
-	// gives up earlier (request context cancelled) causes nothing to be posted.
+	// Latency is how long SAP takes to process each posting request. As in
+	// SAP, a client that gives up meanwhile does not stop it: the work
+	// process finishes and commits the document, and only the answer is
+	// lost. This is the case a client timeout or a crashed worker leaves.
 	Latency time.Duration `json:"latency"`
 }
 
@@ -174,19 +175,6 @@ func (fi *faultInjector) dropConnection(kind Kind) bool {
 }
 
 // sleep waits d or until ctx is done, reporting whether the full time elapsed.
-func sleep(ctx context.Context, d time.Duration) bool {
-	if d <= 0 {
-		return true
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
-}
 
 // loseResponse makes the outcome of an already processed request unknown to the
 // client, the way a crashing gateway or a network partition does.
