@@ -31,11 +31,16 @@ func (l *Ledger) Get(ctx context.Context, caller, id string) (tasks.Job, error) 
 }
 
 // overlayQueueState completes a live job's state from its queue task: when
-// it will be retried next, or that no task will run it any more. A handler
-// records its outcome before asynq archives or deletes the task, so a job
-// read before that record can meet a task that is already archived; the job
-// is read again once the task's state is known, and only a job still live
-// then is reported stranded.
+// it will be retried next, or that no task will run it any more.
+//
+// The job and its task are read one after the other while a worker may be
+// moving both, so the job is read again once the task's state is known. A
+// handler records its outcome before asynq archives or retries the task, so
+// the second read is at least as new as the task: a job read just before its
+// record can meet a task that is already archived, and only a job still live
+// on the second read is reported stranded. A retry time is shown only if the
+// job did not change meanwhile; otherwise an attempt began or ended between
+// the reads, and the fresh record stands alone.
 func (l *Ledger) overlayQueueState(ctx context.Context, job tasks.Job) tasks.Job {
 	info, err := l.inspector.GetTaskInfo(l.opts.Queue, job.ID)
 	switch {
@@ -51,10 +56,17 @@ func (l *Ledger) overlayQueueState(ctx context.Context, job tasks.Job) tasks.Job
 	case err != nil:
 		// The queue cannot be read now: the ledger's state stands.
 	case info.State == asynq.TaskStateRetry, info.State == asynq.TaskStateScheduled:
-		job.NextAttemptAt = info.NextProcessAt.UTC()
-		if job.Status == tasks.StatusRunning {
-			job.Status = tasks.StatusRetrying
+		now, ok := l.reload(ctx, job)
+		if !ok || !sameAttempt(job, now) {
+			return now
 		}
+		now.NextAttemptAt = info.NextProcessAt.UTC()
+		if now.Status == tasks.StatusRunning {
+			// The handler asked to wait without recording (an earlier call
+			// still settling): the job waits for its next attempt.
+			now.Status = tasks.StatusRetrying
+		}
+		return now
 	case info.State == asynq.TaskStateArchived:
 		now, ok := l.reload(ctx, job)
 		if ok {
@@ -74,6 +86,11 @@ func (l *Ledger) reload(ctx context.Context, job tasks.Job) (tasks.Job, bool) {
 		return job, false
 	}
 	return now, !now.Status.Terminal()
+}
+
+// sameAttempt reports whether two reads of a job saw the same state.
+func sameAttempt(a, b tasks.Job) bool {
+	return a.Status == b.Status && a.Phase == b.Phase && a.Attempts == b.Attempts && a.UpdatedAt.Equal(b.UpdatedAt)
 }
 
 // strand reports a live job that no task will run as failed, with the
