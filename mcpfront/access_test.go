@@ -193,7 +193,10 @@ func TestRequestTooLarge(t *testing.T) {
 			r = io.MultiReader(r) // hides the length, so the body is sent chunked
 		}
 		resp := post(t, e.url, aliceToken, r, length)
-		msg, _ := io.ReadAll(resp.Body)
+		msg, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatalf("length %d: reading the answer: %v", length, err)
+		}
 		if resp.StatusCode != http.StatusRequestEntityTooLarge {
 			t.Fatalf("length %d: status %d (%s), want 413", length, resp.StatusCode, msg)
 		}

@@ -91,10 +91,15 @@ func (c *Client) fetchCSRF(ctx context.Context, root string) (string, error) {
 }
 
 // notSent downgrades Unknown to Transient for errors that happened before the
-// post itself was sent.
+// post itself was sent, and says so: a transport error's own message
+// ("SAP may have received the request") is about the token fetch, not the
+// posting.
 func notSent(err error) error {
 	if e, ok := err.(*Error); ok && e.Category == Unknown {
 		e.Category = Transient
+		if e.HTTPStatus == 0 {
+			e.Message = "could not fetch a CSRF token; the posting itself was not sent"
+		}
 	}
 	return err
 }

@@ -115,6 +115,22 @@ func TestTransportFailures(t *testing.T) {
 		}
 	})
 
+	t.Run("a token fetch that hangs past the timeout is transient and says the post was not sent", func(t *testing.T) {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			<-r.Context().Done()
+		}))
+		defer srv.Close()
+		c, err := New(Config{BaseURL: srv.URL, User: testUser, Password: testPassword, Timeout: 100 * time.Millisecond, Logger: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = c.PostSupplierInvoice(context.Background(), testInvoice())
+		e := assertError(t, err, Transient, 0, "")
+		if e.Op != opFetchCSRF || !strings.Contains(e.Message, "was not sent") || strings.Contains(e.Message, "may have received") {
+			t.Errorf("Op %q, message %q", e.Op, e.Message)
+		}
+	})
+
 	t.Run("token fetch failure is transient: the post was not sent", func(t *testing.T) {
 		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, "gateway down", http.StatusBadGateway)

@@ -164,7 +164,7 @@ func TestReprocessAfterFix(t *testing.T) {
 	r := newRig(t, sim.Faults{})
 	r.startWorker(r.options())
 	late := taskstest.SupplierInvoice("INV-LATE")
-	threeMonthsAgo := time.Now().AddDate(0, -3, 0)
+	threeMonthsAgo := time.Now().UTC().AddDate(0, -3, 0) // the simulator's periods follow UTC
 	late.PostingDate = threeMonthsAgo.Format("2006-01-02")
 	job := r.submit(late)
 	failed := r.awaitStatus(job.ID, tasks.StatusFailed, settle)

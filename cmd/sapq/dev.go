@@ -42,8 +42,16 @@ func runDev(ctx context.Context, args []string, stdout io.Writer) error {
 	if *token == "" {
 		*token = randomHex(16)
 	}
-	// The simulator's password is the worker's secret alone; it is never printed.
-	simPassword := randomHex(16)
+	// The simulator's password is SAPQ_SAP_PASSWORD (or _FILE), so that its
+	// OData and SOAP endpoints can be explored with curl; when unset it is
+	// random and the worker's secret alone. It is never printed.
+	simPassword, err := secret("SAP_PASSWORD")
+	if err != nil {
+		return err
+	}
+	if simPassword == "" {
+		simPassword = randomHex(16)
+	}
 
 	var redisOpt *redis.Options
 	if *redisURL == "" {

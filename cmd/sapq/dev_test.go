@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
 	"regexp"
 	"strings"
 	"sync"
@@ -15,6 +16,8 @@ import (
 
 	"github.com/sapq/sapq/internal/redistest"
 	"github.com/sapq/sapq/internal/testutil"
+	"github.com/sapq/sapq/sap/sim"
+	"github.com/sapq/sapq/tasks"
 	"github.com/sapq/sapq/tasks/taskstest"
 )
 
@@ -64,17 +67,24 @@ func startDev(t *testing.T, token string, embedded bool) string {
 	}
 }
 
+// httpClient returns a client with connections of its own, closed before
+// sapq dev stops: an HTTP server's graceful shutdown waits up to 5 s for a
+// connection dialed and never used, which a shared client may leave behind.
+func httpClient(t *testing.T) *http.Client {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	t.Cleanup(tr.CloseIdleConnections)
+	return &http.Client{Transport: tr}
+}
+
 func connect(t *testing.T, url, token string) *sdk.ClientSession {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	// A connection of its own, closed before sapq dev stops: an HTTP server's
-	// graceful shutdown waits up to 5 s for a connection dialed and never used.
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	t.Cleanup(tr.CloseIdleConnections)
+	hc := httpClient(t)
+	hc.Transport = testutil.Bearer{Token: token, Next: hc.Transport}
 	c := sdk.NewClient(&sdk.Implementation{Name: "sapq-e2e", Version: "1"}, nil)
 	cs, err := c.Connect(ctx, &sdk.StreamableClientTransport{
-		Endpoint: url, HTTPClient: &http.Client{Transport: testutil.Bearer{Token: token, Next: tr}}, DisableStandaloneSSE: true,
+		Endpoint: url, HTTPClient: hc, DisableStandaloneSSE: true,
 	}, nil)
 	if err != nil {
 		t.Fatalf("connect: %v", err)
@@ -144,7 +154,7 @@ func awaitPosting(t *testing.T, cs *sdk.ClientSession, id string) posting {
 
 func simLedger(t *testing.T, base string) map[string]string {
 	t.Helper()
-	resp, err := http.Get(base + "/sim/ledger")
+	resp, err := httpClient(t).Get(base + "/sim/ledger")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -180,6 +190,7 @@ func TestDevEndToEnd(t *testing.T) {
 
 func testDevEndToEnd(t *testing.T, embedded bool) {
 	const token = "e2e-token-0123456789"
+	t.Setenv("SAPQ_SAP_PASSWORD", simPassword) // to read back what SAP stored
 	base := startDev(t, token, embedded)
 	cs := connect(t, base+"/mcp", token)
 
@@ -210,13 +221,53 @@ func testDevEndToEnd(t *testing.T, embedded bool) {
 	if docs["E2E-INV-1"] != pi.Result.Document || pi.Result.FiscalYear == "" || pi.Result.CompanyCode != "1010" {
 		t.Fatalf("invoice result %+v, simulator ledger %v", pi.Result, docs)
 	}
-	found := false
-	for _, d := range docs {
-		found = found || d == pj.Result.Document
+	if docs[tasks.ReferenceFor(sj.JobID)] != pj.Result.Document || len(docs) != 2 {
+		t.Fatalf("journal entry result %+v, simulator ledger %v", pj.Result, docs)
 	}
-	if !found || len(docs) != 2 {
-		t.Fatalf("journal entry document %s not (alone) in the simulator's ledger %v", pj.Result.Document, docs)
+
+	// The texts, XML and JSON metacharacters included, arrive in SAP as the
+	// agent wrote them, neither mangled nor double-escaped.
+	invoices := simRead(t, base, sim.SupplierInvoiceServicePath+"/A_SupplierInvoice",
+		"CompanyCode eq '1010' and SupplierInvoiceIDByInvcgParty eq 'E2E-INV-1'")
+	if len(invoices) != 1 || invoices[0]["DocumentHeaderText"] != inv.HeaderText {
+		t.Fatalf("SAP holds invoices %v, want one with header text %q", invoices, inv.HeaderText)
 	}
+	lines := simRead(t, base, sim.GLAccountLineItemPath+"/GLAccountLineItem",
+		"CompanyCode eq '1010' and AssignmentReference eq '"+tasks.ReferenceFor(sj.JobID)+"'")
+	texts := map[any]bool{}
+	for _, l := range lines {
+		texts[l["DocumentItemText"]] = true
+	}
+	if !texts[je.Items[0].Text] || !texts[je.Items[1].Text] {
+		t.Fatalf("SAP holds line texts %v, want %q and %q", texts, je.Items[0].Text, je.Items[1].Text)
+	}
+}
+
+// simPassword is the simulator's password in the tests that read it back.
+const simPassword = "sim-secret-0123456789"
+
+// simRead reads an OData V2 entity set of the simulator, as a SAP user would.
+func simRead(t *testing.T, base, set, filter string) []map[string]any {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, base+set+"?$format=json&$filter="+url.QueryEscape(filter), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.SetBasicAuth("SAPQ_COMM", simPassword)
+	resp, err := httpClient(t).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body struct {
+		D struct {
+			Results []map[string]any `json:"results"`
+		} `json:"d"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %d, %v", set, resp.StatusCode, err)
+	}
+	return body.D.Results
 }
 
 func TestDevGuardsUIAndMCP(t *testing.T) {
@@ -227,7 +278,8 @@ func TestDevGuardsUIAndMCP(t *testing.T) {
 		if auth != "" {
 			req.Header.Set("Authorization", "Bearer "+auth)
 		}
-		c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+		c := httpClient(t)
+		c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 		resp, err := c.Do(req)
 		if err != nil {
 			t.Fatal(err)
@@ -304,7 +356,7 @@ func TestDevRetryIsVisibleToTheAgent(t *testing.T) {
 	base := startDev(t, token, false)
 	setFaults := func(body string) {
 		t.Helper()
-		resp, err := http.Post(base+"/sim/faults", "application/json", strings.NewReader(body))
+		resp, err := httpClient(t).Post(base+"/sim/faults", "application/json", strings.NewReader(body))
 		if err != nil || resp.StatusCode != http.StatusOK {
 			t.Fatalf("POST /sim/faults %s: %v %v", body, err, resp)
 		}

@@ -7,13 +7,14 @@
 package redistest
 
 import (
-	"bufio"
+	"bytes"
 	"context"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -23,11 +24,13 @@ import (
 
 // Server is a running redis-server owned by the test process.
 type Server struct {
-	Addr string
-	cmd  *exec.Cmd
-	dir  string
-	mu   sync.Mutex
-	free []int // logical DBs not in use by a test
+	Addr   string
+	cmd    *exec.Cmd
+	exited chan struct{} // closed when the process has exited
+	output bytes.Buffer  // the server's log; read only after exited
+	dir    string
+	mu     sync.Mutex
+	free   []int // logical DBs not in use by a test
 }
 
 // Start launches redis-server on a free loopback port. It returns an error
@@ -41,42 +44,36 @@ func Start() (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	var lastErr error
+	// The free port is released before redis-server binds it, so another
+	// process (another package's server) may take it first; then this one
+	// exits and the next port is tried.
 	for range 5 {
 		port, err := freePort()
 		if err != nil {
 			return nil, err
 		}
-		cmd := exec.Command(bin,
+		s := &Server{Addr: fmt.Sprintf("127.0.0.1:%d", port), dir: dir, exited: make(chan struct{})}
+		s.cmd = exec.Command(bin,
 			"--bind", "127.0.0.1", "--port", strconv.Itoa(port),
 			"--save", "", "--appendonly", "no", "--dir", dir,
 			"--maxmemory-policy", "noeviction", "--databases", strconv.Itoa(databases),
 			"--daemonize", "no", "--loglevel", "warning")
-		out, err := cmd.StdoutPipe()
-		if err != nil {
-			return nil, err
-		}
-		cmd.Stderr = cmd.Stdout
-		if err := cmd.Start(); err != nil {
+		s.cmd.Stdout, s.cmd.Stderr = &s.output, &s.output
+		if err := s.cmd.Start(); err != nil {
 			return nil, fmt.Errorf("redistest: start redis-server: %w", err)
 		}
-		go drain(out)
-		s := &Server{Addr: fmt.Sprintf("127.0.0.1:%d", port), cmd: cmd, dir: dir}
+		go func() { s.cmd.Wait(); close(s.exited) }()
 		for db := range databases {
 			s.free = append(s.free, db)
 		}
-		if err := s.waitReady(10 * time.Second); err == nil {
+		if lastErr = s.waitReady(10 * time.Second); lastErr == nil {
 			return s, nil
 		}
 		s.kill()
 	}
 	os.RemoveAll(dir)
-	return nil, fmt.Errorf("redistest: redis-server did not become ready")
-}
-
-func drain(r interface{ Read([]byte) (int, error) }) {
-	sc := bufio.NewScanner(r)
-	for sc.Scan() {
-	}
+	return nil, fmt.Errorf("redistest: redis-server did not become ready: %w", lastErr)
 }
 
 func freePort() (int, error) {
@@ -88,16 +85,27 @@ func freePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
+// waitReady waits until this server, and not another process that took its
+// port, answers.
 func (s *Server) waitReady(limit time.Duration) error {
 	c := redis.NewClient(&redis.Options{Addr: s.Addr, MaxRetries: -1})
 	defer c.Close()
+	want := fmt.Sprintf("process_id:%d", s.cmd.Process.Pid)
 	deadline := time.Now().Add(limit)
 	for {
+		select {
+		case <-s.exited:
+			return fmt.Errorf("redis-server on %s exited: %s", s.Addr, bytes.TrimSpace(s.output.Bytes()))
+		default:
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
-		err := c.Ping(ctx).Err()
+		info, err := c.Info(ctx, "server").Result()
 		cancel()
 		if err == nil {
-			return nil
+			if strings.Contains(info, want+"\r\n") {
+				return nil
+			}
+			return fmt.Errorf("%s is served by another process", s.Addr)
 		}
 		if time.Now().After(deadline) {
 			return err
@@ -107,10 +115,8 @@ func (s *Server) waitReady(limit time.Duration) error {
 }
 
 func (s *Server) kill() {
-	if s.cmd.Process != nil {
-		s.cmd.Process.Kill()
-		s.cmd.Wait()
-	}
+	s.cmd.Process.Kill()
+	<-s.exited
 }
 
 // Stop terminates the server and removes its directory.
