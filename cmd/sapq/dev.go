@@ -120,7 +120,12 @@ func runDev(ctx context.Context, args []string, stdout io.Writer) error {
 
 	mux := opsMux(reg)
 	mux.Handle("/sap/", simulator)
-	mux.Handle("/sim/", simulator)
+	var simControl http.Handler = simulator
+	if !isLoopback(ln.Addr()) {
+		// Anyone who can reach the listener could change the faults.
+		simControl = requireToken(*token, simulator)
+	}
+	mux.Handle("/sim/", simControl)
 	mux.Handle("/mcp", front.HTTPHandler())
 	mux.Handle("/ui/", requireToken(*token, ui))
 	mux.Handle("/{$}", http.RedirectHandler("/ui/", http.StatusFound))

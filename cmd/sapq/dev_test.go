@@ -27,9 +27,9 @@ func TestMain(m *testing.M) { redistest.Main(m, &redisSrv) }
 
 // startDev runs `sapq dev` and returns its base URL. Unless embedded is
 // set, it runs against the test's Redis rather than its embedded one.
-func startDev(t *testing.T, token string, embedded bool) string {
+func startDev(t *testing.T, token string, embedded bool, extra ...string) string {
 	t.Helper()
-	args := []string{"--addr", "127.0.0.1:0", "--token", token}
+	args := append([]string{"--addr", "127.0.0.1:0", "--token", token}, extra...)
 	if !embedded {
 		_, db := redisSrv.NewDB(t)
 		args = append(args, "--redis-url", fmt.Sprintf("redis://%s/%d", redisSrv.Addr, db))
@@ -49,7 +49,7 @@ func startDev(t *testing.T, token string, embedded bool) string {
 			t.Error("sapq dev did not stop within 30s of its context ending")
 		}
 	})
-	re := regexp.MustCompile(`(http://127\.0\.0\.1:\d+)/mcp`)
+	re := regexp.MustCompile(`(http://(?:[0-9.]+|\[[0-9a-f:]+\]):\d+)/mcp`)
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		if m := re.FindStringSubmatch(out.String()); m != nil {
@@ -385,5 +385,31 @@ func TestDevRetryIsVisibleToTheAgent(t *testing.T) {
 	setFaults(`{"fail_rate":0}`)
 	if p := awaitPosting(t, cs, s.JobID); p.Status != "succeeded" || p.Attempts < 2 {
 		t.Fatalf("posting = %+v, want succeeded after a retry", p)
+	}
+}
+
+// Bound beyond loopback, sapq dev puts the simulator's control endpoints
+// behind its token: anyone who can reach the port could change the faults.
+func TestDevGuardsSimulatorControlBeyondLoopback(t *testing.T) {
+	const token = "sim-guard-token-0123456789"
+	base := startDev(t, token, true, "--addr", "0.0.0.0:0")
+	c := httpClient(t)
+	post := func(auth string) int {
+		req, _ := http.NewRequest(http.MethodPost, base+"/sim/faults", strings.NewReader(`{"fail_rate":1}`))
+		if auth != "" {
+			req.Header.Set("Authorization", "Bearer "+auth)
+		}
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := post(""); code != http.StatusUnauthorized {
+		t.Fatalf("POST /sim/faults without the token: %d, want 401", code)
+	}
+	if code := post(token); code != http.StatusOK {
+		t.Fatalf("POST /sim/faults with the token: %d, want 200", code)
 	}
 }

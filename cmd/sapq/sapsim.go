@@ -40,5 +40,8 @@ func runSAPSim(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	log.Info("SAP simulator listening", "url", "http://"+ln.Addr().String(), "user", *user, "client", *client)
+	if !isLoopback(ln.Addr()) {
+		log.Warn("the simulator's /sim/ endpoints (faults, ledger) need no credentials; anyone who can reach this address can change its faults")
+	}
 	return serve(ctx, ln, s)
 }

@@ -38,6 +38,12 @@ func serve(ctx context.Context, ln net.Listener, h http.Handler, onShutdown ...f
 	return err
 }
 
+// isLoopback reports whether a listener is reachable from this host only.
+func isLoopback(addr net.Addr) bool {
+	tcp, ok := addr.(*net.TCPAddr)
+	return ok && tcp.IP.IsLoopback()
+}
+
 func newRegistry() *prometheus.Registry {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
