@@ -3,13 +3,12 @@ package tasks
 import (
 	"fmt"
 	"strings"
-	"sync"
 	"time"
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/bojanz/currency"
 	"github.com/shopspring/decimal"
-	"golang.org/x/text/currency"
 )
 
 // Field lengths come from SAP's service definitions (API_SUPPLIERINVOICE_PROCESS_SRV
@@ -114,31 +113,22 @@ func (c *checker) checkDate(field, v string) {
 }
 
 // checkCurrency validates an ISO 4217 code and returns how many fraction
-// digits amounts in it may carry (at most MaxFractionDigits).
+// digits amounts in it may carry (at most MaxFractionDigits). The codes are
+// CLDR's current ones (github.com/bojanz/currency): no withdrawn currencies
+// (DEM, HRK) and none that no document is posted in (XAU gold, XTS testing,
+// XXX "no currency").
 func (c *checker) checkCurrency(field, v string) int {
 	if v == "" {
 		c.add(field, "is required (ISO 4217 code such as EUR or USD)")
 		return MaxFractionDigits
 	}
-	u, err := currency.ParseISO(v)
-	if err != nil || u.String() != v || !tenderCurrencies()[u] {
+	digits, ok := currency.GetDigits(v)
+	if !ok {
 		c.add(field, "must be the ISO 4217 code of a currency in use, in upper case, such as EUR or USD; got %q", v)
 		return MaxFractionDigits
 	}
-	scale, _ := currency.Standard.Rounding(u)
-	return min(scale, MaxFractionDigits)
+	return min(int(digits), MaxFractionDigits)
 }
-
-// tenderCurrencies are the currencies that are legal tender somewhere today.
-// ISO 4217 also lists codes no document is posted in: precious metals (XAU),
-// testing (XTS), "no currency" (XXX) and withdrawn ones (DEM).
-var tenderCurrencies = sync.OnceValue(func() map[currency.Unit]bool {
-	set := map[currency.Unit]bool{}
-	for it := currency.Query(); it.Next(); {
-		set[it.Unit()] = true
-	}
-	return set
-})
 
 // checkAmount parses a decimal string. It never goes through float64.
 func (c *checker) checkAmount(field, v string, digits int) (decimal.Decimal, bool) {

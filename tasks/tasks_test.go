@@ -82,6 +82,7 @@ func TestInvalidPostingsNameTheField(t *testing.T) {
 		{"testing currency", tasks.KindJournalEntry, mutate(t, je, func(m map[string]any) { m["currency"] = "XTS" }), "currency", "in use"},
 		{"no currency", tasks.KindJournalEntry, mutate(t, je, func(m map[string]any) { m["currency"] = "XXX" }), "currency", "in use"},
 		{"withdrawn currency", tasks.KindJournalEntry, mutate(t, je, func(m map[string]any) { m["currency"] = "DEM" }), "currency", "in use"},
+		{"currency withdrawn in 2023", tasks.KindJournalEntry, mutate(t, je, func(m map[string]any) { m["currency"] = "HRK" }), "currency", "in use"},
 		{"lower-case invoice reference", tasks.KindSupplierInvoice, mutate(t, si, func(m map[string]any) { m["invoice_reference"] = "inv-2026/7" }), "invoice_reference", `send "INV-2026/7"`},
 		{"invoice reference with a trailing blank", tasks.KindSupplierInvoice, mutate(t, si, func(m map[string]any) { m["invoice_reference"] = "INV-1 " }), "invoice_reference", "blanks"},
 		{"lower-case reference", tasks.KindJournalEntry, mutate(t, je, func(m map[string]any) { m["reference"] = "accr-11" }), "reference", `send "ACCR-11"`},
@@ -256,5 +257,22 @@ func TestStoredPayloadIsNotValidatedAgain(t *testing.T) {
 	}
 	if _, err := tasks.Decode(tasks.KindSupplierInvoice, job.Payload); err == nil {
 		t.Fatal("a new submission with a lower-case reference was accepted")
+	}
+}
+
+// Currencies introduced in recent years are accepted, with their own
+// number of fraction digits (JPY has none).
+func TestCurrentCurrenciesAreAccepted(t *testing.T) {
+	for _, code := range []string{"EUR", "USD", "VES", "MRU", "SLE", "ZWG"} {
+		je := taskstest.JournalEntry("k")
+		je.Currency = code
+		if err := je.Validate(); err != nil {
+			t.Errorf("%s: %v", code, err)
+		}
+	}
+	je := taskstest.JournalEntry("k")
+	je.Currency = "JPY"
+	if err := je.Validate(); err == nil || !strings.Contains(err.Error(), "at most 0 fraction digits") {
+		t.Errorf("JPY with cents: %v", err)
 	}
 }
