@@ -36,10 +36,24 @@ func invalid(field, msg string) *ValidationError {
 	return &ValidationError{Fields: []FieldError{{Field: field, Message: msg}}}
 }
 
-// checker collects violations so that one response lists them all.
-type checker struct{ errs []FieldError }
+// MaxFieldErrors bounds the violations one response lists. Enough for an
+// agent to fix a document in one round; a request with more is usually one
+// mistake repeated (a number for every amount), and listing all of a
+// megabyte's worth would flood the agent's context.
+const MaxFieldErrors = 50
+
+// checker collects violations so that one response lists them all, up to
+// MaxFieldErrors.
+type checker struct {
+	errs []FieldError
+	more int // violations beyond MaxFieldErrors
+}
 
 func (c *checker) add(field, format string, args ...any) {
+	if len(c.errs) >= MaxFieldErrors {
+		c.more++
+		return
+	}
 	c.errs = append(c.errs, FieldError{Field: field, Message: fmt.Sprintf(format, args...)})
 }
 
@@ -47,5 +61,9 @@ func (c *checker) err() error {
 	if len(c.errs) == 0 {
 		return nil
 	}
-	return &ValidationError{Fields: c.errs}
+	errs := c.errs
+	if c.more > 0 {
+		errs = append(errs, FieldError{Message: fmt.Sprintf("and %d more violations not listed; fix these first", c.more)})
+	}
+	return &ValidationError{Fields: errs}
 }

@@ -276,3 +276,16 @@ func TestCurrentCurrenciesAreAccepted(t *testing.T) {
 		t.Errorf("JPY with cents: %v", err)
 	}
 }
+
+// A megabyte of one repeated mistake gets a bounded answer, not half a
+// million lines.
+func TestViolationsAreCapped(t *testing.T) {
+	raw := `{"items":[` + strings.Repeat(`1,`, 100000) + `1]}`
+	errs := fieldErrors(t, tasks.KindJournalEntry, raw)
+	if len(errs) != tasks.MaxFieldErrors+1 || !strings.Contains(errs[len(errs)-1].Message, "and 99951 more") {
+		t.Fatalf("got %d errors, last %v", len(errs), errs[len(errs)-1])
+	}
+	if errs[0].Field != "items[0]" || !strings.Contains(errs[0].Message, "must be an object") {
+		t.Fatalf("first error %v", errs[0])
+	}
+}
