@@ -158,6 +158,15 @@ func (c *checker) checkAmount(field, v string, digits int) (decimal.Decimal, boo
 	return d, true
 }
 
+// parseAmount parses an amount that validation accepted; a stored payload
+// that no longer parses is an error, never a panic.
+func parseAmount(field, v string) (decimal.Decimal, error) {
+	if v == "" || !isDecimalString(v) {
+		return decimal.Decimal{}, fmt.Errorf("%s: not a decimal string: %q", field, v)
+	}
+	return decimal.NewFromString(v)
+}
+
 func isDecimalString(s string) bool {
 	i := 0
 	if s[0] == '-' || s[0] == '+' {

@@ -81,14 +81,16 @@ func (j *JournalEntry) DocType() string {
 	return j.DocumentType
 }
 
-// Amounts returns the line amounts as exact decimals. Call it only on a
-// validated entry.
-func (j *JournalEntry) Amounts() []decimal.Decimal {
+// Amounts returns the line amounts as exact decimals.
+func (j *JournalEntry) Amounts() ([]decimal.Decimal, error) {
 	out := make([]decimal.Decimal, len(j.Items))
 	for i, it := range j.Items {
-		out[i] = decimal.RequireFromString(it.Amount)
+		var err error
+		if out[i], err = parseAmount(itemField(i, "amount"), it.Amount); err != nil {
+			return nil, err
+		}
 	}
-	return out
+	return out, nil
 }
 
 func (j *JournalEntry) String() string {

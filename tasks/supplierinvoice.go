@@ -84,14 +84,17 @@ func (s *SupplierInvoice) Validate() error {
 }
 
 // Amounts returns the gross amount and the line amounts as exact decimals.
-// Call it only on a validated invoice.
-func (s *SupplierInvoice) Amounts() (gross decimal.Decimal, items []decimal.Decimal) {
-	gross = decimal.RequireFromString(s.GrossAmount)
+func (s *SupplierInvoice) Amounts() (gross decimal.Decimal, items []decimal.Decimal, err error) {
+	if gross, err = parseAmount("gross_amount", s.GrossAmount); err != nil {
+		return decimal.Decimal{}, nil, err
+	}
 	items = make([]decimal.Decimal, len(s.Items))
 	for i, it := range s.Items {
-		items[i] = decimal.RequireFromString(it.Amount)
+		if items[i], err = parseAmount(itemField(i, "amount"), it.Amount); err != nil {
+			return decimal.Decimal{}, nil, err
+		}
 	}
-	return gross, items
+	return gross, items, nil
 }
 
 func (s *SupplierInvoice) String() string {

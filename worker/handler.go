@@ -24,41 +24,55 @@ func (w *Worker) ProcessTask(ctx context.Context, t *asynq.Task) error {
 		return fmt.Errorf("%w: %v", asynq.SkipRetry, err)
 	}
 	log := w.log.With("job_id", payload.JobID, "type", t.Type())
+	last := isLastAttempt(ctx)
+	for {
+		a, err := w.claim(ctx, payload.JobID, log, last)
+		if a == nil {
+			return err
+		}
+		err = a.run(ctx)
+		var wait *waitError
+		if !last || !errors.As(err, &wait) {
+			return err
+		}
+		// asynq archives a task whose last attempt returns any error, even
+		// one that spends no retry: a wait returned now would strand the
+		// job. The last attempt waits here instead and runs the protocol
+		// again. A shutdown that outlasts the wait requeues the task and
+		// cancels ctx, and what this delivery returns no longer counts.
+		if deadline, ok := ctx.Deadline(); ok && time.Until(deadline) < wait.after {
+			return a.exhausted(ctx, wait)
+		}
+		log.Info("last attempt: waiting in the handler", "reason", wait.reason, "after", wait.after)
+		select {
+		case <-time.After(wait.after):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
 
-	claimed, err := w.ledger.Claim(ctx, payload.JobID)
+// claim starts an attempt on the job, or returns a nil attempt when there
+// is nothing to do, with what to tell asynq.
+func (w *Worker) claim(ctx context.Context, id string, log *slog.Logger, last bool) (*attempt, error) {
+	claimed, err := w.ledger.Claim(ctx, id)
 	job := claimed.Job
 	switch {
 	case errors.Is(err, ledger.ErrCancelled):
 		log.Info("job was cancelled; dropping the task")
-		return nil
+		return nil, nil
 	case errors.Is(err, ledger.ErrPosted):
 		log.Info("job already posted; confirming", "document", job.Result.Document)
-		return nil
+		return nil, nil
 	case errors.Is(err, ledger.ErrNotFound):
 		// Without its ledger entry the job cannot be checked against SAP,
 		// so it must not be sent.
 		log.Error("task has no ledger entry; not posting")
-		return fmt.Errorf("%w: job %s has no ledger entry (expired or deleted)", asynq.SkipRetry, payload.JobID)
+		return nil, fmt.Errorf("%w: job %s has no ledger entry (expired or deleted)", asynq.SkipRetry, id)
 	case err != nil:
-		return err // Redis trouble: retry the delivery
+		return nil, err // Redis trouble: retry the delivery
 	}
-	a := attempt{w: w, job: job, sinceSend: claimed.SinceSend, log: log, last: isLastAttempt(ctx)}
-	err = a.run(ctx)
-	var wait *waitError
-	if !a.last || !errors.As(err, &wait) {
-		return err
-	}
-	// asynq archives a task whose last attempt returns any error, even one
-	// that spends no retry; a wait returned now would strand the job. The
-	// last attempt waits here instead and then runs the protocol again. A
-	// shutdown that outlasts the wait requeues the task and cancels ctx.
-	log.Info("last attempt: waiting in the handler", "reason", wait.reason, "after", wait.after)
-	select {
-	case <-time.After(wait.after):
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	return w.ProcessTask(ctx, t)
+	return &attempt{w: w, job: job, sinceSend: claimed.SinceSend, log: log, last: last}, nil
 }
 
 func isLastAttempt(ctx context.Context) bool {
@@ -80,17 +94,17 @@ type attempt struct {
 
 func (a *attempt) run(ctx context.Context) error {
 	w, job := a.w, a.job
-	posting, err := job.Posting()
-	if err != nil {
-		return a.unsendable(ctx, "invalid_payload", err.Error())
-	}
 	p, ok := w.posters[job.Kind]
 	if !ok {
 		return a.unsendable(ctx, "unknown_kind", "no worker for kind "+string(job.Kind))
 	}
+	c, err := p(job)
+	if err != nil {
+		return a.unsendable(ctx, "invalid_payload", err.Error())
+	}
 
 	if job.Phase == tasks.PhaseSending {
-		if done, err := a.reconcile(ctx, p, posting); done || err != nil {
+		if done, err := a.reconcile(ctx, c); done || err != nil {
 			return err
 		}
 	}
@@ -110,7 +124,7 @@ func (a *attempt) run(ctx context.Context) error {
 
 	callCtx, cancel := context.WithTimeout(ctx, w.opts.SAPTimeout)
 	start := time.Now()
-	doc, err := p.post(callCtx, job, posting)
+	doc, err := c.post(callCtx)
 	cancel()
 	w.metrics.sapCall(job.Kind, "post", start, err)
 	if err == nil {
@@ -132,17 +146,19 @@ func (a *attempt) run(ctx context.Context) error {
 
 // reconcile settles an unknown outcome by looking the document up in SAP.
 // It returns done when the job needs no send (adopted, or must wait).
-func (a *attempt) reconcile(ctx context.Context, p poster, posting tasks.Posting) (bool, error) {
+func (a *attempt) reconcile(ctx context.Context, c call) (bool, error) {
 	w, job := a.w, a.job
 	// A call sent moments ago may still be running in SAP (a delivery
 	// re-queued by a shutdown, say): a look-up now could miss a document
-	// about to be committed. Wait until any such call must have ended.
+	// about to be committed. Wait until any such call must have ended. The
+	// wait is at most ReconcileAfter, even if Redis's clock went back (a
+	// failover to a host whose clock is behind).
 	if settle := w.opts.ReconcileAfter - a.sinceSend; settle > 0 {
-		return true, a.awaitSettling(ctx, settle)
+		return true, a.awaitSettling(min(settle, w.opts.ReconcileAfter))
 	}
 	callCtx, cancel := context.WithTimeout(ctx, w.opts.SAPTimeout)
 	start := time.Now()
-	doc, found, err := p.find(callCtx, job, posting)
+	doc, found, err := c.find(callCtx)
 	cancel()
 	w.metrics.sapCall(job.Kind, "find", start, err)
 	if err != nil {
@@ -240,10 +256,32 @@ func (a *attempt) retry(ctx context.Context, phase tasks.Phase, jobErr tasks.Job
 // awaitSettling asks for a later attempt, without spending the retry
 // budget, once any call still in flight from an earlier attempt must have
 // ended.
-func (a *attempt) awaitSettling(ctx context.Context, settle time.Duration) error {
+func (a *attempt) awaitSettling(settle time.Duration) error {
 	reason := fmt.Sprintf("previous call to SAP went out %s ago; looking the document up once it must have ended", a.sinceSend.Round(time.Millisecond))
 	a.log.Info("waiting for an earlier call to settle", "after", settle)
 	return &waitError{reason: reason, after: settle}
+}
+
+// exhausted ends a last attempt whose wait does not fit in the time asynq
+// gives the task: asynq archives the task, so the ledger must say failed,
+// with the outcome left to reconcile when it is reprocessed.
+func (a *attempt) exhausted(ctx context.Context, wait *waitError) error {
+	ctx, cancel := recordCtx(ctx)
+	defer cancel()
+	category := tasks.CategoryTransient
+	if a.job.Phase == tasks.PhaseSending {
+		category = tasks.CategoryUnknown
+	}
+	jobErr := tasks.JobError{Code: "attempts_exhausted", Message: wait.reason + "; no attempts left", Category: category}
+	switch err := a.w.ledger.RecordFailure(ctx, a.job, tasks.StatusFailed, a.job.Phase, jobErr); {
+	case err == nil:
+		a.w.metrics.finished(a.job.Kind, tasks.StatusFailed)
+	case errors.Is(err, ledger.ErrStale), errors.Is(err, ledger.ErrPosted):
+		// Another delivery moved the job on; its outcome stands.
+	default:
+		return err
+	}
+	return wait
 }
 
 // jobError turns a SAP error into what the ledger keeps and agents read.

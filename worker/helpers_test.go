@@ -162,6 +162,19 @@ func (r *rig) awaitPosts(kind sim.Kind, n int) {
 	}
 }
 
+// rewritePayload replaces a job's stored payload, as an older or newer
+// release might have written it. The ledger offers no way to do this, so
+// the test writes the job's hash directly.
+func (r *rig) rewritePayload(id, payload string) {
+	r.t.Helper()
+	if old, _ := r.rdb.HGet(context.Background(), "sapq:job:"+id, "payload").Result(); old == payload {
+		r.t.Fatal("rewritePayload: the payload is unchanged")
+	}
+	if err := r.rdb.HSet(context.Background(), "sapq:job:"+id, "payload", payload).Err(); err != nil {
+		r.t.Fatal(err)
+	}
+}
+
 // documents counts the simulator's postings for a reference.
 func (r *rig) documents(ref string) int { return r.sim.CountByReference(ref) }
 

@@ -3,6 +3,7 @@ package worker
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/sapq/sapq/sap"
 	"github.com/sapq/sapq/tasks"
@@ -16,71 +17,57 @@ type SAP interface {
 	FindJournalEntry(ctx context.Context, companyCode, reference string) (sap.Document, bool, error)
 }
 
-// poster knows how one posting kind is sent to SAP and found again. Adding a
-// kind means adding a poster; the protocol around it stays the same.
-type poster interface {
-	post(ctx context.Context, job tasks.Job, p tasks.Posting) (sap.Document, error)
-	find(ctx context.Context, job tasks.Job, p tasks.Posting) (sap.Document, bool, error)
+// call is one job's request to SAP, built before anything is recorded as
+// sent, so that a job that cannot be turned into a request fails without
+// SAP ever being called.
+type call struct {
+	post func(ctx context.Context) (sap.Document, error)
+	find func(ctx context.Context) (sap.Document, bool, error)
 }
 
-// typedPoster adapts functions over a concrete posting type, in the manner of
-// River's generic workers.
-type typedPoster[T tasks.Posting] struct {
-	postFn func(ctx context.Context, job tasks.Job, p T) (sap.Document, error)
-	findFn func(ctx context.Context, job tasks.Job, p T) (sap.Document, bool, error)
-}
+// poster builds the call for a job of one posting kind. Adding a kind means
+// adding a poster; the protocol around it stays the same.
+type poster func(job tasks.Job) (call, error)
 
-func (t typedPoster[T]) post(ctx context.Context, job tasks.Job, p tasks.Posting) (sap.Document, error) {
-	typed, ok := p.(T)
-	if !ok {
-		return sap.Document{}, fmt.Errorf("worker: %s job carries %T", job.Kind, p)
+// typed adapts a builder over a concrete posting type, in the manner of
+// River's generic workers: it decodes the job's stored payload into T.
+func typed[T tasks.Posting](build func(job tasks.Job, p T) (call, error)) poster {
+	return func(job tasks.Job) (call, error) {
+		p, err := job.Posting()
+		if err != nil {
+			return call{}, err
+		}
+		t, ok := p.(T)
+		if !ok {
+			return call{}, fmt.Errorf("%s job carries %T", job.Kind, p)
+		}
+		return build(job, t)
 	}
-	return t.postFn(ctx, job, typed)
-}
-
-func (t typedPoster[T]) find(ctx context.Context, job tasks.Job, p tasks.Posting) (sap.Document, bool, error) {
-	typed, ok := p.(T)
-	if !ok {
-		return sap.Document{}, false, fmt.Errorf("worker: %s job carries %T", job.Kind, p)
-	}
-	return t.findFn(ctx, job, typed)
 }
 
 func posters(s SAP, sapUser string) map[tasks.Kind]poster {
 	return map[tasks.Kind]poster{
-		tasks.KindSupplierInvoice: typedPoster[*tasks.SupplierInvoice]{
-			postFn: func(ctx context.Context, job tasks.Job, p *tasks.SupplierInvoice) (sap.Document, error) {
-				inv, err := supplierInvoice(p)
-				if err != nil {
-					return sap.Document{}, err
-				}
-				return s.PostSupplierInvoice(ctx, inv)
-			},
-			// SAP stores the supplier's invoice number with the invoice and
-			// rejects a second one with the same amount and date (M8/108):
-			// those fields find the document again.
-			findFn: func(ctx context.Context, job tasks.Job, p *tasks.SupplierInvoice) (sap.Document, bool, error) {
-				inv, err := supplierInvoice(p)
-				if err != nil {
-					return sap.Document{}, false, err
-				}
-				return s.FindSupplierInvoice(ctx, inv)
-			},
-		},
-		tasks.KindJournalEntry: typedPoster[*tasks.JournalEntry]{
-			postFn: func(ctx context.Context, job tasks.Job, p *tasks.JournalEntry) (sap.Document, error) {
-				je, err := journalEntry(job, p, sapUser)
-				if err != nil {
-					return sap.Document{}, err
-				}
-				return s.PostJournalEntry(ctx, je)
-			},
-			// sapq writes the job's reference into every line's
-			// AssignmentReference; the G/L line item API finds it.
-			findFn: func(ctx context.Context, job tasks.Job, p *tasks.JournalEntry) (sap.Document, bool, error) {
-				return s.FindJournalEntry(ctx, p.CompanyCode, job.Reference())
-			},
-		},
+		tasks.KindSupplierInvoice: typed(func(_ tasks.Job, p *tasks.SupplierInvoice) (call, error) {
+			inv, err := supplierInvoice(p)
+			return call{
+				post: func(ctx context.Context) (sap.Document, error) { return s.PostSupplierInvoice(ctx, inv) },
+				// SAP stores the supplier's invoice number with the invoice
+				// and rejects a second one with the same amount and date
+				// (M8/108): those fields find the document again.
+				find: func(ctx context.Context) (sap.Document, bool, error) { return s.FindSupplierInvoice(ctx, inv) },
+			}, err
+		}),
+		tasks.KindJournalEntry: typed(func(job tasks.Job, p *tasks.JournalEntry) (call, error) {
+			je, err := journalEntry(job, p, sapUser)
+			return call{
+				post: func(ctx context.Context) (sap.Document, error) { return s.PostJournalEntry(ctx, je) },
+				// sapq writes the job's reference into every line's
+				// AssignmentReference; the G/L line item API finds it.
+				find: func(ctx context.Context) (sap.Document, bool, error) {
+					return s.FindJournalEntry(ctx, je.CompanyCode, je.Reference)
+				},
+			}, err
+		}),
 	}
 }
 
@@ -88,17 +75,23 @@ func supplierInvoice(p *tasks.SupplierInvoice) (sap.SupplierInvoice, error) {
 	docDate, err1 := tasks.ParseDate(p.DocumentDate)
 	postDate, err2 := tasks.ParseDate(p.PostingDate)
 	if err1 != nil || err2 != nil {
-		return sap.SupplierInvoice{}, fmt.Errorf("worker: dates of a validated invoice: %v %v", err1, err2)
+		return sap.SupplierInvoice{}, fmt.Errorf("dates: %v %v", err1, err2)
 	}
-	gross, amounts := p.Amounts()
+	gross, amounts, err := p.Amounts()
+	if err != nil {
+		return sap.SupplierInvoice{}, err
+	}
 	items := make([]sap.SupplierInvoiceGLItem, len(p.Items))
 	for i, it := range p.Items {
 		items[i] = sap.SupplierInvoiceGLItem{GLAccount: it.GLAccount, Amount: amounts[i], CostCenter: it.CostCenter, TaxCode: it.TaxCode, Text: it.Text}
 	}
 	return sap.SupplierInvoice{
-		CompanyCode:                   p.CompanyCode,
-		InvoicingParty:                p.Supplier,
-		SupplierInvoiceIDByInvcgParty: p.InvoiceReference,
+		CompanyCode:    p.CompanyCode,
+		InvoicingParty: p.Supplier,
+		// SAP keeps the reference in upper case. Jobs accepted before sapq
+		// required that are converted as SAP would, so that the look-up
+		// searches for what SAP stored.
+		SupplierInvoiceIDByInvcgParty: strings.ToUpper(p.InvoiceReference),
 		DocumentCurrency:              p.Currency,
 		DocumentDate:                  docDate,
 		PostingDate:                   postDate,
@@ -112,9 +105,12 @@ func journalEntry(job tasks.Job, p *tasks.JournalEntry, user string) (sap.Journa
 	docDate, err1 := tasks.ParseDate(p.DocumentDate)
 	postDate, err2 := tasks.ParseDate(p.PostingDate)
 	if err1 != nil || err2 != nil {
-		return sap.JournalEntry{}, fmt.Errorf("worker: dates of a validated entry: %v %v", err1, err2)
+		return sap.JournalEntry{}, fmt.Errorf("dates: %v %v", err1, err2)
 	}
-	amounts := p.Amounts()
+	amounts, err := p.Amounts()
+	if err != nil {
+		return sap.JournalEntry{}, err
+	}
 	items := make([]sap.JournalEntryItem, len(p.Items))
 	for i, it := range p.Items {
 		items[i] = sap.JournalEntryItem{GLAccount: it.GLAccount, Amount: amounts[i], CostCenter: it.CostCenter, Text: it.Text}
@@ -126,7 +122,7 @@ func journalEntry(job tasks.Job, p *tasks.JournalEntry, user string) (sap.Journa
 		Reference:           job.Reference(),
 		CompanyCode:         p.CompanyCode,
 		DocumentType:        p.DocType(),
-		DocumentReferenceID: p.Reference,
+		DocumentReferenceID: strings.ToUpper(p.Reference),
 		HeaderText:          p.HeaderText,
 		Currency:            p.Currency,
 		CreatedByUser:       user,

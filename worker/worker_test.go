@@ -345,36 +345,57 @@ func TestLastAttemptWaitsForAnEarlierCallToSettle(t *testing.T) {
 }
 
 // A job this worker cannot build a request for (a payload written by a newer
-// release, say) fails, but keeps what the ledger knows of SAP: after a call
-// whose outcome is unknown it stays uncancellable and is reconciled when it
-// is reprocessed.
-func TestUnreadablePayloadKeepsAnUnknownOutcome(t *testing.T) {
+// release, or damaged) fails without SAP being called, and keeps what the
+// ledger knows of SAP: after a call whose outcome is unknown it stays
+// uncancellable and is reconciled when it is reprocessed.
+func TestUnsendablePayloadKeepsAnUnknownOutcome(t *testing.T) {
 	t.Parallel()
-	r := newRig(t, sim.Faults{})
-	ctx := context.Background()
-	job := r.submit(taskstest.JournalEntry("je-future"))
-	claimed, err := r.ledger.Claim(ctx, job.ID)
-	if err != nil {
-		t.Fatal(err)
+	for _, c := range []struct{ name, from, to string }{
+		{"a newer release's field", `{`, `{"future_field":"x",`},
+		{"a damaged amount", `"amount":"250.00"`, `"amount":"x250.00"`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			r := newRig(t, sim.Faults{})
+			ctx := context.Background()
+			job := r.submit(taskstest.JournalEntry("je-unsendable"))
+			claimed, err := r.ledger.Claim(ctx, job.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := r.ledger.BeginSend(ctx, claimed.Job); err != nil { // a call went out; its answer was lost
+				t.Fatal(err)
+			}
+			r.rewritePayload(job.ID, strings.Replace(string(job.Payload), c.from, c.to, 1))
+			r.startWorker(r.options())
+			got := r.awaitStatus(job.ID, tasks.StatusFailed, settle)
+			if got.Phase != tasks.PhaseSending || got.Error == nil || got.Error.Code != "invalid_payload" || got.Error.Category != tasks.CategoryUnknown {
+				t.Fatalf("%s; want failed, still sending, outcome unknown", describeJob(got))
+			}
+			if strings.Contains(got.Error.Message, "panic") || strings.Contains(got.Error.Message, ".go:") {
+				t.Fatalf("error message %q", got.Error.Message)
+			}
+			if _, err := r.ledger.Cancel(ctx, "tester", job.ID); !errors.Is(err, ledger.ErrNotCancellable) {
+				t.Fatalf("cancel of a job SAP may hold: %v", err)
+			}
+			if n := r.sim.Stats().Attempts[sim.KindJournalEntry]; n != 0 {
+				t.Fatalf("simulator received %d posts", n)
+			}
+		})
 	}
-	if _, err := r.ledger.BeginSend(ctx, claimed.Job); err != nil { // a call went out; its answer was lost
-		t.Fatal(err)
-	}
-	// The ledger offers no way to rewrite a payload; a newer release's
-	// field is written to its hash directly.
-	future := strings.Replace(string(job.Payload), `{`, `{"future_field":"x",`, 1)
-	if err := r.rdb.HSet(ctx, "sapq:job:"+job.ID, "payload", future).Err(); err != nil {
-		t.Fatal(err)
-	}
+}
+
+// A supplier invoice accepted before references had to be upper case is
+// sent and looked up as SAP stores it, so a lost answer is still settled by
+// look-up rather than by a second posting.
+func TestLowerCaseReferenceOfAnOlderJobIsFoundAfterALostAnswer(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, sim.Faults{AmbiguousRate: 1})
+	job := r.submit(taskstest.SupplierInvoice("INV-LEGACY"))
+	r.rewritePayload(job.ID, strings.Replace(string(job.Payload), `"invoice_reference":"INV-LEGACY"`, `"invoice_reference":"inv-legacy"`, 1))
 	r.startWorker(r.options())
-	got := r.awaitStatus(job.ID, tasks.StatusFailed, settle)
-	if got.Phase != tasks.PhaseSending || got.Error == nil || got.Error.Code != "invalid_payload" || got.Error.Category != tasks.CategoryUnknown {
-		t.Fatalf("%s; want failed, still sending, outcome unknown", describeJob(got))
-	}
-	if _, err := r.ledger.Cancel(ctx, "tester", job.ID); !errors.Is(err, ledger.ErrNotCancellable) {
-		t.Fatalf("cancel of a job SAP may hold: %v", err)
-	}
-	if n := r.sim.Stats().Attempts[sim.KindJournalEntry]; n != 0 {
-		t.Fatalf("simulator received %d posts", n)
+	done := r.awaitStatus(job.ID, tasks.StatusSucceeded, settle)
+	if !done.Result.Reconciled || r.documents("INV-LEGACY") != 1 || r.sim.Stats().Attempts[sim.KindSupplierInvoice] != 1 {
+		t.Fatalf("%s, %d documents; want the one document adopted by look-up", describeJob(done), r.documents("INV-LEGACY"))
 	}
 }

@@ -495,7 +495,7 @@ func (s *Server) postJournalEntry(p *parsedEntry) string {
 	}
 	s.books.ledger = append(s.books.ledger, LedgerDocument{
 		Kind: KindJournalEntry, Document: doc, FiscalYear: fy, CompanyCode: je.CompanyCode,
-		Reference: cmp.Or(reference, je.DocumentReferenceID), PostedAt: now,
+		Reference: cmp.Or(reference, strings.ToUpper(je.DocumentReferenceID)), PostedAt: now, // UpperCase in SAP
 	})
 	s.stats.Posted[KindJournalEntry]++
 	return doc

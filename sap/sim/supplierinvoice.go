@@ -433,7 +433,8 @@ func (s *Server) validateSupplierInvoice(p *supplierInvoicePayload) (*supplierIn
 		PostingDate:                   posting,
 		CreationDate:                  dateOnly(s.opts.Now()),
 		InvoicingParty:                p.InvoicingParty,
-		SupplierInvoiceIDByInvcgParty: p.SupplierInvoiceIDByInvcgParty,
+		// An UpperCase field: SAP converts it on input.
+		SupplierInvoiceIDByInvcgParty: strings.ToUpper(p.SupplierInvoiceIDByInvcgParty),
 		DocumentCurrency:              p.DocumentCurrency,
 		InvoiceGrossAmount:            p.InvoiceGrossAmount.d,
 		TaxIsCalculatedAutomatically:  p.TaxIsCalculatedAutomatically,
