@@ -427,12 +427,12 @@ func (s *Server) validateSupplierInvoice(p *supplierInvoicePayload) (*supplierIn
 		msgs = append(msgs, msgCurrencyUnknown(p.DocumentCurrency))
 	}
 	inv := &supplierInvoice{
-		FiscalYear:                    fmt.Sprint(posting.Year()),
-		CompanyCode:                   p.CompanyCode,
-		DocumentDate:                  p.DocumentDate.t,
-		PostingDate:                   posting,
-		CreationDate:                  dateOnly(s.opts.Now()),
-		InvoicingParty:                p.InvoicingParty,
+		FiscalYear:     fmt.Sprint(posting.Year()),
+		CompanyCode:    p.CompanyCode,
+		DocumentDate:   p.DocumentDate.t,
+		PostingDate:    posting,
+		CreationDate:   dateOnly(s.opts.Now()),
+		InvoicingParty: p.InvoicingParty,
 		// An UpperCase field: SAP converts it on input.
 		SupplierInvoiceIDByInvcgParty: strings.ToUpper(p.SupplierInvoiceIDByInvcgParty),
 		DocumentCurrency:              p.DocumentCurrency,
