@@ -79,9 +79,11 @@ func (c *checker) checkText(field, v string, max int, required bool) {
 
 // checkReference validates a reference SAP keeps in upper case (its
 // definitions mark them display-format UpperCase, and SAP converts on input).
-// sapq looks documents up by these references after a lost answer, so it must
-// send exactly what SAP will store: lower case or surrounding blanks would
-// make the look-up miss the document and post it again.
+// The supplier's invoice number is how sapq finds an invoice again after a
+// lost answer, so sapq must send exactly what SAP will store: lower case or
+// surrounding blanks would make the look-up miss the document and post it
+// again. A journal entry's reference is held to the same rule, so that what
+// the agent sends is what SAP shows.
 func (c *checker) checkReference(field, v string, max int, required bool) {
 	n := len(c.errs)
 	c.checkText(field, v, max, required)

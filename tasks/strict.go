@@ -18,6 +18,9 @@ import (
 // request's shape errors are listed at once, so an agent fixes them in one
 // round.
 func DecodeStrict(raw []byte, v any) error {
+	if reflect.TypeOf(v) == nil {
+		return errors.New("tasks: DecodeStrict into nil")
+	}
 	var c checker
 	if err := checkShape(newTokenizer(raw), reflect.TypeOf(v), "", &c); err == nil && len(c.errs) > 0 {
 		return c.err()

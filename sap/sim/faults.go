@@ -38,6 +38,11 @@ type Faults struct {
 	Latency time.Duration `json:"latency"`
 }
 
+// MaxLatency bounds Faults.Latency. A request sleeps through its latency
+// whatever the client does, as SAP would, and a server cannot stop
+// gracefully while requests sleep: an hour would hold it for an hour.
+const MaxLatency = 2 * time.Minute
+
 // Validate reports whether the rates are probabilities summing to at most 1 and the
 // latency is not negative.
 func (f Faults) Validate() error {
@@ -56,8 +61,8 @@ func (f Faults) Validate() error {
 	if sum > 1+1e-9 {
 		return fmt.Errorf("sim: fault rates sum to %v, must not exceed 1", sum)
 	}
-	if f.Latency < 0 {
-		return fmt.Errorf("sim: latency must not be negative, got %v", f.Latency)
+	if f.Latency < 0 || f.Latency > MaxLatency {
+		return fmt.Errorf("sim: latency must be between 0 and %v, got %v", MaxLatency, f.Latency)
 	}
 	return nil
 }
@@ -173,8 +178,6 @@ func (fi *faultInjector) dropConnection(kind Kind) bool {
 	fi.ambiguous[kind]++
 	return fi.ambiguous[kind]%2 == 1
 }
-
-// sleep waits d or until ctx is done, reporting whether the full time elapsed.
 
 // loseResponse makes the outcome of an already processed request unknown to the
 // client, the way a crashing gateway or a network partition does.

@@ -161,7 +161,7 @@ func TestFaultLatencyOutlivesTheClient(t *testing.T) {
 }
 
 func TestFaultsValidation(t *testing.T) {
-	for _, f := range []Faults{{FailRate: 1.5}, {LockRate: -0.1}, {FailRate: 0.6, ThrottleRate: 0.5}, {Latency: -time.Second}} {
+	for _, f := range []Faults{{FailRate: 1.5}, {LockRate: -0.1}, {FailRate: 0.6, ThrottleRate: 0.5}, {Latency: -time.Second}, {Latency: time.Hour}} {
 		if err := f.Validate(); err == nil {
 			t.Errorf("%+v accepted", f)
 		}

@@ -460,6 +460,22 @@ func TestReaderRacingAFinishingHandlerSeesTheRecord(t *testing.T) {
 	}
 }
 
+// Reprocess records a job as queued, marked for enqueueing, a moment before
+// it replaces the archived task. A reader in that moment sees a queued job,
+// not a stranded one.
+func TestJobBeingReprocessedIsNotStranded(t *testing.T) {
+	l, rdb := newLedger(t)
+	ctx := context.Background()
+	job, _, _ := l.Submit(ctx, "alice", taskstest.JournalEntry("reprocessing"))
+	if err := l.Inspector().ArchiveTask(l.Queue(), job.ID); err != nil { // the old task
+		t.Fatal(err)
+	}
+	rdb.ZAdd(ctx, "sapq:unenqueued", redis.Z{Score: float64(time.Now().UnixMilli()), Member: job.ID})
+	if got, err := l.Get(ctx, "alice", job.ID); err != nil || got.Status != tasks.StatusQueued || got.Error != nil {
+		t.Fatalf("job being reprocessed = %s %+v (%v), want queued", got.Status, got.Error, err)
+	}
+}
+
 // A live job whose task is merely waiting is not reprocessable.
 func TestReprocessRefusesLiveJobs(t *testing.T) {
 	l, _ := newLedger(t)

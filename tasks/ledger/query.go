@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
@@ -68,9 +69,11 @@ func (l *Ledger) overlayQueueState(ctx context.Context, job tasks.Job) tasks.Job
 		}
 		return now
 	case info.State == asynq.TaskStateArchived:
+		// A job just reprocessed is live and marked for enqueueing while its
+		// old task is still archived: it is not stranded.
 		now, ok := l.reload(ctx, job)
-		if ok {
-			strand(&now, "the last attempt ended without a result: "+info.LastErr)
+		if ok && !l.awaitingEnqueue(ctx, now.ID) {
+			strand(&now, "the last attempt ended without a result: "+firstLine(info.LastErr, 200))
 		}
 		return now
 	}
@@ -86,6 +89,19 @@ func (l *Ledger) reload(ctx context.Context, job tasks.Job) (tasks.Job, bool) {
 		return job, false
 	}
 	return now, !now.Status.Terminal()
+}
+
+// firstLine shortens what asynq recorded as a task's last error (a panic
+// carries a stack with file paths) to one line of at most max bytes.
+func firstLine(s string, max int) string {
+	s, _, _ = strings.Cut(s, "\n")
+	if len(s) > max {
+		for max > 0 && !utf8.RuneStart(s[max]) {
+			max--
+		}
+		s = s[:max] + "…"
+	}
+	return s
 }
 
 // sameAttempt reports whether two reads of a job saw the same state.
