@@ -17,7 +17,9 @@ import (
 // ProcessTask runs the exactly-once protocol for one delivery of a posting
 // task. It implements asynq.Handler.
 func (w *Worker) ProcessTask(ctx context.Context, t *asynq.Task) error {
-	w.inflight.Add(1)
+	if !w.enter() {
+		return &waitError{reason: "worker shutting down", after: time.Second}
+	}
 	defer w.inflight.Done()
 	payload, err := ledger.ParseTaskPayload(t.Payload())
 	if err != nil {

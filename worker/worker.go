@@ -56,6 +56,21 @@ type Worker struct {
 	// timeout is up and cancels the handlers' contexts without waiting for
 	// them; Shutdown waits here so that they record their outcome first.
 	inflight sync.WaitGroup
+	// closing is set once Shutdown waits on inflight; a handler that starts
+	// after that (asynq had already given up on it) does nothing.
+	mu      sync.Mutex
+	closing bool
+}
+
+// enter counts a handler in, unless the worker is shutting down.
+func (w *Worker) enter() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closing {
+		return false
+	}
+	w.inflight.Add(1)
+	return true
 }
 
 // New returns a Worker; Start runs it.
@@ -131,6 +146,9 @@ func (w *Worker) Shutdown() {
 		w.sweeper.Shutdown()
 	}
 	w.srv.Shutdown()
+	w.mu.Lock()
+	w.closing = true
+	w.mu.Unlock()
 	done := make(chan struct{})
 	go func() { w.inflight.Wait(); close(done) }()
 	select {

@@ -399,3 +399,26 @@ func TestLowerCaseReferenceOfAnOlderJobIsFoundAfterALostAnswer(t *testing.T) {
 		t.Fatalf("%s, %d documents; want the one document adopted by look-up", describeJob(done), r.documents("INV-LEGACY"))
 	}
 }
+
+// A handler that asynq starts as the worker shuts down (it had already given
+// up on it) does nothing: the job is left for the next delivery.
+func TestHandlerAfterShutdownDoesNothing(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, sim.Faults{})
+	w, err := worker.New(r.options())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Start(); err != nil {
+		t.Fatal(err)
+	}
+	w.Shutdown()
+	job := r.submit(taskstest.JournalEntry("je-late"))
+	task := asynq.NewTask(tasks.KindJournalEntry.TaskType(), []byte(`{"job_id":"`+job.ID+`","caller":"tester"}`))
+	if err := w.ProcessTask(context.Background(), task); err == nil {
+		t.Fatal("a handler after shutdown reported success")
+	}
+	if got, _ := r.ledger.Get(context.Background(), "", job.ID); got.Status != tasks.StatusQueued || r.sim.Stats().Attempts[sim.KindJournalEntry] != 0 {
+		t.Fatalf("job %s, %d posts; want it untouched", got.Status, r.sim.Stats().Attempts[sim.KindJournalEntry])
+	}
+}
