@@ -3,6 +3,7 @@ package ledger_test
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 	"testing"
 
 	"github.com/hibiken/asynq"
@@ -16,6 +17,8 @@ import (
 // the same run and on the same Redis:
 //
 //	go test -run '^$' -bench . -benchmem ./tasks/ledger/
+var benchRuns atomic.Int64
+
 func BenchmarkSubmit(b *testing.B) {
 	rdb, _ := redisSrv.NewDB(b)
 	l, err := ledger.New(ledger.Options{Redis: rdb})
@@ -34,8 +37,10 @@ func BenchmarkSubmit(b *testing.B) {
 		}
 	})
 	b.Run("ledger-submit-new", func(b *testing.B) {
+		// Keys unique across -count runs too, or later runs would replay.
+		run := benchRuns.Add(1)
 		for i := 0; b.Loop(); i++ {
-			if _, _, err := l.Submit(ctx, "bench", taskstest.SupplierInvoice(fmt.Sprintf("new-%d", i))); err != nil {
+			if _, _, err := l.Submit(ctx, "bench", taskstest.SupplierInvoice(fmt.Sprintf("n%d-%d", run, i))); err != nil {
 				b.Fatal(err)
 			}
 		}
