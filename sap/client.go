@@ -126,6 +126,11 @@ func New(cfg Config) (*Client, error) {
 	if cfg.HTTPClient != nil {
 		hc = *cfg.HTTPClient
 	}
+	if hc.Transport == nil {
+		// A pool of its own, which CloseIdleConnections can empty without
+		// touching anyone else's.
+		hc.Transport = http.DefaultTransport.(*http.Transport).Clone()
+	}
 	if hc.Jar == nil {
 		jar, err := cookiejar.New(nil)
 		if err != nil {
@@ -142,7 +147,7 @@ func New(cfg Config) (*Client, error) {
 	}
 
 	_, stdTransport := hc.Transport.(*http.Transport)
-	c := &Client{cfg: cfg, base: base, hc: &hc, log: log, traced: hc.Transport == nil || stdTransport}
+	c := &Client{cfg: cfg, base: base, hc: &hc, log: log, traced: stdTransport}
 	if cfg.Password != "" {
 		c.secrets = append(c.secrets,
 			cfg.Password,
@@ -153,6 +158,12 @@ func New(cfg Config) (*Client, error) {
 
 // String describes c without credentials (a *Client printed with %v would
 // otherwise dump its Config field by field).
+// CloseIdleConnections closes the client's idle connections to SAP. A
+// server in the same process as its client (sapq dev) calls it when it
+// shuts down: a graceful shutdown waits up to five seconds for a connection
+// that was dialed and never used.
+func (c *Client) CloseIdleConnections() { c.hc.CloseIdleConnections() }
+
 func (c *Client) String() string { return "sap.Client{" + c.cfg.String() + "}" }
 
 // GoString is String.

@@ -143,7 +143,7 @@ func runDev(ctx context.Context, args []string, stdout io.Writer) error {
   Metrics, health        %[1]s/metrics  %[1]s/healthz
   Token                  %[2]s (caller %q)
 `, base, *token, devCaller)
-	return serve(ctx, ln, mux, func() { front.Close(context.Background()) })
+	return serve(ctx, ln, mux, func() { front.Close(context.Background()) }, sapClient.CloseIdleConnections)
 }
 
 func randomHex(n int) string {
