@@ -138,13 +138,9 @@ func (c *checker) checkAmount(field, v string, digits int) (decimal.Decimal, boo
 		c.add(field, "is required (a decimal string such as \"100.00\")")
 		return decimal.Decimal{}, false
 	}
-	if !isDecimalString(v) {
-		c.add(field, "must be a decimal string such as \"1234.56\" or \"-10.00\" (digits, optional sign and point; no exponent, no thousands separators), got %q", v)
-		return decimal.Decimal{}, false
-	}
-	d, err := decimal.NewFromString(v)
+	d, err := parseAmount(field, v)
 	if err != nil {
-		c.add(field, "must be a decimal string, got %q", v)
+		c.add(field, "must be a decimal string such as \"1234.56\" or \"-10.00\" (digits, optional sign and point; no exponent, no thousands separators), got %q", v)
 		return decimal.Decimal{}, false
 	}
 	if -d.Exponent() > int32(digits) {
@@ -160,8 +156,9 @@ func (c *checker) checkAmount(field, v string, digits int) (decimal.Decimal, boo
 	return d, true
 }
 
-// parseAmount parses an amount that validation accepted; a stored payload
-// that no longer parses is an error, never a panic.
+// parseAmount parses a decimal string exactly. It is what validation
+// accepts, and what the worker converts stored payloads with: one that no
+// longer parses is an error, never a panic.
 func parseAmount(field, v string) (decimal.Decimal, error) {
 	if v == "" || !isDecimalString(v) {
 		return decimal.Decimal{}, fmt.Errorf("%s: not a decimal string: %q", field, v)

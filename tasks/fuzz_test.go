@@ -1,7 +1,6 @@
 package tasks_test
 
 import (
-	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -44,22 +43,13 @@ func FuzzDecode(f *testing.F) {
 			if amountsErr != nil {
 				t.Fatalf("%s: accepted a posting whose amounts do not parse: %v", kind, amountsErr)
 			}
-			again, err := tasks.Decode(kind, mustMarshal(t, p))
+			again, err := tasks.Decode(kind, encode(t, p))
 			if err != nil {
 				t.Fatalf("%s: re-encoded posting refused: %v", kind, err)
 			}
-			if a, b := mustMarshal(t, p), mustMarshal(t, again); string(a) != string(b) {
+			if a, b := encode(t, p), encode(t, again); string(a) != string(b) {
 				t.Fatalf("%s: round trip changed the posting:\n%s\n%s", kind, a, b)
 			}
 		}
 	})
-}
-
-func mustMarshal(t *testing.T, v any) []byte {
-	t.Helper()
-	b, err := json.Marshal(v)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
 }

@@ -213,9 +213,7 @@ func (a *attempt) succeed(ctx context.Context, doc sap.Document, reconciled bool
 // fail ends the job now: SAP refused it and will refuse it again until the
 // data or SAP's configuration changes.
 func (a *attempt) fail(ctx context.Context, phase tasks.Phase, jobErr tasks.JobError, cause error) error {
-	ctx, cancel := recordCtx(ctx)
-	defer cancel()
-	if err := a.w.ledger.RecordFailure(ctx, a.job, tasks.StatusFailed, phase, jobErr); err != nil && !errors.Is(err, ledger.ErrPosted) && !errors.Is(err, ledger.ErrStale) {
+	if err := a.recordFailure(ctx, tasks.StatusFailed, phase, jobErr); err != nil {
 		return err
 	}
 	a.w.metrics.finished(a.job.Kind, tasks.StatusFailed)
@@ -239,13 +237,11 @@ func (a *attempt) unsendable(ctx context.Context, code, msg string) error {
 // retry records a failed attempt that asynq will try again, unless this
 // was the last attempt, in which case the job is failed.
 func (a *attempt) retry(ctx context.Context, phase tasks.Phase, jobErr tasks.JobError, cause error) error {
-	ctx, cancel := recordCtx(ctx)
-	defer cancel()
 	status := tasks.StatusRetrying
 	if a.last {
 		status = tasks.StatusFailed
 	}
-	if err := a.w.ledger.RecordFailure(ctx, a.job, status, phase, jobErr); err != nil && !errors.Is(err, ledger.ErrPosted) && !errors.Is(err, ledger.ErrStale) {
+	if err := a.recordFailure(ctx, status, phase, jobErr); err != nil {
 		return err
 	}
 	if a.last {
@@ -268,22 +264,29 @@ func (a *attempt) awaitSettling(settle time.Duration) error {
 // gives the task: asynq archives the task, so the ledger must say failed,
 // with the outcome left to reconcile when it is reprocessed.
 func (a *attempt) exhausted(ctx context.Context, wait *waitError) error {
-	ctx, cancel := recordCtx(ctx)
-	defer cancel()
 	category := tasks.CategoryTransient
 	if a.job.Phase == tasks.PhaseSending {
 		category = tasks.CategoryUnknown
 	}
 	jobErr := tasks.JobError{Code: "attempts_exhausted", Message: wait.reason + "; no attempts left", Category: category}
-	switch err := a.w.ledger.RecordFailure(ctx, a.job, tasks.StatusFailed, a.job.Phase, jobErr); {
-	case err == nil:
-		a.w.metrics.finished(a.job.Kind, tasks.StatusFailed)
-	case errors.Is(err, ledger.ErrStale), errors.Is(err, ledger.ErrPosted):
-		// Another delivery moved the job on; its outcome stands.
-	default:
+	if err := a.recordFailure(ctx, tasks.StatusFailed, a.job.Phase, jobErr); err != nil {
 		return err
 	}
+	a.w.metrics.finished(a.job.Kind, tasks.StatusFailed)
 	return wait
+}
+
+// recordFailure records a failed attempt, fenced by the attempt count. A
+// delivery that overtook this one (the job is posted, or a later attempt
+// began) owns the outcome: that is not an error.
+func (a *attempt) recordFailure(ctx context.Context, status tasks.Status, phase tasks.Phase, jobErr tasks.JobError) error {
+	ctx, cancel := recordCtx(ctx)
+	defer cancel()
+	err := a.w.ledger.RecordFailure(ctx, a.job, status, phase, jobErr)
+	if errors.Is(err, ledger.ErrPosted) || errors.Is(err, ledger.ErrStale) {
+		return nil
+	}
+	return err
 }
 
 // jobError turns a SAP error into what the ledger keeps and agents read.

@@ -104,22 +104,34 @@ func (r *rig) submit(p tasks.Posting) tasks.Job {
 	return job
 }
 
-// await polls the ledger until cond holds for the job, or fails the test.
-func (r *rig) await(id string, what string, limit time.Duration, cond func(tasks.Job) bool) tasks.Job {
+// eventually checks cond until it holds, or fails the test with what cond
+// last saw. There is no change notification to wait on in the ledger, asynq
+// or the simulator, so it polls.
+func (r *rig) eventually(limit time.Duration, what string, cond func() (bool, string)) {
 	r.t.Helper()
 	deadline := time.Now().Add(limit)
-	var job tasks.Job
 	for {
-		var err error
-		job, err = r.ledger.Get(context.Background(), "", id)
-		if err == nil && cond(job) {
-			return job
+		ok, seen := cond()
+		if ok {
+			return
 		}
 		if time.Now().After(deadline) {
-			r.t.Fatalf("job %s never became %s within %s; last seen %+v (err %v)", id, what, limit, describeJob(job), err)
+			r.t.Fatalf("%s not reached within %s; last seen %s", what, limit, seen)
 		}
-		time.Sleep(20 * time.Millisecond) // polling the ledger: there is no change notification
+		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// await waits until cond holds for the job as the ledger reports it.
+func (r *rig) await(id string, what string, limit time.Duration, cond func(tasks.Job) bool) tasks.Job {
+	r.t.Helper()
+	var job tasks.Job
+	r.eventually(limit, "job "+id+" "+what, func() (bool, string) {
+		var err error
+		job, err = r.ledger.Get(context.Background(), "", id)
+		return err == nil && cond(job), fmt.Sprintf("%s (err %v)", describeJob(job), err)
+	})
+	return job
 }
 
 func (r *rig) awaitStatus(id string, want tasks.Status, limit time.Duration) tasks.Job {
@@ -127,39 +139,28 @@ func (r *rig) awaitStatus(id string, want tasks.Status, limit time.Duration) tas
 	return r.await(id, string(want), limit, func(j tasks.Job) bool { return j.Status == want })
 }
 
-// awaitTaskState polls asynq until the job's task reaches state. A handler
+// awaitTaskState waits until the job's task reaches state. A handler
 // records the outcome in the ledger before it returns to asynq, so the task
 // moves a moment after the ledger does.
 func (r *rig) awaitTaskState(id string, want asynq.TaskState, limit time.Duration) {
 	r.t.Helper()
-	deadline := time.Now().Add(limit)
-	for {
+	r.eventually(limit, "task "+id+" "+want.String(), func() (bool, string) {
 		info, err := r.ledger.Inspector().GetTaskInfo(r.ledger.Queue(), id)
-		if err == nil && info.State == want {
-			return
+		if err != nil {
+			return false, err.Error()
 		}
-		if time.Now().After(deadline) {
-			state := "none"
-			if info != nil {
-				state = info.State.String()
-			}
-			r.t.Fatalf("task %s never became %s within %s; last seen %s (err %v)", id, want, limit, state, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return info.State == want, info.State.String()
+	})
 }
 
 // awaitPosts waits until the simulator has received n posting requests of a
 // kind.
 func (r *rig) awaitPosts(kind sim.Kind, n int) {
 	r.t.Helper()
-	deadline := time.Now().Add(settle)
-	for r.sim.Stats().Attempts[kind] < n {
-		if time.Now().After(deadline) {
-			r.t.Fatalf("simulator received %d %s posts within %s, want %d", r.sim.Stats().Attempts[kind], kind, settle, n)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	r.eventually(settle, fmt.Sprintf("%d %s posts", n, kind), func() (bool, string) {
+		got := r.sim.Stats().Attempts[kind]
+		return got >= n, fmt.Sprintf("%d posts", got)
+	})
 }
 
 // rewritePayload replaces a job's stored payload, as an older or newer

@@ -44,18 +44,16 @@ func (l *Ledger) Get(ctx context.Context, caller, id string) (tasks.Job, error) 
 // the reads, and the fresh record stands alone.
 func (l *Ledger) overlayQueueState(ctx context.Context, job tasks.Job) tasks.Job {
 	info, err := l.inspector.GetTaskInfo(l.opts.Queue, job.ID)
+	var stranded string // why no task will run the job, if none will
 	switch {
 	case errors.Is(err, asynq.ErrTaskNotFound) || errors.Is(err, asynq.ErrQueueNotFound):
-		// A live job without a task, not waiting to be enqueued: the task
-		// was deleted by hand or trimmed from the archive. Nothing will run
-		// it until an operator reprocesses it.
-		now, ok := l.reload(ctx, job)
-		if ok && !l.awaitingEnqueue(ctx, now.ID) {
-			strand(&now, "its queue task is gone (deleted or trimmed); reprocess it to run it again")
-		}
-		return now
+		// Deleted by hand or trimmed from the archive.
+		stranded = "its queue task is gone (deleted or trimmed); reprocess it to run it again"
 	case err != nil:
 		// The queue cannot be read now: the ledger's state stands.
+		return job
+	case info.State == asynq.TaskStateArchived:
+		stranded = "the last attempt ended without a result: " + firstLine(info.LastErr, 200)
 	case info.State == asynq.TaskStateRetry, info.State == asynq.TaskStateScheduled:
 		now, ok := l.reload(ctx, job)
 		if !ok || !sameAttempt(job, now) {
@@ -68,16 +66,17 @@ func (l *Ledger) overlayQueueState(ctx context.Context, job tasks.Job) tasks.Job
 			now.Status = tasks.StatusRetrying
 		}
 		return now
-	case info.State == asynq.TaskStateArchived:
-		// A job just reprocessed is live and marked for enqueueing while its
-		// old task is still archived: it is not stranded.
-		now, ok := l.reload(ctx, job)
-		if ok && !l.awaitingEnqueue(ctx, now.ID) {
-			strand(&now, "the last attempt ended without a result: "+firstLine(info.LastErr, 200))
-		}
-		return now
+	default:
+		return job
 	}
-	return job
+	// Nothing will run the job until an operator reprocesses it, unless it
+	// is live and marked for enqueueing: just recorded, or just reprocessed
+	// while its old task is still archived.
+	now, ok := l.reload(ctx, job)
+	if ok && !l.awaitingEnqueue(ctx, now.ID) {
+		strand(&now, stranded)
+	}
+	return now
 }
 
 // reload reads the job again after its task's state was read, and reports
