@@ -35,24 +35,45 @@ var rules = []rule{
 		category: Transient,
 		reason:   "object locked by another user or process; nothing was posted",
 		codes:    []string{"VL/045", "56/393", "M3/897", "ME/006", "V1/042", "MC/601"},
+		// The client asks for English texts (sap-language), so these match
+		// SAP's own wording; the German ones catch a system that ignores
+		// the request and answers in its logon language.
 		texts: []*regexp.Regexp{
 			regexp.MustCompile(`(?i)\blocked by\b`),
 			regexp.MustCompile(`(?i)\bbeing processed by\b`),
 			regexp.MustCompile(`(?i)\bblocked by user\b`),
+			regexp.MustCompile(`(?i)\bgesperrt\b`),
+			regexp.MustCompile(`(?i)\bwird gerade .*bearbeitet\b`),
+		},
+	},
+	{
+		category: Duplicate,
+		reason:   "SAP already holds an equal document; it may be this posting's own, from a call whose answer was lost",
+		codes:    []string{"M8/108"},
+		texts: []*regexp.Regexp{
+			regexp.MustCompile(`(?i)\balready (been )?(entered|exists?|posted|created)\b`),
 		},
 	},
 	{
 		category: Permanent,
-		reason:   "SAP rejected the business data (period closed, unbalanced, unknown master data, duplicate)",
+		reason:   "SAP rejected the business data (period closed, unbalanced, unknown master data)",
 		codes: []string{
 			"F5/201", "F5/702", "F5/703", "F5/102", "F5/104", "F5/507", "F5/165",
-			"FH/004", "M8/108", "M7/502", "KI/248",
+			"FH/004", "M7/502", "KI/248",
 		},
 	},
 	{
 		category: Transient,
 		reason:   "throttled; the request was refused, not processed",
 		statuses: []int{http.StatusTooManyRequests},
+	},
+	{
+		// 408: the server gave up waiting for the request itself; 423: the
+		// resource is locked; 425: the server will not risk processing a
+		// replayable request yet. None of them processed anything.
+		category: Transient,
+		reason:   "refused before processing (request timeout, locked, too early)",
+		statuses: []int{http.StatusRequestTimeout, http.StatusLocked, http.StatusTooEarly},
 	},
 	{
 		// A 503 that says when to come back is a refusal. Without
@@ -111,6 +132,20 @@ func classify(status int, retryAfter bool, msgs []Message) Category {
 		// Other 5xx, unexpected 1xx/3xx: we cannot tell what happened.
 		return Unknown
 	}
+}
+
+// CodeCategory is what SAP's message code alone says: the category of the
+// first row that lists it, or 0. A worker uses it for a code that came with an
+// answer classified by its status instead (a permanent data error inside an
+// HTTP 500 is an unknown outcome until a look-up proves nothing was posted).
+func CodeCategory(code string) Category {
+	m := Message{Code: code}
+	for _, r := range rules {
+		if r.matchesCode(m) {
+			return r.category
+		}
+	}
+	return 0
 }
 
 func (r rule) matchesCode(m Message) bool {

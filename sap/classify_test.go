@@ -27,8 +27,17 @@ func TestPostErrorClassification(t *testing.T) {
 			wantCat: Permanent, wantCode: "F5/201", wantMsg: "Posting period 011 2024 is not open"},
 		{name: "unbalanced", status: 400, body: v2Error("F5/702", "Balance in transaction currency"),
 			wantCat: Permanent, wantCode: "F5/702"},
+		// The duplicate may be this posting's own document from a call whose
+		// answer was lost: the worker looks it up before deciding.
 		{name: "duplicate invoice", status: 400, body: v2Error("M8/108", "Check if invoice already entered under accounting document 5105600001 2026"),
-			wantCat: Permanent, wantCode: "M8/108"},
+			wantCat: Duplicate, wantCode: "M8/108"},
+		{name: "already exists by text", status: 400, body: v2Error("ZZ/123", "Document 4711 already exists"),
+			wantCat: Duplicate, wantCode: "ZZ/123"},
+		{name: "lock in the logon language", status: 400, body: v2Error("ZZ/998", "Lieferant 17300001 ist gesperrt durch Benutzer JDOE"),
+			wantCat: Transient, wantCode: "ZZ/998"},
+		{name: "408", status: 408, body: "", wantCat: Transient},
+		{name: "423", status: 423, body: "", wantCat: Transient},
+		{name: "425", status: 425, body: "", wantCat: Transient},
 		{name: "unknown business error", status: 400, body: v2Error("ZZ/001", "Something else is wrong"),
 			wantCat: Permanent, wantCode: "ZZ/001"},
 		{name: "lock by code", status: 400, body: v2Error("MC/601", "Object requested is currently locked by user BATCH_01"),

@@ -21,6 +21,7 @@ import (
 
 const (
 	defaultSAPClient = "100"
+	defaultLanguage  = "EN"
 	defaultTimeout   = 30 * time.Second
 	// maxBodyBytes bounds every response read: SAP answers for one document
 	// are a few KB, and a misbehaving gateway must not exhaust memory.
@@ -31,7 +32,12 @@ const (
 type Config struct {
 	BaseURL  string // e.g. https://my-s4.example.com; paths such as /sap/opu/odata/sap/... are appended
 	Client   string // sap-client, default "100"
-	Language string // sap-language, optional
+	// Language is sent as sap-language (default "EN"). Classification
+	// falls back to SAP's message texts where a code is not in its table,
+	// and those texts come in the logon language: without it, a lock
+	// message in the communication user's German would be taken for a
+	// data error.
+	Language string
 	User     string
 	Password string `json:"-"` // never logged, never in errors, never marshalled
 	// Timeout bounds each HTTP exchange with SAP (default 30s). It is applied
@@ -120,6 +126,9 @@ func New(cfg Config) (*Client, error) {
 	}
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = defaultTimeout
+	}
+	if cfg.Language == "" {
+		cfg.Language = defaultLanguage
 	}
 
 	var hc http.Client
@@ -243,9 +252,7 @@ func (c *Client) url(path string, query url.Values) string {
 		q[k] = v
 	}
 	q.Set("sap-client", c.cfg.Client)
-	if c.cfg.Language != "" {
-		q.Set("sap-language", c.cfg.Language)
-	}
+	q.Set("sap-language", c.cfg.Language)
 	u := *c.base
 	u.Path = c.base.Path + path
 	u.RawPath = ""

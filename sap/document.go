@@ -13,3 +13,17 @@ type Document struct {
 type Message struct {
 	Code, Text, Severity string
 }
+
+// Match is what a look-up by a posting's reference found in SAP.
+type Match struct {
+	// Found is true when SAP holds a document carrying the reference.
+	Found    bool
+	Document Document
+	// ReversedBy is the document that reversed it, when SAP reversed it
+	// (by its number; "" when not reversed). A reversed document is not
+	// adopted: the posting it stood for is undone in SAP's books.
+	ReversedBy string
+}
+
+// Reversed reports whether the document found was reversed.
+func (m Match) Reversed() bool { return m.Found && m.ReversedBy != "" }

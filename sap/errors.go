@@ -19,6 +19,12 @@ const (
 	// Unknown means the request may have been processed: look the document
 	// up before sending it again.
 	Unknown
+	// Duplicate means SAP refused the request because it already holds an
+	// equal document (M8/108, "already exists"). That document may be the
+	// one an earlier call of the same posting created (its answer lost, or
+	// committed after the client gave up): look it up by the posting's
+	// reference before concluding anything.
+	Duplicate
 )
 
 // String returns the name used in logs and metrics labels.
@@ -30,6 +36,8 @@ func (c Category) String() string {
 		return "permanent"
 	case Unknown:
 		return "outcome_unknown"
+	case Duplicate:
+		return "duplicate"
 	default:
 		return "Category(" + strconv.Itoa(int(c)) + ")"
 	}

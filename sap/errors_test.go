@@ -80,13 +80,13 @@ func TestNewRejectsBadConfig(t *testing.T) {
 	if c.cfg.Client != "100" || c.cfg.Timeout != 30*time.Second {
 		t.Errorf("defaults: %v", c.cfg)
 	}
-	if got := c.url("/sap/x", nil); got != "https://s4.example.com/sap/x?sap-client=100" {
+	if got := c.url("/sap/x", nil); got != "https://s4.example.com/sap/x?sap-client=100&sap-language=EN" {
 		t.Errorf("url = %s", got)
 	}
 }
 
 func TestCategory(t *testing.T) {
-	for cat, want := range map[Category]string{Transient: "transient", Permanent: "permanent", Unknown: "outcome_unknown", 0: "Category(0)"} {
+	for cat, want := range map[Category]string{Transient: "transient", Permanent: "permanent", Unknown: "outcome_unknown", Duplicate: "duplicate", 0: "Category(0)"} {
 		if cat.String() != want {
 			t.Errorf("%d.String() = %q, want %q", int(cat), cat.String(), want)
 		}

@@ -32,10 +32,14 @@ func ExampleClient_PostSupplierInvoice() {
 	}
 	ctx := context.Background()
 	day := time.Date(2026, 11, 25, 0, 0, 0, 0, time.UTC)
+	// The reference is the posting's own: derived from who submitted it
+	// under which key (tasks.Identity), stored by SAP with the invoice.
+	const reference = "SQ5R2MVAYQ4KJ3TA"
 	inv := sap.SupplierInvoice{
+		AssignmentReference:           reference,
 		CompanyCode:                   "1010",
 		InvoicingParty:                "17300001",
-		SupplierInvoiceIDByInvcgParty: "INV-2026-001", // the business key a look-up finds it by
+		SupplierInvoiceIDByInvcgParty: "INV-2026-001",
 		DocumentCurrency:              "EUR",
 		DocumentDate:                  day,
 		PostingDate:                   day,
@@ -61,15 +65,15 @@ func ExampleClient_PostSupplierInvoice() {
 		case sap.Permanent:
 			fmt.Println("fix the data:", err)
 			return
-		case sap.Unknown:
+		case sap.Unknown, sap.Duplicate:
 			// SAP may have posted it: look before sending again.
-			doc, found, ferr := client.FindSupplierInvoice(ctx, inv)
+			m, ferr := client.FindSupplierInvoice(ctx, inv.CompanyCode, reference)
 			switch {
 			case ferr != nil:
 				fmt.Println("cannot read SAP, try again later without posting:", ferr)
 				return
-			case found:
-				fmt.Printf("already posted as %s/%s\n", doc.Number, doc.FiscalYear)
+			case m.Found:
+				fmt.Printf("already posted as %s/%s\n", m.Document.Number, m.Document.FiscalYear)
 				return
 			}
 			// Not there: posting again is safe.

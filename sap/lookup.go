@@ -4,10 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"fmt"
 	"net/url"
-	"time"
-
-	"github.com/shopspring/decimal"
 )
 
 const (
@@ -17,82 +15,99 @@ const (
 	opFindJournalEntry    = "find journal entry"
 )
 
-// FindSupplierInvoice looks for inv in SAP: an invoice of the same supplier
-// in the company code under the supplier's invoice number
-// (SupplierInvoiceIDByInvcgParty) with the same gross amount, currency and
-// document date, the fields SAP's own duplicate check compares. An invoice
-// that shares only the number is another document, not this one. It returns
-// (doc, true, nil) when found, (Document{}, false, nil) when SAP answered and
-// has none, and an error when SAP could not be read; the caller must then not
-// post.
-func (c *Client) FindSupplierInvoice(ctx context.Context, inv SupplierInvoice) (Document, bool, error) {
-	v := validator{op: opFindSupplierInvoice}
-	v.required("CompanyCode", inv.CompanyCode, 4)
-	v.required("InvoicingParty", inv.InvoicingParty, 10)
-	v.required("SupplierInvoiceIDByInvcgParty", inv.SupplierInvoiceIDByInvcgParty, 16)
-	if err := v.err(c); err != nil {
-		return Document{}, false, err
+// FindSupplierInvoice looks for the invoice that carries reference in its
+// AssignmentReference in the company code. Only the posting that wrote the
+// reference finds the invoice by it: the supplier's invoice number, amount
+// and date (the fields of SAP's duplicate check) can belong to an invoice
+// that another caller, or a person in SAP, entered. A reversal document
+// never matches; a reversed invoice is reported with ReversedBy. Match.Found
+// is false when SAP answered and holds none; an error means SAP could not be
+// read, and the caller must then not post.
+func (c *Client) FindSupplierInvoice(ctx context.Context, companyCode, reference string) (Match, error) {
+	if err := c.validateLookup(opFindSupplierInvoice, companyCode, reference); err != nil {
+		return Match{}, err
 	}
-	filter := "CompanyCode eq " + quote(inv.CompanyCode) +
-		" and InvoicingParty eq " + quote(inv.InvoicingParty) +
-		" and SupplierInvoiceIDByInvcgParty eq " + quote(inv.SupplierInvoiceIDByInvcgParty)
 	rows, err := c.query(ctx, opFindSupplierInvoice, supplierInvoiceSet, url.Values{
-		"$select": {"SupplierInvoice,FiscalYear,CompanyCode,InvoiceGrossAmount,DocumentCurrency,DocumentDate"},
-		"$filter": {filter},
+		"$select": {"SupplierInvoice,FiscalYear,CompanyCode,AssignmentReference,ReverseDocument,ReverseDocumentFiscalYear,IsReversal,IsReversed"},
+		"$filter": {"CompanyCode eq " + quote(companyCode) + " and AssignmentReference eq " + quote(reference)},
 	})
 	if err != nil {
-		return Document{}, false, err
+		return Match{}, err
 	}
 	for _, raw := range rows {
 		var row struct {
-			SupplierInvoice, FiscalYear, CompanyCode, DocumentCurrency string
-			InvoiceGrossAmount                                         odataDecimal
-			DocumentDate                                               odataDate
+			SupplierInvoice, FiscalYear, CompanyCode, AssignmentReference string
+			ReverseDocument                                               string
+			IsReversal, IsReversed                                        bool
 		}
 		if err := json.Unmarshal(raw, &row); err != nil {
-			return Document{}, false, c.unreadable(opFindSupplierInvoice, err)
+			return Match{}, c.unreadable(opFindSupplierInvoice, err)
 		}
-		same := decimal.Decimal(row.InvoiceGrossAmount).Equal(inv.InvoiceGrossAmount) &&
-			row.DocumentCurrency == inv.DocumentCurrency &&
-			time.Time(row.DocumentDate).Equal(calendarDay(inv.DocumentDate))
-		if !same {
+		if row.AssignmentReference != reference || row.IsReversal {
 			continue
 		}
 		if row.SupplierInvoice == "" {
-			return Document{}, false, c.noNumber(opFindSupplierInvoice)
+			return Match{}, c.noNumber(opFindSupplierInvoice)
 		}
-		return Document{Number: row.SupplierInvoice, FiscalYear: row.FiscalYear, CompanyCode: row.CompanyCode}, true, nil
+		return matchOf(Document{Number: row.SupplierInvoice, FiscalYear: row.FiscalYear, CompanyCode: row.CompanyCode},
+			row.IsReversed, row.ReverseDocument), nil
 	}
-	return Document{}, false, nil
+	return Match{}, nil
 }
 
-// FindJournalEntry looks for a journal entry carrying sapq's reference in
-// AssignmentReference (PostJournalEntry writes it on every item). Results are
-// as for FindSupplierInvoice.
-func (c *Client) FindJournalEntry(ctx context.Context, companyCode, reference string) (Document, bool, error) {
-	v := validator{op: opFindJournalEntry}
-	v.required("companyCode", companyCode, 4)
-	// An empty reference would match every line without assignment.
-	v.required("reference", reference, 18)
-	if err := v.err(c); err != nil {
-		return Document{}, false, err
+// FindJournalEntry looks for the journal entry that carries reference in its
+// lines' AssignmentReference (PostJournalEntry writes it on every line) in
+// the company code, through the G/L line items. Lines of a reversal document
+// never match; a reversed entry is reported with ReversedBy. Results are as
+// for FindSupplierInvoice.
+func (c *Client) FindJournalEntry(ctx context.Context, companyCode, reference string) (Match, error) {
+	if err := c.validateLookup(opFindJournalEntry, companyCode, reference); err != nil {
+		return Match{}, err
 	}
 	rows, err := c.query(ctx, opFindJournalEntry, glAccountLineItemSet, url.Values{
-		"$select": {"CompanyCode,AccountingDocument,FiscalYear"},
-		"$top":    {"1"}, // SAP returns one row per line item (and ledger)
-		"$filter": {"CompanyCode eq " + quote(companyCode) + " and AssignmentReference eq " + quote(reference)},
+		"$select": {"CompanyCode,AccountingDocument,FiscalYear,AssignmentReference,IsReversal,IsReversed,ReversalReferenceDocument"},
+		// One line of the original document is enough: SAP returns a row
+		// per line item and ledger.
+		"$top":    {"1"},
+		"$filter": {"CompanyCode eq " + quote(companyCode) + " and AssignmentReference eq " + quote(reference) + " and IsReversal eq false"},
 	})
 	if err != nil || len(rows) == 0 {
-		return Document{}, false, err
+		return Match{}, err
 	}
-	var row struct{ CompanyCode, AccountingDocument, FiscalYear string }
+	var row struct {
+		CompanyCode, AccountingDocument, FiscalYear, AssignmentReference string
+		ReversalReferenceDocument                                        string
+		IsReversal, IsReversed                                           bool
+	}
 	if err := json.Unmarshal(rows[0], &row); err != nil {
-		return Document{}, false, c.unreadable(opFindJournalEntry, err)
+		return Match{}, c.unreadable(opFindJournalEntry, err)
+	}
+	if row.AssignmentReference != reference || row.IsReversal {
+		// SAP ignored the filter: nothing can be concluded.
+		return Match{}, c.unreadable(opFindJournalEntry, fmt.Errorf("line of %s does not match the filter", row.AccountingDocument))
 	}
 	if row.AccountingDocument == "" {
-		return Document{}, false, c.noNumber(opFindJournalEntry)
+		return Match{}, c.noNumber(opFindJournalEntry)
 	}
-	return Document{Number: row.AccountingDocument, FiscalYear: row.FiscalYear, CompanyCode: row.CompanyCode}, true, nil
+	return matchOf(Document{Number: row.AccountingDocument, FiscalYear: row.FiscalYear, CompanyCode: row.CompanyCode},
+		row.IsReversed, row.ReversalReferenceDocument), nil
+}
+
+func matchOf(doc Document, reversed bool, reversedBy string) Match {
+	m := Match{Found: true, Document: doc, ReversedBy: reversedBy}
+	if reversed && m.ReversedBy == "" {
+		m.ReversedBy = "(number not given)"
+	}
+	return m
+}
+
+// validateLookup refuses a look-up that could not identify one posting: an
+// empty reference would match every document without one.
+func (c *Client) validateLookup(op, companyCode, reference string) error {
+	v := validator{op: op}
+	v.required("companyCode", companyCode, 4)
+	v.required("reference", reference, 18)
+	return v.err(c)
 }
 
 // query runs an OData V2 query and returns its result rows.

@@ -5,22 +5,14 @@ import (
 	"net/http"
 	"strings"
 	"testing"
-	"time"
-
-	"github.com/shopspring/decimal"
 )
 
-// lookedUp is the invoice the look-up tests search for.
-var lookedUp = SupplierInvoice{
-	CompanyCode: "1010", InvoicingParty: "17300001", SupplierInvoiceIDByInvcgParty: "O'Brien 1",
-	DocumentCurrency: "EUR", InvoiceGrossAmount: decimal.RequireFromString("119.00"),
-	DocumentDate: time.Date(2026, 11, 25, 0, 0, 0, 0, time.UTC),
-}
-
-// invoiceRow is an A_SupplierInvoice row as SAP answers it; change adjusts it.
+// invoiceRow is an A_SupplierInvoice row as SAP answers the look-up; change
+// adjusts it.
 func invoiceRow(number string, change func(map[string]any)) map[string]any {
 	row := map[string]any{"SupplierInvoice": number, "FiscalYear": "2026", "CompanyCode": "1010",
-		"InvoiceGrossAmount": "119.000", "DocumentCurrency": "EUR", "DocumentDate": "/Date(1795564800000)/"}
+		"AssignmentReference": "SQABCDEFGHIJKLMN", "ReverseDocument": "", "ReverseDocumentFiscalYear": "",
+		"IsReversal": false, "IsReversed": false}
 	if change != nil {
 		change(row)
 	}
@@ -30,32 +22,29 @@ func invoiceRow(number string, change func(map[string]any)) map[string]any {
 func results(rows ...any) map[string]any { return map[string]any{"d": map[string]any{"results": rows}} }
 
 func TestFindSupplierInvoice(t *testing.T) {
+	doc := Document{Number: "5105600001", FiscalYear: "2026", CompanyCode: "1010"}
 	tests := []struct {
-		name      string
-		status    int
-		body      any
-		wantFound bool
-		wantDoc   Document
-		wantCat   Category // 0: no error
+		name    string
+		status  int
+		body    any
+		want    Match
+		wantCat Category // 0: no error
 	}{
-		{name: "found", status: 200, body: results(invoiceRow("5105600001", nil)),
-			wantFound: true, wantDoc: Document{Number: "5105600001", FiscalYear: "2026", CompanyCode: "1010"}},
-		{name: "found among invoices sharing the number", status: 200,
-			body: results(
-				invoiceRow("5105600007", func(r map[string]any) { r["InvoiceGrossAmount"] = "120.00" }),
-				invoiceRow("5105600008", func(r map[string]any) { r["DocumentDate"] = "/Date(1795478400000)/" }),
-				invoiceRow("5105600009", func(r map[string]any) { r["DocumentCurrency"] = "USD" }),
-				invoiceRow("5105600010", nil)),
-			wantFound: true, wantDoc: Document{Number: "5105600010", FiscalYear: "2026", CompanyCode: "1010"}},
-		{name: "same number, another invoice", status: 200,
-			body: results(invoiceRow("5105600007", func(r map[string]any) { r["InvoiceGrossAmount"] = "120.00" }))},
+		{name: "found", status: 200, body: results(invoiceRow("5105600001", nil)), want: Match{Found: true, Document: doc}},
 		{name: "not found", status: 200, body: results()},
-		{name: "not a date", status: 200, body: results(invoiceRow("5105600001", func(r map[string]any) { r["DocumentDate"] = "1795564800000)/" })), wantCat: Unknown},
-		{name: "empty date", status: 200, body: results(invoiceRow("5105600001", func(r map[string]any) { r["DocumentDate"] = "/Date()/" })), wantCat: Unknown},
-		{name: "amount as a number", status: 200, body: results(invoiceRow("5105600001", func(r map[string]any) { r["InvoiceGrossAmount"] = 119 })), wantCat: Unknown},
+		// SAP copies the assignment into a reversal document: only the
+		// original counts, and it is reported reversed.
+		{name: "reversed", status: 200, body: results(
+			invoiceRow("5105600001", func(r map[string]any) { r["IsReversed"], r["ReverseDocument"] = true, "5105600002" }),
+			invoiceRow("5105600002", func(r map[string]any) { r["IsReversal"] = true })),
+			want: Match{Found: true, Document: doc, ReversedBy: "5105600002"}},
+		{name: "only a reversal document", status: 200, body: results(invoiceRow("5105600002", func(r map[string]any) { r["IsReversal"] = true }))},
+		// A system that ignores the filter must not make another invoice ours.
+		{name: "another reference", status: 200, body: results(invoiceRow("5105600009", func(r map[string]any) { r["AssignmentReference"] = "SQOTHER" }))},
 		{name: "server error", status: 500, body: v2Error("/IWBEP/CM_MGW_RT/004", "Runtime error"), wantCat: Unknown},
 		{name: "throttled", status: 429, body: v2Error("429", "Rate limit"), wantCat: Transient},
 		{name: "unreadable", status: 200, body: map[string]any{"value": []any{}}, wantCat: Unknown},
+		{name: "flag of the wrong type", status: 200, body: results(invoiceRow("5105600001", func(r map[string]any) { r["IsReversed"] = "X" })), wantCat: Unknown},
 		{name: "hit without number", status: 200, body: results(invoiceRow("", nil)), wantCat: Unknown},
 	}
 	for _, tt := range tests {
@@ -66,28 +55,29 @@ func TestFindSupplierInvoice(t *testing.T) {
 				gotReq = r
 				writeJSON(w, tt.status, tt.body)
 			}
-			doc, found, err := f.client().FindSupplierInvoice(context.Background(), lookedUp)
+			m, err := f.client().FindSupplierInvoice(context.Background(), "1010", "SQABCDEFGHIJKLMN")
 			if tt.wantCat != 0 {
 				assertError(t, err, tt.wantCat, tt.status, codeOf(err))
-				if found || doc.Number != "" {
-					t.Errorf("error with found=%v doc=%+v", found, doc)
+				if m.Found {
+					t.Errorf("error with a match: %+v", m)
 				}
 				return
 			}
 			if err != nil {
 				t.Fatal(err)
 			}
-			if found != tt.wantFound || doc.Number != tt.wantDoc.Number || doc.FiscalYear != tt.wantDoc.FiscalYear || doc.CompanyCode != tt.wantDoc.CompanyCode {
-				t.Errorf("got %+v, %v; want %+v, %v", doc, found, tt.wantDoc, tt.wantFound)
+			if m.Found != tt.want.Found || m.Document.Number != tt.want.Document.Number || m.Document.FiscalYear != tt.want.Document.FiscalYear ||
+				m.Document.CompanyCode != tt.want.Document.CompanyCode || m.ReversedBy != tt.want.ReversedBy {
+				t.Errorf("got %+v; want %+v", m, tt.want)
 			}
 			if gotReq.URL.Path != "/sap/opu/odata/sap/API_SUPPLIERINVOICE_PROCESS_SRV/A_SupplierInvoice" {
 				t.Errorf("path = %s", gotReq.URL.Path)
 			}
 			q := gotReq.URL.Query()
-			if want := "CompanyCode eq '1010' and InvoicingParty eq '17300001' and SupplierInvoiceIDByInvcgParty eq 'O''Brien 1'"; q.Get("$filter") != want {
+			if want := "CompanyCode eq '1010' and AssignmentReference eq 'SQABCDEFGHIJKLMN'"; q.Get("$filter") != want {
 				t.Errorf("$filter = %q, want %q", q.Get("$filter"), want)
 			}
-			if q.Get("$select") != "SupplierInvoice,FiscalYear,CompanyCode,InvoiceGrossAmount,DocumentCurrency,DocumentDate" || q.Get("$format") != "json" || q.Get("sap-client") != "100" {
+			if q.Get("$format") != "json" || q.Get("sap-client") != "100" || q.Get("sap-language") != "EN" || !strings.Contains(q.Get("$select"), "IsReversed") {
 				t.Errorf("query = %s", gotReq.URL.RawQuery)
 			}
 			// Spaces travel as %20: "+" is a space only in HTML forms.
@@ -100,20 +90,27 @@ func TestFindSupplierInvoice(t *testing.T) {
 
 func TestFindJournalEntry(t *testing.T) {
 	f := newFakeSAP(t)
-	rows := map[string]string{"SQ-000042": "0100000001"}
+	lines := map[string]map[string]any{
+		"SQ-000042": {"AccountingDocument": "0100000001", "IsReversed": false, "ReversalReferenceDocument": ""},
+		"SQ-000044": {"AccountingDocument": "0100000003", "IsReversed": true, "ReversalReferenceDocument": "0100000004"},
+	}
 	f.find = func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()
 		if r.URL.Path != "/sap/opu/odata/sap/API_GLACCOUNTLINEITEM/GLAccountLineItem" ||
-			q.Get("$top") != "1" || q.Get("$select") != "CompanyCode,AccountingDocument,FiscalYear" {
+			q.Get("$top") != "1" || !strings.Contains(q.Get("$select"), "ReversalReferenceDocument") {
 			t.Errorf("request = %s?%s", r.URL.Path, r.URL.RawQuery)
 		}
 		var results []any
-		for ref, doc := range rows {
-			if q.Get("$filter") == "CompanyCode eq '1010' and AssignmentReference eq '"+ref+"'" {
-				results = append(results, map[string]any{"CompanyCode": "1010", "AccountingDocument": doc, "FiscalYear": "2026", "AccountingDocumentItem": "001"})
+		for ref, line := range lines {
+			if q.Get("$filter") == "CompanyCode eq '1010' and AssignmentReference eq '"+ref+"' and IsReversal eq false" {
+				row := map[string]any{"CompanyCode": "1010", "FiscalYear": "2026", "AccountingDocumentItem": "001", "AssignmentReference": ref, "IsReversal": false}
+				for k, v := range line {
+					row[k] = v
+				}
+				results = append(results, row)
 			}
 		}
-		if q.Get("$filter") == "CompanyCode eq '1010' and AssignmentReference eq 'BROKEN'" {
+		if strings.Contains(q.Get("$filter"), "'BROKEN'") {
 			writeJSON(w, http.StatusBadGateway, nil)
 			return
 		}
@@ -122,20 +119,24 @@ func TestFindJournalEntry(t *testing.T) {
 	c := f.client()
 	ctx := context.Background()
 
-	doc, found, err := c.FindJournalEntry(ctx, "1010", "SQ-000042")
-	if err != nil || !found || doc.Number != "0100000001" || doc.FiscalYear != "2026" || doc.CompanyCode != "1010" {
-		t.Errorf("found case: %+v %v %v", doc, found, err)
+	m, err := c.FindJournalEntry(ctx, "1010", "SQ-000042")
+	if err != nil || !m.Found || m.Reversed() || m.Document.Number != "0100000001" || m.Document.FiscalYear != "2026" || m.Document.CompanyCode != "1010" {
+		t.Errorf("found case: %+v %v", m, err)
 	}
-	doc, found, err = c.FindJournalEntry(ctx, "1010", "SQ-000043")
-	if err != nil || found || doc.Number != "" {
-		t.Errorf("not-found case: %+v %v %v", doc, found, err)
+	m, err = c.FindJournalEntry(ctx, "1010", "SQ-000044")
+	if err != nil || !m.Found || !m.Reversed() || m.ReversedBy != "0100000004" {
+		t.Errorf("reversed case: %+v %v", m, err)
 	}
-	_, found, err = c.FindJournalEntry(ctx, "1010", "BROKEN")
+	m, err = c.FindJournalEntry(ctx, "1010", "SQ-000043")
+	if err != nil || m.Found {
+		t.Errorf("not-found case: %+v %v", m, err)
+	}
+	m, err = c.FindJournalEntry(ctx, "1010", "BROKEN")
 	assertError(t, err, Unknown, http.StatusBadGateway, "")
-	if found {
+	if m.Found {
 		t.Error("found with error")
 	}
-	_, _, err = c.FindJournalEntry(ctx, "1010", "")
+	_, err = c.FindJournalEntry(ctx, "1010", "")
 	assertError(t, err, Permanent, 0, "")
 }
 

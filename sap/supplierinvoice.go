@@ -19,6 +19,11 @@ const (
 // SupplierInvoice is a supplier invoice without purchase order reference:
 // header plus G/L account lines. Dates are calendar dates (use UTC midnight).
 type SupplierInvoice struct {
+	// AssignmentReference is the posting's own reference (at most 18
+	// characters). SAP stores it with the invoice, and FindSupplierInvoice
+	// looks for it: only the posting that wrote it can find the invoice by
+	// it, unlike the supplier's invoice number, which anyone may enter.
+	AssignmentReference                                                          string
 	CompanyCode, InvoicingParty, SupplierInvoiceIDByInvcgParty, DocumentCurrency string
 	DocumentDate, PostingDate                                                    time.Time
 	InvoiceGrossAmount                                                           decimal.Decimal
@@ -47,6 +52,7 @@ type supplierInvoiceBody struct {
 	TaxIsCalculatedAutomatically  bool         `json:"TaxIsCalculatedAutomatically"`
 	AccountingDocumentType        string       `json:"AccountingDocumentType"`
 	DocumentHeaderText            string       `json:"DocumentHeaderText,omitempty"`
+	AssignmentReference           string       `json:"AssignmentReference"`
 	GLItems                       struct {
 		Results []supplierInvoiceGLBody `json:"results"`
 	} `json:"to_SupplierInvoiceItemGLAcct"`
@@ -67,8 +73,10 @@ type supplierInvoiceGLBody struct {
 // PostSupplierInvoice creates the invoice in SAP and returns its number and
 // fiscal year. Invalid input fails as Permanent before anything is sent.
 //
-// SAP does not de-duplicate OData creates: after an Unknown error, call
-// FindSupplierInvoice before posting again.
+// SAP does not de-duplicate OData creates by request; its duplicate-invoice
+// check answers a second equal invoice with M8/108 (Category Duplicate).
+// After an Unknown or Duplicate error, call FindSupplierInvoice before
+// anything else.
 func (c *Client) PostSupplierInvoice(ctx context.Context, inv SupplierInvoice) (Document, error) {
 	if inv.AccountingDocumentType == "" {
 		inv.AccountingDocumentType = "RE"
@@ -125,6 +133,7 @@ func supplierInvoicePayload(inv SupplierInvoice) supplierInvoiceBody {
 		TaxIsCalculatedAutomatically:  true,
 		AccountingDocumentType:        inv.AccountingDocumentType,
 		DocumentHeaderText:            inv.DocumentHeaderText,
+		AssignmentReference:           inv.AssignmentReference,
 	}
 	b.GLItems.Results = make([]supplierInvoiceGLBody, 0, len(inv.Items))
 	for i, it := range inv.Items {
@@ -157,6 +166,7 @@ func debitCredit(d decimal.Decimal) string {
 // permanently instead of costing a round trip.
 func (c *Client) validateSupplierInvoice(inv SupplierInvoice) error {
 	v := validator{op: opPostSupplierInvoice}
+	v.required("AssignmentReference", inv.AssignmentReference, 18)
 	v.required("CompanyCode", inv.CompanyCode, 4)
 	v.required("InvoicingParty", inv.InvoicingParty, 10)
 	v.required("SupplierInvoiceIDByInvcgParty", inv.SupplierInvoiceIDByInvcgParty, 16)

@@ -17,6 +17,7 @@ import (
 func testInvoice() SupplierInvoice {
 	day := time.Date(2024, 11, 22, 0, 0, 0, 0, time.UTC) // /Date(1732233600000)/
 	return SupplierInvoice{
+		AssignmentReference:           "SQABCDEFGHIJKLMN",
 		CompanyCode:                   "1010",
 		InvoicingParty:                "17300001",
 		SupplierInvoiceIDByInvcgParty: "INV-2026-001",
@@ -80,7 +81,7 @@ func TestPostSupplierInvoiceSuccess(t *testing.T) {
 	json.Unmarshal([]byte(`{"CompanyCode":"1010","DocumentDate":"/Date(1732233600000)/","PostingDate":"/Date(1732233600000)/",
 		"InvoicingParty":"17300001","SupplierInvoiceIDByInvcgParty":"INV-2026-001","DocumentCurrency":"EUR",
 		"InvoiceGrossAmount":"119.00","TaxIsCalculatedAutomatically":true,"AccountingDocumentType":"RE",
-		"DocumentHeaderText":"Office supplies",
+		"DocumentHeaderText":"Office supplies","AssignmentReference":"SQABCDEFGHIJKLMN",
 		"to_SupplierInvoiceItemGLAcct":{"results":[
 		  {"SupplierInvoiceItem":"1","CompanyCode":"1010","GLAccount":"61003000","CostCenter":"10101101",
 		   "DocumentCurrency":"EUR","SupplierInvoiceItemAmount":"119.00","TaxCode":"V1","DebitCreditCode":"S",

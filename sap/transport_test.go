@@ -102,7 +102,7 @@ func TestTransportFailures(t *testing.T) {
 		assertError(t, err, Transient, 0, "")
 		_, err = c.PostJournalEntry(ctx, testJournalEntry())
 		assertError(t, err, Transient, 0, "")
-		_, _, err = c.FindJournalEntry(ctx, "1010", "SQ-000042")
+		_, err = c.FindJournalEntry(ctx, "1010", "SQ-000042")
 		assertError(t, err, Transient, 0, "")
 	})
 

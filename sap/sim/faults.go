@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 )
@@ -18,7 +19,8 @@ import (
 //
 // The JSON form (used by POST /sim/faults) is
 //
-//	{"fail_rate":0.1,"ambiguous_rate":0.05,"lock_rate":0.05,"throttle_rate":0.03,"latency":"200ms"}
+//	{"fail_rate":0.1,"ambiguous_rate":0.05,"lock_rate":0.05,"throttle_rate":0.03,
+//	 "slow_rate":0.02,"slow_latency":"3s","latency":"200ms","next":["slow","ambiguous"]}
 type Faults struct {
 	// FailRate answers 503 Service Unavailable with Retry-After: 1 before
 	// anything is posted, as a gateway shedding load does.
@@ -31,6 +33,15 @@ type Faults struct {
 	LockRate float64 `json:"lock_rate"`
 	// ThrottleRate answers 429 with Retry-After: 1 and posts nothing.
 	ThrottleRate float64 `json:"throttle_rate"`
+	// SlowRate makes a posting request take SlowLatency instead of Latency
+	// and then commit normally: a slow commit, which outlasts a client's
+	// timeout and, if long enough, its wait before a look-up.
+	SlowRate    float64       `json:"slow_rate"`
+	SlowLatency time.Duration `json:"slow_latency"`
+	// Next are faults for the next posting requests, one each, in order,
+	// before any rate is rolled: a test's script of exactly what happens
+	// ("" for a request without fault). They are used up as requests arrive.
+	Next []FaultKind `json:"next,omitempty"`
 	// Latency is how long SAP takes to process each posting request. As in
 	// SAP, a client that gives up meanwhile does not stop it: the work
 	// process finishes and commits the document, and only the answer is
@@ -49,7 +60,7 @@ func (f Faults) Validate() error {
 	rates := []struct {
 		name string
 		v    float64
-	}{{"fail_rate", f.FailRate}, {"ambiguous_rate", f.AmbiguousRate}, {"lock_rate", f.LockRate}, {"throttle_rate", f.ThrottleRate}}
+	}{{"fail_rate", f.FailRate}, {"ambiguous_rate", f.AmbiguousRate}, {"lock_rate", f.LockRate}, {"throttle_rate", f.ThrottleRate}, {"slow_rate", f.SlowRate}}
 	sum := 0.0
 	for _, r := range rates {
 		// The negated comparison also rejects NaN.
@@ -61,24 +72,38 @@ func (f Faults) Validate() error {
 	if sum > 1+1e-9 {
 		return fmt.Errorf("sim: fault rates sum to %v, must not exceed 1", sum)
 	}
-	if f.Latency < 0 || f.Latency > MaxLatency {
-		return fmt.Errorf("sim: latency must be between 0 and %v, got %v", MaxLatency, f.Latency)
+	for _, l := range []struct {
+		name string
+		v    time.Duration
+	}{{"latency", f.Latency}, {"slow_latency", f.SlowLatency}} {
+		if l.v < 0 || l.v > MaxLatency {
+			return fmt.Errorf("sim: %s must be between 0 and %v, got %v", l.name, MaxLatency, l.v)
+		}
+	}
+	for i, k := range f.Next {
+		if !k.valid() {
+			return fmt.Errorf("sim: next[%d]: unknown fault %q; one of fail, ambiguous, lock, throttle, slow or \"\"", i, k)
+		}
 	}
 	return nil
 }
 
-// faultsJSON is the wire form of Faults: the latency is a Go duration string.
+// faultsJSON is the wire form of Faults: latencies are Go duration strings.
 type faultsJSON struct {
-	FailRate      float64 `json:"fail_rate"`
-	AmbiguousRate float64 `json:"ambiguous_rate"`
-	LockRate      float64 `json:"lock_rate"`
-	ThrottleRate  float64 `json:"throttle_rate"`
-	Latency       string  `json:"latency"`
+	FailRate      float64     `json:"fail_rate"`
+	AmbiguousRate float64     `json:"ambiguous_rate"`
+	LockRate      float64     `json:"lock_rate"`
+	ThrottleRate  float64     `json:"throttle_rate"`
+	SlowRate      float64     `json:"slow_rate"`
+	SlowLatency   string      `json:"slow_latency"`
+	Latency       string      `json:"latency"`
+	Next          []FaultKind `json:"next,omitempty"`
 }
 
-// MarshalJSON encodes the latency as a duration string such as "200ms".
+// MarshalJSON encodes latencies as duration strings such as "200ms".
 func (f Faults) MarshalJSON() ([]byte, error) {
-	return json.Marshal(faultsJSON{f.FailRate, f.AmbiguousRate, f.LockRate, f.ThrottleRate, f.Latency.String()})
+	return json.Marshal(faultsJSON{f.FailRate, f.AmbiguousRate, f.LockRate, f.ThrottleRate, f.SlowRate,
+		f.SlowLatency.String(), f.Latency.String(), f.Next})
 }
 
 // UnmarshalJSON decodes the JSON form strictly: unknown fields are rejected so that a
@@ -90,15 +115,22 @@ func (f *Faults) UnmarshalJSON(b []byte) error {
 	if err := dec.Decode(&raw); err != nil {
 		return err
 	}
-	var latency time.Duration
-	if raw.Latency != "" {
-		d, err := time.ParseDuration(raw.Latency)
-		if err != nil {
-			return fmt.Errorf("sim: latency: %w", err)
+	var latency, slow time.Duration
+	for _, d := range []struct {
+		name, text string
+		dst        *time.Duration
+	}{{"latency", raw.Latency, &latency}, {"slow_latency", raw.SlowLatency, &slow}} {
+		if d.text == "" {
+			continue
 		}
-		latency = d
+		v, err := time.ParseDuration(d.text)
+		if err != nil {
+			return fmt.Errorf("sim: %s: %w", d.name, err)
+		}
+		*d.dst = v
 	}
-	*f = Faults{raw.FailRate, raw.AmbiguousRate, raw.LockRate, raw.ThrottleRate, latency}
+	*f = Faults{FailRate: raw.FailRate, AmbiguousRate: raw.AmbiguousRate, LockRate: raw.LockRate,
+		ThrottleRate: raw.ThrottleRate, SlowRate: raw.SlowRate, SlowLatency: slow, Latency: latency, Next: raw.Next}
 	return nil
 }
 
@@ -111,7 +143,16 @@ const (
 	FaultAmbiguous FaultKind = "ambiguous"
 	FaultLock      FaultKind = "lock"
 	FaultThrottle  FaultKind = "throttle"
+	FaultSlow      FaultKind = "slow"
 )
+
+func (k FaultKind) valid() bool {
+	switch k {
+	case "", FaultFail, FaultAmbiguous, FaultLock, FaultThrottle, FaultSlow:
+		return true
+	}
+	return false
+}
 
 // faultInjector holds the current faults and the random source they are rolled with.
 type faultInjector struct {
@@ -134,7 +175,9 @@ func newFaultInjector(f Faults, seed int64) *faultInjector {
 func (fi *faultInjector) get() Faults {
 	fi.mu.Lock()
 	defer fi.mu.Unlock()
-	return fi.faults
+	f := fi.faults
+	f.Next = slices.Clone(f.Next)
+	return f
 }
 
 func (fi *faultInjector) set(f Faults) error {
@@ -143,30 +186,37 @@ func (fi *faultInjector) set(f Faults) error {
 	}
 	fi.mu.Lock()
 	defer fi.mu.Unlock()
+	f.Next = slices.Clone(f.Next)
 	fi.faults = f
 	return nil
 }
 
-// roll decides the fault for one posting request ("" for none) and returns the latency
-// to apply first.
+// roll decides the fault for one posting request ("" for none) and returns how
+// long SAP takes to process it.
 func (fi *faultInjector) roll() (FaultKind, time.Duration) {
 	fi.mu.Lock()
 	defer fi.mu.Unlock()
-	f := fi.faults
-	if f.FailRate+f.AmbiguousRate+f.LockRate+f.ThrottleRate == 0 {
-		return "", f.Latency
-	}
-	x := fi.rng.Float64()
-	for _, c := range []struct {
-		kind FaultKind
-		rate float64
-	}{{FaultFail, f.FailRate}, {FaultAmbiguous, f.AmbiguousRate}, {FaultLock, f.LockRate}, {FaultThrottle, f.ThrottleRate}} {
-		if x < c.rate {
-			return c.kind, f.Latency
+	f := &fi.faults
+	fault := FaultKind("")
+	if len(f.Next) > 0 {
+		fault, f.Next = f.Next[0], f.Next[1:]
+	} else {
+		x := fi.rng.Float64()
+		for _, c := range []struct {
+			kind FaultKind
+			rate float64
+		}{{FaultFail, f.FailRate}, {FaultAmbiguous, f.AmbiguousRate}, {FaultLock, f.LockRate}, {FaultThrottle, f.ThrottleRate}, {FaultSlow, f.SlowRate}} {
+			if x < c.rate {
+				fault = c.kind
+				break
+			}
+			x -= c.rate
 		}
-		x -= c.rate
 	}
-	return "", f.Latency
+	if fault == FaultSlow {
+		return fault, f.SlowLatency
+	}
+	return fault, f.Latency
 }
 
 // dropConnection reports whether the next ambiguous fault of a kind should drop the

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -61,11 +62,18 @@ func TestFaultLock(t *testing.T) {
 	if n := len(h.sim.Ledger()); n != 0 {
 		t.Errorf("%d documents posted", n)
 	}
-	// Locks are transient: once it is released, the same message UUID posts.
+	// SAP processed the message and answered with the lock: a repeat of its
+	// UUID gets that answer again. Once the lock is released, the entry
+	// posts under a new UUID.
 	mustSetFaults(t, h.sim, Faults{})
 	_, b = h.postJE(je.xml())
+	if got := decodeJE(t, b).Body.Conf.Confirmations[0].Log.Items[1].TypeID; got != "601(MC)" {
+		t.Errorf("repeat of the locked message: %s", b)
+	}
+	je.UUID = newUUID()
+	_, b = h.postJE(je.xml())
 	if got := decodeJE(t, b).Body.Conf.Confirmations[0].Doc.AccountingDocument; got != "0100000001" {
-		t.Errorf("after lock: %s", got)
+		t.Errorf("after lock, new UUID: %s", got)
 	}
 }
 
@@ -101,7 +109,7 @@ func TestFaultAmbiguous(t *testing.T) {
 		t.Errorf("second: %d %s", resp.StatusCode, b)
 	}
 	// Both were posted nevertheless.
-	if h.sim.CountByReference("INV-A1") != 1 || h.sim.CountByReference("INV-A2") != 1 {
+	if h.sim.CountByReference("SQ-INV-A1") != 1 || h.sim.CountByReference("SQ-INV-A2") != 1 {
 		t.Errorf("ledger = %+v", h.sim.Ledger())
 	}
 	// A look-up finds what the lost answer would have said.
@@ -190,15 +198,16 @@ func TestFaultsEndpoint(t *testing.T) {
 		json.NewDecoder(resp.Body).Decode(&m)
 		return resp.StatusCode, m
 	}
-	code, m := post(`{"fail_rate":0.1,"ambiguous_rate":0.05,"lock_rate":0.05,"throttle_rate":0.03,"latency":"200ms"}`)
-	if code != http.StatusOK || m["latency"] != "200ms" || m["fail_rate"] != 0.1 {
+	code, m := post(`{"fail_rate":0.1,"ambiguous_rate":0.05,"lock_rate":0.05,"throttle_rate":0.03,"slow_rate":0.02,"slow_latency":"3s","latency":"200ms","next":["slow",""]}`)
+	if code != http.StatusOK || m["latency"] != "200ms" || m["fail_rate"] != 0.1 || m["slow_latency"] != "3s" {
 		t.Errorf("set: %d %v", code, m)
 	}
-	want := Faults{FailRate: 0.1, AmbiguousRate: 0.05, LockRate: 0.05, ThrottleRate: 0.03, Latency: 200 * time.Millisecond}
-	if got := h.sim.Faults(); got != want {
+	want := Faults{FailRate: 0.1, AmbiguousRate: 0.05, LockRate: 0.05, ThrottleRate: 0.03, SlowRate: 0.02,
+		SlowLatency: 3 * time.Second, Latency: 200 * time.Millisecond, Next: []FaultKind{FaultSlow, ""}}
+	if got := h.sim.Faults(); !reflect.DeepEqual(got, want) {
 		t.Errorf("Faults() = %+v", got)
 	}
-	for _, bad := range []string{`{"fail_rte":0.1}`, `{"fail_rate":2}`, `{"latency":"soon"}`, `not json`} {
+	for _, bad := range []string{`{"fail_rte":0.1}`, `{"fail_rate":2}`, `{"latency":"soon"}`, `{"slow_latency":"1h"}`, `{"next":["crash"]}`, `not json`} {
 		if code, m := post(bad); code != http.StatusBadRequest || m["error"] == nil {
 			t.Errorf("%s: %d %v", bad, code, m)
 		}
@@ -209,7 +218,7 @@ func TestFaultsEndpoint(t *testing.T) {
 	}
 	defer resp.Body.Close()
 	var got Faults
-	if err := json.NewDecoder(resp.Body).Decode(&got); err != nil || got != want {
+	if err := json.NewDecoder(resp.Body).Decode(&got); err != nil || !reflect.DeepEqual(got, want) {
 		t.Errorf("GET: %+v %v", got, err)
 	}
 }

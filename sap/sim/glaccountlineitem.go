@@ -14,7 +14,8 @@ var glAccountLineItemSet = &entitySet{
 		"ReferenceDocument", "CostCenter", "TransactionCurrency", "AmountInTransactionCurrency",
 		"CompanyCodeCurrency", "AmountInCompanyCodeCurrency", "DebitCreditCode", "FiscalPeriod", "PostingDate",
 		"DocumentDate", "AccountingDocumentType", "AccountingDocumentItem", "AssignmentReference",
-		"DocumentItemText", "AccountingDocCreatedByUser", "CreationDateTime", "Supplier"},
+		"DocumentItemText", "AccountingDocCreatedByUser", "CreationDateTime", "Supplier",
+		"IsReversal", "IsReversed", "ReversalReferenceDocument"},
 }
 
 func (s *Server) serveGLAccountLineItems(w http.ResponseWriter, r *http.Request, pred string) {

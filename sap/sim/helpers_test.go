@@ -179,6 +179,7 @@ func edmDateJSON(y int, m time.Month, d int) string {
 // invoice is a supplier invoice payload; mutate fields before rendering.
 type invoice struct {
 	CompanyCode, Supplier, Ref, Currency, Gross, Posting string
+	Assignment                                           string // sapq's reference
 	Items                                                []invoiceItem
 }
 
@@ -187,7 +188,7 @@ type invoiceItem struct{ GL, CostCenter, Amount, DC string }
 func defaultInvoice(ref string) invoice {
 	return invoice{
 		CompanyCode: "1010", Supplier: "17300001", Ref: ref, Currency: "EUR", Gross: "119.00",
-		Posting: edmDateJSON(2026, 11, 22),
+		Posting: edmDateJSON(2026, 11, 22), Assignment: "SQ-" + ref,
 		Items:   []invoiceItem{{GL: "61003000", CostCenter: "10101101", Amount: "119.00", DC: "S"}},
 	}
 }
@@ -205,7 +206,7 @@ func (inv invoice) json() string {
 		"CompanyCode": inv.CompanyCode, "DocumentDate": edmDateJSON(2026, 11, 22), "PostingDate": inv.Posting,
 		"InvoicingParty": inv.Supplier, "SupplierInvoiceIDByInvcgParty": inv.Ref, "DocumentCurrency": inv.Currency,
 		"InvoiceGrossAmount": inv.Gross, "TaxIsCalculatedAutomatically": true, "AccountingDocumentType": "RE",
-		"DocumentHeaderText":           "Office supplies",
+		"DocumentHeaderText": "Office supplies", "AssignmentReference": inv.Assignment,
 		"to_SupplierInvoiceItemGLAcct": map[string]any{"results": items},
 	})
 	return string(b)

@@ -300,7 +300,7 @@ func (s *Server) serveJournalEntry(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	fault, ok := s.postingFault(w, r, KindJournalEntry, func() {
+	fault, latency, ok := s.admit(w, KindJournalEntry, func() {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.WriteHeader(http.StatusServiceUnavailable)
 		fmt.Fprintln(w, "Service Unavailable")
@@ -308,18 +308,6 @@ func (s *Server) serveJournalEntry(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if fault == FaultAmbiguous {
-		s.processJournalEntries(&discardWriter{}, r, body, false)
-		s.loseResponse(w, r, KindJournalEntry)
-		return
-	}
-	s.processJournalEntries(w, r, body, fault == FaultLock)
-}
-
-// processJournalEntries deserializes, validates and posts the journal entries of one
-// bulk request and answers with the confirmation. With locked set, the (injected)
-// lock error is reported for every entry instead and nothing is posted.
-func (s *Server) processJournalEntries(w http.ResponseWriter, r *http.Request, body []byte, locked bool) {
 	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "text/xml" {
 		writeSOAPFault(w, http.StatusUnsupportedMediaType, "Client", "SOAP 1.1 requests must have Content-Type text/xml")
 		return
@@ -332,24 +320,74 @@ func (s *Server) processJournalEntries(w http.ResponseWriter, r *http.Request, b
 	}
 	requestUUID := bulk.MessageHeader.UUID
 
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	// Enterprise Services process a message UUID once; a repeat gets the original
-	// answer. Only answers that posted something are kept: a request that failed
-	// (validation, lock) rolled back and may be sent again once the cause is fixed.
-	if cached, ok := s.books.soapReplies[requestUUID]; ok && requestUUID != "" {
-		s.stats.Replayed++
-		s.log.Info("sim: journal entry request already processed; answering with original response", "uuid", requestUUID)
-		writeSOAP(w, http.StatusOK, cached)
+	// Enterprise Services process a message UUID once. A repeat gets the
+	// original answer, whatever it was: a refusal too, so a corrected resend
+	// needs a new UUID. A repeat that arrives while the first is still being
+	// processed is refused without being processed.
+	if requestUUID != "" {
+		replay, busy := s.startMessage(requestUUID)
+		switch {
+		case replay != nil:
+			s.log.Info("sim: journal entry request already processed; answering with original response", "uuid", requestUUID)
+			s.answerJournalEntry(w, r, fault, replay)
+			return
+		case busy:
+			s.log.Info("sim: journal entry request with this UUID is being processed", "uuid", requestUUID)
+			writeSOAPFault(w, http.StatusInternalServerError, "Server",
+				"Message with UUID "+requestUUID+" is currently being processed; it cannot be processed twice")
+			return
+		}
+		defer s.endMessage(requestUUID)
+	}
+	s.work(r, KindJournalEntry, latency)
+	s.answerJournalEntry(w, r, fault, s.processJournalEntries(entries, requestUUID, fault == FaultLock))
+}
+
+// answerJournalEntry sends SAP's answer, or loses it for an ambiguous fault.
+func (s *Server) answerJournalEntry(w http.ResponseWriter, r *http.Request, fault FaultKind, resp []byte) {
+	if fault == FaultAmbiguous {
+		s.loseResponse(w, r, KindJournalEntry)
 		return
 	}
+	writeSOAP(w, http.StatusOK, resp)
+}
 
+// startMessage registers a message UUID as being processed. It returns the
+// stored response of a UUID processed before, or busy when a request with it
+// is being processed now.
+func (s *Server) startMessage(id string) (replay []byte, busy bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if resp, ok := s.books.soapReplies[id]; ok {
+		s.stats.Replayed++
+		return resp, false
+	}
+	if s.books.soapInFlight[id] {
+		return nil, true
+	}
+	s.books.soapInFlight[id] = true
+	return nil, false
+}
+
+func (s *Server) endMessage(id string) {
+	s.mu.Lock()
+	delete(s.books.soapInFlight, id)
+	s.mu.Unlock()
+}
+
+// processJournalEntries validates and posts the journal entries of one bulk request
+// and returns the confirmation, which is kept for replays of the request's UUID.
+// With locked set, the (injected) lock error is reported for every entry instead and
+// nothing is posted.
+func (s *Server) processJournalEntries(entries []parsedEntry, requestUUID string, locked bool) []byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	now := s.opts.Now().UTC()
 	conf := &jeBulkConfirmation{
 		NS:            sfinNS,
 		MessageHeader: confHeader{UUID: uuid.NewString(), ReferenceUUID: requestUUID, CreationDateTime: now.Format(time.RFC3339)},
 	}
-	posted, failed := 0, 0
+	failed := 0
 	for _, p := range entries {
 		c := jeConfirmation{MessageHeader: confHeader{ReferenceUUID: cmp.Or(p.header.UUID, requestUUID), CreationDateTime: now.Format(time.RFC3339)}}
 		var msgs []sapMessage
@@ -371,7 +409,6 @@ func (s *Server) processJournalEntries(w http.ResponseWriter, r *http.Request, b
 			s.log.Info("sim: journal entry rejected", "code", msgs[0].Code, "message", msgs[0].Text, "uuid", requestUUID)
 		} else {
 			doc := s.postJournalEntry(&p)
-			posted++
 			c.Document = jeConfirmationDoc{AccountingDocument: doc, CompanyCode: p.entry.CompanyCode, FiscalYear: fmt.Sprint(p.postingDate.Year())}
 			m := msgJournalEntryPosted(doc, p.entry.CompanyCode, c.Document.FiscalYear, s.logicalSystem())
 			c.Log = confLog{MaximumLogItemSeverityCode: severitySuccess, Items: []logItem{{TypeID: m.typeID(), SeverityCode: severitySuccess, Note: m.Text}}}
@@ -388,10 +425,10 @@ func (s *Server) processJournalEntries(w http.ResponseWriter, r *http.Request, b
 	var env soapResponseEnvelope
 	env.Body.Confirmation = conf
 	resp := marshalEnvelope(env)
-	if posted > 0 && requestUUID != "" {
+	if requestUUID != "" {
 		s.books.soapReplies[requestUUID] = resp
 	}
-	writeSOAP(w, http.StatusOK, resp)
+	return resp
 }
 
 // validateJournalEntry runs the document checks of FI posting. Callers hold s.mu.
@@ -495,7 +532,7 @@ func (s *Server) postJournalEntry(p *parsedEntry) string {
 	}
 	s.books.ledger = append(s.books.ledger, LedgerDocument{
 		Kind: KindJournalEntry, Document: doc, FiscalYear: fy, CompanyCode: je.CompanyCode,
-		Reference: cmp.Or(reference, strings.ToUpper(je.DocumentReferenceID)), PostedAt: now, // UpperCase in SAP
+		Reference: reference, PostedAt: now,
 	})
 	s.stats.Posted[KindJournalEntry]++
 	return doc

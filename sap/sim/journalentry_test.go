@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestJournalEntryPosted(t *testing.T) {
@@ -127,18 +128,57 @@ func TestJournalEntryReplay(t *testing.T) {
 		t.Errorf("stats = %+v", st)
 	}
 
-	// A rejected request is not remembered: resent with the same UUID after the data
-	// was fixed, it posts.
+	// A refusal is remembered like a posting: the same UUID gets it again,
+	// even after the data was fixed. A corrected resend needs a new UUID.
 	bad := defaultJE("SQ-FIXED")
 	bad.Items[0].GL = "99999999"
-	_, b := h.postJE(bad.xml())
-	if decodeJE(t, b).Body.Conf.Confirmations[0].Log.Max != "3" {
-		t.Fatalf("expected rejection: %s", b)
+	_, refused := h.postJE(bad.xml())
+	if decodeJE(t, refused).Body.Conf.Confirmations[0].Log.Max != "3" {
+		t.Fatalf("expected rejection: %s", refused)
 	}
 	bad.Items[0].GL = "61003000"
-	_, b = h.postJE(bad.xml())
+	if _, b := h.postJE(bad.xml()); !bytes.Equal(b, refused) {
+		t.Errorf("fixed resend under the same UUID was not answered with the refusal:\n%s", b)
+	}
+	bad.UUID = newUUID()
+	_, b := h.postJE(bad.xml())
 	if got := decodeJE(t, b).Body.Conf.Confirmations[0].Doc.AccountingDocument; got != "0100000002" {
-		t.Errorf("fixed resend: document %s", got)
+		t.Errorf("fixed resend under a new UUID: document %s", got)
+	}
+}
+
+// A repeat that arrives while SAP is still processing the first request of a
+// UUID (a client that timed out and resent) is refused unprocessed; once the
+// first has committed, repeats are answered from it.
+func TestJournalEntryRepeatWhileProcessing(t *testing.T) {
+	h := newHarness(t, Options{Faults: Faults{SlowLatency: 300 * time.Millisecond, Next: []FaultKind{FaultSlow}}})
+	je := defaultJE("SQ-SLOW")
+	first := make(chan []byte)
+	go func() {
+		_, b := h.postJE(je.xml())
+		first <- b
+	}()
+	// Wait until the slow request is inside SAP, then repeat it.
+	deadline := time.Now().Add(5 * time.Second)
+	for h.sim.Stats().Faults[FaultSlow] == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("slow request did not arrive")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	resp, b := h.postJE(je.xml())
+	if resp.StatusCode != http.StatusInternalServerError || decodeJE(t, b).Body.Fault == nil || !strings.Contains(string(b), "being processed") {
+		t.Errorf("repeat during processing: %d %s", resp.StatusCode, b)
+	}
+	original := <-first
+	if decodeJE(t, original).Body.Conf.Confirmations[0].Doc.AccountingDocument != "0100000001" {
+		t.Fatalf("slow request: %s", original)
+	}
+	if _, b := h.postJE(je.xml()); !bytes.Equal(b, original) {
+		t.Errorf("repeat after the commit: %s", b)
+	}
+	if n := h.sim.CountByReference("SQ-SLOW"); n != 1 {
+		t.Errorf("posted %d times", n)
 	}
 }
 
@@ -152,12 +192,17 @@ func TestJournalEntryConcurrentReplay(t *testing.T) {
 			done <- b
 		}()
 	}
+	// Each answer is the one confirmation, or the refusal of a repeat that
+	// arrived while the first was being processed.
 	var first []byte
-	for i := range 8 {
+	for range 8 {
 		b := <-done
-		if i == 0 {
+		r := decodeJE(t, b)
+		switch {
+		case r.Body.Fault != nil && strings.Contains(r.Body.Fault.String, "being processed"):
+		case first == nil:
 			first = b
-		} else if !bytes.Equal(b, first) {
+		case !bytes.Equal(b, first):
 			t.Errorf("responses differ")
 		}
 	}

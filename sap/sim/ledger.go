@@ -25,10 +25,15 @@ type LedgerDocument struct {
 	Document    string `json:"document"`
 	FiscalYear  string `json:"fiscal_year"`
 	CompanyCode string `json:"company_code"`
-	// Reference is SupplierInvoiceIDByInvcgParty for supplier invoices and the
-	// AssignmentReference of the first item that carries one for journal entries.
+	// Reference is the document's AssignmentReference: the header's for
+	// supplier invoices, the first line's that carries one for journal
+	// entries. sapq writes its posting reference there.
 	Reference string    `json:"reference"`
 	PostedAt  time.Time `json:"posted_at"`
+	// ReversedBy is the document that reversed this one; Reverses names the
+	// document a reversal document reverses.
+	ReversedBy string `json:"reversed_by,omitempty"`
+	Reverses   string `json:"reverses,omitempty"`
 }
 
 // Stats counts what the simulator has seen since it started.
@@ -66,13 +71,15 @@ type books struct {
 	lines       []*glLine // GLAccountLineItem rows in posting order
 	ledger      []LedgerDocument
 	numbers     map[string]int64  // number range -> last number issued
-	soapReplies map[string][]byte // request MessageHeader/UUID -> original response
+	soapReplies  map[string][]byte // request MessageHeader/UUID -> original response
+	soapInFlight map[string]bool   // request UUIDs being processed
 }
 
 func newBooks() books {
 	return books{
 		numbers:     map[string]int64{},
-		soapReplies: map[string][]byte{},
+		soapReplies:  map[string][]byte{},
+		soapInFlight: map[string]bool{},
 	}
 }
 
@@ -119,6 +126,10 @@ type glLine struct {
 	BusinessTransactionType string
 	CreatedByUser           string
 	CreationDateTime        time.Time
+	// IsReversal marks a line of a reversal document; IsReversed a line
+	// whose document was reversed by ReversalReferenceDocument.
+	IsReversal, IsReversed    bool
+	ReversalReferenceDocument string
 }
 
 func (l *glLine) id() string {
@@ -162,6 +173,9 @@ func (l *glLine) properties() object {
 		{"AccountingDocCreatedByUser", l.CreatedByUser},
 		{"CreationDateTime", formatEdmDateTimeOffset(l.CreationDateTime)},
 		{"Supplier", l.Supplier},
+		{"IsReversal", l.IsReversal},
+		{"IsReversed", l.IsReversed},
+		{"ReversalReferenceDocument", l.ReversalReferenceDocument},
 	}
 }
 
@@ -173,17 +187,87 @@ func (s *Server) Ledger() []LedgerDocument {
 }
 
 // CountByReference returns how many posted documents carry ref as their reference
-// (see LedgerDocument.Reference). Exactly-once tests assert it is 1.
+// (see LedgerDocument.Reference), reversal documents not counted. Exactly-once
+// tests assert it is 1.
 func (s *Server) CountByReference(ref string) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	n := 0
 	for _, d := range s.books.ledger {
-		if d.Reference == ref {
+		if d.Reference == ref && d.Reverses == "" {
 			n++
 		}
 	}
 	return n
+}
+
+// Reverse reverses a posted document the way a user in SAP does (MR8M for a
+// supplier invoice, FB08 for a journal entry): a reversal document with the
+// opposite amounts and the same assignment, and the original marked reversed.
+// It returns the reversal document's number.
+func (s *Server) Reverse(kind Kind, companyCode, document, fiscalYear string) (string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var entry *LedgerDocument
+	for i := range s.books.ledger {
+		d := &s.books.ledger[i]
+		if d.Kind == kind && d.CompanyCode == companyCode && d.Document == document && d.FiscalYear == fiscalYear && d.Reverses == "" {
+			entry = d
+		}
+	}
+	switch {
+	case entry == nil:
+		return "", fmt.Errorf("sim: no %s %s %s/%s", kind, companyCode, document, fiscalYear)
+	case entry.ReversedBy != "":
+		return "", fmt.Errorf("sim: %s %s is already reversed by %s", kind, document, entry.ReversedBy)
+	}
+	now := s.opts.Now()
+	fiDoc := document
+	var reversal string
+	switch kind {
+	case KindSupplierInvoice:
+		var inv *supplierInvoice
+		for _, i := range s.books.invoices {
+			if i.SupplierInvoice == document && i.FiscalYear == fiscalYear {
+				inv = i
+			}
+		}
+		rev := *inv
+		rev.SupplierInvoice = s.books.nextNumber("RBKP/"+fiscalYear, firstSupplierInvoice)
+		rev.AccountingDocument = s.books.nextNumber("RE/"+companyCode+"/"+fiscalYear, firstInvoiceFIDoc)
+		rev.IsReversal, rev.ReverseDocument, rev.ReverseDocumentFiscalYear = true, "", ""
+		inv.IsReversed, inv.ReverseDocument, inv.ReverseDocumentFiscalYear = true, rev.SupplierInvoice, fiscalYear
+		s.books.invoices = append(s.books.invoices, &rev)
+		fiDoc, reversal = inv.AccountingDocument, rev.SupplierInvoice
+		s.reverseLines(companyCode, fiscalYear, fiDoc, rev.AccountingDocument, now)
+	case KindJournalEntry:
+		reversal = s.books.nextNumber("SA/"+companyCode+"/"+fiscalYear, firstJournalEntry)
+		s.reverseLines(companyCode, fiscalYear, fiDoc, reversal, now)
+	default:
+		return "", fmt.Errorf("sim: %s documents cannot be reversed", kind)
+	}
+	entry.ReversedBy = reversal
+	s.books.ledger = append(s.books.ledger, LedgerDocument{Kind: kind, Document: reversal, FiscalYear: fiscalYear,
+		CompanyCode: companyCode, Reference: entry.Reference, PostedAt: now, Reverses: document})
+	return reversal, nil
+}
+
+// reverseLines writes the reversal FI document of an FI document: each line
+// with the opposite amount, the assignment kept. Callers hold s.mu.
+func (s *Server) reverseLines(companyCode, fiscalYear, document, reversal string, now time.Time) {
+	var added []*glLine
+	for _, l := range s.books.lines {
+		if l.CompanyCode != companyCode || l.FiscalYear != fiscalYear || l.AccountingDocument != document {
+			continue
+		}
+		l.IsReversed, l.ReversalReferenceDocument = true, reversal
+		r := *l
+		r.AccountingDocument, r.Amount, r.CreationDateTime = reversal, l.Amount.Neg(), now
+		r.DebitCreditCode = map[string]string{"S": "H", "H": "S"}[l.DebitCreditCode]
+		r.IsReversed, r.IsReversal, r.ReversalReferenceDocument = false, true, document
+		added = append(added, &r)
+	}
+	s.books.lines = append(s.books.lines, added...)
 }
 
 // Stats returns a snapshot of the simulator's counters.

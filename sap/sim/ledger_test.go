@@ -79,7 +79,7 @@ func TestLedgerEndpoint(t *testing.T) {
 	h.postJE(defaultJE("SQ-L").xml())
 	docs := get()
 	want := []map[string]string{
-		{"kind": "supplier_invoice", "document": "5105600001", "fiscal_year": "2026", "company_code": "1010", "reference": "INV-L", "posted_at": testNow.Format(time.RFC3339)},
+		{"kind": "supplier_invoice", "document": "5105600001", "fiscal_year": "2026", "company_code": "1010", "reference": "SQ-INV-L", "posted_at": testNow.Format(time.RFC3339)},
 		{"kind": "journal_entry", "document": "0100000001", "fiscal_year": "2026", "company_code": "1010", "reference": "SQ-L", "posted_at": testNow.Format(time.RFC3339)},
 	}
 	if fmt.Sprint(docs) != fmt.Sprint(want) {
@@ -143,5 +143,52 @@ func TestMasterDataIsCopied(t *testing.T) {
 	inv.Supplier, inv.Ref = "17300098", "INV-MD-2"
 	if resp, b := h.postInvoice(inv.json()); resp.StatusCode != http.StatusBadRequest || odataCode(t, b) != "F5/104" {
 		t.Errorf("supplier added after New: %d %s", resp.StatusCode, b)
+	}
+}
+
+// A reversed document stays findable by its assignment and says it is
+// reversed; the reversal document carries the same assignment, marked as a
+// reversal, and is not counted as a posting of the reference.
+func TestReverse(t *testing.T) {
+	h := newHarness(t, Options{})
+	if resp, b := h.postInvoice(defaultInvoice("INV-R").json()); resp.StatusCode != http.StatusCreated {
+		t.Fatalf("invoice: %d %s", resp.StatusCode, b)
+	}
+	_, b := h.postJE(defaultJE("SQ-JE-R").xml())
+	je := decodeJE(t, b).Body.Conf.Confirmations[0].Doc
+
+	rev, err := h.sim.Reverse(KindSupplierInvoice, "1010", "5105600001", "2026")
+	if err != nil || rev != "5105600002" {
+		t.Fatalf("reverse invoice: %q %v", rev, err)
+	}
+	if _, err := h.sim.Reverse(KindSupplierInvoice, "1010", "5105600001", "2026"); err == nil {
+		t.Error("an invoice was reversed twice")
+	}
+	jeRev, err := h.sim.Reverse(KindJournalEntry, "1010", je.AccountingDocument, je.FiscalYear)
+	if err != nil {
+		t.Fatalf("reverse journal entry: %v", err)
+	}
+
+	code, m := h.getJSON(siColl + query(url.Values{"$filter": {"CompanyCode eq '1010' and AssignmentReference eq 'SQ-INV-R'"},
+		"$select": {"SupplierInvoice,IsReversal,IsReversed,ReverseDocument"}}))
+	rows := results(m)
+	if code != http.StatusOK || len(rows) != 2 ||
+		dig(rows[0], "SupplierInvoice") != "5105600001" || dig(rows[0], "IsReversed") != true || dig(rows[0], "ReverseDocument") != "5105600002" ||
+		dig(rows[1], "SupplierInvoice") != "5105600002" || dig(rows[1], "IsReversal") != true {
+		t.Errorf("invoices: %d %v", code, m)
+	}
+	code, m = h.getJSON(glColl + query(url.Values{"$filter": {"AssignmentReference eq 'SQ-JE-R' and IsReversal eq false"},
+		"$select": {"AccountingDocument,IsReversed,ReversalReferenceDocument"}}))
+	rows = results(m)
+	if code != http.StatusOK || len(rows) != 2 || dig(rows[0], "IsReversed") != true || dig(rows[0], "ReversalReferenceDocument") != jeRev {
+		t.Errorf("journal entry lines: %d %v", code, m)
+	}
+	if h.sim.CountByReference("SQ-INV-R") != 1 || h.sim.CountByReference("SQ-JE-R") != 1 {
+		t.Errorf("reversal documents counted as postings: %+v", h.sim.Ledger())
+	}
+	for _, d := range h.sim.Ledger() {
+		if d.Document == "5105600001" && d.ReversedBy != "5105600002" {
+			t.Errorf("ledger entry of the reversed invoice: %+v", d)
+		}
 	}
 }

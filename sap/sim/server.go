@@ -243,20 +243,14 @@ func readBody(w http.ResponseWriter, r *http.Request, tooLarge func()) ([]byte, 
 	return nil, false
 }
 
-// postingFault rolls the fault for a posting request after waiting out the latency.
-// It answers the faults that need no request content (fail, throttle) itself and
-// reports false for them. Lock and ambiguous faults are returned for the caller to
-// play out.
-func (s *Server) postingFault(w http.ResponseWriter, r *http.Request, kind Kind, fail func()) (FaultKind, bool) {
+// admit rolls the fault for a posting request. It answers the faults that an
+// API gateway in front of SAP produces (fail, throttle) itself and reports false
+// for them: those requests never reach SAP. The others (lock, ambiguous, slow)
+// are returned for the service to play out, with SAP's processing time.
+func (s *Server) admit(w http.ResponseWriter, kind Kind, fail func()) (FaultKind, time.Duration, bool) {
 	fault, latency := s.faults.roll()
-	if latency > 0 {
-		time.Sleep(latency) // not cut short by the client: see Faults.Latency
-		if r.Context().Err() != nil {
-			s.log.Info("sim: client left while SAP was processing; processing anyway", "kind", kind)
-		}
-	}
 	if fault == "" {
-		return "", true
+		return "", latency, true
 	}
 	s.mu.Lock()
 	s.stats.Faults[fault]++
@@ -267,12 +261,24 @@ func (s *Server) postingFault(w http.ResponseWriter, r *http.Request, kind Kind,
 		// Saying when to come back is what marks the 503 as a refusal.
 		w.Header().Set("Retry-After", "1")
 		fail()
-		return fault, false
+		return fault, 0, false
 	case FaultThrottle:
 		writeThrottled(w)
-		return fault, false
+		return fault, 0, false
 	}
-	return fault, true
+	return fault, latency, true
+}
+
+// work takes SAP's processing time. As in SAP, a client that gives up
+// meanwhile does not cut it short: the work process finishes and commits.
+func (s *Server) work(r *http.Request, kind Kind, latency time.Duration) {
+	if latency <= 0 {
+		return
+	}
+	time.Sleep(latency)
+	if r.Context().Err() != nil {
+		s.log.Info("sim: client left while SAP was processing; processing anyway", "kind", kind)
+	}
 }
 
 func (s *Server) countAttempt(kind Kind) {

@@ -23,7 +23,8 @@ var supplierInvoiceSet = &entitySet{
 	props: []string{"SupplierInvoice", "FiscalYear", "CompanyCode", "DocumentDate", "PostingDate", "CreationDate",
 		"SupplierInvoiceIDByInvcgParty", "InvoicingParty", "DocumentCurrency", "InvoiceGrossAmount",
 		"DocumentHeaderText", "PaymentTerms", "AccountingDocumentType", "SupplierInvoiceStatus",
-		"AssignmentReference", "SupplierPostingLineItemText", "TaxIsCalculatedAutomatically"},
+		"AssignmentReference", "SupplierPostingLineItemText", "TaxIsCalculatedAutomatically",
+		"ReverseDocument", "ReverseDocumentFiscalYear", "IsReversal", "IsReversed"},
 }
 
 var supplierInvoiceItemGLAcctSet = &entitySet{
@@ -55,6 +56,10 @@ type supplierInvoice struct {
 	SupplierPostingLineItemText   string
 	AccountingDocument            string // the FI document the invoice posted
 	Items                         []supplierInvoiceItem
+	// Reversal: IsReversal marks a reversal document; a reversed invoice
+	// names its reversal in ReverseDocument.
+	IsReversal, IsReversed                     bool
+	ReverseDocument, ReverseDocumentFiscalYear string
 }
 
 type supplierInvoiceItem struct {
@@ -89,6 +94,10 @@ func (inv *supplierInvoice) properties() object {
 		{"AssignmentReference", inv.AssignmentReference},
 		{"SupplierPostingLineItemText", inv.SupplierPostingLineItemText},
 		{"TaxIsCalculatedAutomatically", inv.TaxIsCalculatedAutomatically},
+		{"ReverseDocument", inv.ReverseDocument},
+		{"ReverseDocumentFiscalYear", inv.ReverseDocumentFiscalYear},
+		{"IsReversal", inv.IsReversal},
+		{"IsReversed", inv.IsReversed},
 	}
 }
 
@@ -329,13 +338,14 @@ func (s *Server) postSupplierInvoice(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	fault, ok := s.postingFault(w, r, KindSupplierInvoice, func() {
+	fault, latency, ok := s.admit(w, KindSupplierInvoice, func() {
 		s.writeODataError(w, http.StatusServiceUnavailable, svc,
 			sapMessage{Code: "/IWFND/CM_BEC/026", Text: "Service unavailable: SAP system is temporarily not available"})
 	})
 	if !ok {
 		return
 	}
+	s.work(r, KindSupplierInvoice, latency)
 	if fault == FaultLock {
 		s.writeODataError(w, http.StatusBadRequest, svc, msgLocked())
 		return
@@ -548,7 +558,7 @@ func (s *Server) postInvoice(inv *supplierInvoice) {
 	}
 	s.books.ledger = append(s.books.ledger, LedgerDocument{
 		Kind: KindSupplierInvoice, Document: inv.SupplierInvoice, FiscalYear: inv.FiscalYear,
-		CompanyCode: inv.CompanyCode, Reference: inv.SupplierInvoiceIDByInvcgParty, PostedAt: now,
+		CompanyCode: inv.CompanyCode, Reference: inv.AssignmentReference, PostedAt: now,
 	})
 	s.stats.Posted[KindSupplierInvoice]++
 }

@@ -65,12 +65,12 @@ func TestSupplierInvoiceCreated(t *testing.T) {
 	}
 
 	ledger := h.sim.Ledger()
-	if len(ledger) != 3 || ledger[0].Kind != KindSupplierInvoice || ledger[0].Reference != "INV-2026-001" ||
+	if len(ledger) != 3 || ledger[0].Kind != KindSupplierInvoice || ledger[0].Reference != "SQ-INV-2026-001" ||
 		ledger[0].Document != "5105600001" || ledger[0].FiscalYear != "2026" || ledger[0].CompanyCode != "1010" ||
 		!ledger[0].PostedAt.Equal(testNow) {
 		t.Errorf("ledger = %+v", ledger)
 	}
-	if n := h.sim.CountByReference("INV-2026-002"); n != 1 {
+	if n := h.sim.CountByReference("SQ-INV-2026-002"); n != 1 {
 		t.Errorf("CountByReference = %d", n)
 	}
 }
@@ -160,7 +160,7 @@ func TestSupplierInvoiceDuplicate(t *testing.T) {
 	if resp, b := h.postInvoice(inv.json()); resp.StatusCode != http.StatusCreated {
 		t.Fatalf("different amount: %d %s", resp.StatusCode, b)
 	}
-	if n := h.sim.CountByReference("INV-DUP"); n != 2 {
+	if n := h.sim.CountByReference("SQ-INV-DUP"); n != 2 {
 		t.Errorf("CountByReference = %d, want 2", n)
 	}
 	if got := h.sim.Stats().Rejected[KindSupplierInvoice]; got != 1 {
