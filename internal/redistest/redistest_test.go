@@ -2,6 +2,10 @@ package redistest
 
 import (
 	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -28,5 +32,25 @@ func TestServerIsPrivateAndIsolated(t *testing.T) {
 	}
 	if srv.Addr == "127.0.0.1:6379" {
 		t.Fatal("test server must not use the shared port 6379")
+	}
+}
+
+func TestMissingBinariesAreNamed(t *testing.T) {
+	// Not parallel: t.Setenv changes PATH for the whole process.
+	server, err := exec.LookPath("redis-server")
+	if err != nil {
+		t.Fatal(err)
+	}
+	onlyServer := t.TempDir()
+	if err := os.Symlink(server, filepath.Join(onlyServer, "redis-server")); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", onlyServer)
+	if _, err := startCluster(ClusterOptions{}); err == nil || !strings.Contains(err.Error(), "redis-cli not found") || !strings.Contains(err.Error(), "apt-get install -y redis-server") {
+		t.Errorf("cluster without redis-cli: %v", err)
+	}
+	t.Setenv("PATH", t.TempDir())
+	if _, err := Start(); err == nil || !strings.Contains(err.Error(), "redis-server not found") {
+		t.Errorf("server without redis-server: %v", err)
 	}
 }
