@@ -94,25 +94,26 @@ type Job struct {
 	Payload        json.RawMessage `json:"payload"`
 	Status         Status          `json:"status"`
 	Phase          Phase           `json:"phase"`
-	Attempts       int             `json:"attempts"`
+	// Attempts counts the calls to SAP begun for the job.
+	Attempts int `json:"attempts"`
+	// Generation numbers the SOAP message UUID the next call carries (see
+	// Identity.MessageUUID): kept after an unknown outcome, advanced after
+	// a definite refusal.
+	Generation int `json:"generation"`
+	// Run counts reprocessings: a delivery of a task from an earlier run is
+	// stale and does nothing.
+	Run int `json:"run"`
+	// Destination is the SAP system the job is posted to and Reference the
+	// reference sapq writes into SAP with the document; both are fixed by
+	// the job's first call.
+	Destination    string          `json:"destination,omitempty"`
+	Reference      string          `json:"reference,omitempty"`
 	CreatedAt      time.Time       `json:"created_at"`
 	UpdatedAt      time.Time       `json:"updated_at"`
 	SendStartedAt  time.Time       `json:"send_started_at,omitzero"`
 	NextAttemptAt  time.Time       `json:"next_attempt_at,omitzero"`
 	Result         *Result         `json:"result,omitempty"`
 	Error          *JobError       `json:"error,omitempty"`
-}
-
-// Reference is the 16-character key sapq writes into SAP with the document
-// (journal entry items' AssignmentReference) so that a worker can find the
-// document again after a lost response. It is derived from the job ID, so
-// every attempt of a job writes the same one.
-func (j *Job) Reference() string { return ReferenceFor(j.ID) }
-
-// ReferenceFor derives the SAP reference for a job ID.
-func ReferenceFor(jobID string) string {
-	sum := sha256.Sum256([]byte(jobID))
-	return "SQ" + base32.StdEncoding.EncodeToString(sum[:])[:LenReference-2]
 }
 
 // Posting decodes the job's stored payload. It was validated when it was

@@ -216,16 +216,6 @@ func TestFingerprintIgnoresFormattingButNotContent(t *testing.T) {
 	}
 }
 
-func TestReferenceIsStableAndFitsSAP(t *testing.T) {
-	r := tasks.ReferenceFor("0193a0b2-0000-7000-8000-000000000001")
-	if r != tasks.ReferenceFor("0193a0b2-0000-7000-8000-000000000001") || len(r) != tasks.LenReference {
-		t.Fatalf("reference %q", r)
-	}
-	if r == tasks.ReferenceFor("0193a0b2-0000-7000-8000-000000000002") {
-		t.Fatal("two jobs share a reference")
-	}
-}
-
 func TestFieldNamesAreExactAndUnique(t *testing.T) {
 	je := taskstest.JournalEntry("k")
 	cases := []struct {

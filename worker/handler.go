@@ -7,12 +7,23 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/cenkalti/backoff/v4"
 	"github.com/hibiken/asynq"
 
 	"github.com/sapq/sapq/sap"
 	"github.com/sapq/sapq/tasks"
 	"github.com/sapq/sapq/tasks/ledger"
 )
+
+// The exactly-once protocol, one delivery at a time (see doc.go for the
+// whole picture). Its one rule: nothing is sent to SAP unless, immediately
+// before, a look-up in SAP by the posting's reference found no document of
+// it, at a time when every earlier call that may have carried that
+// reference must have ended. The ledger may have lost writes; SAP is the
+// system of record.
+//
+// worker/model/exactlyonce.pml models this protocol with spin; when the
+// steps here change, the model must change with them.
 
 // ProcessTask runs the exactly-once protocol for one delivery of a posting
 // task. It implements asynq.Handler.
@@ -28,7 +39,7 @@ func (w *Worker) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	log := w.log.With("job_id", payload.JobID, "type", t.Type())
 	last := isLastAttempt(ctx)
 	for {
-		a, err := w.claim(ctx, payload.JobID, log, last)
+		a, err := w.claim(ctx, payload, log, last)
 		if a == nil {
 			return err
 		}
@@ -56,8 +67,8 @@ func (w *Worker) ProcessTask(ctx context.Context, t *asynq.Task) error {
 
 // claim starts an attempt on the job, or returns a nil attempt when there
 // is nothing to do, with what to tell asynq.
-func (w *Worker) claim(ctx context.Context, id string, log *slog.Logger, last bool) (*attempt, error) {
-	claimed, err := w.ledger.Claim(ctx, id)
+func (w *Worker) claim(ctx context.Context, p ledger.TaskPayload, log *slog.Logger, last bool) (*attempt, error) {
+	claimed, err := w.ledger.Claim(ctx, p.JobID, p.Run)
 	job := claimed.Job
 	switch {
 	case errors.Is(err, ledger.ErrCancelled):
@@ -66,15 +77,25 @@ func (w *Worker) claim(ctx context.Context, id string, log *slog.Logger, last bo
 	case errors.Is(err, ledger.ErrPosted):
 		log.Info("job already posted; confirming", "document", job.Result.Document)
 		return nil, nil
+	case errors.Is(err, ledger.ErrFailed):
+		// A failed job is final for deliveries: asynq's recoverer retrying
+		// a lost lease, or "Run" on the archived task in the Asynq UI, must
+		// not post a document the agent may already have corrected and
+		// resubmitted. Only a reprocess reopens it.
+		log.Info("job has failed; only a reprocess runs it again; dropping the task")
+		return nil, nil
+	case errors.Is(err, ledger.ErrStaleRun):
+		log.Info("task belongs to an earlier run of the job; dropping it", "task_run", p.Run, "job_run", job.Run)
+		return nil, nil
 	case errors.Is(err, ledger.ErrNotFound):
 		// Without its ledger entry the job cannot be checked against SAP,
 		// so it must not be sent.
 		log.Error("task has no ledger entry; not posting")
-		return nil, fmt.Errorf("%w: job %s has no ledger entry (expired or deleted)", asynq.SkipRetry, id)
+		return nil, fmt.Errorf("%w: job %s has no ledger entry (expired or deleted)", asynq.SkipRetry, p.JobID)
 	case err != nil:
 		return nil, err // Redis trouble: retry the delivery
 	}
-	return &attempt{w: w, job: job, sinceSend: claimed.SinceSend, log: log, last: last}, nil
+	return &attempt{w: w, job: job, claimed: claimed, log: log.With("attempt", job.Attempts+1), last: last}, nil
 }
 
 func isLastAttempt(ctx context.Context) bool {
@@ -88,10 +109,10 @@ type attempt struct {
 	w *Worker
 	// job is the job as this attempt knows it; its attempt count fences the
 	// outcome it records against a delivery that overtook it.
-	job       tasks.Job
-	sinceSend time.Duration // since the previous call to SAP went out, by Redis's clock
-	log       *slog.Logger
-	last      bool // asynq archives the task if this attempt fails
+	job     tasks.Job
+	claimed ledger.Claimed // the job as the claim found it, with Redis's clock
+	log     *slog.Logger
+	last    bool // asynq archives the task if this attempt fails
 }
 
 func (a *attempt) run(ctx context.Context) error {
@@ -100,45 +121,75 @@ func (a *attempt) run(ctx context.Context) error {
 	if !ok {
 		return a.unsendable(ctx, "unknown_kind", "no worker for kind "+string(job.Kind))
 	}
-	c, err := p(job)
+	destination, reference := a.identity()
+	c, err := p(job, reference)
 	if err != nil {
 		return a.unsendable(ctx, "invalid_payload", err.Error())
 	}
 
+	// 1. Wait until no call that may carry this reference can still be in
+	// flight: the ledger's own record of the last one, or calls it may
+	// have forgotten in a Redis loss.
+	if wait := a.claimed.LossWait; wait > 0 {
+		w.metrics.waited("loss_window")
+		return &waitError{reason: (&ledger.LossWindowError{Wait: wait}).Error(), after: wait}
+	}
 	if job.Phase == tasks.PhaseSending {
-		if done, err := a.reconcile(ctx, c); done || err != nil {
-			return err
+		if settle := w.settle - a.claimed.SinceSend; settle > 0 {
+			// The wait is at most the settle time, even if Redis's clock
+			// went back (a failover to a host whose clock is behind).
+			w.metrics.waited("settle")
+			return a.awaitSettling(min(settle, w.settle))
 		}
 	}
 
-	sending, err := w.ledger.BeginSend(ctx, job)
+	// 2. Look the document up in SAP. Only a definite "not there" lets the
+	// call go out.
+	if done, err := a.lookUp(ctx, c); done || err != nil {
+		return err
+	}
+
+	// 3. Record "sending" (a compare-and-set against another delivery).
+	sending, err := w.ledger.BeginSend(ctx, job, destination, reference)
+	var lossWindow *ledger.LossWindowError
 	switch {
-	case errors.Is(err, ledger.ErrCancelled), errors.Is(err, ledger.ErrPosted):
+	case errors.As(err, &lossWindow):
+		// Redis lost writes between the claim and now: the look-up above
+		// proves nothing. Nothing was recorded; look again after the window.
+		w.metrics.waited("loss_window")
+		return &waitError{reason: lossWindow.Error(), after: lossWindow.Wait}
+	case errors.Is(err, ledger.ErrCancelled), errors.Is(err, ledger.ErrPosted),
+		errors.Is(err, ledger.ErrFailed), errors.Is(err, ledger.ErrStaleRun):
 		return nil
 	case errors.Is(err, ledger.ErrConcurrentAttempt):
 		// The delivery that is sending owns the outcome; this one records
 		// nothing and looks again later.
+		w.metrics.waited("concurrent")
 		return &waitError{reason: "another delivery of this job began sending", after: time.Second}
 	case err != nil:
 		return err
 	}
 	a.job, job = sending, sending
 
+	// 4. Send, under the job's context and a timeout.
 	callCtx, cancel := context.WithTimeout(ctx, w.opts.SAPTimeout)
 	start := time.Now()
-	doc, err := c.post(callCtx)
+	doc, err := c.post(callCtx, tasks.IdentityOf(&job, destination).MessageUUID(job.Generation))
 	cancel()
 	w.metrics.sapCall(job.Kind, "post", start, err)
 	if err == nil {
 		return a.succeed(ctx, doc, false)
 	}
 
+	// 5. Record what SAP's answer proves.
 	jobErr := jobError(err)
 	switch sap.CategoryOf(err) {
 	case sap.Permanent:
 		return a.fail(ctx, tasks.PhasePending, jobErr, err)
 	case sap.Transient:
 		return a.retry(ctx, tasks.PhasePending, jobErr, err)
+	case sap.Duplicate:
+		return a.duplicate(ctx, c, jobErr, err)
 	default:
 		// SAP may have posted it: stay in PhaseSending so the next attempt
 		// looks it up before sending again.
@@ -146,63 +197,152 @@ func (a *attempt) run(ctx context.Context) error {
 	}
 }
 
-// reconcile settles an unknown outcome by looking the document up in SAP.
-// It returns done when the job needs no send (adopted, or must wait).
-func (a *attempt) reconcile(ctx context.Context, c call) (bool, error) {
-	w, job := a.w, a.job
-	// A call sent moments ago may still be running in SAP (a delivery
-	// re-queued by a shutdown, say): a look-up now could miss a document
-	// about to be committed. Wait until any such call must have ended. The
-	// wait is at most ReconcileAfter, even if Redis's clock went back (a
-	// failover to a host whose clock is behind).
-	if settle := w.opts.ReconcileAfter - a.sinceSend; settle > 0 {
-		return true, a.awaitSettling(min(settle, w.opts.ReconcileAfter))
+// identity is where the job goes and the reference it carries. Once a call
+// went out they are the job's own, whatever the configuration says now.
+func (a *attempt) identity() (destination, reference string) {
+	if a.job.Destination != "" && a.job.Reference != "" {
+		return a.job.Destination, a.job.Reference
 	}
-	callCtx, cancel := context.WithTimeout(ctx, w.opts.SAPTimeout)
-	start := time.Now()
-	doc, found, err := c.find(callCtx)
-	cancel()
-	w.metrics.sapCall(job.Kind, "find", start, err)
+	destination = a.w.opts.Destination
+	return destination, tasks.IdentityOf(&a.job, destination).Reference()
+}
+
+// lookUp looks for the job's document in SAP before anything is sent. It
+// returns done when the job needs no send (adopted, or failed), or the
+// error that asks for a later attempt.
+func (a *attempt) lookUp(ctx context.Context, c call) (bool, error) {
+	w, job := a.w, a.job
+	m, err := a.find(ctx, c)
 	if err != nil {
-		// Fail closed: without a look-up a resend could post twice.
+		// Fail closed: without a look-up a send could post twice.
 		w.metrics.reconciled(job.Kind, "unreadable")
 		jobErr := jobError(err)
-		jobErr.Category = tasks.CategoryUnknown
-		jobErr.Message = "previous outcome unknown and SAP could not be read to check it; not resending: " + jobErr.Message
-		return true, a.retry(ctx, tasks.PhaseSending, jobErr, err)
+		jobErr.Message = "SAP could not be read to check whether it already holds this posting; not sending: " + jobErr.Message
+		// What SAP may hold is what it held before the look-up.
+		jobErr.Category = tasks.CategoryTransient
+		if job.Phase == tasks.PhaseSending {
+			jobErr.Category = tasks.CategoryUnknown
+		}
+		return true, a.retry(ctx, job.Phase, jobErr, err)
 	}
-	if found {
-		w.metrics.reconciled(job.Kind, "adopted")
-		a.log.Info("reconciled: SAP already holds the document; adopting it", "document", doc.Number)
-		return true, a.succeed(ctx, doc, true)
+	if done, err := a.settleMatch(ctx, m); done {
+		return true, err
+	}
+	if job.Phase == tasks.PhaseSending && job.Error != nil && sap.CodeCategory(job.Error.Code) == sap.Permanent {
+		// The last call was refused with a data error inside an answer
+		// that could not prove nothing was posted (an HTTP 500). The
+		// look-up, now that the call must have ended, proves it.
+		w.metrics.reconciled(job.Kind, "absent")
+		jobErr := *job.Error
+		jobErr.Category = tasks.CategoryPermanent
+		a.log.Info("reconciled: SAP holds no document for this posting; its last answer was a data error", "code", jobErr.Code)
+		return true, a.fail(ctx, tasks.PhasePending, jobErr, nil)
 	}
 	w.metrics.reconciled(job.Kind, "absent")
-	a.log.Info("reconciled: SAP holds no document for this job; sending")
 	return false, nil
 }
 
-// recordTimeout bounds a ledger write after a SAP call.
-const recordTimeout = 5 * time.Second
+func (a *attempt) find(ctx context.Context, c call) (sap.Match, error) {
+	callCtx, cancel := context.WithTimeout(ctx, a.w.opts.SAPTimeout)
+	defer cancel()
+	start := time.Now()
+	m, err := c.find(callCtx)
+	a.w.metrics.sapCall(a.job.Kind, "find", start, err)
+	return m, err
+}
+
+// settleMatch acts on a document of this posting that a look-up found:
+// adopted if it stands, the job failed if SAP reversed it (sapq does not
+// post a reversed posting again on its own).
+func (a *attempt) settleMatch(ctx context.Context, m sap.Match) (bool, error) {
+	switch {
+	case !m.Found:
+		return false, nil
+	case m.Reversed():
+		a.w.metrics.reconciled(a.job.Kind, "reversed")
+		a.log.Warn("SAP holds this posting's document, reversed; not posting again", "document", m.Document.Number, "reversed_by", m.ReversedBy)
+		return true, a.fail(ctx, tasks.PhasePending, tasks.JobError{
+			Code: CodeReversed,
+			Message: fmt.Sprintf("SAP holds document %s %s for this posting, reversed by document %s; sapq does not post it again. To post it anew, submit it under a new idempotency_key.",
+				m.Document.Number, m.Document.FiscalYear, m.ReversedBy),
+			Category: tasks.CategoryPermanent,
+		}, nil)
+	default:
+		a.w.metrics.reconciled(a.job.Kind, "adopted")
+		a.log.Info("SAP already holds the document; adopting it", "document", m.Document.Number)
+		return true, a.succeed(ctx, m.Document, true)
+	}
+}
+
+// CodeReversed is the error code of a posting whose document SAP holds,
+// reversed.
+const CodeReversed = "sapq/reversed"
+
+// duplicate handles SAP's "an equal document already exists" (M8/108). That
+// document may be this posting's own: an earlier call whose answer was lost,
+// or which SAP committed after the client gave up, or which the ledger
+// forgot. Only the look-up by reference tells.
+func (a *attempt) duplicate(ctx context.Context, c call, jobErr tasks.JobError, cause error) error {
+	m, err := a.find(ctx, c)
+	if err != nil {
+		jobErr.Category = tasks.CategoryUnknown
+		jobErr.Message += "; SAP could not be read to check whether the existing document is this posting's own: " + err.Error()
+		return a.retry(ctx, tasks.PhaseSending, jobErr, err)
+	}
+	if done, err := a.settleMatch(ctx, m); done {
+		return err
+	}
+	if a.job.Attempts > 1 {
+		// An earlier call of this posting went out: what SAP holds may
+		// still become visible as ours. Never "nothing posted" then.
+		jobErr.Category = tasks.CategoryUnknown
+		jobErr.Message = "SAP reports an equal document already exists (" + jobErr.Message + "), but none carries this posting's reference; an earlier call of this posting may still be committing. Not cancellable; reprocessing looks again before anything is sent."
+		return a.fail(ctx, tasks.PhaseSending, jobErr, cause)
+	}
+	jobErr.Category = tasks.CategoryPermanent
+	jobErr.Message = "SAP refused the posting as a duplicate of a document that this posting did not create (" + jobErr.Message + "); nothing was posted."
+	return a.fail(ctx, tasks.PhasePending, jobErr, cause)
+}
 
 // recordCtx is the context for writing an attempt's outcome. It survives the
 // cancellation of the job's context (a shutdown or a task timeout right after
 // SAP answered): an outcome that SAP already decided must still be recorded.
-func recordCtx(ctx context.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
+func recordCtx(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), d)
+}
+
+// record writes an outcome, retrying with backoff while Redis is away: a
+// lost record costs a look-up later (the job stays PhaseSending), but on a
+// last attempt it would leave the job to an operator.
+func (a *attempt) record(ctx context.Context, what string, write func(context.Context) error) error {
+	ctx, cancel := recordCtx(ctx, a.w.opts.RecordTimeout)
+	defer cancel()
+	b := backoff.WithContext(backoff.NewExponentialBackOff(
+		backoff.WithInitialInterval(50*time.Millisecond), backoff.WithMaxInterval(2*time.Second), backoff.WithMaxElapsedTime(0)), ctx)
+	return backoff.Retry(func() error {
+		err := write(ctx)
+		switch {
+		case err == nil:
+			return nil
+		case errors.Is(err, ledger.ErrPosted), errors.Is(err, ledger.ErrStale), errors.Is(err, ledger.ErrNotFound):
+			return backoff.Permanent(err)
+		}
+		a.log.Warn("recording the outcome failed; retrying", "outcome", what, "err", err)
+		return err
+	}, b)
 }
 
 func (a *attempt) succeed(ctx context.Context, doc sap.Document, reconciled bool) error {
-	ctx, cancel := recordCtx(ctx)
-	defer cancel()
 	res := tasks.Result{Document: doc.Number, FiscalYear: doc.FiscalYear, CompanyCode: doc.CompanyCode, Reconciled: reconciled}
 	for _, m := range doc.Messages {
 		res.Messages = append(res.Messages, tasks.Message{Code: m.Code, Text: m.Text, Severity: m.Severity})
 	}
-	if err := a.w.ledger.RecordPosted(ctx, a.job, res); err != nil && !errors.Is(err, ledger.ErrPosted) {
+	err := a.record(ctx, "posted", func(ctx context.Context) error { return a.w.ledger.RecordPosted(ctx, a.job, res) })
+	if err != nil && !errors.Is(err, ledger.ErrPosted) {
 		// The document exists but is not recorded. Returning the error makes
 		// asynq retry; the job is still PhaseSending, so the retry adopts the
 		// document by look-up instead of posting again.
-		a.log.Error("posted but not recorded; the retry will reconcile", "document", doc.Number, "err", err)
+		a.log.Error("posted but not recorded; the next attempt will adopt it by look-up", "document", doc.Number, "err", err)
 		return err
 	}
 	a.w.metrics.finished(a.job.Kind, tasks.StatusSucceeded)
@@ -217,7 +357,7 @@ func (a *attempt) fail(ctx context.Context, phase tasks.Phase, jobErr tasks.JobE
 		return err
 	}
 	a.w.metrics.finished(a.job.Kind, tasks.StatusFailed)
-	a.log.Warn("posting failed permanently", "code", jobErr.Code, "message", jobErr.Message)
+	a.log.Warn("posting failed", "code", jobErr.Code, "category", jobErr.Category, "message", jobErr.Message)
 	return fmt.Errorf("%w: %s", asynq.SkipRetry, describeCause(jobErr, cause))
 }
 
@@ -255,7 +395,7 @@ func (a *attempt) retry(ctx context.Context, phase tasks.Phase, jobErr tasks.Job
 // budget, once any call still in flight from an earlier attempt must have
 // ended.
 func (a *attempt) awaitSettling(settle time.Duration) error {
-	reason := fmt.Sprintf("previous call to SAP went out %s ago; looking the document up once it must have ended", a.sinceSend.Round(time.Millisecond))
+	reason := fmt.Sprintf("previous call to SAP went out %s ago; looking the document up once it must have ended", a.claimed.SinceSend.Round(time.Millisecond))
 	a.log.Info("waiting for an earlier call to settle", "after", settle)
 	return &waitError{reason: reason, after: settle}
 }
@@ -280,9 +420,9 @@ func (a *attempt) exhausted(ctx context.Context, wait *waitError) error {
 // delivery that overtook this one (the job is posted, or a later attempt
 // began) owns the outcome: that is not an error.
 func (a *attempt) recordFailure(ctx context.Context, status tasks.Status, phase tasks.Phase, jobErr tasks.JobError) error {
-	ctx, cancel := recordCtx(ctx)
-	defer cancel()
-	err := a.w.ledger.RecordFailure(ctx, a.job, status, phase, jobErr)
+	err := a.record(ctx, string(status), func(ctx context.Context) error {
+		return a.w.ledger.RecordFailure(ctx, a.job, status, phase, jobErr)
+	})
 	if errors.Is(err, ledger.ErrPosted) || errors.Is(err, ledger.ErrStale) {
 		return nil
 	}

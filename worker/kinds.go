@@ -13,26 +13,29 @@ import (
 type SAP interface {
 	PostSupplierInvoice(ctx context.Context, inv sap.SupplierInvoice) (sap.Document, error)
 	PostJournalEntry(ctx context.Context, je sap.JournalEntry) (sap.Document, error)
-	FindSupplierInvoice(ctx context.Context, inv sap.SupplierInvoice) (sap.Document, bool, error)
-	FindJournalEntry(ctx context.Context, companyCode, reference string) (sap.Document, bool, error)
+	FindSupplierInvoice(ctx context.Context, companyCode, reference string) (sap.Match, error)
+	FindJournalEntry(ctx context.Context, companyCode, reference string) (sap.Match, error)
 }
 
 // call is one job's request to SAP, built before anything is recorded as
 // sent, so that a job that cannot be turned into a request fails without
-// SAP ever being called.
+// SAP ever being called. Both halves carry the posting's SAP-side identity:
+// find looks for the document by its reference, post writes the reference
+// into SAP and sends the message UUID of the given generation.
 type call struct {
-	post func(ctx context.Context) (sap.Document, error)
-	find func(ctx context.Context) (sap.Document, bool, error)
+	post func(ctx context.Context, messageUUID string) (sap.Document, error)
+	find func(ctx context.Context) (sap.Match, error)
 }
 
-// poster builds the call for a job of one posting kind. Adding a kind means
-// adding a poster; the protocol around it stays the same.
-type poster func(job tasks.Job) (call, error)
+// poster builds the call for a job of one posting kind with the job's
+// reference. Adding a kind means adding a poster; the protocol around it
+// stays the same.
+type poster func(job tasks.Job, reference string) (call, error)
 
 // typed adapts a builder over a concrete posting type, in the manner of
 // River's generic workers: it decodes the job's stored payload into T.
-func typed[T tasks.Posting](build func(job tasks.Job, p T) (call, error)) poster {
-	return func(job tasks.Job) (call, error) {
+func typed[T tasks.Posting](build func(job tasks.Job, p T, reference string) (call, error)) poster {
+	return func(job tasks.Job, reference string) (call, error) {
 		p, err := job.Posting()
 		if err != nil {
 			return call{}, err
@@ -41,37 +44,38 @@ func typed[T tasks.Posting](build func(job tasks.Job, p T) (call, error)) poster
 		if !ok {
 			return call{}, fmt.Errorf("%s job carries %T", job.Kind, p)
 		}
-		return build(job, t)
+		return build(job, t, reference)
 	}
 }
 
 func posters(s SAP, sapUser string) map[tasks.Kind]poster {
 	return map[tasks.Kind]poster{
-		tasks.KindSupplierInvoice: typed(func(_ tasks.Job, p *tasks.SupplierInvoice) (call, error) {
-			inv, err := supplierInvoice(p)
+		tasks.KindSupplierInvoice: typed(func(_ tasks.Job, p *tasks.SupplierInvoice, ref string) (call, error) {
+			inv, err := supplierInvoice(p, ref)
 			return call{
-				post: func(ctx context.Context) (sap.Document, error) { return s.PostSupplierInvoice(ctx, inv) },
-				// SAP stores the supplier's invoice number with the invoice
-				// and rejects a second one with the same amount and date
-				// (M8/108): those fields find the document again.
-				find: func(ctx context.Context) (sap.Document, bool, error) { return s.FindSupplierInvoice(ctx, inv) },
+				// OData has no message UUID: the reference in the invoice's
+				// AssignmentReference is what identifies it.
+				post: func(ctx context.Context, _ string) (sap.Document, error) { return s.PostSupplierInvoice(ctx, inv) },
+				find: func(ctx context.Context) (sap.Match, error) { return s.FindSupplierInvoice(ctx, inv.CompanyCode, ref) },
 			}, err
 		}),
-		tasks.KindJournalEntry: typed(func(job tasks.Job, p *tasks.JournalEntry) (call, error) {
-			je, err := journalEntry(job, p, sapUser)
+		tasks.KindJournalEntry: typed(func(_ tasks.Job, p *tasks.JournalEntry, ref string) (call, error) {
+			je, err := journalEntry(p, ref, sapUser)
 			return call{
-				post: func(ctx context.Context) (sap.Document, error) { return s.PostJournalEntry(ctx, je) },
-				// sapq writes the job's reference into every line's
-				// AssignmentReference; the G/L line item API finds it.
-				find: func(ctx context.Context) (sap.Document, bool, error) {
-					return s.FindJournalEntry(ctx, je.CompanyCode, je.Reference)
+				post: func(ctx context.Context, messageUUID string) (sap.Document, error) {
+					je := je
+					je.MessageUUID = messageUUID
+					return s.PostJournalEntry(ctx, je)
 				},
+				// sapq writes the reference into every line's
+				// AssignmentReference; the G/L line item API finds it.
+				find: func(ctx context.Context) (sap.Match, error) { return s.FindJournalEntry(ctx, je.CompanyCode, ref) },
 			}, err
 		}),
 	}
 }
 
-func supplierInvoice(p *tasks.SupplierInvoice) (sap.SupplierInvoice, error) {
+func supplierInvoice(p *tasks.SupplierInvoice, reference string) (sap.SupplierInvoice, error) {
 	docDate, err1 := tasks.ParseDate(p.DocumentDate)
 	postDate, err2 := tasks.ParseDate(p.PostingDate)
 	if err1 != nil || err2 != nil {
@@ -86,8 +90,9 @@ func supplierInvoice(p *tasks.SupplierInvoice) (sap.SupplierInvoice, error) {
 		items[i] = sap.SupplierInvoiceGLItem{GLAccount: it.GLAccount, Amount: amounts[i], CostCenter: it.CostCenter, TaxCode: it.TaxCode, Text: it.Text}
 	}
 	return sap.SupplierInvoice{
-		CompanyCode:    p.CompanyCode,
-		InvoicingParty: p.Supplier,
+		AssignmentReference: reference,
+		CompanyCode:         p.CompanyCode,
+		InvoicingParty:      p.Supplier,
 		// SAP keeps the reference in upper case. Jobs accepted before sapq
 		// required that are converted as SAP would, so that the look-up
 		// searches for what SAP stored.
@@ -101,7 +106,7 @@ func supplierInvoice(p *tasks.SupplierInvoice) (sap.SupplierInvoice, error) {
 	}, nil
 }
 
-func journalEntry(job tasks.Job, p *tasks.JournalEntry, user string) (sap.JournalEntry, error) {
+func journalEntry(p *tasks.JournalEntry, reference, user string) (sap.JournalEntry, error) {
 	docDate, err1 := tasks.ParseDate(p.DocumentDate)
 	postDate, err2 := tasks.ParseDate(p.PostingDate)
 	if err1 != nil || err2 != nil {
@@ -116,10 +121,7 @@ func journalEntry(job tasks.Job, p *tasks.JournalEntry, user string) (sap.Journa
 		items[i] = sap.JournalEntryItem{GLAccount: it.GLAccount, Amount: amounts[i], CostCenter: it.CostCenter, Text: it.Text}
 	}
 	return sap.JournalEntry{
-		// The job ID is a UUID: SAP's SOAP runtime processes a message UUID
-		// once, so a resend of the same job is recognised by SAP too.
-		MessageUUID:         job.ID,
-		Reference:           job.Reference(),
+		Reference:           reference,
 		CompanyCode:         p.CompanyCode,
 		DocumentType:        p.DocType(),
 		DocumentReferenceID: strings.ToUpper(p.Reference),

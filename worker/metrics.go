@@ -16,6 +16,7 @@ type metrics struct {
 	finishedTotal   *prometheus.CounterVec
 	sapCallSeconds  *prometheus.HistogramVec
 	reconciledTotal *prometheus.CounterVec
+	waitsTotal      *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -28,11 +29,14 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Buckets: prometheus.ExponentialBuckets(0.01, 2, 14),
 		}, []string{"kind", "op", "result"}),
 		reconciledTotal: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "sapq_reconciliations_total", Help: "Look-ups after an unknown outcome, by kind and result (adopted, absent, unreadable).",
+			Name: "sapq_reconciliations_total", Help: "Look-ups in SAP before a call, by kind and result (adopted, absent, reversed, unreadable).",
 		}, []string{"kind", "result"}),
+		waitsTotal: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sapq_protocol_waits_total", Help: "Attempts put off without spending the retry budget, by reason (settle: an earlier call may be in flight; loss_window: Redis lost writes; concurrent: another delivery is sending).",
+		}, []string{"reason"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.finishedTotal, m.sapCallSeconds, m.reconciledTotal)
+		reg.MustRegister(m.finishedTotal, m.sapCallSeconds, m.reconciledTotal, m.waitsTotal)
 	}
 	return m
 }
@@ -52,3 +56,5 @@ func (m *metrics) sapCall(kind tasks.Kind, op string, start time.Time, err error
 func (m *metrics) reconciled(kind tasks.Kind, result string) {
 	m.reconciledTotal.WithLabelValues(string(kind), result).Inc()
 }
+
+func (m *metrics) waited(reason string) { m.waitsTotal.WithLabelValues(reason).Inc() }

@@ -2,6 +2,7 @@ package worker
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -23,12 +24,18 @@ type Options struct {
 	SAPUser string
 	// Concurrency is how many postings run at once; default 10.
 	Concurrency int
-	// SAPTimeout bounds each SAP call; default 30s.
+	// SAPTimeout bounds each SAP call; default 30s. It must be shorter than
+	// the ledger's Settle, the time after which a call is taken to have
+	// ended in SAP and a look-up that finds nothing is trusted.
 	SAPTimeout time.Duration
-	// ReconcileAfter is how long after a call was sent a later attempt waits
-	// before it trusts a look-up that finds nothing; default SAPTimeout+10s.
-	ReconcileAfter time.Duration
-	Retry          RetryPolicy
+	// Destination names the SAP system postings go to; it is part of every
+	// posting's SAP-side identity (tasks.Identity). Default
+	// tasks.DefaultDestination.
+	Destination string
+	Retry       RetryPolicy
+	// RecordTimeout bounds how long an attempt keeps retrying to record its
+	// outcome while Redis is away; default 30s.
+	RecordTimeout time.Duration
 	// PollInterval is how often idle workers look for new and due tasks;
 	// default 1s.
 	PollInterval time.Duration
@@ -50,6 +57,7 @@ type Worker struct {
 	srv     *asynq.Server
 	sweeper *ledger.Sweeper
 	posters map[tasks.Kind]poster
+	settle  time.Duration // the ledger's Settle
 	metrics *metrics
 	log     *slog.Logger
 	// inflight counts running handlers. asynq's Shutdown returns once its
@@ -84,8 +92,14 @@ func New(opts Options) (*Worker, error) {
 	if opts.SAPTimeout <= 0 {
 		opts.SAPTimeout = 30 * time.Second
 	}
-	if opts.ReconcileAfter <= 0 {
-		opts.ReconcileAfter = opts.SAPTimeout + 10*time.Second
+	if settle := opts.Ledger.Settle(); settle <= opts.SAPTimeout {
+		return nil, fmt.Errorf("worker: the settle time (%s) must be longer than the SAP timeout (%s): a look-up before a call has ended in SAP can miss its document", settle, opts.SAPTimeout)
+	}
+	if opts.Destination == "" {
+		opts.Destination = tasks.DefaultDestination
+	}
+	if opts.RecordTimeout <= 0 {
+		opts.RecordTimeout = 30 * time.Second
 	}
 	if opts.PollInterval <= 0 {
 		opts.PollInterval = time.Second
@@ -103,6 +117,7 @@ func New(opts Options) (*Worker, error) {
 		opts:    opts,
 		ledger:  opts.Ledger,
 		posters: posters(opts.SAP, opts.SAPUser),
+		settle:  opts.Ledger.Settle(),
 		metrics: newMetrics(opts.Metrics),
 		log:     opts.Logger.With("component", "worker"),
 	}
@@ -153,7 +168,7 @@ func (w *Worker) Shutdown() {
 	go func() { w.inflight.Wait(); close(done) }()
 	select {
 	case <-done:
-	case <-time.After(recordTimeout + time.Second):
+	case <-time.After(w.opts.RecordTimeout + time.Second):
 		w.log.Warn("handlers still running after shutdown; their jobs will be reconciled when they run again")
 	}
 	w.log.Info("worker stopped")

@@ -7,29 +7,36 @@
 // the whole retention window. asynq only carries the job ID to a worker; the
 // ledger is the source of truth for what the job is and where it stands.
 //
-// Keys (all under "sapq:"):
+// Keys (all under "sapq:", spread over 16 shards whose keys share a Redis
+// Cluster hash tag {sqN}; see keys.go):
 //
-//	sapq:job:<id>                 hash: the job
-//	sapq:idem:<sha256(caller,key)> string: job ID for an idempotency key
-//	sapq:caller:<sha256(caller)>  sorted set (lex): the caller's job IDs
-//	sapq:jobs                     sorted set (lex): every job ID, for operators
-//	sapq:unenqueued               sorted set (by time): recorded, not yet confirmed enqueued
+//	sapq:{sqN}:job:<id>             hash: the job
+//	sapq:{sqN}:idem:<sha256(caller,key)> string: job ID for an idempotency key
+//	sapq:{sqN}:caller:<sha256(caller)> sorted set (lex): the caller's job IDs in the shard
+//	sapq:{sqN}:jobs                 sorted set (lex): the shard's job IDs, for operators
+//	sapq:{sqN}:unenqueued           sorted set (by time): recorded, not yet confirmed enqueued
+//	sapq:{sqN}:expiry               sorted set (by expiry time): ended jobs, for trimming the indexes
+//	sapq:{sqN}:meta                 hash: run_id of the Redis serving the shard, time of its last loss
 //
-// Job IDs are UUIDv7, so lexical order is creation order. Multi-key scripts
-// assume one Redis node (or Sentinel); Redis Cluster is not supported.
+// Job IDs are UUIDv7 whose last hex digit names the shard, so lexical order
+// is creation order. Every script touches one shard only and builds no key
+// of its own, so the ledger runs on a single Redis, Sentinel or Redis Cluster.
+//
+// The scripts that decide whether a call to SAP may go out (Claim,
+// BeginSend) also check that the Redis answering is the one that wrote the
+// shard's records: a restart, a failover or an emptied database shows as
+// another run_id, and starts a loss window in which nothing is sent (see
+// loss.go).
 package ledger
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 )
@@ -40,6 +47,7 @@ const (
 	DefaultRetention       = 7 * 24 * time.Hour
 	DefaultFailedRetention = 90 * 24 * time.Hour
 	DefaultMaxRetry        = 25
+	DefaultSettle          = 40 * time.Second
 )
 
 var (
@@ -71,8 +79,15 @@ type Options struct {
 	Retention       time.Duration         // keys and finished jobs are kept at least this long
 	FailedRetention time.Duration         // failed jobs stay reprocessable this long
 	MaxRetry        int                   // attempts budget handed to asynq
-	Now             func() time.Time
-	Logger          *slog.Logger
+	// Settle is how long a call to SAP may still be processed after it
+	// was sent: the SAP timeout and a margin for SAP's own processing,
+	// which a client that gives up does not stop. A job whose last call's
+	// outcome is unknown is looked up only after it; after a Redis loss
+	// no call is sent until it has passed since the loss was detected.
+	// Default DefaultSettle.
+	Settle time.Duration
+	Now    func() time.Time
+	Logger *slog.Logger
 }
 
 // Ledger records postings and their progress.
@@ -104,6 +119,9 @@ func New(opts Options) (*Ledger, error) {
 	if opts.MaxRetry <= 0 {
 		opts.MaxRetry = DefaultMaxRetry
 	}
+	if opts.Settle <= 0 {
+		opts.Settle = DefaultSettle
+	}
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
@@ -125,37 +143,19 @@ func (l *Ledger) Queue() string { return l.opts.Queue }
 // Inspector exposes asynq's inspector on the ledger's Redis, for operators.
 func (l *Ledger) Inspector() *asynq.Inspector { return l.inspector }
 
-const prefix = "sapq:"
-
-func jobKey(id string) string { return prefix + "job:" + id }
-
-func idemKey(caller, key string) string {
-	h := sha256.New()
-	h.Write([]byte(caller))
-	h.Write([]byte{0})
-	h.Write([]byte(key))
-	return prefix + "idem:" + hex.EncodeToString(h.Sum(nil))
-}
-
-func callerKey(caller string) string {
-	sum := sha256.Sum256([]byte(caller))
-	return prefix + "caller:" + hex.EncodeToString(sum[:16])
-}
-
-const (
-	allJobsKey    = prefix + "jobs"
-	unenqueuedKey = prefix + "unenqueued"
-)
-
-func newJobID() string { return uuid.Must(uuid.NewV7()).String() }
+// Settle is how long a call to SAP may still be in flight (Options.Settle).
+func (l *Ledger) Settle() time.Duration { return l.opts.Settle }
 
 func ms(t time.Time) int64 { return t.UnixMilli() }
 
 // TaskPayload is what asynq carries: enough for an operator to see what the
 // job is in the UI, while the worker reads the job itself from the ledger.
+// Run is the job's reprocessing count when the task was enqueued: a
+// delivery of an older run's task is stale.
 type TaskPayload struct {
 	JobID   string          `json:"job_id"`
 	Caller  string          `json:"caller"`
+	Run     int             `json:"run"`
 	Posting json.RawMessage `json:"posting"`
 }
 

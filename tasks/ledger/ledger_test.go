@@ -24,21 +24,25 @@ func TestMain(m *testing.M) { redistest.Main(m, &redisSrv) }
 func newLedger(t *testing.T) (*ledger.Ledger, redis.UniversalClient) {
 	t.Helper()
 	rdb, _ := redisSrv.NewDB(t)
-	l, err := ledger.New(ledger.Options{Redis: rdb})
+	l, err := ledger.New(ledger.Options{Redis: rdb, Settle: testSettle})
 	if err != nil {
 		t.Fatal(err)
 	}
+	ledger.TrustRedis(t, l)
 	return l, rdb
 }
+
+// testSettle is the ledger's settle time in these tests.
+const testSettle = 200 * time.Millisecond
 
 // sendOnce claims a job and begins sending it, as a worker does.
 func sendOnce(t *testing.T, l *ledger.Ledger, id string) tasks.Job {
 	t.Helper()
-	claimed, err := l.Claim(context.Background(), id)
+	claimed, err := l.Claim(context.Background(), id, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	job, err := l.BeginSend(context.Background(), claimed.Job)
+	job, err := l.BeginSend(context.Background(), claimed.Job, tasks.DefaultDestination, "SQTESTREFERENCE1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,7 +138,7 @@ func TestRetentionAppliesOnlyOnceTerminal(t *testing.T) {
 	l, rdb := newLedger(t)
 	ctx := context.Background()
 	job, _, _ := l.Submit(ctx, "alice", taskstest.JournalEntry("je-ttl"))
-	if ttl := rdb.TTL(ctx, "sapq:job:"+job.ID).Val(); ttl != -1 {
+	if ttl := rdb.TTL(ctx, ledger.JobKey(job.ID)).Val(); ttl != -1 {
 		t.Fatalf("live job has TTL %v; it must not expire while in flight", ttl)
 	}
 	if err := l.RecordFailure(ctx, job, tasks.StatusFailed, tasks.PhasePending, tasks.JobError{Code: "F5/201", Message: "closed", Category: tasks.CategoryPermanent}); err != nil {
@@ -143,21 +147,23 @@ func TestRetentionAppliesOnlyOnceTerminal(t *testing.T) {
 	if failed, _ := l.Get(ctx, "alice", job.ID); failed.Result != nil || failed.Error == nil || failed.Error.Code != "F5/201" {
 		t.Fatalf("failed job = result %+v, error %+v; want no result and the error", failed.Result, failed.Error)
 	}
-	ttl := rdb.TTL(ctx, "sapq:job:"+job.ID).Val()
+	ttl := rdb.TTL(ctx, ledger.JobKey(job.ID)).Val()
 	if ttl < ledger.DefaultFailedRetention-time.Minute || ttl > ledger.DefaultFailedRetention {
 		t.Fatalf("failed job TTL = %v, want about %v", ttl, ledger.DefaultFailedRetention)
 	}
-	// Reprocessing claims it again and makes it persistent while in flight.
-	if _, err := l.Claim(ctx, job.ID); err != nil {
+	// Reprocessing makes it persistent while in flight.
+	if _, err := l.Reprocess(ctx, job.ID); err != nil {
 		t.Fatal(err)
 	}
-	if ttl := rdb.TTL(ctx, "sapq:job:"+job.ID).Val(); ttl != -1 {
-		t.Fatalf("reclaimed job TTL = %v, want none", ttl)
+	for _, key := range []string{ledger.JobKey(job.ID), ledger.IdemKey("alice", "je-ttl")} {
+		if ttl := rdb.TTL(ctx, key).Val(); ttl != -1 {
+			t.Fatalf("reprocessed job: %s has TTL %v, want none", key, ttl)
+		}
 	}
 	if err := l.RecordPosted(ctx, job, tasks.Result{Document: "1"}); err != nil {
 		t.Fatal(err)
 	}
-	if ttl := rdb.TTL(ctx, "sapq:job:"+job.ID).Val(); ttl < ledger.DefaultRetention-time.Minute || ttl > ledger.DefaultRetention {
+	if ttl := rdb.TTL(ctx, ledger.JobKey(job.ID)).Val(); ttl < ledger.DefaultRetention-time.Minute || ttl > ledger.DefaultRetention {
 		t.Fatalf("succeeded job TTL = %v, want about %v", ttl, ledger.DefaultRetention)
 	}
 }
@@ -167,22 +173,23 @@ func TestProtocolTransitions(t *testing.T) {
 	ctx := context.Background()
 	job, _, _ := l.Submit(ctx, "alice", taskstest.SupplierInvoice("proto"))
 
-	before, err := l.Claim(ctx, job.ID)
+	before, err := l.Claim(ctx, job.ID, 0)
 	if err != nil || before.Phase != tasks.PhasePending {
 		t.Fatalf("Claim = %+v, %v", before, err)
 	}
 	// A second delivery claims at the same time.
-	other, err := l.Claim(ctx, job.ID)
+	other, err := l.Claim(ctx, job.ID, 0)
 	if err != nil || other.Attempts != 0 {
 		t.Fatalf("second Claim = %+v, %v", other, err)
 	}
-	sending, err := l.BeginSend(ctx, before.Job)
-	if err != nil || sending.Attempts != 1 || sending.Phase != tasks.PhaseSending {
+	sending, err := l.BeginSend(ctx, before.Job, tasks.DefaultDestination, "SQTESTREFERENCE1")
+	if err != nil || sending.Attempts != 1 || sending.Phase != tasks.PhaseSending || sending.Generation != 0 ||
+		sending.Destination != tasks.DefaultDestination || sending.Reference != "SQTESTREFERENCE1" {
 		t.Fatalf("BeginSend = %+v, %v", sending, err)
 	}
 	// The second delivery may not send too, nor record an outcome over the
 	// first one's call in flight.
-	if _, err := l.BeginSend(ctx, other.Job); !errors.Is(err, ledger.ErrConcurrentAttempt) {
+	if _, err := l.BeginSend(ctx, other.Job, tasks.DefaultDestination, "SQTESTREFERENCE1"); !errors.Is(err, ledger.ErrConcurrentAttempt) {
 		t.Fatalf("concurrent BeginSend: %v, want ErrConcurrentAttempt", err)
 	}
 	if err := l.RecordFailure(ctx, other.Job, tasks.StatusFailed, tasks.PhasePending, tasks.JobError{Message: "gave up"}); !errors.Is(err, ledger.ErrStale) {
@@ -195,17 +202,17 @@ func TestProtocolTransitions(t *testing.T) {
 	if err := l.RecordFailure(ctx, sending, tasks.StatusRetrying, tasks.PhaseSending, tasks.JobError{Message: "504", Category: tasks.CategoryUnknown}); err != nil {
 		t.Fatal(err)
 	}
-	again, err := l.Claim(ctx, job.ID)
-	if err != nil || again.Phase != tasks.PhaseSending || again.Attempts != 1 {
+	again, err := l.Claim(ctx, job.ID, 0)
+	if err != nil || again.Phase != tasks.PhaseSending || again.Attempts != 1 || again.Reference != "SQTESTREFERENCE1" {
 		t.Fatalf("second Claim = %+v, %v; want phase sending after 1 attempt", again, err)
 	}
 	if err := l.RecordPosted(ctx, job, tasks.Result{Document: "5105600001", FiscalYear: "2026", CompanyCode: "1010", Reconciled: true}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := l.Claim(ctx, job.ID); !errors.Is(err, ledger.ErrPosted) {
+	if _, err := l.Claim(ctx, job.ID, 0); !errors.Is(err, ledger.ErrPosted) {
 		t.Fatalf("Claim after posting: %v, want ErrPosted", err)
 	}
-	if _, err := l.BeginSend(ctx, again.Job); !errors.Is(err, ledger.ErrPosted) {
+	if _, err := l.BeginSend(ctx, again.Job, tasks.DefaultDestination, "SQTESTREFERENCE1"); !errors.Is(err, ledger.ErrPosted) {
 		t.Fatalf("BeginSend after posting: %v, want ErrPosted", err)
 	}
 	// A late failure report cannot overwrite a recorded document.
@@ -232,15 +239,16 @@ func TestCancel(t *testing.T) {
 	if _, err := l.Inspector().GetTaskInfo(l.Queue(), job.ID); !errors.Is(err, asynq.ErrTaskNotFound) {
 		t.Fatalf("cancelled job's task still queued: %v", err)
 	}
-	claimed, err := l.Claim(ctx, job.ID)
+	claimed, err := l.Claim(ctx, job.ID, 0)
 	if !errors.Is(err, ledger.ErrCancelled) {
 		t.Fatalf("Claim of cancelled job: %v", err)
 	}
-	if _, err := l.BeginSend(ctx, claimed.Job); !errors.Is(err, ledger.ErrCancelled) {
+	if _, err := l.BeginSend(ctx, claimed.Job, tasks.DefaultDestination, "SQTESTREFERENCE1"); !errors.Is(err, ledger.ErrCancelled) {
 		t.Fatalf("BeginSend of cancelled job: %v", err)
 	}
-	if _, err := l.Cancel(ctx, "alice", job.ID); !errors.Is(err, ledger.ErrNotCancellable) {
-		t.Fatalf("second cancel: %v", err)
+	// Cancelling again answers with the cancelled job, as the first call did.
+	if again, err := l.Cancel(ctx, "alice", job.ID); err != nil || again.Status != tasks.StatusCancelled {
+		t.Fatalf("second cancel: %+v, %v", again, err)
 	}
 }
 
@@ -332,17 +340,17 @@ func TestSweeperEnqueuesRecordedJobs(t *testing.T) {
 	if err := l.Inspector().DeleteTask(l.Queue(), job.ID); err != nil {
 		t.Fatal(err)
 	}
-	rdb.ZAdd(ctx, "sapq:unenqueued", redis.Z{Score: float64(time.Now().Add(-time.Hour).UnixMilli()), Member: job.ID})
+	rdb.ZAdd(ctx, ledger.UnenqueuedKey(job.ID), redis.Z{Score: float64(time.Now().Add(-time.Hour).UnixMilli()), Member: job.ID})
 
-	n, err := ledger.NewSweeper(l, time.Second, time.Minute).Sweep(ctx)
-	if err != nil || n != 1 {
-		t.Fatalf("Sweep = %d, %v; want 1", n, err)
+	st, err := ledger.NewSweeper(l, time.Second, time.Minute).Sweep(ctx)
+	if err != nil || st.Enqueued != 1 {
+		t.Fatalf("Sweep = %+v, %v; want 1 enqueued", st, err)
 	}
 	if _, err := l.Inspector().GetTaskInfo(l.Queue(), job.ID); err != nil {
 		t.Fatalf("swept job not enqueued: %v", err)
 	}
-	if n, _ := ledger.NewSweeper(l, time.Second, time.Minute).Sweep(ctx); n != 0 {
-		t.Fatalf("second sweep enqueued %d again", n)
+	if st, _ := ledger.NewSweeper(l, time.Second, time.Minute).Sweep(ctx); st.Enqueued != 0 {
+		t.Fatalf("second sweep enqueued %d again", st.Enqueued)
 	}
 }
 
@@ -351,7 +359,7 @@ func TestReplayEnqueuesUnenqueuedJob(t *testing.T) {
 	ctx := context.Background()
 	job, _, _ := l.Submit(ctx, "alice", taskstest.SupplierInvoice("crash-2"))
 	l.Inspector().DeleteTask(l.Queue(), job.ID)
-	rdb.ZAdd(ctx, "sapq:unenqueued", redis.Z{Score: float64(time.Now().UnixMilli()), Member: job.ID})
+	rdb.ZAdd(ctx, ledger.UnenqueuedKey(job.ID), redis.Z{Score: float64(time.Now().UnixMilli()), Member: job.ID})
 
 	if _, replayed, err := l.Submit(ctx, "alice", taskstest.SupplierInvoice("crash-2")); err != nil || !replayed {
 		t.Fatalf("replay: %v %v", replayed, err)
@@ -363,6 +371,7 @@ func TestReplayEnqueuesUnenqueuedJob(t *testing.T) {
 
 func TestSubmitRejectsInvalidAndChangesNothing(t *testing.T) {
 	l, rdb := newLedger(t)
+	before := rdb.DBSize(context.Background()).Val()
 	bad := taskstest.JournalEntry("bad")
 	bad.Items[0].Amount = "250.001"
 	_, _, err := l.Submit(context.Background(), "alice", bad)
@@ -370,8 +379,8 @@ func TestSubmitRejectsInvalidAndChangesNothing(t *testing.T) {
 	if !errors.As(err, &verr) {
 		t.Fatalf("err = %v, want validation error", err)
 	}
-	if n := rdb.DBSize(context.Background()).Val(); n != 0 {
-		t.Fatalf("invalid submission wrote %d keys", n)
+	if n := rdb.DBSize(context.Background()).Val(); n != before {
+		t.Fatalf("invalid submission wrote %d keys", n-before)
 	}
 }
 
@@ -470,7 +479,7 @@ func TestJobBeingReprocessedIsNotStranded(t *testing.T) {
 	if err := l.Inspector().ArchiveTask(l.Queue(), job.ID); err != nil { // the old task
 		t.Fatal(err)
 	}
-	rdb.ZAdd(ctx, "sapq:unenqueued", redis.Z{Score: float64(time.Now().UnixMilli()), Member: job.ID})
+	rdb.ZAdd(ctx, ledger.UnenqueuedKey(job.ID), redis.Z{Score: float64(time.Now().UnixMilli()), Member: job.ID})
 	if got, err := l.Get(ctx, "alice", job.ID); err != nil || got.Status != tasks.StatusQueued || got.Error != nil {
 		t.Fatalf("job being reprocessed = %s %+v (%v), want queued", got.Status, got.Error, err)
 	}
@@ -493,13 +502,13 @@ func TestSweepGoesPastABrokenEntry(t *testing.T) {
 	fine, _, _ := l.Submit(ctx, "alice", taskstest.JournalEntry("fine"))
 	for _, id := range []string{broken.ID, fine.ID} {
 		l.Inspector().DeleteTask(l.Queue(), id)
-		rdb.ZAdd(ctx, "sapq:unenqueued", redis.Z{Score: float64(time.Now().Add(-time.Hour).UnixMilli()), Member: id})
+		rdb.ZAdd(ctx, ledger.UnenqueuedKey(id), redis.Z{Score: float64(time.Now().Add(-time.Hour).UnixMilli()), Member: id})
 	}
-	rdb.HSet(ctx, "sapq:job:"+broken.ID, "result", "{not json")
+	rdb.HSet(ctx, ledger.JobKey(broken.ID), "result", "{not json")
 
-	n, err := ledger.NewSweeper(l, time.Second, time.Minute).Sweep(ctx)
-	if n != 1 || err == nil {
-		t.Fatalf("Sweep = %d, %v; want the good entry enqueued and the broken one reported", n, err)
+	st, err := ledger.NewSweeper(l, time.Second, time.Minute).Sweep(ctx)
+	if st.Enqueued != 1 || err == nil {
+		t.Fatalf("Sweep = %+v, %v; want the good entry enqueued and the broken one reported", st, err)
 	}
 	if _, err := l.Inspector().GetTaskInfo(l.Queue(), fine.ID); err != nil {
 		t.Fatalf("the good entry was not enqueued: %v", err)

@@ -11,11 +11,20 @@ import (
 
 // The worker's side of the ledger: the state changes of the exactly-once
 // protocol (claim, begin send, record the outcome). Each is one atomic script.
+//
+// worker/model/exactlyonce.pml models this protocol; when a transition here
+// changes, the model must change with it.
 
 // Errors of the worker-facing transitions.
 var (
 	ErrCancelled = errors.New("posting was cancelled")
 	ErrPosted    = errors.New("posting is already posted")
+	// ErrFailed means the job failed: no delivery may run it again until
+	// it is reprocessed.
+	ErrFailed = errors.New("posting failed; only a reprocess reopens it")
+	// ErrStaleRun means the delivery's task belongs to an earlier run of
+	// the job (the job has been reprocessed since it was enqueued).
+	ErrStaleRun = errors.New("task belongs to an earlier run of this posting")
 	// ErrConcurrentAttempt means another delivery of the same task began
 	// sending since this one claimed it.
 	ErrConcurrentAttempt = errors.New("another attempt of this posting is in progress")
@@ -24,62 +33,106 @@ var (
 	ErrStale = errors.New("a later attempt owns this posting's outcome")
 )
 
+// LossWindowError says that the shard's Redis lost writes recently (see
+// loss.go): no call may go out for another Wait.
+type LossWindowError struct{ Wait time.Duration }
+
+func (e *LossWindowError) Error() string {
+	return fmt.Sprintf("Redis lost writes recently; no call to SAP goes out for another %s, until every call the ledger may have forgotten has ended", e.Wait.Round(time.Millisecond))
+}
+
 // Claimed is a job as an attempt found it when claiming it.
 type Claimed struct {
 	tasks.Job
 	// SinceSend is how long ago, by the Redis server's clock, the last call
 	// to SAP was sent; it matters for PhaseSending jobs.
 	SinceSend time.Duration
+	// LossWait is how long the shard's loss window lasts yet: until then a
+	// look-up proves nothing and no call may go out.
+	LossWait time.Duration
 }
 
-// Claim starts an attempt on a job. It returns the job as it stood before
-// the claim, ErrNotFound, ErrCancelled, or ErrPosted (with the job) when SAP
-// already holds the recorded document.
-func (l *Ledger) Claim(ctx context.Context, id string) (Claimed, error) {
-	res, err := claimScript.Run(ctx, l.rdb, []string{jobKey(id), unenqueuedKey}, ms(l.opts.Now())).Slice()
+// Claim starts an attempt of a delivery of run run on a job. It returns the
+// job as the claim left it, ErrNotFound, or (with the job) ErrCancelled,
+// ErrPosted (SAP holds the recorded document), ErrFailed or ErrStaleRun:
+// for each of those the delivery must do nothing.
+func (l *Ledger) Claim(ctx context.Context, id string, run int) (Claimed, error) {
+	k, ok := keysOf(id)
+	if !ok {
+		return Claimed{}, ErrNotFound
+	}
+	res, err := claimScript.Run(ctx, l.rdb, []string{k.meta(), k.job(), k.unenqueued()}, ms(l.opts.Now()), run).Slice()
 	if err != nil {
 		return Claimed{}, l.ctxErr(ctx, fmt.Errorf("ledger: claim %s: %w", id, err))
 	}
-	if len(res) < 2 {
+	if len(res) < 4 {
 		return Claimed{}, ErrNotFound
 	}
-	job, err := decodeFlat(res[0])
+	job, err := decodeFlat(res[1])
 	if err != nil {
 		return Claimed{}, err
 	}
-	c := Claimed{Job: job}
-	if now, ok := res[1].(int64); ok && !job.SendStartedAt.IsZero() {
+	now, _ := res[2].(int64)
+	loss, _ := res[3].(int64)
+	c := Claimed{Job: job, LossWait: lossWait(now, loss, l.opts.Settle)}
+	if !job.SendStartedAt.IsZero() {
 		c.SinceSend = time.UnixMilli(now).Sub(job.SendStartedAt)
 	}
-	switch {
-	case job.Status == tasks.StatusCancelled:
+	switch res[0] {
+	case "ok":
+		return c, nil
+	case "cancelled":
 		return c, ErrCancelled
-	case job.Phase == tasks.PhasePosted:
+	case "posted":
 		return c, ErrPosted
+	case "failed":
+		return c, ErrFailed
+	case "stale":
+		return c, ErrStaleRun
 	}
-	return c, nil
+	return c, fmt.Errorf("ledger: claim %s: unexpected answer %v", id, res[0])
 }
 
-// BeginSend records that a call to SAP is about to go out. From here until an
-// outcome is recorded, the job is PhaseSending: any later attempt looks the
-// document up in SAP before sending again. job is the value Claim returned;
-// its attempt count fences off a concurrent delivery of the same task. It
-// returns the job as it now stands, whose attempt count in turn fences the
-// outcome this attempt records.
-func (l *Ledger) BeginSend(ctx context.Context, job tasks.Job) (tasks.Job, error) {
-	res, err := beginSendScript.Run(ctx, l.rdb, []string{jobKey(job.ID)}, ms(l.opts.Now()), job.Attempts).Text()
+// BeginSend records that a call to SAP is about to go out to destination
+// with the job's reference. From here until an outcome is recorded, the job
+// is PhaseSending: any later attempt looks the document up in SAP before
+// sending again. job is the value Claim returned; its attempt count fences
+// off a concurrent delivery of the same task. It returns the job as it now
+// stands, whose attempt count in turn fences the outcome this attempt
+// records, and whose Generation names the message UUID the call carries.
+// Inside a loss window it records nothing and returns a *LossWindowError.
+func (l *Ledger) BeginSend(ctx context.Context, job tasks.Job, destination, reference string) (tasks.Job, error) {
+	k, ok := keysOf(job.ID)
+	if !ok {
+		return job, ErrNotFound
+	}
+	res, err := beginSendScript.Run(ctx, l.rdb, []string{k.meta(), k.job()},
+		ms(l.opts.Now()), job.Attempts, job.Run, callToken(), destination, reference, l.opts.Settle.Milliseconds()).Slice()
 	if err != nil {
 		return job, l.ctxErr(ctx, fmt.Errorf("ledger: begin send %s: %w", job.ID, err))
 	}
-	switch res {
+	switch res[0] {
 	case "ok":
-		job.Attempts++
+		attempts, _ := res[1].(int64)
+		gen, _ := res[2].(int64)
+		job.Attempts, job.Generation = int(attempts), int(gen)
 		job.Phase, job.Status = tasks.PhaseSending, tasks.StatusRunning
+		if job.Destination == "" {
+			job.Destination, job.Reference = destination, reference
+		}
 		return job, nil
+	case "loss_window":
+		now, _ := res[3].(int64)
+		loss, _ := res[4].(int64)
+		return job, &LossWindowError{Wait: max(lossWait(now, loss, l.opts.Settle), time.Millisecond)}
 	case "cancelled":
 		return job, ErrCancelled
 	case "posted":
 		return job, ErrPosted
+	case "failed":
+		return job, ErrFailed
+	case "stale":
+		return job, ErrStaleRun
 	case "concurrent":
 		return job, ErrConcurrentAttempt
 	default:
@@ -105,27 +158,25 @@ func (l *Ledger) RecordFailure(ctx context.Context, job tasks.Job, status tasks.
 }
 
 func (l *Ledger) finish(ctx context.Context, job tasks.Job, status tasks.Status, phase tasks.Phase, result *tasks.Result, jobErr *tasks.JobError) error {
+	k, ok := keysOf(job.ID)
+	if !ok {
+		return ErrNotFound
+	}
 	var resJSON, errJSON string
 	var err error
 	if result != nil {
-		if resJSON, err = marshalJSON(result); err != nil {
+		if resJSON, err = marshalJSON(capResult(*result)); err != nil {
 			return err
 		}
 	}
 	if jobErr != nil {
-		if errJSON, err = marshalJSON(jobErr); err != nil {
+		if errJSON, err = marshalJSON(capError(*jobErr)); err != nil {
 			return err
 		}
 	}
-	var ttl int64
-	switch status {
-	case tasks.StatusSucceeded, tasks.StatusCancelled:
-		ttl = l.opts.Retention.Milliseconds()
-	case tasks.StatusFailed:
-		ttl = l.opts.FailedRetention.Milliseconds()
-	}
-	res, err := finishScript.Run(ctx, l.rdb, []string{jobKey(job.ID), idemKey(job.Caller, job.IdempotencyKey)},
-		string(status), string(phase), resJSON, errJSON, ms(l.opts.Now()), ttl, job.Attempts).Text()
+	res, err := finishScript.Run(ctx, l.rdb, []string{k.job(), idemKeyOf(job.Caller, job.IdempotencyKey), k.expiry()},
+		string(status), string(phase), resJSON, errJSON, ms(l.opts.Now()), l.ttl(status).Milliseconds(), job.Attempts,
+		expiryMember(job.ID, job.Caller)).Text()
 	if err != nil {
 		return l.ctxErr(ctx, fmt.Errorf("ledger: record %s for %s: %w", status, job.ID, err))
 	}
@@ -139,4 +190,16 @@ func (l *Ledger) finish(ctx context.Context, job tasks.Job, status tasks.Status,
 	default:
 		return ErrNotFound
 	}
+}
+
+// ttl is how long a job in status is kept; 0 for live jobs, kept until
+// they end.
+func (l *Ledger) ttl(status tasks.Status) time.Duration {
+	switch status {
+	case tasks.StatusSucceeded, tasks.StatusCancelled:
+		return l.opts.Retention
+	case tasks.StatusFailed:
+		return l.opts.FailedRetention
+	}
+	return 0
 }

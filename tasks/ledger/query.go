@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"unicode/utf8"
 
@@ -146,6 +147,7 @@ const (
 )
 
 // List returns the caller's jobs newest first; caller "" lists every job.
+// The indexes are kept per shard; a page merges the shards' newest entries.
 func (l *Ledger) List(ctx context.Context, caller string, f ListFilter) (Page, error) {
 	if f.Limit <= 0 {
 		f.Limit = defaultLimit
@@ -157,35 +159,35 @@ func (l *Ledger) List(ctx context.Context, caller string, f ListFilter) (Page, e
 	if f.Kind != "" && !f.Kind.Valid() {
 		return Page{}, fmt.Errorf("unknown kind %q", f.Kind)
 	}
-	index := allJobsKey
-	if caller != "" {
-		index = callerKey(caller)
-	}
-	max := "+"
-	if f.Cursor != "" {
-		max = "(" + f.Cursor
+	indexes := make([]string, 0, shardCount)
+	for _, s := range allShards() {
+		if caller == "" {
+			indexes = append(indexes, s.jobsKey())
+		} else {
+			indexes = append(indexes, s.callerKey(callerHash(caller)))
+		}
 	}
 	var page Page
-	scanned, last := 0, ""
+	cursor, scanned := f.Cursor, 0
 	for len(page.Jobs) < f.Limit && scanned < scanBudget {
 		batch := f.Limit - len(page.Jobs) + 1
-		ids, err := l.rdb.ZRevRangeByLex(ctx, index, &redis.ZRangeBy{Max: max, Min: "-", Count: int64(batch)}).Result()
+		ids, err := l.newest(ctx, indexes, cursor, batch)
 		if err != nil {
-			return Page{}, l.ctxErr(ctx, err)
+			return Page{}, err
 		}
 		if len(ids) == 0 {
 			return page, nil
 		}
 		scanned += len(ids)
-		for _, id := range ids {
-			max, last = "("+id, id
-			job, err := l.load(ctx, id)
-			if errors.Is(err, ErrNotFound) {
-				l.rdb.ZRem(ctx, index, id) // expired past retention
-				continue
-			}
-			if err != nil {
-				return Page{}, err
+		jobs, err := l.loadMany(ctx, ids)
+		if err != nil {
+			return Page{}, err
+		}
+		for i, id := range ids {
+			cursor = id
+			job, ok := jobs[i], jobs[i].ID != ""
+			if !ok {
+				continue // expired past retention; the sweeper trims the index
 			}
 			if !job.Status.Terminal() {
 				job = l.overlayQueueState(ctx, job)
@@ -205,9 +207,59 @@ func (l *Ledger) List(ctx context.Context, caller string, f ListFilter) (Page, e
 		// The budget ran out before the page filled: more may match further
 		// on, so the caller continues from the last entry read, even with an
 		// empty page in hand.
-		page.NextCursor = last
+		page.NextCursor = cursor
 	}
 	return page, nil
+}
+
+// newest returns the n newest job IDs below cursor across the indexes: each
+// index's n newest, merged. Job IDs are time-ordered, so lexical order is
+// age.
+func (l *Ledger) newest(ctx context.Context, indexes []string, cursor string, n int) ([]string, error) {
+	max := "+"
+	if cursor != "" {
+		max = "(" + cursor
+	}
+	pipe := l.rdb.Pipeline()
+	cmds := make([]*redis.StringSliceCmd, len(indexes))
+	for i, idx := range indexes {
+		cmds[i] = pipe.ZRevRangeByLex(ctx, idx, &redis.ZRangeBy{Max: max, Min: "-", Count: int64(n)})
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, l.ctxErr(ctx, err)
+	}
+	var ids []string
+	for _, c := range cmds {
+		ids = append(ids, c.Val()...)
+	}
+	slices.SortFunc(ids, func(a, b string) int { return strings.Compare(b, a) })
+	return ids[:min(n, len(ids))], nil
+}
+
+// loadMany reads jobs in one round trip; a job that no longer exists comes
+// back as the zero Job.
+func (l *Ledger) loadMany(ctx context.Context, ids []string) ([]tasks.Job, error) {
+	pipe := l.rdb.Pipeline()
+	cmds := make([]*redis.MapStringStringCmd, len(ids))
+	for i, id := range ids {
+		k, _ := keysOf(id)
+		cmds[i] = pipe.HGetAll(ctx, k.job())
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, l.ctxErr(ctx, err)
+	}
+	jobs := make([]tasks.Job, len(ids))
+	for i, c := range cmds {
+		if len(c.Val()) == 0 {
+			continue
+		}
+		job, err := decodeJob(c.Val())
+		if err != nil {
+			return nil, err
+		}
+		jobs[i] = job
+	}
+	return jobs, nil
 }
 
 // Cancel withdraws one of the caller's jobs while SAP holds no document for
@@ -216,7 +268,7 @@ func (l *Ledger) List(ctx context.Context, caller string, f ListFilter) (Page, e
 // and cannot be reprocessed, so an agent that corrects a rejected document
 // can withdraw the old job before submitting the new one. A job whose last
 // call's outcome is unknown, or that a worker is calling SAP for, cannot be
-// cancelled.
+// cancelled. Cancelling a cancelled job answers with it again.
 func (l *Ledger) Cancel(ctx context.Context, caller, id string) (tasks.Job, error) {
 	job, err := l.load(ctx, id)
 	if err != nil {
@@ -225,8 +277,9 @@ func (l *Ledger) Cancel(ctx context.Context, caller, id string) (tasks.Job, erro
 	if caller != "" && job.Caller != caller {
 		return tasks.Job{}, ErrNotFound
 	}
-	res, err := cancelScript.Run(ctx, l.rdb, []string{jobKey(id), idemKey(job.Caller, job.IdempotencyKey)},
-		caller, ms(l.opts.Now()), l.opts.Retention.Milliseconds()).Text()
+	k, _ := keysOf(id)
+	res, err := cancelScript.Run(ctx, l.rdb, []string{k.job(), idemKeyOf(job.Caller, job.IdempotencyKey), k.expiry()},
+		caller, ms(l.opts.Now()), l.opts.Retention.Milliseconds(), expiryMember(id, job.Caller)).Text()
 	if err != nil {
 		return tasks.Job{}, l.ctxErr(ctx, err)
 	}
@@ -242,7 +295,7 @@ func (l *Ledger) Cancel(ctx context.Context, caller, id string) (tasks.Job, erro
 	if err := l.inspector.DeleteTask(l.opts.Queue, id); err != nil && !errors.Is(err, asynq.ErrTaskNotFound) {
 		l.log.Debug("cancel: task not deleted from queue", "job_id", id, "err", err)
 	}
-	l.rdb.ZRem(ctx, unenqueuedKey, id)
+	l.rdb.ZRem(ctx, k.unenqueued(), id)
 	return l.load(ctx, id)
 }
 
@@ -252,8 +305,6 @@ func describe(statusPhase string) string {
 		return "possibly already posted in SAP (a call is in flight or its outcome is unknown)"
 	case "succeeded/posted", "running/posted":
 		return "already posted in SAP"
-	case "cancelled/pending":
-		return "already cancelled"
 	case "running/pending":
 		return "being sent to SAP right now"
 	}

@@ -19,7 +19,10 @@ var (
 )
 
 // Reprocess queues a failed job again with a fresh retry budget, once an
-// operator has fixed the cause (opened the period, created the account).
+// operator has fixed the cause (opened the period, created the account). The
+// job starts a new run: a delivery of the old run's task (the Asynq UI's
+// "Run" on the archived task, the recoverer's retry of a lost lease) finds
+// its run stale and does nothing.
 // asynq's own "run" keeps the exhausted retry count, so a reprocessed task
 // that met one more transient error would be archived at once; instead the
 // archived task is replaced by a new one with the same ID. The exactly-once
@@ -48,18 +51,22 @@ func (l *Ledger) Reprocess(ctx context.Context, id string) (tasks.Job, error) {
 			gone = "0" // recorded and about to be enqueued: not stranded
 		}
 	}
-	res, err := reprocessScript.Run(ctx, l.rdb, []string{jobKey(id), idemKey(job.Caller, job.IdempotencyKey), unenqueuedKey}, ms(l.opts.Now()), gone).Text()
+	k, _ := keysOf(id)
+	res, err := reprocessScript.Run(ctx, l.rdb,
+		[]string{k.job(), idemKeyOf(job.Caller, job.IdempotencyKey), k.unenqueued(), k.expiry()},
+		ms(l.opts.Now()), gone, callToken(), expiryMember(id, job.Caller)).Slice()
 	if err != nil {
 		return tasks.Job{}, l.ctxErr(ctx, err)
 	}
-	switch res {
+	switch res[0] {
 	case "ok":
 	case "missing":
 		return tasks.Job{}, ErrNotFound
 	default:
-		return tasks.Job{}, fmt.Errorf("%w: job %s is %s", ErrNotFailed, id, res)
+		return tasks.Job{}, fmt.Errorf("%w: job %s is %v", ErrNotFailed, id, res[0])
 	}
-	job.Status = tasks.StatusQueued
+	run, _ := res[1].(int64)
+	job.Status, job.Run = tasks.StatusQueued, int(run)
 	if err := l.enqueue(ctx, job); err != nil {
 		l.log.Warn("reprocess: enqueue failed; the sweeper will retry", "job_id", id, "err", err)
 	}

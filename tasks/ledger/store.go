@@ -2,26 +2,34 @@ package ledger
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/sapq/sapq/tasks"
 )
 
-// Hash fields of sapq:job:<id>.
+// Hash fields of a job.
 const (
 	fID, fCaller, fKind, fKey, fFingerprint, fPayload = "id", "caller", "kind", "key", "fingerprint", "payload"
-	fStatus, fPhase, fAttempts                        = "status", "phase", "attempts"
+	fStatus, fPhase, fAttempts, fGen, fRun            = "status", "phase", "attempts", "gen", "run"
+	fDestination, fReference                          = "destination", "reference"
 	fCreated, fUpdated, fSendStarted                  = "created_ms", "updated_ms", "send_started_ms"
 	fResult, fError                                   = "result", "error"
 )
 
 func (l *Ledger) load(ctx context.Context, id string) (tasks.Job, error) {
-	m, err := l.rdb.HGetAll(ctx, jobKey(id)).Result()
+	k, ok := keysOf(id)
+	if !ok {
+		return tasks.Job{}, ErrNotFound
+	}
+	m, err := l.rdb.HGetAll(ctx, k.job()).Result()
 	if err != nil {
 		return tasks.Job{}, l.ctxErr(ctx, fmt.Errorf("ledger: load %s: %w", id, err))
 	}
@@ -56,11 +64,15 @@ func decodeJob(m map[string]string) (tasks.Job, error) {
 		Payload:        json.RawMessage(m[fPayload]),
 		Status:         tasks.Status(m[fStatus]),
 		Phase:          tasks.Phase(m[fPhase]),
+		Destination:    m[fDestination],
+		Reference:      m[fReference],
 		CreatedAt:      fromMS(m[fCreated]),
 		UpdatedAt:      fromMS(m[fUpdated]),
 		SendStartedAt:  fromMS(m[fSendStarted]),
 	}
 	j.Attempts, _ = strconv.Atoi(m[fAttempts])
+	j.Generation, _ = strconv.Atoi(m[fGen])
+	j.Run, _ = strconv.Atoi(m[fRun])
 	if s := m[fResult]; s != "" {
 		j.Result = new(tasks.Result)
 		if err := json.Unmarshal([]byte(s), j.Result); err != nil {
@@ -84,83 +96,176 @@ func fromMS(s string) time.Time {
 	return time.UnixMilli(n).UTC()
 }
 
-// Scripts. Each state change is one script so that two workers, a worker and
-// a cancel, or a worker and a sweep can never interleave half-way.
+func marshalJSON(v any) (string, error) {
+	b, err := json.Marshal(v)
+	return string(b), err
+}
 
-// submitScript records a new job unless the idempotency key is taken, and
-// answers with the job either way, so that a submission or a replay costs
-// one round trip before the enqueue.
-// KEYS: idem, job, caller index, all jobs, unenqueued.
-// ARGV: id, caller, kind, key, fingerprint, payload, now_ms, job key prefix.
-// Returns {created (1|0), unenqueued (1|0), job hash as a flat list}.
+// callToken identifies one call of a state-changing script. go-redis sends a
+// script again after a read timeout or a dropped connection, so a script may
+// run twice for one call: a script that stores its call's token recognises
+// its own second run and answers as the first did.
+func callToken() string {
+	var b [12]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// Limits on what one job stores of SAP's answers, so that a runaway answer
+// (thousands of messages, megabytes of text) cannot fill Redis.
+const (
+	maxMessageBytes = 1 << 10
+	maxMessages     = 20
+	cutMark         = " …[cut]"
+)
+
+// cutText shortens s to at most maxMessageBytes, on a rune boundary, marked.
+func cutText(s string) string {
+	if len(s) <= maxMessageBytes {
+		return s
+	}
+	n := maxMessageBytes - len(cutMark)
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + cutMark
+}
+
+// capResult bounds the messages of a result before it is stored.
+func capResult(r tasks.Result) tasks.Result {
+	r.Messages = capMessages(r.Messages)
+	return r
+}
+
+func capMessages(msgs []tasks.Message) []tasks.Message {
+	if len(msgs) == 0 {
+		return msgs
+	}
+	out := make([]tasks.Message, 0, min(len(msgs), maxMessages))
+	for i, m := range msgs {
+		if i == maxMessages-1 && len(msgs) > maxMessages {
+			out = append(out, tasks.Message{Text: fmt.Sprintf("%d more messages from SAP were cut", len(msgs)-i), Severity: "info"})
+			break
+		}
+		m.Code, m.Text = cutText(m.Code), cutText(m.Text)
+		out = append(out, m)
+	}
+	return out
+}
+
+func capError(e tasks.JobError) tasks.JobError {
+	e.Code, e.Message = cutText(e.Code), cutText(e.Message)
+	return e
+}
+
+// Scripts. Each state change is one script so that two workers, a worker and
+// a cancel, or a worker and a sweep can never interleave half-way. Every key
+// a script touches is in KEYS, and all of them are in one shard.
+
+// submitScript records a new job under an idempotency key, unless the key
+// names another job already. A second run of the same call finds its own
+// job ID under the key and answers as the first run did.
+// KEYS: idem, job, shard jobs, caller index, unenqueued.
+// ARGV: id, caller, kind, key, fingerprint, payload, now_ms.
+// Returns {1, job hash, unenqueued (1|0)} for the call's own job, or
+// {0, id} when the key names another job.
 var submitScript = redis.NewScript(`
 local id = redis.call('GET', KEYS[1])
-local created = 0
+if id and id ~= ARGV[1] then return {0, id} end
 if not id then
-  id = ARGV[1]
-  created = 1
-  redis.call('SET', KEYS[1], id)
-  redis.call('HSET', KEYS[2], 'id', id, 'caller', ARGV[2], 'kind', ARGV[3], 'key', ARGV[4],
-    'fingerprint', ARGV[5], 'payload', ARGV[6], 'status', 'queued', 'phase', 'pending', 'attempts', 0,
-    'created_ms', ARGV[7], 'updated_ms', ARGV[7])
-  redis.call('ZADD', KEYS[3], 0, id)
-  redis.call('ZADD', KEYS[4], 0, id)
-  redis.call('ZADD', KEYS[5], ARGV[7], id)
+  redis.call('SET', KEYS[1], ARGV[1])
+  redis.call('HSET', KEYS[2], 'id', ARGV[1], 'caller', ARGV[2], 'kind', ARGV[3], 'key', ARGV[4],
+    'fingerprint', ARGV[5], 'payload', ARGV[6], 'status', 'queued', 'phase', 'pending',
+    'attempts', 0, 'gen', 0, 'run', 0, 'created_ms', ARGV[7], 'updated_ms', ARGV[7])
+  redis.call('ZADD', KEYS[3], 0, ARGV[1])
+  redis.call('ZADD', KEYS[4], 0, ARGV[1])
+  redis.call('ZADD', KEYS[5], ARGV[7], ARGV[1])
 end
 local unenqueued = 0
-if redis.call('ZSCORE', KEYS[5], id) then unenqueued = 1 end
-return {created, unenqueued, redis.call('HGETALL', ARGV[8] .. id)}
+if redis.call('ZSCORE', KEYS[5], ARGV[1]) then unenqueued = 1 end
+return {1, redis.call('HGETALL', KEYS[2]), unenqueued}
 `)
 
-// redisNowMS is the Redis server's clock in milliseconds. Send times are
-// taken from it and compared with it, so that workers on machines with
-// skewed clocks agree on how long ago a call was sent.
-const redisNowMS = `local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-`
+// readJobScript reads a job and whether it awaits enqueueing, in one step.
+// KEYS: job, unenqueued. ARGV: id. Returns {job hash, unenqueued (1|0)}.
+var readJobScript = redis.NewScript(`
+local unenqueued = 0
+if redis.call('ZSCORE', KEYS[2], ARGV[1]) then unenqueued = 1 end
+return {redis.call('HGETALL', KEYS[1]), unenqueued}
+`)
 
-// claimScript starts an attempt. It answers with the whole job as it stood
-// before the claim, read in the same atomic step, and with the server's
-// clock; unless the job is cancelled or posted, it marks it running.
-// KEYS: job, unenqueued. ARGV: now_ms.
-// Returns {job hash as a flat list, server now_ms}, or {} when missing.
-var claimScript = redis.NewScript(redisNowMS + `
-local h = redis.call('HGETALL', KEYS[1])
-if #h == 0 then return {} end
-local st = redis.call('HGET', KEYS[1], 'status')
-local ph = redis.call('HGET', KEYS[1], 'phase')
-redis.call('ZREM', KEYS[2], redis.call('HGET', KEYS[1], 'id'))
-if st ~= 'cancelled' and ph ~= 'posted' then
-  redis.call('HSET', KEYS[1], 'status', 'running', 'updated_ms', ARGV[1])
-  redis.call('PERSIST', KEYS[1])
+// forgetKeyScript drops an idempotency key that names a job which no longer
+// exists (deleted by hand, or a database only partly restored), so that the
+// key can be submitted again. KEYS: idem, job. ARGV: id.
+var forgetKeyScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] and redis.call('EXISTS', KEYS[2]) == 0 then
+  redis.call('DEL', KEYS[1])
 end
-return {h, now}
+return 'ok'
+`)
+
+// claimScript starts a delivery's attempt. It checks the shard's Redis
+// (see checkServer) and answers with the whole job, read in the same atomic
+// step, and with the server's clock. A delivery does nothing unless the
+// job is live and its run is the delivery's: a cancelled, posted or failed
+// job is final for deliveries (only a reprocess reopens a failed job), and
+// a task of an earlier run is stale.
+// KEYS: meta, job, unenqueued. ARGV: now_ms, run.
+// Returns {verdict, job hash, server now_ms, loss_ms} or {'missing'}.
+var claimScript = redis.NewScript(checkServer + `
+if redis.call('EXISTS', KEYS[2]) == 0 then return {'missing'} end
+local st = redis.call('HGET', KEYS[2], 'status')
+local ph = redis.call('HGET', KEYS[2], 'phase')
+local run = tonumber(redis.call('HGET', KEYS[2], 'run') or '0')
+redis.call('ZREM', KEYS[3], redis.call('HGET', KEYS[2], 'id'))
+local verdict = 'ok'
+if st == 'cancelled' then verdict = 'cancelled'
+elseif ph == 'posted' then verdict = 'posted'
+elseif st == 'failed' then verdict = 'failed'
+elseif run ~= tonumber(ARGV[2]) then verdict = 'stale'
+else redis.call('HSET', KEYS[2], 'status', 'running', 'updated_ms', ARGV[1]) end
+return {verdict, redis.call('HGETALL', KEYS[2]), now, loss}
 `)
 
 // beginSendScript records "sending" before the SAP call (tRFC's execute).
 // It is a compare-and-set on the attempt counter read at claim time, so of
-// two deliveries of one task that run at once, only one may send.
-// KEYS: job. ARGV: now_ms, expected attempts. Returns "ok", "cancelled",
-// "posted", "concurrent" or "missing".
-var beginSendScript = redis.NewScript(redisNowMS + `
-if redis.call('EXISTS', KEYS[1]) == 0 then return 'missing' end
-local st = redis.call('HGET', KEYS[1], 'status')
-if st == 'cancelled' then return 'cancelled' end
-if redis.call('HGET', KEYS[1], 'phase') == 'posted' then return 'posted' end
-if redis.call('HGET', KEYS[1], 'attempts') ~= ARGV[2] then return 'concurrent' end
-redis.call('HSET', KEYS[1], 'status', 'running', 'phase', 'sending', 'send_started_ms', now, 'updated_ms', ARGV[1])
-redis.call('HINCRBY', KEYS[1], 'attempts', 1)
-return 'ok'
+// two deliveries of one task that run at once, only one may send. The
+// message generation advances when the previous call was definitely
+// refused (phase pending after a call), and stays after an unknown outcome.
+// Inside a loss window nothing is recorded and the caller must wait.
+// KEYS: meta, job. ARGV: now_ms, expected attempts, run, call token,
+// destination, reference, settle_ms.
+// Returns {verdict, attempts, gen, server now_ms, loss_ms}.
+var beginSendScript = redis.NewScript(checkServer + `
+if redis.call('EXISTS', KEYS[2]) == 0 then return {'missing'} end
+local f = redis.call('HMGET', KEYS[2], 'status', 'phase', 'attempts', 'gen', 'run', 'send_token')
+if f[6] == ARGV[4] then return {'ok', tonumber(f[3]), tonumber(f[4]), now, loss} end
+if f[1] == 'cancelled' then return {'cancelled'} end
+if f[2] == 'posted' then return {'posted'} end
+if f[1] == 'failed' then return {'failed'} end
+if tonumber(f[5] or '0') ~= tonumber(ARGV[3]) then return {'stale'} end
+if f[3] ~= ARGV[2] then return {'concurrent'} end
+if loss > 0 and now < loss + tonumber(ARGV[7]) then return {'loss_window', 0, 0, now, loss} end
+local attempts = tonumber(f[3]) + 1
+local gen = tonumber(f[4] or '0')
+if attempts > 1 and f[2] == 'pending' then gen = gen + 1 end
+redis.call('HSET', KEYS[2], 'status', 'running', 'phase', 'sending', 'send_started_ms', now,
+  'updated_ms', ARGV[1], 'attempts', attempts, 'gen', gen, 'send_token', ARGV[4])
+if not redis.call('HGET', KEYS[2], 'destination') then
+  redis.call('HSET', KEYS[2], 'destination', ARGV[5], 'reference', ARGV[6])
+end
+return {'ok', attempts, gen, now, loss}
 `)
 
-// finishScript records an attempt's outcome and sets the retention of the
-// job and its idempotency key once the job is terminal. A failure is
-// recorded only by the delivery that made the latest attempt (the attempt
-// counter fences off a stale one, which would otherwise overwrite "sending"
-// while another delivery's call is in flight); a document is always
-// recorded, for SAP holds it whoever sent it.
-// KEYS: job, idem. ARGV: status, phase, result json, error json, now_ms,
-// ttl_ms (0 = keep), expected attempts.
+// finishScript records an attempt's outcome and, once the job is terminal,
+// sets the retention of the job and its idempotency key and enters the job
+// in the expiry index. A failure is recorded only by the delivery that made
+// the latest attempt (the attempt counter fences off a stale one, which
+// would otherwise overwrite "sending" while another delivery's call is in
+// flight); a document is always recorded, for SAP holds it whoever sent it.
+// Run twice, it writes the same and answers the same.
+// KEYS: job, idem, expiry. ARGV: status, phase, result json, error json,
+// now_ms, ttl_ms (0 = keep), expected attempts, expiry member.
 var finishScript = redis.NewScript(`
 if redis.call('EXISTS', KEYS[1]) == 0 then return 'missing' end
 if redis.call('HGET', KEYS[1], 'phase') == 'posted' and ARGV[2] ~= 'posted' then return 'posted' end
@@ -172,51 +277,57 @@ local ttl = tonumber(ARGV[6])
 if ttl > 0 then
   redis.call('PEXPIRE', KEYS[1], ttl)
   redis.call('PEXPIRE', KEYS[2], ttl)
+  redis.call('ZADD', KEYS[3], tonumber(ARGV[5]) + ttl, ARGV[8])
 else
   redis.call('PERSIST', KEYS[1])
   redis.call('PERSIST', KEYS[2])
+  redis.call('ZREM', KEYS[3], ARGV[8])
 end
 return 'ok'
 `)
 
 // cancelScript cancels a job that SAP holds no document for and that no
 // worker is calling SAP for right now: queued, waiting to retry, or failed,
-// always in PhasePending.
-// KEYS: job, idem. ARGV: caller, now_ms, ttl_ms. Returns "ok", "missing" or
-// the status and phase that forbid it.
+// always in PhasePending. Cancelling a cancelled job changes nothing and
+// answers "ok", so a second run of one call answers as the first.
+// KEYS: job, idem, expiry. ARGV: caller, now_ms, ttl_ms, expiry member.
+// Returns "ok", "missing" or the status and phase that forbid it.
 var cancelScript = redis.NewScript(`
 if redis.call('EXISTS', KEYS[1]) == 0 then return 'missing' end
 if ARGV[1] ~= '' and redis.call('HGET', KEYS[1], 'caller') ~= ARGV[1] then return 'missing' end
 local st = redis.call('HGET', KEYS[1], 'status')
 local ph = redis.call('HGET', KEYS[1], 'phase')
+if st == 'cancelled' then return 'ok' end
 if ph ~= 'pending' or (st ~= 'queued' and st ~= 'retrying' and st ~= 'failed') then return st .. '/' .. ph end
 redis.call('HSET', KEYS[1], 'status', 'cancelled', 'updated_ms', ARGV[2])
 redis.call('HDEL', KEYS[1], 'error')
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
 redis.call('PEXPIRE', KEYS[2], ARGV[3])
+redis.call('ZADD', KEYS[3], tonumber(ARGV[2]) + tonumber(ARGV[3]), ARGV[4])
 return 'ok'
 `)
 
-func marshalJSON(v any) (string, error) {
-	b, err := json.Marshal(v)
-	return string(b), err
-}
-
-// reprocessScript puts a failed job back in the queue's hands. The phase is
-// kept: a job whose last outcome was unknown is still reconciled first. A job
-// whose task the queue gave up on without the worker recording it (a crash on
-// the last attempt: ARGV[2] = 1) counts as failed too.
-// KEYS: job, idem, unenqueued. ARGV: now_ms, task gone (0|1). Returns "ok",
-// "missing" or the status that forbids it.
+// reprocessScript puts a failed job back in the queue's hands, in a new run.
+// The phase is kept: a job whose last outcome was unknown is still
+// reconciled first. A job whose task the queue gave up on without the
+// worker recording it (a crash on the last attempt: ARGV[2] = 1) counts as
+// failed too. A second run of the same call answers as the first.
+// KEYS: job, idem, unenqueued, expiry. ARGV: now_ms, task gone (0|1), call
+// token, expiry member. Returns {"ok", run}, {"missing"} or {status}.
 var reprocessScript = redis.NewScript(`
-if redis.call('EXISTS', KEYS[1]) == 0 then return 'missing' end
+if redis.call('EXISTS', KEYS[1]) == 0 then return {'missing'} end
+if redis.call('HGET', KEYS[1], 'reprocess_token') == ARGV[3] then
+  return {'ok', tonumber(redis.call('HGET', KEYS[1], 'run'))}
+end
 local st = redis.call('HGET', KEYS[1], 'status')
 local stranded = ARGV[2] == '1' and (st == 'queued' or st == 'running' or st == 'retrying')
-if st ~= 'failed' and not stranded then return st end
-if redis.call('HGET', KEYS[1], 'phase') == 'posted' then return 'posted' end
-redis.call('HSET', KEYS[1], 'status', 'queued', 'updated_ms', ARGV[1])
+if st ~= 'failed' and not stranded then return {st} end
+if redis.call('HGET', KEYS[1], 'phase') == 'posted' then return {'posted'} end
+local run = redis.call('HINCRBY', KEYS[1], 'run', 1)
+redis.call('HSET', KEYS[1], 'status', 'queued', 'updated_ms', ARGV[1], 'reprocess_token', ARGV[3])
 redis.call('PERSIST', KEYS[1])
 redis.call('PERSIST', KEYS[2])
+redis.call('ZREM', KEYS[4], ARGV[4])
 redis.call('ZADD', KEYS[3], ARGV[1], redis.call('HGET', KEYS[1], 'id'))
-return 'ok'
+return {'ok', run}
 `)

@@ -11,22 +11,16 @@ import (
 	"github.com/sapq/sapq/tasks"
 )
 
-// awaitingEnqueue reports whether a job is recorded but not yet confirmed
-// enqueued.
-func (l *Ledger) awaitingEnqueue(ctx context.Context, id string) bool {
-	return l.rdb.ZScore(ctx, unenqueuedKey, id).Err() == nil
-}
-
 // Submit records a validated posting under (caller, idempotency key) and
 // enqueues it, with Stripe's semantics: the same key and payload return the
 // original job (replayed) in whatever state it is; the same key with another
 // payload is a *ConflictError.
 //
 // Recording and enqueueing are two steps in two systems' keyspaces. The job
-// is recorded first, together with a mark in sapq:unenqueued that is cleared
-// only once asynq has the task; if the process dies in between, a replay of
-// the key or the Sweeper enqueues it. Enqueueing twice is harmless: the task
-// ID is the job ID, and the worker's protocol skips posted jobs.
+// is recorded first, together with a mark in its shard's unenqueued set that
+// is cleared only once asynq has the task; if the process dies in between, a
+// replay of the key or the Sweeper enqueues it. Enqueueing twice is harmless:
+// the task ID is the job ID, and the worker's protocol skips posted jobs.
 func (l *Ledger) Submit(ctx context.Context, caller string, p tasks.Posting) (tasks.Job, bool, error) {
 	if caller == "" {
 		return tasks.Job{}, false, errors.New("ledger: submit without a caller")
@@ -38,18 +32,9 @@ func (l *Ledger) Submit(ctx context.Context, caller string, p tasks.Posting) (ta
 	if err != nil {
 		return tasks.Job{}, false, fmt.Errorf("ledger: fingerprint: %w", err)
 	}
-	id := newJobID()
-	now := l.opts.Now()
-	res, err := submitScript.Run(ctx, l.rdb,
-		[]string{idemKey(caller, p.IdempotencyKey()), jobKey(id), callerKey(caller), allJobsKey, unenqueuedKey},
-		id, caller, string(p.Kind()), p.IdempotencyKey(), fp, string(canonical), ms(now), jobKey("")).Slice()
+	job, unenqueued, created, err := l.record(ctx, caller, p, fp, canonical)
 	if err != nil {
-		return tasks.Job{}, false, l.ctxErr(ctx, fmt.Errorf("ledger: record: %w", err))
-	}
-	created, unenqueued := res[0].(int64) == 1, res[1].(int64) == 1
-	job, err := decodeFlat(res[2])
-	if err != nil {
-		return tasks.Job{}, false, fmt.Errorf("ledger: record: %w", err)
+		return tasks.Job{}, false, err
 	}
 	if !created && (job.Fingerprint != fp || job.Kind != p.Kind()) {
 		return tasks.Job{}, false, &ConflictError{JobID: job.ID, Key: p.IdempotencyKey()}
@@ -63,11 +48,66 @@ func (l *Ledger) Submit(ctx context.Context, caller string, p tasks.Posting) (ta
 	return job, !created, nil
 }
 
-func (l *Ledger) enqueue(ctx context.Context, job tasks.Job) error {
-	if job.Status.Terminal() {
-		return l.rdb.ZRem(ctx, unenqueuedKey, job.ID).Err()
+// record runs the submit script, and for a key that names another job reads
+// that job. A key whose job no longer exists is dropped and the posting
+// recorded anew: whatever the old job did in SAP, the worker's look-up
+// before its first call finds it.
+func (l *Ledger) record(ctx context.Context, caller string, p tasks.Posting, fp string, canonical []byte) (job tasks.Job, unenqueued, created bool, err error) {
+	s := shardOfKey(caller, p.IdempotencyKey())
+	idem := idemKeyOf(caller, p.IdempotencyKey())
+	for range 2 {
+		id := newJobID(s)
+		res, err := submitScript.Run(ctx, l.rdb,
+			[]string{idem, s.jobKey(id), s.jobsKey(), s.callerKey(callerHash(caller)), s.unenqueuedKey()},
+			id, caller, string(p.Kind()), p.IdempotencyKey(), fp, string(canonical), ms(l.opts.Now())).Slice()
+		if err != nil {
+			return job, false, false, l.ctxErr(ctx, fmt.Errorf("ledger: record: %w", err))
+		}
+		if res[0].(int64) == 1 {
+			job, err := decodeFlat(res[1])
+			return job, res[2].(int64) == 1, true, err
+		}
+		other, _ := res[1].(string)
+		job, unenqueued, err = l.readJob(ctx, other)
+		if !errors.Is(err, ErrNotFound) {
+			return job, unenqueued, false, err
+		}
+		k, _ := keysOf(other)
+		if err := forgetKeyScript.Run(ctx, l.rdb, []string{idem, k.job()}, other).Err(); err != nil {
+			return job, false, false, l.ctxErr(ctx, fmt.Errorf("ledger: record: %w", err))
+		}
+		l.log.Warn("idempotency key named a job that no longer exists; recording the posting again", "job_id", other)
 	}
-	payload, err := json.Marshal(TaskPayload{JobID: job.ID, Caller: job.Caller, Posting: job.Payload})
+	return job, false, false, errors.New("ledger: record: idempotency key keeps naming a missing job")
+}
+
+// readJob reads a job and whether it awaits enqueueing.
+func (l *Ledger) readJob(ctx context.Context, id string) (tasks.Job, bool, error) {
+	k, ok := keysOf(id)
+	if !ok {
+		return tasks.Job{}, false, ErrNotFound
+	}
+	res, err := readJobScript.Run(ctx, l.rdb, []string{k.job(), k.unenqueued()}, id).Slice()
+	if err != nil {
+		return tasks.Job{}, false, l.ctxErr(ctx, fmt.Errorf("ledger: load %s: %w", id, err))
+	}
+	job, err := decodeFlat(res[0])
+	return job, res[1].(int64) == 1, err
+}
+
+// awaitingEnqueue reports whether a job is recorded but not yet confirmed
+// enqueued.
+func (l *Ledger) awaitingEnqueue(ctx context.Context, id string) bool {
+	k, ok := keysOf(id)
+	return ok && l.rdb.ZScore(ctx, k.unenqueued(), id).Err() == nil
+}
+
+func (l *Ledger) enqueue(ctx context.Context, job tasks.Job) error {
+	k, _ := keysOf(job.ID)
+	if job.Status.Terminal() {
+		return l.rdb.ZRem(ctx, k.unenqueued(), job.ID).Err()
+	}
+	payload, err := json.Marshal(TaskPayload{JobID: job.ID, Caller: job.Caller, Run: job.Run, Posting: job.Payload})
 	if err != nil {
 		return err
 	}
@@ -76,11 +116,13 @@ func (l *Ledger) enqueue(ctx context.Context, job tasks.Job) error {
 	_, err = l.client.EnqueueContext(ctx, task, opts...)
 	if errors.Is(err, asynq.ErrTaskIDConflict) {
 		// The queue still holds a task with this ID. A waiting one (pending,
-		// scheduled, retry) will run the job. An active one may be about to
-		// be archived by a failing last attempt: the mark stays, and a later
-		// sweep looks again. An archived one is a previous failure; it is
-		// replaced only if the ledger has put the job back in the queue's
-		// hands (reprocess), never on the strength of a stale snapshot.
+		// scheduled, retry) will run the job (a stale run's task is
+		// dropped by Claim; the sweeper then finds the job still marked).
+		// An active one may be about to be archived by a failing last
+		// attempt: the mark stays, and a later sweep looks again. An
+		// archived one is a previous failure; it is replaced only if the
+		// ledger has put the job back in the queue's hands (reprocess),
+		// never on the strength of a stale snapshot.
 		info, ierr := l.inspector.GetTaskInfo(l.opts.Queue, job.ID)
 		switch {
 		case ierr != nil:
@@ -88,20 +130,29 @@ func (l *Ledger) enqueue(ctx context.Context, job tasks.Job) error {
 		case info.State == asynq.TaskStateActive:
 			return nil
 		case info.State == asynq.TaskStateArchived:
-			st, serr := l.rdb.HGet(ctx, jobKey(job.ID), fStatus).Result()
+			st, serr := l.rdb.HGet(ctx, k.job(), fStatus).Result()
 			if serr != nil || tasks.Status(st) != tasks.StatusQueued {
-				return l.rdb.ZRem(ctx, unenqueuedKey, job.ID).Err()
+				return l.rdb.ZRem(ctx, k.unenqueued(), job.ID).Err()
 			}
 			if derr := l.inspector.DeleteTask(l.opts.Queue, job.ID); derr != nil && !errors.Is(derr, asynq.ErrTaskNotFound) {
 				return fmt.Errorf("ledger: replace archived task %s: %w", job.ID, derr)
 			}
 			_, err = l.client.EnqueueContext(ctx, task, opts...)
 		default:
-			err = nil
+			if p, perr := ParseTaskPayload(info.Payload); perr == nil && p.Run != job.Run {
+				// A waiting task of an earlier run: it would be dropped
+				// as stale. Replace it with this run's.
+				if derr := l.inspector.DeleteTask(l.opts.Queue, job.ID); derr != nil && !errors.Is(derr, asynq.ErrTaskNotFound) {
+					return fmt.Errorf("ledger: replace stale task %s: %w", job.ID, derr)
+				}
+				_, err = l.client.EnqueueContext(ctx, task, opts...)
+			} else {
+				err = nil
+			}
 		}
 	}
 	if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
 		return fmt.Errorf("ledger: enqueue %s: %w", job.ID, err)
 	}
-	return l.rdb.ZRem(ctx, unenqueuedKey, job.ID).Err()
+	return l.rdb.ZRem(ctx, k.unenqueued(), job.ID).Err()
 }

@@ -8,13 +8,23 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 )
 
-// Sweeper enqueues jobs that were recorded but never confirmed enqueued: the
-// process that accepted them died between the two steps, or Redis refused
-// the enqueue. Like asynq's forwarder and recoverer, it is a small component
-// with Start and Shutdown.
+// Sweeper keeps the ledger whole in the background. Like asynq's forwarder
+// and recoverer, it is a small component with Start and Shutdown. Each pass,
+// in every shard, it
+//
+//   - enqueues jobs that were recorded but never confirmed enqueued (the
+//     process that accepted them died between the two steps, or Redis
+//     refused the enqueue);
+//   - trims the indexes of jobs whose retention has ended, so that they do
+//     not grow without bound;
+//   - after a Redis loss (see loss.go), re-enqueues every live job whose
+//     queue task is gone: Redis may have kept the job and lost its task.
+//
+// Any number of sweepers may run (one per worker); every step is idempotent.
 type Sweeper struct {
 	ledger   *Ledger
 	interval time.Duration
@@ -23,8 +33,8 @@ type Sweeper struct {
 	wg       sync.WaitGroup
 }
 
-// NewSweeper returns a sweeper that runs every interval and picks up entries
-// older than grace.
+// NewSweeper returns a sweeper that runs every interval and picks up
+// unenqueued entries older than grace.
 func NewSweeper(l *Ledger, interval, grace time.Duration) *Sweeper {
 	if interval <= 0 {
 		interval = 10 * time.Second
@@ -48,10 +58,10 @@ func (s *Sweeper) Start() {
 				return
 			case <-t.C:
 				ctx, cancel := context.WithTimeout(context.Background(), s.interval)
-				if n, err := s.Sweep(ctx); err != nil {
+				if st, err := s.Sweep(ctx); err != nil {
 					s.ledger.log.Warn("sweep failed", "err", err)
-				} else if n > 0 {
-					s.ledger.log.Info("swept unenqueued jobs into the queue", "count", n)
+				} else if st != (SweepStats{}) {
+					s.ledger.log.Info("swept the ledger", "enqueued", st.Enqueued, "trimmed", st.Trimmed, "repaired", st.Repaired)
 				}
 				cancel()
 			}
@@ -65,12 +75,40 @@ func (s *Sweeper) Shutdown() {
 	s.wg.Wait()
 }
 
-// Sweep enqueues up to 100 overdue unenqueued jobs and reports how many.
-func (s *Sweeper) Sweep(ctx context.Context) (int, error) {
+// SweepStats says what one pass did.
+type SweepStats struct {
+	Enqueued int // recorded jobs put into the queue
+	Trimmed  int // index entries of expired jobs removed
+	Repaired int // live jobs re-enqueued after a Redis loss
+}
+
+// sweepBatch bounds the entries one pass handles per shard and step.
+const sweepBatch = 500
+
+// Sweep makes one pass over every shard. An entry that keeps failing does
+// not hold up the others; the first error is returned with what was done.
+func (s *Sweeper) Sweep(ctx context.Context) (SweepStats, error) {
+	var st SweepStats
+	var firstErr error
+	for _, sh := range allShards() {
+		n, err := s.repairAfterLoss(ctx, sh)
+		st.Repaired += n
+		firstErr = cmp.Or(firstErr, err)
+		n, err = s.enqueueRecorded(ctx, sh)
+		st.Enqueued += n
+		firstErr = cmp.Or(firstErr, err)
+		n, err = s.trim(ctx, sh)
+		st.Trimmed += n
+		firstErr = cmp.Or(firstErr, err)
+	}
+	return st, firstErr
+}
+
+func (s *Sweeper) enqueueRecorded(ctx context.Context, sh shard) (int, error) {
 	l := s.ledger
 	cutoff := l.opts.Now().Add(-s.grace)
-	ids, err := l.rdb.ZRangeByScore(ctx, unenqueuedKey, &redis.ZRangeBy{
-		Min: "-inf", Max: strconv.FormatInt(ms(cutoff), 10), Count: 100,
+	ids, err := l.rdb.ZRangeByScore(ctx, sh.unenqueuedKey(), &redis.ZRangeBy{
+		Min: "-inf", Max: strconv.FormatInt(ms(cutoff), 10), Count: sweepBatch,
 	}).Result()
 	if err != nil {
 		return 0, err
@@ -78,10 +116,9 @@ func (s *Sweeper) Sweep(ctx context.Context) (int, error) {
 	n := 0
 	var firstErr error
 	for _, id := range ids {
-		// One entry that keeps failing must not hold up the others.
 		job, err := l.load(ctx, id)
 		if errors.Is(err, ErrNotFound) {
-			l.rdb.ZRem(ctx, unenqueuedKey, id)
+			l.rdb.ZRem(ctx, sh.unenqueuedKey(), id)
 			continue
 		}
 		if err == nil {
@@ -95,4 +132,91 @@ func (s *Sweeper) Sweep(ctx context.Context) (int, error) {
 		n++
 	}
 	return n, firstErr
+}
+
+// trim removes the index entries of jobs whose retention has ended. The job
+// hash and its idempotency key expire on their own; the indexes are sorted
+// sets, whose members do not.
+func (s *Sweeper) trim(ctx context.Context, sh shard) (int, error) {
+	l := s.ledger
+	members, err := l.rdb.ZRangeByScore(ctx, sh.expiryKey(), &redis.ZRangeBy{
+		Min: "-inf", Max: strconv.FormatInt(ms(l.opts.Now()), 10), Count: sweepBatch,
+	}).Result()
+	if err != nil || len(members) == 0 {
+		return 0, err
+	}
+	pipe := l.rdb.Pipeline()
+	for _, m := range members {
+		id, hash, err := parseExpiryMember(m)
+		if err == nil {
+			pipe.ZRem(ctx, sh.jobsKey(), id)
+			pipe.ZRem(ctx, sh.callerKey(hash), id)
+		}
+		pipe.ZRem(ctx, sh.expiryKey(), m)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return 0, err
+	}
+	return len(members), nil
+}
+
+// repairAfterLoss checks the shard's Redis (as Claim does) and, once after
+// every loss, re-enqueues the shard's live jobs whose task is gone.
+func (s *Sweeper) repairAfterLoss(ctx context.Context, sh shard) (int, error) {
+	l := s.ledger
+	res, err := checkShardScript.Run(ctx, l.rdb, []string{sh.metaKey()}).Int64Slice()
+	if err != nil {
+		return 0, err
+	}
+	loss := res[1]
+	if loss == 0 {
+		return 0, nil
+	}
+	repaired, err := l.rdb.HGet(ctx, sh.metaKey(), "repaired_ms").Int64()
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return 0, err
+	}
+	if repaired >= loss {
+		return 0, nil
+	}
+	l.log.Warn("Redis lost writes in a ledger shard; re-enqueueing its live jobs whose tasks are gone", "shard", sh, "loss_ms", loss)
+	n, err := s.requeueLive(ctx, sh)
+	if err != nil {
+		return n, err
+	}
+	// Only a complete pass counts; a failed one is tried again next time.
+	return n, l.rdb.HSet(ctx, sh.metaKey(), "repaired_ms", loss).Err()
+}
+
+func (s *Sweeper) requeueLive(ctx context.Context, sh shard) (int, error) {
+	l := s.ledger
+	n, cursor := 0, "+"
+	for {
+		ids, err := l.rdb.ZRevRangeByLex(ctx, sh.jobsKey(), &redis.ZRangeBy{Max: cursor, Min: "-", Count: sweepBatch}).Result()
+		if err != nil || len(ids) == 0 {
+			return n, err
+		}
+		cursor = "(" + ids[len(ids)-1]
+		jobs, err := l.loadMany(ctx, ids)
+		if err != nil {
+			return n, err
+		}
+		for _, job := range jobs {
+			if job.ID == "" || job.Status.Terminal() {
+				continue
+			}
+			_, err := l.inspector.GetTaskInfo(l.opts.Queue, job.ID)
+			if err == nil {
+				continue
+			}
+			if !errors.Is(err, asynq.ErrTaskNotFound) && !errors.Is(err, asynq.ErrQueueNotFound) {
+				return n, err
+			}
+			if err := l.enqueue(ctx, job); err != nil {
+				return n, err
+			}
+			l.log.Info("re-enqueued a live job whose task was lost", "job_id", job.ID, "status", job.Status)
+			n++
+		}
+	}
 }
