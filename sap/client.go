@@ -30,8 +30,8 @@ const (
 
 // Config configures a Client.
 type Config struct {
-	BaseURL  string // e.g. https://my-s4.example.com; paths such as /sap/opu/odata/sap/... are appended
-	Client   string // sap-client, default "100"
+	BaseURL string // e.g. https://my-s4.example.com; paths such as /sap/opu/odata/sap/... are appended
+	Client  string // sap-client, default "100"
 	// Language is sent as sap-language (default "EN"). Classification
 	// falls back to SAP's message texts where a code is not in its table,
 	// and those texts come in the logon language: without it, a lock

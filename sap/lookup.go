@@ -3,8 +3,8 @@ package sap
 import (
 	"context"
 	"encoding/json"
-	"net/http"
 	"fmt"
+	"net/http"
 	"net/url"
 )
 

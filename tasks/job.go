@@ -106,14 +106,14 @@ type Job struct {
 	// Destination is the SAP system the job is posted to and Reference the
 	// reference sapq writes into SAP with the document; both are fixed by
 	// the job's first call.
-	Destination    string          `json:"destination,omitempty"`
-	Reference      string          `json:"reference,omitempty"`
-	CreatedAt      time.Time       `json:"created_at"`
-	UpdatedAt      time.Time       `json:"updated_at"`
-	SendStartedAt  time.Time       `json:"send_started_at,omitzero"`
-	NextAttemptAt  time.Time       `json:"next_attempt_at,omitzero"`
-	Result         *Result         `json:"result,omitempty"`
-	Error          *JobError       `json:"error,omitempty"`
+	Destination   string    `json:"destination,omitempty"`
+	Reference     string    `json:"reference,omitempty"`
+	CreatedAt     time.Time `json:"created_at"`
+	UpdatedAt     time.Time `json:"updated_at"`
+	SendStartedAt time.Time `json:"send_started_at,omitzero"`
+	NextAttemptAt time.Time `json:"next_attempt_at,omitzero"`
+	Result        *Result   `json:"result,omitempty"`
+	Error         *JobError `json:"error,omitempty"`
 }
 
 // Posting decodes the job's stored payload. It was validated when it was

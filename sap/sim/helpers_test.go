@@ -189,7 +189,7 @@ func defaultInvoice(ref string) invoice {
 	return invoice{
 		CompanyCode: "1010", Supplier: "17300001", Ref: ref, Currency: "EUR", Gross: "119.00",
 		Posting: edmDateJSON(2026, 11, 22), Assignment: "SQ-" + ref,
-		Items:   []invoiceItem{{GL: "61003000", CostCenter: "10101101", Amount: "119.00", DC: "S"}},
+		Items: []invoiceItem{{GL: "61003000", CostCenter: "10101101", Amount: "119.00", DC: "S"}},
 	}
 }
 

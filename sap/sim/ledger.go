@@ -67,17 +67,17 @@ func (st Stats) clone() Stats {
 
 // books is everything the simulated SAP system has posted. Guarded by Server.mu.
 type books struct {
-	invoices    []*supplierInvoice
-	lines       []*glLine // GLAccountLineItem rows in posting order
-	ledger      []LedgerDocument
-	numbers     map[string]int64  // number range -> last number issued
+	invoices     []*supplierInvoice
+	lines        []*glLine // GLAccountLineItem rows in posting order
+	ledger       []LedgerDocument
+	numbers      map[string]int64  // number range -> last number issued
 	soapReplies  map[string][]byte // request MessageHeader/UUID -> original response
 	soapInFlight map[string]bool   // request UUIDs being processed
 }
 
 func newBooks() books {
 	return books{
-		numbers:     map[string]int64{},
+		numbers:      map[string]int64{},
 		soapReplies:  map[string][]byte{},
 		soapInFlight: map[string]bool{},
 	}
