@@ -2,6 +2,7 @@ package worker_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http/httptest"
@@ -51,31 +52,83 @@ type rig struct {
 	simShift atomic.Int64
 }
 
+// The rig's SAP timeout and settle time: short, so that waiting for an
+// earlier call to settle costs little, and long enough for the simulator to
+// answer a call on a loaded machine.
+const (
+	rigSAPTimeout = 2 * time.Second
+	rigSettle     = 2500 * time.Millisecond
+)
+
 func newRig(t *testing.T, faults sim.Faults) *rig {
 	t.Helper()
 	rdb, db := redisSrv.NewDB(t)
-	l, err := ledger.New(ledger.Options{Redis: rdb, Logger: testLogger(t)})
-	if err != nil {
+	return newRigOn(t, rdb, db, faults)
+}
+
+// newRigOn is a rig on the given Redis.
+func newRigOn(t *testing.T, rdb redis.UniversalClient, db int, faults sim.Faults) *rig {
+	t.Helper()
+	r := &rig{t: t, rdb: rdb, db: db}
+	r.useLedger(ledger.Options{})
+	// A fresh database opens a loss window (it cannot be told from one
+	// that lost its data); tests that are not about that start without.
+	if err := r.ledger.TrustRedis(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	r := &rig{t: t, rdb: rdb, db: db, ledger: l}
-	s := sim.New(sim.Options{User: simUser, Password: simPassword, Faults: faults, Seed: 1, Logger: testLogger(t),
-		Now: func() time.Time { return time.Now().Add(time.Duration(r.simShift.Load())) }})
+	r.useSimOptions(sim.Options{Faults: faults})
+	return r
+}
+
+// useSimOptions gives the rig a new simulator with opts (the rig's
+// credentials, logger and clock filled in) and a client of it.
+func (r *rig) useSimOptions(opts sim.Options) {
+	t := r.t
+	t.Helper()
+	opts.User, opts.Password, opts.Seed, opts.Logger = simUser, simPassword, 1, testLogger(t)
+	opts.Now = func() time.Time { return time.Now().Add(time.Duration(r.simShift.Load())) }
+	s := sim.New(opts)
 	hs := httptest.NewServer(s)
 	t.Cleanup(hs.Close)
-	client, err := sap.New(sap.Config{BaseURL: hs.URL, User: simUser, Password: simPassword, Timeout: 5 * time.Second, Logger: testLogger(t)})
+	t.Cleanup(func() {
+		for s.Release() { // a held request would keep the server from closing
+		}
+	})
+	client, err := sap.New(sap.Config{BaseURL: hs.URL, User: simUser, Password: simPassword, Timeout: rigSAPTimeout, Logger: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	r.sim, r.simURL, r.sap = s, hs.URL, client
-	return r
+}
+
+// useLedger replaces the rig's ledger by one with opts (on the rig's Redis,
+// settle time rigSettle unless opts says otherwise).
+func (r *rig) useLedger(opts ledger.Options) {
+	r.t.Helper()
+	if opts.Redis == nil {
+		opts.Redis = r.rdb
+	}
+	if opts.Settle == 0 {
+		opts.Settle = rigSettle
+	}
+	opts.Logger = testLogger(r.t)
+	l, err := ledger.New(opts)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	r.ledger = l
+}
+
+// ref is the reference the job's documents carry in SAP.
+func ref(job tasks.Job) string {
+	return tasks.IdentityOf(&job, tasks.DefaultDestination).Reference()
 }
 
 // fastOptions keep retries and reconciliation quick enough for tests.
 func (r *rig) options() worker.Options {
 	return worker.Options{
 		Redis: r.rdb, Ledger: r.ledger, SAP: r.sap, SAPUser: simUser,
-		Concurrency: 4, SAPTimeout: 5 * time.Second, ReconcileAfter: 50 * time.Millisecond,
+		Concurrency: 4, SAPTimeout: rigSAPTimeout,
 		Retry:        worker.RetryPolicy{Initial: 50 * time.Millisecond, Max: 200 * time.Millisecond},
 		PollInterval: 50 * time.Millisecond, ShutdownTimeout: 5 * time.Second, SweepInterval: -1,
 		Logger: testLogger(r.t),
@@ -134,6 +187,50 @@ func (r *rig) await(id string, what string, limit time.Duration, cond func(tasks
 	return job
 }
 
+// job reads a job as the ledger reports it (the zero Job if it cannot).
+func (r *rig) job(id string) tasks.Job {
+	j, _ := r.ledger.Get(context.Background(), "", id)
+	return j
+}
+
+// awaitGone waits until the job's task has left the queue (completed).
+func (r *rig) awaitGone(id string) {
+	r.t.Helper()
+	r.eventually(settle, "task "+id+" gone", func() (bool, string) {
+		info, err := r.ledger.Inspector().GetTaskInfo(r.ledger.Queue(), id)
+		if errors.Is(err, asynq.ErrTaskNotFound) {
+			return true, ""
+		}
+		if err != nil {
+			return false, err.Error()
+		}
+		return false, info.State.String()
+	})
+}
+
+// forget deletes a job and its idempotency key from the ledger, as the end
+// of its retention does.
+func (r *rig) forget(job tasks.Job) {
+	r.t.Helper()
+	ctx := context.Background()
+	keys, err := r.rdb.Keys(ctx, "sapq:*:job:"+job.ID).Result()
+	if err != nil || len(keys) != 1 {
+		r.t.Fatalf("forget: job key of %s: %v %v", job.ID, keys, err)
+	}
+	idem, err := r.rdb.Keys(ctx, "sapq:*:idem:*").Result()
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	for _, k := range idem {
+		if v, _ := r.rdb.Get(ctx, k).Result(); v == job.ID {
+			keys = append(keys, k)
+		}
+	}
+	if err := r.rdb.Del(ctx, keys...).Err(); err != nil || len(keys) != 2 {
+		r.t.Fatalf("forget %s: deleted %v (%v)", job.ID, keys, err)
+	}
+}
+
 func (r *rig) awaitStatus(id string, want tasks.Status, limit time.Duration) tasks.Job {
 	r.t.Helper()
 	return r.await(id, string(want), limit, func(j tasks.Job) bool { return j.Status == want })
@@ -168,10 +265,15 @@ func (r *rig) awaitPosts(kind sim.Kind, n int) {
 // the test writes the job's hash directly.
 func (r *rig) rewritePayload(id, payload string) {
 	r.t.Helper()
-	if old, _ := r.rdb.HGet(context.Background(), "sapq:job:"+id, "payload").Result(); old == payload {
+	ctx := context.Background()
+	keys, err := r.rdb.Keys(ctx, "sapq:*:job:"+id).Result()
+	if err != nil || len(keys) != 1 {
+		r.t.Fatalf("rewritePayload: job key of %s: %v %v", id, keys, err)
+	}
+	if old, _ := r.rdb.HGet(ctx, keys[0], "payload").Result(); old == payload {
 		r.t.Fatal("rewritePayload: the payload is unchanged")
 	}
-	if err := r.rdb.HSet(context.Background(), "sapq:job:"+id, "payload", payload).Err(); err != nil {
+	if err := r.rdb.HSet(ctx, keys[0], "payload", payload).Err(); err != nil {
 		r.t.Fatal(err)
 	}
 }

@@ -29,7 +29,8 @@ func runWorkerProcess() {
 	db, _ := strconv.Atoi(os.Getenv("SAPQ_TEST_REDIS_DB"))
 	rdb := redis.NewClient(&redis.Options{Addr: os.Getenv("SAPQ_TEST_REDIS_ADDR"), DB: db})
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
-	l, err := ledger.New(ledger.Options{Redis: rdb, Logger: log})
+	// SAP may take up to the minute-long timeout over a call.
+	l, err := ledger.New(ledger.Options{Redis: rdb, Logger: log, Settle: 70 * time.Second})
 	if err != nil {
 		panic(err)
 	}
@@ -81,11 +82,10 @@ func TestKilledWorkerMidCall(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	opts := r.options()
-	opts.ReconcileAfter = 5 * time.Second // longer than SAP takes over a call
-	r.startWorker(opts)
+	r.useLedger(ledger.Options{Settle: 5 * time.Second}) // longer than SAP takes over a call
+	r.startWorker(r.options())
 	done := r.awaitStatus(job.ID, tasks.StatusSucceeded, 3*time.Minute)
-	if n := r.documents(job.Reference()); n != 1 {
+	if n := r.documents(ref(job)); n != 1 {
 		t.Fatalf("simulator holds %d documents for the job, want exactly 1", n)
 	}
 	if !done.Result.Reconciled || done.Result.Document == "" {

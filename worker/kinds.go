@@ -3,7 +3,6 @@ package worker
 import (
 	"context"
 	"fmt"
-	"strings"
 
 	"github.com/sapq/sapq/sap"
 	"github.com/sapq/sapq/tasks"
@@ -90,13 +89,10 @@ func supplierInvoice(p *tasks.SupplierInvoice, reference string) (sap.SupplierIn
 		items[i] = sap.SupplierInvoiceGLItem{GLAccount: it.GLAccount, Amount: amounts[i], CostCenter: it.CostCenter, TaxCode: it.TaxCode, Text: it.Text}
 	}
 	return sap.SupplierInvoice{
-		AssignmentReference: reference,
-		CompanyCode:         p.CompanyCode,
-		InvoicingParty:      p.Supplier,
-		// SAP keeps the reference in upper case. Jobs accepted before sapq
-		// required that are converted as SAP would, so that the look-up
-		// searches for what SAP stored.
-		SupplierInvoiceIDByInvcgParty: strings.ToUpper(p.InvoiceReference),
+		AssignmentReference:           reference,
+		CompanyCode:                   p.CompanyCode,
+		InvoicingParty:                p.Supplier,
+		SupplierInvoiceIDByInvcgParty: p.InvoiceReference,
 		DocumentCurrency:              p.Currency,
 		DocumentDate:                  docDate,
 		PostingDate:                   postDate,
@@ -124,7 +120,7 @@ func journalEntry(p *tasks.JournalEntry, reference, user string) (sap.JournalEnt
 		Reference:           reference,
 		CompanyCode:         p.CompanyCode,
 		DocumentType:        p.DocType(),
-		DocumentReferenceID: strings.ToUpper(p.Reference),
+		DocumentReferenceID: p.Reference,
 		HeaderText:          p.HeaderText,
 		Currency:            p.Currency,
 		CreatedByUser:       user,

@@ -14,6 +14,7 @@ import (
 //	GET  /sim/ledger        {"documents":[...]} everything posted
 //	GET  /sim/stats         counters (see Stats)
 //	POST /sim/csrf/expire   invalidate every CSRF token issued so far
+//	POST /sim/release       let the oldest request held by a "hold" fault go on (404 when none is held)
 func (s *Server) serveControl(w http.ResponseWriter, r *http.Request) {
 	route := r.Method + " " + strings.TrimSuffix(r.URL.Path, "/")
 	switch route {
@@ -43,6 +44,12 @@ func (s *Server) serveControl(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, s.Stats())
 	case "POST /sim/csrf/expire":
 		s.ExpireCSRFTokens()
+		w.WriteHeader(http.StatusNoContent)
+	case "POST /sim/release":
+		if !s.Release() {
+			writeControlError(w, http.StatusNotFound, "no request is held")
+			return
+		}
 		w.WriteHeader(http.StatusNoContent)
 	default:
 		writeControlError(w, http.StatusNotFound, "unknown simulator endpoint "+route)

@@ -82,7 +82,7 @@ func (f Faults) Validate() error {
 	}
 	for i, k := range f.Next {
 		if !k.valid() {
-			return fmt.Errorf("sim: next[%d]: unknown fault %q; one of fail, ambiguous, lock, throttle, slow or \"\"", i, k)
+			return fmt.Errorf("sim: next[%d]: unknown fault %q; one of fail, ambiguous, lock, throttle, slow, hold, server_error or \"\"", i, k)
 		}
 	}
 	return nil
@@ -144,11 +144,19 @@ const (
 	FaultLock      FaultKind = "lock"
 	FaultThrottle  FaultKind = "throttle"
 	FaultSlow      FaultKind = "slow"
+	// FaultHold keeps the request inside SAP until Server.Release lets it
+	// go on: a test decides exactly when SAP commits. It is only scripted
+	// (Faults.Next), never rolled.
+	FaultHold FaultKind = "hold"
+	// FaultServerError processes the request and answers HTTP 500 with
+	// what SAP had to say: a refusal's messages, or a runtime error after
+	// the document was committed. Only scripted.
+	FaultServerError FaultKind = "server_error"
 )
 
 func (k FaultKind) valid() bool {
 	switch k {
-	case "", FaultFail, FaultAmbiguous, FaultLock, FaultThrottle, FaultSlow:
+	case "", FaultFail, FaultAmbiguous, FaultLock, FaultThrottle, FaultSlow, FaultHold, FaultServerError:
 		return true
 	}
 	return false
@@ -272,3 +280,41 @@ func (d *discardWriter) Header() http.Header {
 }
 func (d *discardWriter) Write(b []byte) (int, error) { return len(b), nil }
 func (d *discardWriter) WriteHeader(int)             {}
+
+// holds are the requests a FaultHold keeps inside SAP, oldest first.
+type holds struct {
+	mu      sync.Mutex
+	waiting []chan struct{}
+}
+
+func (h *holds) hold() chan struct{} {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	c := make(chan struct{})
+	h.waiting = append(h.waiting, c)
+	return c
+}
+
+func (h *holds) count() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.waiting)
+}
+
+func (h *holds) release() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.waiting) == 0 {
+		return false
+	}
+	close(h.waiting[0])
+	h.waiting = h.waiting[1:]
+	return true
+}
+
+// Held is how many posting requests a FaultHold keeps inside SAP now.
+func (s *Server) Held() int { return s.holds.count() }
+
+// Release lets the oldest held posting request go on to be processed; it
+// reports false when none is held.
+func (s *Server) Release() bool { return s.holds.release() }

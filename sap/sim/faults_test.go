@@ -244,3 +244,61 @@ func TestFaultRollsDeterministicWithSeed(t *testing.T) {
 		t.Errorf("throttle rolled at rate 0")
 	}
 }
+
+// A held request stays inside SAP until released, then commits even though
+// its client gave up long before.
+func TestFaultHold(t *testing.T) {
+	h := newHarness(t, Options{Faults: Faults{Next: []FaultKind{FaultHold}}})
+	body := defaultInvoice("INV-HOLD").json()
+	h.fetchToken()
+	ctx, cancel := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, h.srv.URL+siColl+"?sap-client=100", strings.NewReader(body))
+	req.SetBasicAuth(user, pass)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-CSRF-Token", h.tok)
+	done := make(chan error, 1)
+	go func() {
+		resp, err := h.hc.Do(req)
+		if err == nil {
+			resp.Body.Close()
+		}
+		done <- err
+	}()
+	deadline := time.Now().Add(5 * time.Second)
+	for h.sim.Held() != 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("the request was not held")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	cancel() // the client gives up
+	<-done
+	if len(h.sim.Ledger()) != 0 {
+		t.Fatal("posted while held")
+	}
+	if !h.sim.Release() || h.sim.Release() {
+		t.Fatal("release: want exactly one held request")
+	}
+	for len(h.sim.Ledger()) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the released request did not commit")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// A server error after processing carries what SAP had to say: a refusal's
+// messages, or a runtime error once the document was committed.
+func TestFaultServerError(t *testing.T) {
+	h := newHarness(t, Options{Faults: Faults{Next: []FaultKind{FaultServerError, FaultServerError}}})
+	closed := defaultInvoice("INV-500-A")
+	closed.Posting = edmDateJSON(2020, 1, 15)
+	resp, b := h.postInvoice(closed.json())
+	if resp.StatusCode != http.StatusInternalServerError || odataCode(t, b) != "F5/201" || len(h.sim.Ledger()) != 0 {
+		t.Errorf("refused: %d %s", resp.StatusCode, b)
+	}
+	resp, b = h.postInvoice(defaultInvoice("INV-500-B").json())
+	if resp.StatusCode != http.StatusInternalServerError || odataCode(t, b) != "/IWBEP/CM_MGW_RT/004" || len(h.sim.Ledger()) != 1 {
+		t.Errorf("committed: %d %s", resp.StatusCode, b)
+	}
+}

@@ -339,17 +339,20 @@ func (s *Server) serveJournalEntry(w http.ResponseWriter, r *http.Request) {
 		}
 		defer s.endMessage(requestUUID)
 	}
-	s.work(r, KindJournalEntry, latency)
+	s.work(r, KindJournalEntry, fault, latency)
 	s.answerJournalEntry(w, r, fault, s.processJournalEntries(entries, requestUUID, fault == FaultLock))
 }
 
 // answerJournalEntry sends SAP's answer, or loses it for an ambiguous fault.
 func (s *Server) answerJournalEntry(w http.ResponseWriter, r *http.Request, fault FaultKind, resp []byte) {
-	if fault == FaultAmbiguous {
+	switch fault {
+	case FaultAmbiguous:
 		s.loseResponse(w, r, KindJournalEntry)
-		return
+	case FaultServerError:
+		writeSOAPFault(w, http.StatusInternalServerError, "Server", "Web service processing error; more details in the web service error log on provider side")
+	default:
+		writeSOAP(w, http.StatusOK, resp)
 	}
-	writeSOAP(w, http.StatusOK, resp)
 }
 
 // startMessage registers a message UUID as being processed. It returns the

@@ -72,3 +72,7 @@ func msgJournalEntryPosted(document, cc, fiscalYear, logicalSystem string) sapMe
 func msgJournalEntryError(logicalSystem string) sapMessage {
 	return sapMessage{Code: "RW/614", Text: "Error in document: BKPFF $ " + logicalSystem}
 }
+
+func msgRuntimeError() sapMessage {
+	return sapMessage{Code: "/IWBEP/CM_MGW_RT/004", Text: "Runtime error: the service could not complete the request"}
+}

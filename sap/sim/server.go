@@ -44,6 +44,10 @@ type Options struct {
 	Seed int64
 	// MasterData is what postings are validated against (nil = DefaultMasterData()).
 	MasterData *MasterData
+	// NoDuplicateInvoiceCheck switches SAP's duplicate invoice check off,
+	// as customizing can (transaction OMRDC): then nothing in SAP stops a
+	// second equal invoice.
+	NoDuplicateInvoiceCheck bool
 	// Logger receives the simulator's logs (nil = slog.Default()).
 	Logger *slog.Logger
 }
@@ -56,6 +60,7 @@ type Server struct {
 	md       *MasterData
 	sessions *sessionStore
 	faults   *faultInjector
+	holds    holds
 
 	supplierInvoiceSvc *odataService
 	glLineItemSvc      *odataService
@@ -269,13 +274,18 @@ func (s *Server) admit(w http.ResponseWriter, kind Kind, fail func()) (FaultKind
 	return fault, latency, true
 }
 
-// work takes SAP's processing time. As in SAP, a client that gives up
-// meanwhile does not cut it short: the work process finishes and commits.
-func (s *Server) work(r *http.Request, kind Kind, latency time.Duration) {
-	if latency <= 0 {
+// work takes SAP's processing time, or for a held request the time until
+// the test releases it. As in SAP, a client that gives up meanwhile does not
+// cut it short: the work process finishes and commits.
+func (s *Server) work(r *http.Request, kind Kind, fault FaultKind, latency time.Duration) {
+	switch {
+	case fault == FaultHold:
+		<-s.holds.hold()
+	case latency > 0:
+		time.Sleep(latency)
+	default:
 		return
 	}
-	time.Sleep(latency)
 	if r.Context().Err() != nil {
 		s.log.Info("sim: client left while SAP was processing; processing anyway", "kind", kind)
 	}

@@ -6,8 +6,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"mime"
 	"net/http"
+	"net/http/httptest"
 	"regexp"
 	"strings"
 	"time"
@@ -345,17 +347,27 @@ func (s *Server) postSupplierInvoice(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	s.work(r, KindSupplierInvoice, latency)
-	if fault == FaultLock {
+	s.work(r, KindSupplierInvoice, fault, latency)
+	switch fault {
+	case FaultLock:
 		s.writeODataError(w, http.StatusBadRequest, svc, msgLocked())
-		return
-	}
-	if fault == FaultAmbiguous {
+	case FaultAmbiguous:
 		s.createSupplierInvoice(&discardWriter{}, r, body)
 		s.loseResponse(w, r, KindSupplierInvoice)
-		return
+	case FaultServerError:
+		rec := httptest.NewRecorder()
+		s.createSupplierInvoice(rec, r, body)
+		if rec.Code < 300 {
+			s.writeODataError(w, http.StatusInternalServerError, svc, msgRuntimeError())
+			return
+		}
+		// The refusal's body, under a status that does not prove it.
+		maps.Copy(w.Header(), rec.Header())
+		w.WriteHeader(http.StatusInternalServerError)
+		w.Write(rec.Body.Bytes())
+	default:
+		s.createSupplierInvoice(w, r, body)
 	}
-	s.createSupplierInvoice(w, r, body)
 }
 
 // createSupplierInvoice deserializes, validates and posts a deep insert.
@@ -493,7 +505,7 @@ func (s *Server) validateSupplierInvoice(p *supplierInvoicePayload) (*supplierIn
 	if diff := balance.Sub(inv.InvoiceGrossAmount); !diff.IsZero() {
 		msgs = append(msgs, msgBalance(diff, inv.DocumentCurrency))
 	}
-	if dup := s.findDuplicateInvoice(inv); dup != nil {
+	if dup := s.findDuplicateInvoice(inv); dup != nil && !s.opts.NoDuplicateInvoiceCheck {
 		msgs = append(msgs, msgDuplicateInvoice(dup.SupplierInvoice, dup.FiscalYear))
 	}
 	return inv, msgs

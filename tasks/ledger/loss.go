@@ -1,6 +1,8 @@
 package ledger
 
 import (
+	"context"
+	"fmt"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -59,6 +61,23 @@ end
 // tasks were all lost would otherwise see no Claim to notice it.
 // KEYS: meta. Returns {server now_ms, loss_ms}.
 var checkShardScript = redis.NewScript(checkServer + `return {now, loss}`)
+
+// TrustRedis records the Redis now serving every shard as the one that wrote
+// the ledger and ends any loss window. It is for a database known never to
+// have held postings (a test's, a new installation that cannot wait Settle
+// before its first posting): after a real loss it would switch off the
+// protection described above.
+func (l *Ledger) TrustRedis(ctx context.Context) error {
+	for _, s := range allShards() {
+		if err := checkShardScript.Run(ctx, l.rdb, []string{s.metaKey()}).Err(); err != nil {
+			return fmt.Errorf("ledger: trust redis: %w", err)
+		}
+		if err := l.rdb.HDel(ctx, s.metaKey(), "loss_ms").Err(); err != nil {
+			return fmt.Errorf("ledger: trust redis: %w", err)
+		}
+	}
+	return nil
+}
 
 // lossWait is how much longer a loss window that began at lossMS lasts at
 // server time nowMS.
