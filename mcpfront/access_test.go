@@ -263,11 +263,14 @@ func TestNotCancellableOnceSent(t *testing.T) {
 	ctx := context.Background()
 
 	sending := submit(t, c, "submit_supplier_invoice", invoice("sent-1"))
-	claimed, err := e.ledger.Claim(ctx, sending.JobID)
+	if err := e.ledger.TrustRedis(ctx); err != nil {
+		t.Fatal(err)
+	}
+	claimed, err := e.ledger.Claim(ctx, sending.JobID, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	job, err := e.ledger.BeginSend(ctx, claimed.Job)
+	job, err := e.ledger.BeginSend(ctx, claimed.Job, tasks.DefaultDestination, "SQTESTREFERENCE1")
 	if err != nil {
 		t.Fatal(err)
 	}

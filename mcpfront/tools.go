@@ -235,11 +235,6 @@ func (s *Server) cancelPosting(ctx context.Context, caller string, req mcp.CallT
 	}
 	job, err := s.ledger.Cancel(ctx, caller, args.JobID)
 	if errors.Is(err, ledger.ErrNotCancellable) {
-		// Cancelling is idempotent for the agent: a retry after a lost
-		// response finds the job cancelled and reports success again.
-		if cur, gerr := s.ledger.Get(ctx, caller, args.JobID); gerr == nil && cur.Status == tasks.StatusCancelled {
-			return mcp.NewToolResultStructuredOnly(postingOf(cur)), nil
-		}
 		return errorResult(codeNotCancellable, fmt.Sprintf("job %s was not cancelled: %v. Follow it with get_posting; a document already posted in SAP must be reversed there.", args.JobID, err), nil), nil
 	}
 	if err != nil {

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -12,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/sapq/sapq/sap"
+	"github.com/sapq/sapq/tasks"
 	"github.com/sapq/sapq/tasks/ledger"
 )
 
@@ -23,18 +26,77 @@ func env(name, def string) string {
 	return def
 }
 
-func envInt(name string, def int) int {
-	if v, err := strconv.Atoi(env(name, "")); err == nil {
-		return v
+// envDefaults reads the SAPQ_* variables that give flags their defaults and
+// remembers every one that does not parse: a command refuses to start naming
+// them, rather than falling back on a default the operator did not ask for.
+type envDefaults struct{ problems []error }
+
+func (e *envDefaults) int(name string, def int) int {
+	v, ok := os.LookupEnv("SAPQ_" + name)
+	if !ok {
+		return def
 	}
-	return def
+	n, err := strconv.Atoi(strings.TrimSpace(v))
+	if err != nil {
+		e.problems = append(e.problems, fmt.Errorf("SAPQ_%s=%q is not a whole number", name, v))
+		return def
+	}
+	return n
 }
 
-func envDuration(name string, def time.Duration) time.Duration {
-	if v, err := time.ParseDuration(env(name, "")); err == nil {
-		return v
+func (e *envDefaults) duration(name string, def time.Duration) time.Duration {
+	v, ok := os.LookupEnv("SAPQ_" + name)
+	if !ok {
+		return def
 	}
-	return def
+	d, err := time.ParseDuration(strings.TrimSpace(v))
+	if err != nil {
+		e.problems = append(e.problems, fmt.Errorf("SAPQ_%s=%q is not a duration such as 30s or 5m (%v)", name, v, err))
+		return def
+	}
+	return d
+}
+
+func (e *envDefaults) bool(name string, def bool) bool {
+	v, ok := os.LookupEnv("SAPQ_" + name)
+	if !ok {
+		return def
+	}
+	b, err := strconv.ParseBool(strings.TrimSpace(v))
+	if err != nil {
+		e.problems = append(e.problems, fmt.Errorf("SAPQ_%s=%q is not true or false", name, v))
+		return def
+	}
+	return b
+}
+
+// parse parses the command line and then reports every variable that did
+// not parse, and every check that fails, at once.
+func (e *envDefaults) parse(fs *flag.FlagSet, args []string, checks ...func() error) error {
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	problems := e.problems
+	for _, check := range checks {
+		if err := check(); err != nil {
+			problems = append(problems, err)
+		}
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("configuration: %w", errors.Join(problems...))
+	}
+	return nil
+}
+
+// positive checks, once the flags are parsed, that a flag's value is above
+// zero.
+func positive[T int | time.Duration](flagName, envName string, v *T) func() error {
+	return func() error {
+		if *v <= 0 {
+			return fmt.Errorf("--%s (SAPQ_%s) must be greater than zero, got %v", flagName, envName, *v)
+		}
+		return nil
+	}
 }
 
 // secret reads SAPQ_<name>, or the file named by SAPQ_<name>_FILE. Secrets
@@ -50,32 +112,43 @@ func secret(name string) (string, error) {
 	return env(name, ""), nil
 }
 
-func newLogger() *slog.Logger {
-	level := slog.LevelInfo
+// newLogger builds the process's logger from SAPQ_LOG_LEVEL and
+// SAPQ_LOG_FORMAT; a value it does not know is a configuration error.
+func newLogger() (*slog.Logger, error) {
+	var level slog.Level
 	if err := level.UnmarshalText([]byte(env("LOG_LEVEL", "info"))); err != nil {
-		level = slog.LevelInfo
+		return nil, fmt.Errorf("configuration: SAPQ_LOG_LEVEL=%q: one of debug, info, warn, error", env("LOG_LEVEL", ""))
 	}
-	var h slog.Handler = slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})
-	if env("LOG_FORMAT", "text") == "json" {
+	var h slog.Handler
+	switch format := env("LOG_FORMAT", "text"); format {
+	case "text":
+		h = slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})
+	case "json":
 		h = slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level})
+	default:
+		return nil, fmt.Errorf("configuration: SAPQ_LOG_FORMAT=%q: text or json", format)
 	}
 	l := slog.New(h)
 	slog.SetDefault(l)
-	return l
+	return l, nil
 }
 
 // redisFlags are the flags every Redis-backed command shares.
-type redisFlags struct{ url string }
+type redisFlags struct {
+	url    string
+	unsafe bool
+}
 
-func (r *redisFlags) register(fs *flag.FlagSet) {
+func (r *redisFlags) register(fs *flag.FlagSet, e *envDefaults) {
 	fs.StringVar(&r.url, "redis-url", env("REDIS_URL", "redis://127.0.0.1:6379/0"), "Redis URL (env SAPQ_REDIS_URL); a password in it is better given through SAPQ_REDIS_PASSWORD")
+	fs.BoolVar(&r.unsafe, "redis-unsafe", e.bool("REDIS_UNSAFE", false), "allow a Redis that may evict keys or keeps nothing on disk, for throwaway setups (env SAPQ_REDIS_UNSAFE)")
 }
 
 // options parses the URL and adds the password from the environment.
 func (r *redisFlags) options() (*redis.Options, error) {
 	opt, err := redis.ParseURL(r.url)
 	if err != nil {
-		return nil, fmt.Errorf("--redis-url: %w", err)
+		return nil, fmt.Errorf("--redis-url (SAPQ_REDIS_URL): %w", err)
 	}
 	pw, err := secret("REDIS_PASSWORD")
 	if err != nil {
@@ -87,12 +160,21 @@ func (r *redisFlags) options() (*redis.Options, error) {
 	return opt, nil
 }
 
-func (r *redisFlags) client() (redis.UniversalClient, error) {
+// client connects to Redis and checks that it keeps what the ledger writes
+// (see ledger.CheckRedis).
+func (r *redisFlags) client(ctx context.Context, log *slog.Logger) (redis.UniversalClient, error) {
 	opt, err := r.options()
 	if err != nil {
 		return nil, err
 	}
-	return redis.NewClient(opt), nil
+	rdb := redis.NewClient(opt)
+	checkCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := ledger.CheckRedis(checkCtx, rdb, r.unsafe, log); err != nil {
+		rdb.Close()
+		return nil, err
+	}
+	return rdb, nil
 }
 
 // ledgerFlags are the flags of every command that works on postings: where
@@ -103,21 +185,28 @@ type ledgerFlags struct {
 	retention, failedRetention time.Duration
 }
 
-func (l *ledgerFlags) register(fs *flag.FlagSet) {
-	l.redis.register(fs)
+func (l *ledgerFlags) register(fs *flag.FlagSet, e *envDefaults) {
+	l.redis.register(fs, e)
 	fs.StringVar(&l.queue, "queue", env("QUEUE", ledger.DefaultQueue), "asynq queue for postings (env SAPQ_QUEUE)")
-	fs.DurationVar(&l.retention, "retention", envDuration("RETENTION", ledger.DefaultRetention), "how long idempotency keys and results of finished postings are kept (env SAPQ_RETENTION); set it alike everywhere")
-	fs.DurationVar(&l.failedRetention, "failed-retention", envDuration("FAILED_RETENTION", ledger.DefaultFailedRetention), "how long failed postings stay reprocessable (env SAPQ_FAILED_RETENTION)")
+	fs.DurationVar(&l.retention, "retention", e.duration("RETENTION", ledger.DefaultRetention), "how long idempotency keys and results of finished postings are kept (env SAPQ_RETENTION); set it alike everywhere")
+	fs.DurationVar(&l.failedRetention, "failed-retention", e.duration("FAILED_RETENTION", ledger.DefaultFailedRetention), "how long failed postings stay reprocessable (env SAPQ_FAILED_RETENTION)")
+}
+
+func (l *ledgerFlags) checks() []func() error {
+	return []func() error{
+		positive("retention", "RETENTION", &l.retention),
+		positive("failed-retention", "FAILED_RETENTION", &l.failedRetention),
+	}
 }
 
 // open connects to Redis and returns the ledger on it; the caller closes
-// the Redis client.
-func (l *ledgerFlags) open(log *slog.Logger) (redis.UniversalClient, *ledger.Ledger, error) {
-	rdb, err := l.redis.client()
+// the Redis client. settle is the ledger's settle time (0: the default).
+func (l *ledgerFlags) open(ctx context.Context, log *slog.Logger, settle time.Duration) (redis.UniversalClient, *ledger.Ledger, error) {
+	rdb, err := l.redis.client(ctx, log)
 	if err != nil {
 		return nil, nil, err
 	}
-	led, err := ledger.New(ledger.Options{Redis: rdb, Queue: l.queue, Retention: l.retention, FailedRetention: l.failedRetention, Logger: log})
+	led, err := ledger.New(ledger.Options{Redis: rdb, Queue: l.queue, Retention: l.retention, FailedRetention: l.failedRetention, Settle: settle, Logger: log})
 	if err != nil {
 		rdb.Close()
 		return nil, nil, err
@@ -127,15 +216,29 @@ func (l *ledgerFlags) open(log *slog.Logger) (redis.UniversalClient, *ledger.Led
 
 // sapFlags configure the SAP client.
 type sapFlags struct {
-	url, client, user string
-	timeout           time.Duration
+	url, client, user, language, destination string
+	timeout                                  time.Duration
 }
 
-func (s *sapFlags) register(fs *flag.FlagSet) {
+func (s *sapFlags) register(fs *flag.FlagSet, e *envDefaults) {
 	fs.StringVar(&s.url, "sap-url", env("SAP_URL", "http://127.0.0.1:8081"), "SAP base URL (env SAPQ_SAP_URL)")
 	fs.StringVar(&s.client, "sap-client", env("SAP_CLIENT", "100"), "SAP client, sent as sap-client (env SAPQ_SAP_CLIENT)")
 	fs.StringVar(&s.user, "sap-user", env("SAP_USER", "SAPQ_COMM"), "SAP communication user (env SAPQ_SAP_USER); the password comes from SAPQ_SAP_PASSWORD or SAPQ_SAP_PASSWORD_FILE")
-	fs.DurationVar(&s.timeout, "sap-timeout", envDuration("SAP_TIMEOUT", 30*time.Second), "timeout of each SAP call (env SAPQ_SAP_TIMEOUT)")
+	fs.StringVar(&s.language, "sap-language", env("SAP_LANGUAGE", "EN"), "logon language, sent as sap-language: SAP's message texts come in it, and texts in English are what lock messages are recognised by (env SAPQ_SAP_LANGUAGE)")
+	fs.StringVar(&s.destination, "sap-destination", env("SAP_DESTINATION", tasks.DefaultDestination), "name of this SAP system; part of every posting's identity in SAP, so never rename it (env SAPQ_SAP_DESTINATION)")
+	fs.DurationVar(&s.timeout, "sap-timeout", e.duration("SAP_TIMEOUT", 30*time.Second), "timeout of each SAP call (env SAPQ_SAP_TIMEOUT)")
+}
+
+func (s *sapFlags) checks() []func() error {
+	return []func() error{
+		positive("sap-timeout", "SAP_TIMEOUT", &s.timeout),
+		func() error {
+			if s.destination == "" {
+				return errors.New("--sap-destination (SAPQ_SAP_DESTINATION) must not be empty")
+			}
+			return nil
+		},
+	}
 }
 
 func (s *sapFlags) newClient(log *slog.Logger) (*sap.Client, error) {
@@ -143,5 +246,5 @@ func (s *sapFlags) newClient(log *slog.Logger) (*sap.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	return sap.New(sap.Config{BaseURL: s.url, Client: s.client, User: s.user, Password: pw, Timeout: s.timeout, Logger: log})
+	return sap.New(sap.Config{BaseURL: s.url, Client: s.client, Language: s.language, User: s.user, Password: pw, Timeout: s.timeout, Logger: log})
 }

@@ -35,10 +35,14 @@ func runDev(ctx context.Context, args []string, stdout io.Writer) error {
 	token := fs.String("token", "", "bearer token for MCP and the UI (a development convenience; random when empty)")
 	redisURL := fs.String("redis-url", "", "use this Redis instead of the embedded one")
 	faults := fs.String("faults", "", `initial simulator faults as JSON, e.g. {"fail_rate":0.1,"ambiguous_rate":0.05}`)
+	redisUnsafe := fs.Bool("redis-unsafe", false, "with --redis-url: allow a Redis that may evict keys or keeps nothing on disk")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	log := newLogger()
+	log, err := newLogger()
+	if err != nil {
+		return err
+	}
 	if *token == "" {
 		*token = randomHex(16)
 	}
@@ -53,6 +57,9 @@ func runDev(ctx context.Context, args []string, stdout io.Writer) error {
 		simPassword = randomHex(16)
 	}
 
+	// The embedded Redis keeps everything in this process's memory: it is
+	// as durable as the process, which is the point of a development setup.
+	unsafe := *redisURL == "" || *redisUnsafe
 	var redisOpt *redis.Options
 	if *redisURL == "" {
 		mr := miniredis.NewMiniRedis()
@@ -72,6 +79,9 @@ func runDev(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	rdb := redis.NewClient(redisOpt)
 	defer rdb.Close()
+	if err := ledger.CheckRedis(ctx, rdb, unsafe, log); err != nil {
+		return err
+	}
 
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
@@ -89,19 +99,22 @@ func runDev(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 	}
 	simulator := sim.New(simOpts)
-	sapClient, err := sap.New(sap.Config{BaseURL: base, User: "SAPQ_COMM", Password: simPassword, Timeout: 10 * time.Second, Logger: log})
+	// The simulator runs in this process and answers at once unless told to
+	// be slow: a short timeout keeps the waits after an unknown outcome short.
+	const sapTimeout, settle = 5 * time.Second, 8 * time.Second
+	sapClient, err := sap.New(sap.Config{BaseURL: base, User: "SAPQ_COMM", Password: simPassword, Timeout: sapTimeout, Logger: log})
 	if err != nil {
 		return err
 	}
 
 	reg := newRegistry()
-	l, err := ledger.New(ledger.Options{Redis: rdb, Logger: log})
+	l, err := ledger.New(ledger.Options{Redis: rdb, Logger: log, Settle: settle})
 	if err != nil {
 		return err
 	}
 	w, err := worker.New(worker.Options{
 		Redis: rdb, Ledger: l, SAP: sapClient, SAPUser: "SAPQ_COMM",
-		SAPTimeout: 10 * time.Second, PollInterval: 200 * time.Millisecond,
+		SAPTimeout: sapTimeout, PollInterval: 200 * time.Millisecond,
 		Retry: worker.RetryPolicy{Initial: time.Second, Max: time.Minute}, Logger: log, Metrics: reg,
 	})
 	if err != nil {

@@ -218,10 +218,13 @@ func testDevEndToEnd(t *testing.T, embedded bool) {
 		t.Fatalf("postings ended %s (%+v) and %s (%+v)", pi.Status, pi.Error, pj.Status, pj.Error)
 	}
 	docs := simLedger(t, base)
-	if docs["E2E-INV-1"] != pi.Result.Document || pi.Result.FiscalYear == "" || pi.Result.CompanyCode != "1010" {
+	devRef := func(key string) string {
+		return tasks.Identity{Caller: devCaller, Key: key, Destination: tasks.DefaultDestination}.Reference()
+	}
+	if docs[devRef(inv.Key)] != pi.Result.Document || pi.Result.FiscalYear == "" || pi.Result.CompanyCode != "1010" {
 		t.Fatalf("invoice result %+v, simulator ledger %v", pi.Result, docs)
 	}
-	if docs[tasks.ReferenceFor(sj.JobID)] != pj.Result.Document || len(docs) != 2 {
+	if docs[devRef(je.Key)] != pj.Result.Document || len(docs) != 2 {
 		t.Fatalf("journal entry result %+v, simulator ledger %v", pj.Result, docs)
 	}
 
@@ -233,7 +236,7 @@ func testDevEndToEnd(t *testing.T, embedded bool) {
 		t.Fatalf("SAP holds invoices %v, want one with header text %q", invoices, inv.HeaderText)
 	}
 	lines := simRead(t, base, sim.GLAccountLineItemPath+"/GLAccountLineItem",
-		"CompanyCode eq '1010' and AssignmentReference eq '"+tasks.ReferenceFor(sj.JobID)+"'")
+		"CompanyCode eq '1010' and AssignmentReference eq '"+devRef(je.Key)+"'")
 	texts := map[any]bool{}
 	for _, l := range lines {
 		texts[l["DocumentItemText"]] = true
@@ -344,7 +347,7 @@ func TestDevConcurrentSubmissionsPostOnce(t *testing.T) {
 	if p := awaitPosting(t, sessions[0], ids[0]); p.Status != "succeeded" {
 		t.Fatalf("posting ended %s: %+v", p.Status, p.Error)
 	}
-	if docs := simLedger(t, base); len(docs) != 1 || docs["E2E-CONC-1"] == "" {
+	if docs := simLedger(t, base); len(docs) != 1 || docs[tasks.Identity{Caller: devCaller, Key: "E2E-CONC-1", Destination: tasks.DefaultDestination}.Reference()] == "" {
 		t.Fatalf("simulator ledger %v: want exactly one document", docs)
 	}
 }

@@ -29,8 +29,9 @@ func runJobs(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	sub, args := args[0], args[1:]
 	fs := flag.NewFlagSet("jobs "+sub, flag.ContinueOnError)
+	var e envDefaults
 	var lf ledgerFlags
-	lf.register(fs)
+	lf.register(fs, &e)
 	var sel selector
 	fs.StringVar(&sel.status, "status", "", "only postings in this status ("+joinStatuses()+")")
 	fs.StringVar(&sel.kind, "kind", "", "only postings of this kind (supplier_invoice, journal_entry)")
@@ -40,10 +41,14 @@ func runJobs(ctx context.Context, args []string, stdout io.Writer) error {
 	limit := fs.Int("limit", 50, "at most this many postings")
 	dryRun := fs.Bool("dry-run", false, "reprocess: list what would be queued, change nothing")
 	asJSON := fs.Bool("json", false, "list: print JSON lines instead of a table")
-	if err := fs.Parse(args); err != nil {
+	if err := e.parse(fs, args, append(lf.checks(), positive("limit", "", limit))...); err != nil {
 		return err
 	}
-	rdb, l, err := lf.open(newLogger())
+	log, err := newLogger()
+	if err != nil {
+		return err
+	}
+	rdb, l, err := lf.open(ctx, log, 0)
 	if err != nil {
 		return err
 	}

@@ -20,6 +20,9 @@ func TestJobsListAndReprocess(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := l.TrustRedis(ctx); err != nil {
+		t.Fatal(err)
+	}
 	closed, _, _ := l.Submit(ctx, "alice", taskstest.JournalEntry("je-closed"))
 	other, _, _ := l.Submit(ctx, "alice", taskstest.JournalEntry("je-other"))
 	l.Submit(ctx, "bob", taskstest.SupplierInvoice("INV-QUEUED"))
@@ -27,8 +30,11 @@ func TestJobsListAndReprocess(t *testing.T) {
 		job  tasks.Job
 		code string
 	}{{closed, "F5/201"}, {other, "F5/507"}} {
-		claimed, _ := l.Claim(ctx, f.job.ID)
-		sending, _ := l.BeginSend(ctx, claimed.Job)
+		claimed, _ := l.Claim(ctx, f.job.ID, 0)
+		sending, err := l.BeginSend(ctx, claimed.Job, tasks.DefaultDestination, "SQTESTREFERENCE1")
+		if err != nil {
+			t.Fatal(err)
+		}
 		l.RecordFailure(ctx, sending, tasks.StatusFailed, tasks.PhasePending, tasks.JobError{Code: f.code, Message: "rejected", Category: tasks.CategoryPermanent})
 		l.Inspector().ArchiveTask(l.Queue(), f.job.ID)
 	}

@@ -13,16 +13,20 @@ import (
 
 func runMCP(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("mcp", flag.ContinueOnError)
+	var e envDefaults
 	var lf ledgerFlags
-	lf.register(fs)
+	lf.register(fs, &e)
 	transport := fs.String("transport", env("MCP_TRANSPORT", "http"), "http (Streamable HTTP at /mcp) or stdio (env SAPQ_MCP_TRANSPORT)")
 	addr := fs.String("addr", env("MCP_ADDR", "127.0.0.1:8080"), "HTTP listen address (env SAPQ_MCP_ADDR)")
 	caller := fs.String("caller", env("MCP_CALLER", "local"), "caller identity for stdio, whose jobs it sees (env SAPQ_MCP_CALLER)")
-	if err := fs.Parse(args); err != nil {
+	if err := e.parse(fs, args, lf.checks()...); err != nil {
 		return err
 	}
-	log := newLogger()
-	rdb, l, err := lf.open(log)
+	log, err := newLogger()
+	if err != nil {
+		return err
+	}
+	rdb, l, err := lf.open(ctx, log, 0)
 	if err != nil {
 		return err
 	}

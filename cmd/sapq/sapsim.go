@@ -20,7 +20,10 @@ func runSAPSim(ctx context.Context, args []string, stdout io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	log := newLogger()
+	log, err := newLogger()
+	if err != nil {
+		return err
+	}
 	pw, err := secret("SAP_PASSWORD")
 	if err != nil {
 		return err

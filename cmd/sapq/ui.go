@@ -18,14 +18,18 @@ import (
 
 func runUI(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("ui", flag.ContinueOnError)
+	var e envDefaults
 	var rf redisFlags
-	rf.register(fs)
+	rf.register(fs, &e)
 	addr := fs.String("addr", env("UI_ADDR", "127.0.0.1:8082"), "listen address (env SAPQ_UI_ADDR)")
-	readOnly := fs.Bool("read-only", env("UI_READ_ONLY", "") == "true", "view only: no run, delete or archive buttons (env SAPQ_UI_READ_ONLY=true)")
-	if err := fs.Parse(args); err != nil {
+	readOnly := fs.Bool("read-only", e.bool("UI_READ_ONLY", false), "view only: no run, delete or archive buttons (env SAPQ_UI_READ_ONLY)")
+	if err := e.parse(fs, args); err != nil {
 		return err
 	}
-	log := newLogger()
+	log, err := newLogger()
+	if err != nil {
+		return err
+	}
 	token, err := secret("UI_TOKEN")
 	if err != nil {
 		return err
@@ -33,6 +37,11 @@ func runUI(ctx context.Context, args []string, stdout io.Writer) error {
 	if token == "" {
 		return errors.New("no UI token: set SAPQ_UI_TOKEN or SAPQ_UI_TOKEN_FILE (the Asynq UI has no authentication of its own)")
 	}
+	rdb, err := rf.client(ctx, log) // checks Redis as every process does
+	if err != nil {
+		return err
+	}
+	rdb.Close()
 	opt, err := rf.options()
 	if err != nil {
 		return err

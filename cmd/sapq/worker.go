@@ -6,23 +6,39 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"time"
 
 	"github.com/sapq/sapq/worker"
 )
 
 func runWorker(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("worker", flag.ContinueOnError)
+	var e envDefaults
 	var lf ledgerFlags
 	var sf sapFlags
-	lf.register(fs)
-	sf.register(fs)
-	concurrency := fs.Int("concurrency", envInt("CONCURRENCY", 10), "postings processed at once (env SAPQ_CONCURRENCY)")
+	lf.register(fs, &e)
+	sf.register(fs, &e)
+	concurrency := fs.Int("concurrency", e.int("CONCURRENCY", 10), "postings processed at once (env SAPQ_CONCURRENCY)")
+	settle := fs.Duration("reconcile-after", e.duration("RECONCILE_AFTER", 0), "how long after a call to SAP went out a look-up that finds nothing is trusted, and how long no call goes out after Redis lost writes; longer than --sap-timeout and than SAP takes to process any request (env SAPQ_RECONCILE_AFTER; default --sap-timeout + 10s)")
 	metricsAddr := fs.String("metrics-addr", env("METRICS_ADDR", ":9090"), "address for /metrics and /healthz; empty disables (env SAPQ_METRICS_ADDR)")
-	if err := fs.Parse(args); err != nil {
+	checks := append(lf.checks(), sf.checks()...)
+	checks = append(checks, positive("concurrency", "CONCURRENCY", concurrency), func() error {
+		if *settle == 0 {
+			*settle = sf.timeout + 10*time.Second
+		}
+		if *settle <= sf.timeout {
+			return fmt.Errorf("--reconcile-after (SAPQ_RECONCILE_AFTER) %s must be longer than --sap-timeout (SAPQ_SAP_TIMEOUT) %s: a look-up while a call may still be running in SAP can miss its document", *settle, sf.timeout)
+		}
+		return nil
+	})
+	if err := e.parse(fs, args, checks...); err != nil {
 		return err
 	}
-	log := newLogger()
-	rdb, l, err := lf.open(log)
+	log, err := newLogger()
+	if err != nil {
+		return err
+	}
+	rdb, l, err := lf.open(ctx, log, *settle)
 	if err != nil {
 		return err
 	}
@@ -33,7 +49,7 @@ func runWorker(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	reg := newRegistry()
 	w, err := worker.New(worker.Options{
-		Redis: rdb, Ledger: l, SAP: sapClient, SAPUser: sf.user,
+		Redis: rdb, Ledger: l, SAP: sapClient, SAPUser: sf.user, Destination: sf.destination,
 		Concurrency: *concurrency, SAPTimeout: sf.timeout, Logger: log, Metrics: reg,
 	})
 	if err != nil {

@@ -19,6 +19,9 @@ type PersistentOptions struct {
 	// AppendFsync is the appendfsync policy: "always", "everysec" (the
 	// default) or "no".
 	AppendFsync string
+	// Args are more redis-server arguments, after sapq's own (a later
+	// argument overrides an earlier one): "--rename-command", "CONFIG", "".
+	Args []string
 }
 
 // PersistentServer is a redis-server with an append-only file that a test
@@ -32,6 +35,7 @@ type PersistentServer struct {
 	t       testing.TB
 	bin     string
 	fsync   string
+	extra   []string
 	addr    string
 	dir     string       // everything of this server; removed when the test ends
 	dataDir string       // redis-server --dir; the AOF is in dataDir/appendonlydir
@@ -66,7 +70,7 @@ func StartPersistent(t testing.TB, opts PersistentOptions) *PersistentServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &PersistentServer{t: t, bin: bin, fsync: opts.AppendFsync, dir: dir, dataDir: filepath.Join(dir, "data")}
+	s := &PersistentServer{t: t, bin: bin, fsync: opts.AppendFsync, extra: opts.Args, dir: dir, dataDir: filepath.Join(dir, "data")}
 	t.Cleanup(s.cleanup)
 	if err := os.Mkdir(s.dataDir, 0o755); err != nil {
 		t.Fatal(err)
@@ -80,14 +84,14 @@ func StartPersistent(t testing.TB, opts PersistentOptions) *PersistentServer {
 }
 
 func (s *PersistentServer) args(port int) []string {
-	return []string{
+	return append([]string{
 		"--bind", "127.0.0.1", "--port", strconv.Itoa(port), "--dir", s.dataDir,
 		"--appendonly", "yes", "--appendfsync", s.fsync, "--appenddirname", appendDir,
 		// The AOF files change only when a test asks (RewriteAOF), so a
 		// Snapshot never races a rewrite that swaps them.
 		"--auto-aof-rewrite-percentage", "0",
 		"--save", "", "--maxmemory-policy", "noeviction",
-		"--daemonize", "no", "--loglevel", "warning"}
+		"--daemonize", "no", "--loglevel", "warning"}, s.extra...)
 }
 
 func (s *PersistentServer) cleanup() {
