@@ -52,7 +52,7 @@ func (s *SupplierInvoice) Validate() error {
 	digits := c.checkCurrency("currency", s.Currency)
 	gross, grossOK := c.checkAmount("gross_amount", s.GrossAmount, digits)
 	if grossOK && !gross.IsPositive() {
-		c.add("gross_amount", "must be greater than zero, got %s", s.GrossAmount)
+		c.add("gross_amount", "must be greater than zero, got %s", quote(s.GrossAmount))
 		grossOK = false
 	}
 	c.checkText("header_text", s.HeaderText, LenHeaderText, false)
