@@ -345,7 +345,7 @@ func TestInvalidInputRecordsNothing(t *testing.T) {
 			m := invoice("bad-7")
 			item(m, 1)["amount"] = "190.005"
 			return m
-		}, []string{"items[1].amount: must have at most 2 fraction digits, got 190.005"}},
+		}, []string{"items[1].amount: must have at most 2 fraction digits, got \"190.005\""}},
 		{"missing fields", "submit_supplier_invoice", func() any {
 			return map[string]any{"idempotency_key": "bad-8"}
 		}, []string{"company_code: is required", "supplier: is required", "invoice_reference: is required", "document_date: is required", "gross_amount: is required", "items: must have at least 1 line"}},
