@@ -243,4 +243,3 @@ func bearerToken(r *http.Request) (token string, given bool) {
 	}
 	return strings.TrimSpace(rest), true
 }
-
