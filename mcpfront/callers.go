@@ -4,9 +4,11 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
 	"slices"
+	"strings"
 
 	"github.com/sapq/sapq/tasks"
 )
@@ -168,6 +170,10 @@ type CallerEntry struct {
 func ParseCallers(data []byte, name string) (*Callers, error) {
 	var f CallersFile
 	if err := tasks.DecodeStrict(data, &f); err != nil {
+		var verr *tasks.ValidationError
+		if errors.As(err, &verr) {
+			return nil, callersFileError(name, verr.Fields)
+		}
 		return nil, fmt.Errorf("mcpfront: callers file %s: %w", name, err)
 	}
 	var b callersBuilder
@@ -178,9 +184,17 @@ func ParseCallers(data []byte, name string) (*Callers, error) {
 		b.errs = append(b.errs, tasks.FieldError{Field: "callers", Message: "is required: a list of callers"})
 	}
 	if len(b.errs) > 0 {
-		return nil, fmt.Errorf("mcpfront: callers file %s: %w", name, &tasks.ValidationError{Fields: b.errs})
+		return nil, callersFileError(name, b.errs)
 	}
 	return b.set, nil
+}
+
+func callersFileError(name string, fields []tasks.FieldError) error {
+	parts := make([]string, len(fields))
+	for i, f := range fields {
+		parts[i] = f.String()
+	}
+	return fmt.Errorf("mcpfront: callers file %s: %s", name, strings.Join(parts, "; "))
 }
 
 // LoadCallersFile reads and checks a callers file.
