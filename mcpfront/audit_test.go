@@ -2,8 +2,8 @@ package mcpfront_test
 
 import (
 	"bufio"
-	"io"
 	"encoding/json"
+	"io"
 	"strings"
 	"testing"
 )
@@ -100,11 +100,11 @@ func TestAuditJoinsTheCallersTrace(t *testing.T) {
 	body := `{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"list_postings","arguments":{},"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{},"io.modelcontextprotocol/clientInfo":{"name":"raw","version":"1"}}}}`
 	resp := postWith(t, e.url, aliceToken, body, map[string]string{"traceparent": "00-" + trace + "-00f067aa0ba902b7-01", "MCP-Protocol-Version": modernVersion, "Mcp-Method": "tools/call", "Mcp-Name": "list_postings"})
 	if resp.StatusCode != 200 {
-		b, _ := io.ReadAll(resp.Body); t.Fatalf("status %d %s", resp.StatusCode, b)
+		b, _ := io.ReadAll(resp.Body)
+		t.Fatalf("status %d %s", resp.StatusCode, b)
 	}
 	recs := auditRecords(t, e)
 	if len(recs) != 1 || recs[0].TraceID != trace || recs[0].Caller != "alice" {
 		t.Fatalf("audit %+v", recs)
 	}
 }
-

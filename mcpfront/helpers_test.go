@@ -72,13 +72,19 @@ func newEnvWith(t *testing.T, opts mcpfront.Options) *env {
 	opts.Ledger, opts.Redis, opts.Metrics = l, rdb, reg
 	opts.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	opts.Audit = slog.New(slog.NewJSONHandler(audit, nil))
+	// The listener first: in OAuth mode the server must know its own URL.
+	hs := httptest.NewUnstartedServer(nil)
+	if opts.OAuth != nil && opts.OAuth.Resource == "" {
+		opts.OAuth.Resource = "http://" + hs.Listener.Addr().String() + "/mcp"
+	}
 	srv, err := mcpfront.New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	mux := http.NewServeMux()
 	srv.Register(mux, "/mcp")
-	hs := httptest.NewServer(mux)
+	hs.Config.Handler = mux
+	hs.Start()
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
