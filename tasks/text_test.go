@@ -123,3 +123,33 @@ func TestQuotedValuesAreCut(t *testing.T) {
 		})
 	}
 }
+
+// Shape and content are reported in one answer: an unknown field and a
+// number for an amount do not hide a wrong currency or a missing supplier.
+func TestShapeAndContentInOnePass(t *testing.T) {
+	raw := mutate(t, taskstest.SupplierInvoice("k"), func(m map[string]any) {
+		m["vendor"] = "17300001"
+		delete(m, "supplier")
+		m["currency"] = "EUX"
+		item(m, 0)["amount"] = 1000
+		m["posting_date"] = "2026-02-30"
+	})
+	got := map[string]string{}
+	for _, fe := range fieldErrors(t, tasks.KindSupplierInvoice, raw) {
+		got[fe.Field] = fe.Message
+	}
+	for field, want := range map[string]string{
+		"vendor":          "unknown field",
+		"items[0].amount": "must be a string, got a number",
+		"supplier":        "is required",
+		"currency":        "ISO 4217",
+		"posting_date":    "real calendar date",
+	} {
+		if !strings.Contains(got[field], want) {
+			t.Errorf("%s: %q, want ...%s...", field, got[field], want)
+		}
+	}
+	if len(got) != 5 {
+		t.Errorf("got %d fields, want 5 (nothing twice): %v", len(got), got)
+	}
+}
