@@ -3,6 +3,8 @@ package mcpfront_test
 import (
 	"context"
 	"encoding/json"
+	"reflect"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -407,4 +409,87 @@ func TestInvalidInputRecordsNothing(t *testing.T) {
 			t.Fatalf("jobs in Redis after rejected submissions: %v %v", n, err)
 		}
 	})
+}
+
+// The schemas state what the server enforces: lengths, patterns, formats,
+// defaults and enums, and their patterns agree with the validation.
+func TestSchemasCarryWhatIsEnforced(t *testing.T) {
+	e := newEnv(t)
+	c := dialSDK(t, e.url, aliceToken, "")
+	res, err := c.cs.ListTools(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	schemas := map[string][2]map[string]any{}
+	for _, tool := range res.Tools {
+		schemas[tool.Name] = [2]map[string]any{schemaMap(t, tool.InputSchema), schemaMap(t, tool.OutputSchema)}
+	}
+	at := func(s map[string]any, path ...string) map[string]any {
+		t.Helper()
+		for _, p := range path {
+			if p == "[]" {
+				s = s["items"].(map[string]any)
+				continue
+			}
+			next, ok := s["properties"].(map[string]any)[p].(map[string]any)
+			if !ok {
+				t.Fatalf("no property %v", path)
+			}
+			s = next
+		}
+		return s
+	}
+	si, je := schemas["submit_supplier_invoice"][0], schemas["submit_journal_entry"][0]
+	for _, tc := range []struct {
+		s    map[string]any
+		path []string
+		key  string
+		want any
+	}{
+		{si, []string{"company_code"}, "maxLength", 4.0},
+		{si, []string{"supplier"}, "maxLength", 10.0},
+		{si, []string{"invoice_reference"}, "maxLength", 16.0},
+		{si, []string{"header_text"}, "maxLength", 25.0},
+		{si, []string{"document_date"}, "format", "date"},
+		{si, []string{"posting_date"}, "format", "date"},
+		{si, []string{"idempotency_key"}, "maxLength", 128.0},
+		{si, []string{"items"}, "maxItems", 999.0},
+		{si, []string{"items", "[]", "tax_code"}, "maxLength", 2.0},
+		{si, []string{"items", "[]", "text"}, "maxLength", 50.0},
+		{je, []string{"document_type"}, "default", "SA"},
+		{je, []string{"document_type"}, "maxLength", 2.0},
+		{je, []string{"reference"}, "maxLength", 16.0},
+		{je, []string{"items"}, "minItems", 2.0},
+		{schemas["get_posting"][1], []string{"status"}, "enum", []any{"queued", "running", "retrying", "succeeded", "failed", "cancelled"}},
+		{schemas["get_posting"][1], []string{"result", "messages", "[]", "severity"}, "enum", []any{"success", "info", "warning", "error"}},
+		{schemas["get_posting"][1], []string{"error", "category"}, "enum", []any{"permanent", "transient", "outcome_unknown"}},
+	} {
+		if got := at(tc.s, tc.path...)[tc.key]; !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("%v.%s = %v, want %v", tc.path, tc.key, got, tc.want)
+		}
+	}
+	// The patterns say what validation says.
+	for _, tc := range []struct {
+		path   []string
+		accept []string
+		refuse []string
+	}{
+		{[]string{"invoice_reference"}, []string{"RE-2026-11-0042", "A B/7"}, []string{"РЕ-2026-11-0042", "ＲＥ-1", "re-1", " RE-1", "RE-1 "}},
+		{[]string{"company_code"}, []string{"1010", "DE01"}, []string{"1О10", "de01", "10 1"}},
+		{[]string{"idempotency_key"}, []string{"inv-2026/42 a"}, []string{"K\u00ff", "inv\u200b"}},
+		{[]string{"gross_amount"}, []string{"1190.00", "-5.5", ".5"}, []string{"1e3", "1,190.00", "1.234"}},
+		{[]string{"document_date"}, []string{"2026-11-05"}, []string{"05.11.2026"}},
+	} {
+		re := regexp.MustCompile(at(si, tc.path...)["pattern"].(string))
+		for _, v := range tc.accept {
+			if !re.MatchString(v) {
+				t.Errorf("%v: pattern refuses %q", tc.path, v)
+			}
+		}
+		for _, v := range tc.refuse {
+			if re.MatchString(v) {
+				t.Errorf("%v: pattern accepts %q", tc.path, v)
+			}
+		}
+	}
 }
