@@ -3,6 +3,7 @@ package mcpfront_test
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"reflect"
 	"regexp"
 	"slices"
@@ -491,5 +492,70 @@ func TestSchemasCarryWhatIsEnforced(t *testing.T) {
 				t.Errorf("%v: pattern accepts %q", tc.path, v)
 			}
 		}
+	}
+}
+
+// Look-alike characters are refused by name through every client; a
+// 960 KB argument gets a short answer.
+func TestLookAlikesAndHugeValuesThroughClients(t *testing.T) {
+	forEachClient(t, func(t *testing.T, e *env, dial func(string) mcpClient) {
+		c := dial(aliceToken)
+		for ref, want := range map[string]string{
+			"РЕ-2026-11-0042":  "U+0420 CYRILLIC CAPITAL LETTER ER at character 1",
+			"ＲＥ-2026-11-0042": `U+FF32 FULLWIDTH LATIN CAPITAL LETTER R (a look-alike of "R")`,
+		} {
+			m := invoice("look-" + ref)
+			m["idempotency_key"] = "look-alike-1"
+			m["invoice_reference"] = ref
+			wantError(t, call(t, c, "submit_supplier_invoice", m), "invalid_argument", "invoice_reference: must contain only ASCII", want)
+		}
+		huge := invoice("huge-value")
+		huge["company_code"] = strings.Repeat("Ж", 480_000)
+		r := call(t, c, "submit_supplier_invoice", huge)
+		wantError(t, r, "company_code: must be at most 4 characters, got 480000")
+		if len(r.Text) > 2048 {
+			t.Fatalf("answer of %d bytes to a 960 KB argument", len(r.Text))
+		}
+		if l := list(t, c, nil); len(l.Postings) != 0 {
+			t.Fatalf("refused submissions recorded: %+v", l)
+		}
+	})
+}
+
+// Invalid UTF-8 cannot be sent by the SDK clients (their JSON encoders
+// replace it), so it is sent raw: "K\xff" and "K\xfe" are refused, never
+// folded into one key.
+func TestInvalidUTF8OnTheWire(t *testing.T) {
+	e := newEnv(t)
+	good, _ := json.Marshal(journalEntry("KEY"))
+	for _, bad := range []string{"\xff", "\xfe"} {
+		args := strings.Replace(string(good), `"idempotency_key":"KEY"`, "\"idempotency_key\":\"K"+bad+"\"", 1)
+		body := `{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"submit_journal_entry","arguments":` + args + `,"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{},"io.modelcontextprotocol/clientInfo":{"name":"raw","version":"1"}}}}`
+		resp := postWith(t, e.url, aliceToken, body, map[string]string{"MCP-Protocol-Version": modernVersion, "Mcp-Method": "tools/call", "Mcp-Name": "submit_journal_entry"})
+		answer, _ := io.ReadAll(resp.Body)
+		if !strings.Contains(string(answer), "idempotency_key: is not valid UTF-8") {
+			t.Fatalf("%q: %d %s", bad, resp.StatusCode, answer)
+		}
+	}
+	if n, _ := e.rdb.Keys(context.Background(), "sapq:job:*").Result(); len(n) != 0 {
+		t.Fatalf("jobs recorded: %v", n)
+	}
+}
+
+// A posting is a resource only for its owner, and only with read access.
+func TestPostingResourceIsCallerIsolated(t *testing.T) {
+	e := newEnv(t)
+	alice, bob := dialSDK(t, e.url, aliceToken, ""), dialSDK(t, e.url, bobToken, legacyVersion)
+	job := submit(t, alice, "submit_journal_entry", journalEntry("res-1"))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	uri := "sapq://postings/" + job.JobID
+	res, err := alice.cs.ReadResource(ctx, &sdk.ReadResourceParams{URI: uri})
+	if err != nil || len(res.Contents) != 1 || !strings.Contains(res.Contents[0].Text, job.JobID) {
+		t.Fatalf("alice reads her posting: %+v %v", res, err)
+	}
+	_, err = bob.cs.ReadResource(ctx, &sdk.ReadResourceParams{URI: uri})
+	if err == nil || !strings.Contains(err.Error(), "you have no posting") {
+		t.Fatalf("bob reads alice's posting: %v", err)
 	}
 }
