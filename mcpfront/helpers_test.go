@@ -70,7 +70,9 @@ func newEnvWith(t *testing.T, opts mcpfront.Options) *env {
 	logs, audit := &testutil.SyncBuffer{}, &testutil.SyncBuffer{}
 	reg := prometheus.NewRegistry()
 	opts.Ledger, opts.Redis, opts.Metrics = l, rdb, reg
-	opts.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
 	opts.Audit = slog.New(slog.NewJSONHandler(audit, nil))
 	// The listener first: in OAuth mode the server must know its own URL.
 	hs := httptest.NewUnstartedServer(nil)

@@ -501,7 +501,7 @@ func TestLookAlikesAndHugeValuesThroughClients(t *testing.T) {
 	forEachClient(t, func(t *testing.T, e *env, dial func(string) mcpClient) {
 		c := dial(aliceToken)
 		for ref, want := range map[string]string{
-			"РЕ-2026-11-0042":  "U+0420 CYRILLIC CAPITAL LETTER ER at character 1",
+			"РЕ-2026-11-0042": "U+0420 CYRILLIC CAPITAL LETTER ER at character 1",
 			"ＲＥ-2026-11-0042": `U+FF32 FULLWIDTH LATIN CAPITAL LETTER R (a look-alike of "R")`,
 		} {
 			m := invoice("look-" + ref)

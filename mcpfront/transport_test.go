@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"runtime"
 	"strings"
@@ -171,7 +172,8 @@ func aliceAndBob(t *testing.T) mcpfront.TokenSet {
 // 40,000 initialize calls by one caller must not grow the process without
 // bound: sessions beyond the cap end at once, with mcp-go's state.
 func TestManyInitializeCallsStayBounded(t *testing.T) {
-	e := newEnv(t)
+	// Logs are discarded: a test buffer holding them would grow with the calls.
+	e := newEnvWith(t, mcpfront.Options{Tokens: aliceAndBob(t), Logger: slog.New(slog.DiscardHandler)})
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConnsPerHost = 8
 	client := &http.Client{Transport: tr}
