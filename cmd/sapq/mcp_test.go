@@ -12,9 +12,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/sapq/sapq/internal/testutil"
 	"github.com/sapq/sapq/tasks/taskstest"
@@ -287,3 +290,62 @@ func TestMCPConfigErrorsNameTheVariable(t *testing.T) {
 		t.Fatalf("incomplete OAuth config: %v", err)
 	}
 }
+
+// ReadTimeout bounds reading a request, not a listening stream: a
+// 2025-11-25 client's standalone SSE stream outlives it, and the session
+// goes on working.
+func TestMCPListeningStreamOutlivesReadTimeout(t *testing.T) {
+	t.Setenv("SAPQ_MCP_TOKENS", "alice:alice-tok-1")
+	url := startMCP(t, "--read-timeout", "300ms", "--read-header-timeout", "300ms")
+	hc := httpClient(t)
+	opened, ended := make(chan struct{}, 8), make(chan error, 8)
+	hc.Transport = roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		resp, err := testutil.Bearer{Token: "alice-tok-1", Next: http.DefaultTransport}.RoundTrip(r)
+		if err == nil && r.Method == http.MethodGet && resp.StatusCode == 200 {
+			opened <- struct{}{}
+			resp.Body = &watchedBody{ReadCloser: resp.Body, ended: ended}
+		}
+		return resp, err
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c := sdk.NewClient(&sdk.Implementation{Name: "sse", Version: "1"}, nil)
+	cs, err := c.Connect(ctx, &sdk.StreamableClientTransport{Endpoint: url, HTTPClient: hc, MaxRetries: -1},
+		&sdk.ClientSessionOptions{ProtocolVersion: "2025-11-25"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cs.Close()
+	select {
+	case <-opened:
+	case <-ctx.Done():
+		t.Fatal("the client opened no listening stream")
+	}
+	time.Sleep(time.Second) // let the stream live past the read timeout
+	var sub submitted
+	call(t, cs, "submit_journal_entry", taskstest.JournalEntry("sse-1"), &sub)
+	select {
+	case err := <-ended:
+		t.Fatalf("the listening stream ended: %v", err)
+	default:
+	}
+}
+
+// watchedBody reports when a streamed response body ends.
+type watchedBody struct {
+	io.ReadCloser
+	ended chan<- error
+	once  sync.Once
+}
+
+func (w *watchedBody) Read(p []byte) (int, error) {
+	n, err := w.ReadCloser.Read(p)
+	if err != nil {
+		w.once.Do(func() { w.ended <- err })
+	}
+	return n, err
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
