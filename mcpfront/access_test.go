@@ -385,6 +385,9 @@ func metricValue(t *testing.T, e *env, name string, labels ...string) float64 {
 					continue series
 				}
 			}
+			if g := m.GetGauge(); g != nil {
+				return g.GetValue()
+			}
 			return m.GetCounter().GetValue()
 		}
 	}

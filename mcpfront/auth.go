@@ -2,7 +2,6 @@ package mcpfront
 
 import (
 	"bufio"
-	"bytes"
 	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
@@ -156,33 +155,79 @@ func (ts TokenSet) Lookup(token string) (caller string, ok bool) {
 	return ts.entries[match].caller, true
 }
 
-// authenticate admits requests that carry a known bearer token and puts the
-// token's caller on the request context. Everything else gets 401 with a
-// WWW-Authenticate challenge (RFC 6750), before the body is read.
+// authenticate admits requests that carry a known bearer token (from the
+// callers file or SAPQ_MCP_TOKENS) or, in OAuth mode, a valid JWT access
+// token, and puts the caller on the request context. Everything else gets
+// 401 with a WWW-Authenticate challenge (RFC 6750; with resource_metadata,
+// RFC 9728, in OAuth mode), before the body is read. A trace ID is attached
+// to every request first, so that refusals are traceable too.
 func (s *Server) authenticate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r = r.WithContext(withTraceID(r.Context(), traceIDOf(r)))
 		token, given := bearerToken(r)
-		caller, ok := "", false
-		if given {
-			caller, ok = s.tokens.Lookup(token)
-		}
-		if !ok {
-			challenge := `Bearer realm="sapq"`
-			msg := "missing bearer token"
-			reason := "missing"
-			if given {
-				challenge += `, error="invalid_token", error_description="unknown bearer token"`
-				msg, reason = "invalid bearer token", "invalid"
-			}
-			s.metrics.unauthorized(reason)
-			// The token itself is never logged.
-			s.log.Info("unauthenticated request rejected", "reason", reason, "remote", r.RemoteAddr, "method", r.Method)
-			w.Header().Set("WWW-Authenticate", challenge)
-			http.Error(w, msg, http.StatusUnauthorized)
+		if !given {
+			s.challenge(w, r, "missing", "", "missing bearer token")
 			return
 		}
-		next.ServeHTTP(w, r.WithContext(WithCaller(r.Context(), caller)))
+		if c, ok := s.callers.Load().ByToken(token); ok && token != "" {
+			next.ServeHTTP(w, r.WithContext(WithCaller(r.Context(), c)))
+			return
+		}
+		if s.oauth == nil || !looksLikeJWT(token) {
+			s.challenge(w, r, "invalid", "unknown bearer token", "invalid bearer token")
+			return
+		}
+		c, err := s.oauth.verify(r.Context(), token, s.fromFile.Load())
+		var denied *accessDenied
+		switch {
+		case errors.As(err, &denied):
+			s.forbidden(w, r, denied)
+			return
+		case err != nil:
+			s.challenge(w, r, "invalid", err.Error(), "invalid access token: "+err.Error())
+			return
+		}
+		next.ServeHTTP(w, r.WithContext(WithCaller(r.Context(), c)))
 	})
+}
+
+// challenge answers 401. The token itself is never logged.
+func (s *Server) challenge(w http.ResponseWriter, r *http.Request, reason, description, msg string) {
+	challenge := `Bearer realm="sapq"`
+	if s.oauth != nil {
+		challenge += fmt.Sprintf(`, resource_metadata=%q, scope=%q`, s.oauth.metadataURL, scopeList(Scopes))
+	}
+	if description != "" {
+		challenge += fmt.Sprintf(`, error="invalid_token", error_description=%q`, description)
+	}
+	s.metrics.unauthorized(reason)
+	s.log.Info("unauthenticated request rejected", "reason", reason, "detail", description, "remote", r.RemoteAddr, "method", r.Method, "trace_id", traceIDFrom(r.Context()))
+	w.Header().Set("WWW-Authenticate", challenge)
+	http.Error(w, msg, http.StatusUnauthorized)
+}
+
+// forbidden answers 403 insufficient_scope (RFC 6750 3.1): the token is
+// valid but lacks what the request needs.
+func (s *Server) forbidden(w http.ResponseWriter, r *http.Request, d *accessDenied) {
+	challenge := fmt.Sprintf(`Bearer realm="sapq", error="insufficient_scope", error_description=%q`, d.reason)
+	if s.oauth != nil {
+		challenge += fmt.Sprintf(`, resource_metadata=%q`, s.oauth.metadataURL)
+	}
+	if len(d.need) > 0 {
+		challenge += fmt.Sprintf(`, scope=%q`, scopeList(d.need))
+	}
+	s.metrics.unauthorized("forbidden")
+	s.log.Info("request forbidden", "reason", d.reason, "caller", d.caller, "remote", r.RemoteAddr, "trace_id", traceIDFrom(r.Context()))
+	w.Header().Set("WWW-Authenticate", challenge)
+	http.Error(w, "forbidden: "+d.reason, http.StatusForbidden)
+}
+
+func scopeList(scopes []Scope) string {
+	parts := make([]string, len(scopes))
+	for i, sc := range scopes {
+		parts[i] = string(sc)
+	}
+	return strings.Join(parts, " ")
 }
 
 // bearerToken extracts the token of an "Authorization: Bearer <token>"
@@ -197,43 +242,4 @@ func bearerToken(r *http.Request) (token string, given bool) {
 		return "", true
 	}
 	return strings.TrimSpace(rest), true
-}
-
-// limitBody reads a POST body in full under http.MaxBytesHandler's limit, so
-// that an oversized request is answered with 413 and a JSON-RPC error before
-// mcp-go sees it (mcp-go would read it all and answer with a parse error).
-func (s *Server) limitBody(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodPost || r.Body == nil {
-			next.ServeHTTP(w, r)
-			return
-		}
-		if r.ContentLength > s.maxBytes {
-			s.tooLarge(w, r)
-			return
-		}
-		body, err := io.ReadAll(r.Body)
-		if err != nil {
-			var tooBig *http.MaxBytesError
-			if errors.As(err, &tooBig) {
-				s.tooLarge(w, r)
-				return
-			}
-			http.Error(w, "could not read request body", http.StatusBadRequest)
-			return
-		}
-		r.Body = io.NopCloser(bytes.NewReader(body))
-		next.ServeHTTP(w, r)
-	})
-}
-
-func (s *Server) tooLarge(w http.ResponseWriter, r *http.Request) {
-	s.metrics.rejectedTooLarge()
-	caller, _ := CallerFromContext(r.Context())
-	s.log.Warn("request body too large", "caller", caller, "limit", s.maxBytes, "content_length", r.ContentLength)
-	w.Header().Set("Content-Type", "application/json")
-	// Tell the server to drop the connection: the rest of the body is unread.
-	w.Header().Set("Connection", "close")
-	w.WriteHeader(http.StatusRequestEntityTooLarge)
-	fmt.Fprintf(w, `{"jsonrpc":"2.0","id":null,"error":{"code":-32600,"message":"request body exceeds the limit of %d bytes; nothing was recorded"}}`+"\n", s.maxBytes)
 }

@@ -44,41 +44,56 @@ type env struct {
 	http   *httptest.Server
 	url    string
 	logs   *testutil.SyncBuffer
+	audit  *testutil.SyncBuffer
 	reg    *prometheus.Registry
 }
 
+// newEnv serves alice and bob from SAPQ_MCP_TOKENS (agents without limits).
 func newEnv(t *testing.T) *env {
+	t.Helper()
+	tokens, err := mcpfront.ParseTokens("alice:" + aliceToken + ", bob:" + bobToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return newEnvWith(t, mcpfront.Options{Tokens: tokens})
+}
+
+// newEnvWith fills in the ledger, Redis, logs, audit log and metrics of
+// opts and serves it.
+func newEnvWith(t *testing.T, opts mcpfront.Options) *env {
 	t.Helper()
 	rdb := freshDB(t)
 	l, err := ledger.New(ledger.Options{Redis: rdb})
 	if err != nil {
 		t.Fatal(err)
 	}
-	tokens, err := mcpfront.ParseTokens("alice:" + aliceToken + ", bob:" + bobToken)
-	if err != nil {
-		t.Fatal(err)
-	}
-	logs := &testutil.SyncBuffer{}
+	logs, audit := &testutil.SyncBuffer{}, &testutil.SyncBuffer{}
 	reg := prometheus.NewRegistry()
-	srv, err := mcpfront.New(mcpfront.Options{
-		Ledger:  l,
-		Tokens:  tokens,
-		Logger:  slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		Metrics: reg,
-	})
+	opts.Ledger, opts.Redis, opts.Metrics = l, rdb, reg
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	opts.Audit = slog.New(slog.NewJSONHandler(audit, nil))
+	// The listener first: in OAuth mode the server must know its own URL.
+	hs := httptest.NewUnstartedServer(nil)
+	if opts.OAuth != nil && opts.OAuth.Resource == "" {
+		opts.OAuth.Resource = "http://" + hs.Listener.Addr().String() + "/mcp"
+	}
+	srv, err := mcpfront.New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	mux := http.NewServeMux()
-	mux.Handle("/mcp", srv.HTTPHandler())
-	hs := httptest.NewServer(mux)
+	srv.Register(mux, "/mcp")
+	hs.Config.Handler = mux
+	hs.Start()
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		srv.Close(ctx)
 		hs.Close()
 	})
-	return &env{t: t, rdb: rdb, ledger: l, srv: srv, http: hs, url: hs.URL + "/mcp", logs: logs, reg: reg}
+	return &env{t: t, rdb: rdb, ledger: l, srv: srv, http: hs, url: hs.URL + "/mcp", logs: logs, audit: audit, reg: reg}
 }
 
 func freshDB(t *testing.T) redis.UniversalClient {

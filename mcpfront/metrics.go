@@ -17,6 +17,7 @@ type metrics struct {
 	latency      *prometheus.HistogramVec
 	authFailures *prometheus.CounterVec
 	tooLarge     prometheus.Counter
+	sessions     prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -32,11 +33,15 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"tool"}),
 		authFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "sapq", Subsystem: "mcp", Name: "http_unauthorized_total",
-			Help: "HTTP requests rejected for a missing or invalid bearer token.",
+			Help: "HTTP requests rejected: missing or invalid bearer token, insufficient scope (forbidden), foreign origin.",
 		}, []string{"reason"}),
 		tooLarge: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: "sapq", Subsystem: "mcp", Name: "requests_too_large_total",
 			Help: "Requests rejected because they exceeded the size limit.",
+		}),
+		sessions: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "sapq", Subsystem: "mcp", Name: "sessions",
+			Help: "Open 2025-11-25 sessions (bounded per caller, ended when idle).",
 		}),
 	}
 	var err error
@@ -53,6 +58,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		return nil, err
 	}
 	m.tooLarge, err = register(reg, m.tooLarge)
+	if err != nil {
+		return nil, err
+	}
+	m.sessions, err = register(reg, m.sessions)
 	if err != nil {
 		return nil, err
 	}

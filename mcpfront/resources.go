@@ -31,6 +31,9 @@ func (s *Server) readPosting(ctx context.Context, req mcp.ReadResourceRequest) (
 	if !ok {
 		return nil, errors.New(unauthenticatedMessage)
 	}
+	if !caller.Has(ScopeRead) {
+		return nil, fmt.Errorf("you may not read postings (scope %s)", ScopeRead)
+	}
 	id, _ := req.Params.Arguments["job_id"].(string)
 	if id == "" {
 		// Some template matchers hand over a list for a single variable.
@@ -41,12 +44,12 @@ func (s *Server) readPosting(ctx context.Context, req mcp.ReadResourceRequest) (
 	if id == "" || len(id) > maxJobIDLen {
 		return nil, fmt.Errorf("%s is not a posting URI; use %s<job_id>", req.Params.URI, postingURIPrefix)
 	}
-	job, err := s.ledger.Get(ctx, caller, id)
+	job, err := s.ledger.Get(ctx, caller.Name, id)
 	if errors.Is(err, ledger.ErrNotFound) {
 		return nil, fmt.Errorf("you have no posting with job_id %q", id)
 	}
 	if err != nil {
-		s.log.ErrorContext(ctx, "resource read failed", "uri", req.Params.URI, "caller", caller, "err", err)
+		s.log.ErrorContext(ctx, "resource read failed", "uri", req.Params.URI, "caller", caller.Name, "err", err)
 		return nil, errors.New("internal error; try again")
 	}
 	body, err := json.Marshal(postingOf(job))

@@ -66,6 +66,9 @@ const (
 	codeNotFound           = "not_found"
 	codeNotCancellable     = "not_cancellable"
 	codeUnauthenticated    = "unauthenticated"
+	codeForbidden          = "forbidden"
+	codePolicy             = "policy_violation"
+	codeRateLimited        = "rate_limited"
 	codeInternal           = "internal"
 	errorMetaKey           = "sapq/error"
 	internalErrorMessage   = "sapq could not complete the request because of an internal error. Nothing was lost: call again with exactly the same arguments in a moment (for a submission, with the same idempotency_key)."
@@ -81,6 +84,12 @@ type ToolError struct {
 	Code    string             `json:"code"`
 	Message string             `json:"message"`
 	Fields  []tasks.FieldError `json:"fields,omitempty"`
+	// Rule is the policy rule that refused (policy_violation, rate_limited).
+	Rule string `json:"rule,omitempty"`
+	// RetryAfterSeconds says when to call again (rate_limited).
+	RetryAfterSeconds int `json:"retry_after_seconds,omitempty"`
+	// TraceID identifies the call in sapq's logs (internal).
+	TraceID string `json:"trace_id,omitempty"`
 }
 
 // errorResult builds an IsError tool result whose text states the code, the

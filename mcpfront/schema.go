@@ -93,35 +93,79 @@ func enumOf[T ~string](values []T) []string {
 	return out
 }
 
-// Patterns and bounds mirror tasks' validation, so that a client that checks
-// the schema catches the common mistakes before calling. The server checks
-// everything again regardless.
+// Patterns and bounds mirror tasks' validation, taken from its constants,
+// so that a client that checks the schema catches the common mistakes
+// before calling and a model reads the rules where it looks. The server
+// checks everything again regardless.
 const (
 	datePattern   = `^[0-9]{4}-[0-9]{2}-[0-9]{2}$`
 	amountPattern = `^[+-]?([0-9]+(\.[0-9]{1,2})?|\.[0-9]{1,2})$`
+	// codePattern: upper-case ASCII letters, digits and - _ /.
+	codePattern = `^[A-Z0-9_/-]+$`
+	// referencePattern: printable ASCII without lower case letters, no
+	// blank at either end (look-alikes from other scripts are refused).
+	referencePattern = "^[!-`{-~]([ -`{-~]*[!-`{-~])?$"
+	// keyPattern: printable ASCII.
+	keyPattern = `^[ -~]+$`
+	// maxAmountLength is tasks' bound on an amount string.
+	maxAmountLength = 32
 )
+
+func code(s map[string]any, max int) {
+	s["pattern"], s["minLength"], s["maxLength"] = codePattern, 1, max
+}
+
+func reference(s map[string]any, max int) {
+	s["pattern"], s["minLength"], s["maxLength"] = referencePattern, 1, max
+}
+
+func text(s map[string]any, max int) { s["maxLength"] = max }
+
+func amount(s map[string]any) {
+	s["pattern"], s["maxLength"] = amountPattern, maxAmountLength
+}
+
+func date(s map[string]any) { s["pattern"], s["format"] = datePattern, "date" }
 
 func fixSupplierInvoice(s map[string]any) {
 	commonPosting(s)
-	prop(s, "gross_amount")["pattern"] = amountPattern
+	code(prop(s, "supplier"), tasks.LenSupplier)
+	reference(prop(s, "invoice_reference"), tasks.LenInvoiceReference)
+	amount(prop(s, "gross_amount"))
 	items := prop(s, "items")
-	items["minItems"], items["maxItems"] = 1, 999
-	prop(s, "items", "[]", "amount")["pattern"] = amountPattern
+	items["minItems"], items["maxItems"] = 1, tasks.MaxItems
+	line := prop(s, "items", "[]")
+	code(prop(line, "gl_account"), tasks.LenGLAccount)
+	code(prop(line, "cost_center"), tasks.LenCostCenter)
+	code(prop(line, "tax_code"), tasks.LenTaxCode)
+	text(prop(line, "text"), tasks.LenItemText)
+	amount(prop(line, "amount"))
 }
 
 func fixJournalEntry(s map[string]any) {
 	commonPosting(s)
+	dt := prop(s, "document_type")
+	code(dt, tasks.LenDocumentType)
+	dt["default"] = tasks.DefaultDocumentType
+	reference(prop(s, "reference"), tasks.LenReference)
 	items := prop(s, "items")
-	items["minItems"], items["maxItems"] = 2, 999
-	prop(s, "items", "[]", "amount")["pattern"] = amountPattern
+	items["minItems"], items["maxItems"] = 2, tasks.MaxItems
+	line := prop(s, "items", "[]")
+	code(prop(line, "gl_account"), tasks.LenGLAccount)
+	code(prop(line, "cost_center"), tasks.LenCostCenter)
+	text(prop(line, "text"), tasks.LenItemText)
+	amount(prop(line, "amount"))
 }
 
 func commonPosting(s map[string]any) {
 	key := prop(s, "idempotency_key")
-	key["minLength"], key["maxLength"] = 1, tasks.MaxIdempotencyKey
-	prop(s, "document_date")["pattern"] = datePattern
-	prop(s, "posting_date")["pattern"] = datePattern
-	prop(s, "currency")["pattern"] = `^[A-Z]{3}$`
+	key["minLength"], key["maxLength"], key["pattern"] = 1, tasks.MaxIdempotencyKey, keyPattern
+	code(prop(s, "company_code"), tasks.LenCompanyCode)
+	date(prop(s, "document_date"))
+	date(prop(s, "posting_date"))
+	cur := prop(s, "currency")
+	cur["pattern"], cur["minLength"], cur["maxLength"] = `^[A-Z]{3}$`, 3, 3
+	text(prop(s, "header_text"), tasks.LenHeaderText)
 }
 
 func fixPosting(s map[string]any) {
@@ -131,6 +175,7 @@ func fixPosting(s map[string]any) {
 		prop(s, f)["format"] = "date-time"
 	}
 	prop(s, "error", "category")["enum"] = enumOf([]tasks.ErrorCategory{tasks.CategoryPermanent, tasks.CategoryTransient, tasks.CategoryUnknown})
+	prop(s, "result", "messages", "[]", "severity")["enum"] = enumOf(tasks.Severities)
 }
 
 func fixSubmitResult(s map[string]any) {

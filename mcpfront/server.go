@@ -12,8 +12,14 @@
 //
 // Two transports are offered. HTTPHandler serves Streamable HTTP (both the
 // 2025-11-25 session era and the stateless 2026-07-28 era that mcp-go
-// negotiates) behind bearer-token authentication and a request size limit.
-// ServeStdio serves one local client whose identity is fixed for the process.
+// negotiates) behind an origin check, bearer authentication (static tokens
+// from the callers file or SAPQ_MCP_TOKENS, or OAuth 2.0 JWT access tokens),
+// request limits and per-caller session bookkeeping. ServeStdio serves one
+// local client whose identity is fixed for the process.
+//
+// Each caller has a role and a policy (kinds, company codes, amounts per
+// posting and per day, an approval threshold, a submissions quota); a
+// refusal names the rule. Every tool call is written to the audit log.
 //
 // Every tool call runs as a caller, and the ledger confines a caller to its
 // own jobs: another caller's job is "not found", never "forbidden", so IDs
@@ -25,58 +31,107 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/go-redis/redis_rate/v10"
 	"github.com/mark3labs/mcp-go/server"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/sapq/sapq/tasks/ledger"
 )
 
 // Defaults for Options.
 const (
-	DefaultMaxRequestBytes = 1 << 20
-	DefaultPollAfter       = 2 * time.Second
-
-	// sessionIdleTTL bounds how long mcp-go keeps per-session transport state
-	// for 2025-11-25 clients that vanish without DELETE. Tools keep no session
-	// state, so forgetting a session costs a client nothing.
-	sessionIdleTTL = time.Hour
+	DefaultMaxRequestBytes      = 1 << 20
+	DefaultMaxJSONDepth         = 32
+	DefaultPollAfter            = 2 * time.Second
+	DefaultSubmissionsPerMinute = 60
+	DefaultMaxSessionsPerCaller = 16
+	// DefaultSessionIdleTimeout bounds how long a 2025-11-25 session that
+	// its client abandoned without DELETE keeps transport state. Tools
+	// keep no session state, so forgetting a session costs a client
+	// nothing but a new initialize.
+	DefaultSessionIdleTimeout = 15 * time.Minute
 )
 
 // Version is reported to clients in the server info.
-const Version = "0.1.0"
+const Version = "0.2.0"
 
 // Options configures a Server.
 type Options struct {
 	// Ledger records and answers for postings. Required.
 	Ledger *ledger.Ledger
-	// Tokens maps bearer tokens to caller names for HTTPHandler. It may be
-	// empty when only ServeStdio is used; HTTP then rejects every request.
+	// Redis holds the counters every instance shares: submissions per
+	// minute and amounts per day. Required; usually the ledger's Redis.
+	Redis redis.UniversalClient
+	// Callers is the directory from the callers file. Server.SetCallers
+	// replaces it while serving.
+	Callers *Callers
+	// Tokens is the simple form, SAPQ_MCP_TOKENS: agents without policy
+	// limits. Its callers are added to Callers'; a name in both is an error.
 	Tokens TokenSet
+	// OAuth, when set, also accepts JWT access tokens from one issuer.
+	OAuth *OAuthOptions
 	// Logger receives request logs and internal errors. Default slog.Default().
 	Logger *slog.Logger
+	// Audit receives one record per tool call. Nil: no audit records
+	// (sapq mcp always sets one).
+	Audit *slog.Logger
 	// MaxRequestBytes bounds one HTTP request body or one stdio message.
 	// Default 1 MiB, which is also the most tasks.Decode accepts.
 	MaxRequestBytes int64
+	// MaxJSONDepth bounds the nesting of a request's JSON. Default 32.
+	MaxJSONDepth int
 	// PollAfter is how long an agent is told to wait before polling a job,
 	// returned as poll_after_seconds (whole seconds, at least 1). Default 2s.
 	PollAfter time.Duration
+	// SubmissionsPerMinute is each caller's quota of submit calls, unless
+	// its policy sets another. 0 means DefaultSubmissionsPerMinute; a
+	// negative value means no quota.
+	SubmissionsPerMinute int
+	// MaxSessionsPerCaller bounds the open 2025-11-25 sessions of one
+	// caller; a new one ends the caller's least recently used. Default 16.
+	MaxSessionsPerCaller int
+	// SessionIdleTimeout ends sessions unused this long. Default 15 minutes.
+	SessionIdleTimeout time.Duration
+	// AllowedOrigins are the browser origins (scheme://host[:port]) whose
+	// requests are served besides same-origin ones, and loopback ones when
+	// the server itself is addressed as loopback. Any other Origin gets 403.
+	AllowedOrigins []string
+	// Retention is how long a replayed key is recognised by the daily
+	// amount count; set it to the ledger's retention. Default
+	// ledger.DefaultRetention.
+	Retention time.Duration
 	// Metrics, when set, receives tool call and authentication metrics.
 	Metrics prometheus.Registerer
+	// Now is the clock for the daily amounts' day. Default time.Now.
+	Now func() time.Time
 }
 
 // Server is the MCP front end. It is safe for concurrent use.
 type Server struct {
 	ledger    *ledger.Ledger
-	tokens    TokenSet
+	budget    *budget
+	fromFile  atomic.Pointer[Callers] // the callers file's part, swapped on reload
+	callers   atomic.Pointer[Callers] // fromFile merged with tokens
+	tokens    *Callers
+	oauth     *oauthVerifier
 	log       *slog.Logger
+	audit     *slog.Logger
 	maxBytes  int64
+	maxDepth  int
 	pollAfter int
+	quota     int // default submissions per minute; 0: none
+	origins   []string
+	sessions  *sessionStore
 	metrics   *metrics
 	mcp       *server.MCPServer
 	http      *server.StreamableHTTPServer
 	handler   http.Handler
+	warnOnce  sync.Once
 }
 
 // New builds a Server and registers its tools.
@@ -84,21 +139,57 @@ func New(opts Options) (*Server, error) {
 	if opts.Ledger == nil {
 		return nil, errors.New("mcpfront: Options.Ledger is required")
 	}
+	if opts.Redis == nil {
+		return nil, errors.New("mcpfront: Options.Redis is required")
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
 	if opts.MaxRequestBytes <= 0 {
 		opts.MaxRequestBytes = DefaultMaxRequestBytes
 	}
+	if opts.MaxJSONDepth <= 0 {
+		opts.MaxJSONDepth = DefaultMaxJSONDepth
+	}
 	if opts.PollAfter <= 0 {
 		opts.PollAfter = DefaultPollAfter
 	}
+	switch {
+	case opts.SubmissionsPerMinute == 0:
+		opts.SubmissionsPerMinute = DefaultSubmissionsPerMinute
+	case opts.SubmissionsPerMinute < 0:
+		opts.SubmissionsPerMinute = 0
+	}
+	if opts.MaxSessionsPerCaller <= 0 {
+		opts.MaxSessionsPerCaller = DefaultMaxSessionsPerCaller
+	}
+	if opts.SessionIdleTimeout <= 0 {
+		opts.SessionIdleTimeout = DefaultSessionIdleTimeout
+	}
+	if opts.Retention <= 0 {
+		opts.Retention = ledger.DefaultRetention
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	origins, err := parseOrigins(opts.AllowedOrigins)
+	if err != nil {
+		return nil, err
+	}
 	s := &Server{
 		ledger:    opts.Ledger,
-		tokens:    opts.Tokens,
+		budget:    &budget{rdb: opts.Redis, limiter: redis_rate.NewLimiter(opts.Redis), retention: opts.Retention, now: opts.Now},
+		tokens:    opts.Tokens.Callers(),
 		log:       opts.Logger.With("component", "mcpfront"),
+		audit:     opts.Audit,
 		maxBytes:  opts.MaxRequestBytes,
+		maxDepth:  opts.MaxJSONDepth,
 		pollAfter: max(1, int((opts.PollAfter+time.Second-1)/time.Second)),
+		quota:     opts.SubmissionsPerMinute,
+		origins:   origins,
+	}
+	if err := s.SetCallers(opts.Callers); err != nil {
+		return nil, err
 	}
 	if opts.Metrics != nil {
 		m, err := newMetrics(opts.Metrics)
@@ -107,36 +198,75 @@ func New(opts Options) (*Server, error) {
 		}
 		s.metrics = m
 	}
+	if opts.OAuth != nil {
+		v, err := newOAuthVerifier(*opts.OAuth)
+		if err != nil {
+			return nil, err
+		}
+		s.oauth = v
+	}
 
+	hooks := &server.Hooks{}
+	// A call to a tool the caller may not use is refused by mcp-go's tool
+	// filter before any middleware runs: it is audited here.
+	hooks.AddOnError(s.auditProtocolError)
 	serverOpts := []server.ServerOption{
 		server.WithInstructions(instructions),
 		server.WithToolCapabilities(false),
 		server.WithResourceCapabilities(false, false),
+		server.WithPromptCapabilities(false),
 		server.WithLogger(s.log),
+		server.WithHooks(hooks),
+		// Tools a caller may not use are neither listed to it nor callable
+		// (mcp-go applies the filter to tools/call too).
+		server.WithToolFilter(s.filterTools),
 	}
 	if s.metrics != nil {
 		// Added before recovery so that it is the outer layer and also
 		// counts calls that panicked.
 		serverOpts = append(serverOpts, server.WithToolHandlerMiddleware(s.metrics.middleware))
 	}
-	serverOpts = append(serverOpts, server.WithRecovery(), server.WithResourceRecovery())
+	serverOpts = append(serverOpts,
+		server.WithToolHandlerMiddleware(s.auditMiddleware),
+		server.WithRecovery(), server.WithResourceRecovery())
 	s.mcp = server.NewMCPServer("sapq", Version, serverOpts...)
 	s.registerTools()
 	s.registerResources()
+	s.registerPrompts()
 
+	s.sessions = newSessionStore(opts.MaxSessionsPerCaller, opts.SessionIdleTimeout, s.endSession)
+	if s.metrics != nil {
+		s.sessions.gauge = func(n int) { s.metrics.sessions.Set(float64(n)) }
+	}
 	s.http = server.NewStreamableHTTPServer(s.mcp,
 		server.WithHTTPContextFunc(httpContext),
 		server.WithStreamableHTTPLogger(s.log),
-		server.WithSessionIdleTTL(sessionIdleTTL),
+		server.WithSessionIdManagerResolver(s.sessions),
+		server.WithSessionIdleTTL(opts.SessionIdleTimeout),
 	)
-	// Outermost first: authenticate before reading a byte of the body, then
-	// bound the body, then MCP.
-	s.handler = s.authenticate(http.MaxBytesHandler(s.limitBody(s.http), s.maxBytes))
-	if s.tokens.Len() == 0 {
-		s.log.Warn("no bearer tokens configured: the HTTP transport will reject every request")
-	}
+	// Outermost first: refuse foreign origins, authenticate before reading
+	// a byte of the body, bound and check the body, check the session, then
+	// MCP.
+	s.handler = s.checkOrigin(s.authenticate(http.MaxBytesHandler(s.limitBody(s.checkSession(s.http)), s.maxBytes)))
 	return s, nil
 }
+
+// SetCallers replaces the callers file's directory, atomically: requests
+// in flight keep the caller they were authenticated as, later ones see the
+// new directory. It fails, keeping the old directory, if the new one
+// collides with the SAPQ_MCP_TOKENS callers.
+func (s *Server) SetCallers(c *Callers) error {
+	merged, err := c.Merge(s.tokens)
+	if err != nil {
+		return err
+	}
+	s.fromFile.Store(c)
+	s.callers.Store(merged)
+	return nil
+}
+
+// Callers returns the directory in use.
+func (s *Server) Callers() *Callers { return s.callers.Load() }
 
 // MCP returns the underlying mcp-go server, for embedding in other transports
 // or in-process tests. Calls through it carry no caller unless the context
@@ -144,34 +274,62 @@ func New(opts Options) (*Server, error) {
 func (s *Server) MCP() *server.MCPServer { return s.mcp }
 
 // HTTPHandler serves Streamable HTTP at whatever path it is mounted on,
-// behind bearer authentication and the request size limit.
-func (s *Server) HTTPHandler() http.Handler { return s.handler }
+// behind the origin check, authentication, the request limits and the
+// session check. Mount it with Register to also serve the OAuth
+// protected-resource metadata.
+func (s *Server) HTTPHandler() http.Handler {
+	// Only here: the stdio transport has no use for HTTP callers and
+	// must not warn about them.
+	s.warnOnce.Do(func() {
+		if s.callers.Load().Len() == 0 && s.oauth == nil {
+			s.log.Warn("no callers configured: the HTTP transport will reject every request")
+		}
+	})
+	return s.handler
+}
+
+// Register mounts the MCP endpoint at path on mux and, in OAuth mode, the
+// RFC 9728 protected-resource metadata at its well-known path.
+func (s *Server) Register(mux *http.ServeMux, path string) {
+	mux.Handle(path, s.HTTPHandler())
+	if s.oauth != nil {
+		mux.Handle(s.oauth.metadataPath, s.oauth.metadataHandler)
+	}
+}
 
 // Close stops background work of the HTTP transport (its session sweeper)
 // and ends open listening streams. It does not close the ledger.
-func (s *Server) Close(ctx context.Context) error { return s.http.Shutdown(ctx) }
+func (s *Server) Close(ctx context.Context) error {
+	if s.oauth != nil {
+		s.oauth.close()
+	}
+	return s.http.Shutdown(ctx)
+}
 
-// callerKey is the context key of the authenticated caller's name.
+// callerKey is the context key of the authenticated caller.
 type callerKey struct{}
 
 // WithCaller returns a context whose tool calls run as caller.
-func WithCaller(ctx context.Context, caller string) context.Context {
+func WithCaller(ctx context.Context, caller *Caller) context.Context {
 	return context.WithValue(ctx, callerKey{}, caller)
 }
 
-// CallerFromContext returns the caller a tool call runs as. An empty caller
-// is never returned as ok: the ledger treats "" as the operator, who sees
-// every job, and no MCP client may act as that.
-func CallerFromContext(ctx context.Context) (string, bool) {
-	c, _ := ctx.Value(callerKey{}).(string)
-	return c, c != ""
+// CallerFromContext returns the caller a tool call runs as. A caller with
+// an empty name is never returned as ok: the ledger treats "" as the
+// operator, who sees every job, and no MCP client may act as that.
+func CallerFromContext(ctx context.Context) (*Caller, bool) {
+	c, _ := ctx.Value(callerKey{}).(*Caller)
+	return c, c != nil && c.Name != ""
 }
 
-// httpContext carries the caller that authenticate put on the request into
-// the context mcp-go hands to tool handlers.
+// httpContext carries the caller and trace ID that the middleware put on
+// the request into the context mcp-go hands to tool handlers.
 func httpContext(ctx context.Context, r *http.Request) context.Context {
 	if c, ok := CallerFromContext(r.Context()); ok {
-		return WithCaller(ctx, c)
+		ctx = WithCaller(ctx, c)
+	}
+	if id := traceIDFrom(r.Context()); id != "" {
+		ctx = withTraceID(ctx, id)
 	}
 	return ctx
 }

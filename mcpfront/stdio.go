@@ -3,6 +3,7 @@ package mcpfront
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -26,12 +27,23 @@ func (s *Server) ServeStdio(ctx context.Context, in io.Reader, out io.Writer, ca
 	if !validCaller(caller) {
 		return errors.New("mcpfront: ServeStdio needs a caller name of 1-64 letters, digits or . _ @ -")
 	}
+	// A caller named in the callers file brings its role and policy; any
+	// other is an agent without limits (the person who started the process
+	// is its one user). A reload of the callers file applies to stdio too.
+	callerOf := func() *Caller {
+		if c, ok := s.callers.Load().ByName(caller); ok {
+			cc := *c
+			cc.Via = "stdio"
+			return &cc
+		}
+		return &Caller{Name: caller, Role: RoleAgent, Scopes: RoleAgent.Scopes(), Via: "stdio"}
+	}
 	w := &lockedWriter{w: out}
 	pr, pw := io.Pipe()
 	go func() { pw.CloseWithError(s.pumpLines(in, pw, w)) }()
 
 	ss := server.NewStdioServer(s.mcp)
-	ss.SetContextFunc(func(ctx context.Context) context.Context { return WithCaller(ctx, caller) })
+	ss.SetContextFunc(func(ctx context.Context) context.Context { return WithCaller(ctx, callerOf()) })
 	ss.SetErrorLogger(slog.NewLogLogger(s.log.Handler(), slog.LevelError))
 	err := ss.Listen(ctx, pr, w)
 	// Unblock the pump if Listen ended first (ctx cancelled). A pump blocked
@@ -76,11 +88,16 @@ func (s *Server) pumpLines(in io.Reader, dst io.Writer, errOut io.Writer) error 
 			}
 			return err
 		}
-		if oversized {
+		switch {
+		case oversized:
 			s.stdioTooLarge(errOut)
 			oversized = false
-		} else if _, err := dst.Write(line); err != nil {
-			return err
+		case s.checkMessage(line) != "":
+			s.stdioRefused(errOut, s.checkMessage(line))
+		default:
+			if _, err := dst.Write(line); err != nil {
+				return err
+			}
 		}
 		line = line[:0]
 	}
@@ -91,6 +108,11 @@ func (s *Server) stdioTooLarge(w io.Writer) {
 	s.log.Warn("stdio message too large; discarded", "limit", s.maxBytes)
 	// The id is unknown: the message was discarded unread.
 	fmt.Fprintf(w, `{"jsonrpc":"2.0","id":null,"error":{"code":-32600,"message":"message exceeds the limit of %d bytes and was discarded; nothing was recorded"}}`+"\n", s.maxBytes)
+}
+
+func (s *Server) stdioRefused(w io.Writer, msg string) {
+	body, _ := json.Marshal(map[string]any{"jsonrpc": "2.0", "id": nil, "error": map[string]any{"code": -32600, "message": msg}})
+	w.Write(append(body, '\n'))
 }
 
 // lockedWriter serialises whole-message writes from mcp-go and from the

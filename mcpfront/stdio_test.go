@@ -5,11 +5,16 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"log/slog"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/sapq/sapq/internal/testutil"
+	"github.com/sapq/sapq/mcpfront"
 )
 
 // stdioServer runs ServeStdio as carol over two in-memory pipes and returns
@@ -128,5 +133,61 @@ func TestStdioOversizedLine(t *testing.T) {
 	res, _ := json.Marshal(reply["result"])
 	if !strings.Contains(string(res), `"postings":[]`) {
 		t.Fatalf("the oversized submission created a job: %s", res)
+	}
+}
+
+// The stdio transport has one caller and no HTTP tokens: it does not warn
+// about them. A caller of its name in the callers file brings its policy;
+// batches and deep JSON are refused as over HTTP.
+func TestStdioCallerPolicyAndLimits(t *testing.T) {
+	callers, err := mcpfront.ParseCallers([]byte(`{"callers":[{"name":"carol","token_sha256":"`+sha("carol-t")+`","role":"agent","policy":{"kinds":["journal_entry"]}}]}`), "c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEnvWith(t, mcpfront.Options{Callers: callers})
+	logs := &testutil.SyncBuffer{}
+	srv, err := mcpfront.New(mcpfront.Options{Ledger: e.ledger, Redis: e.rdb, Callers: callers, Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.srv = srv
+	toServer, fromServer := stdioServer(t, e)
+	lines := bufio.NewScanner(fromServer)
+	lines.Buffer(nil, 1<<20)
+	exchange := func(msg string) map[string]any {
+		t.Helper()
+		if _, err := io.WriteString(toServer, msg+"\n"); err != nil {
+			t.Fatal(err)
+		}
+		if !lines.Scan() {
+			t.Fatalf("no reply: %v", lines.Err())
+		}
+		var m map[string]any
+		if err := json.Unmarshal(lines.Bytes(), &m); err != nil {
+			t.Fatalf("reply %q: %v", lines.Text(), err)
+		}
+		return m
+	}
+	exchange(initialize)
+	reply := exchange(`{"jsonrpc":"2.0","id":2,"method":"tools/list"}`)
+	var names []string
+	for _, tool := range reply["result"].(map[string]any)["tools"].([]any) {
+		names = append(names, tool.(map[string]any)["name"].(string))
+	}
+	if slices.Contains(names, "submit_supplier_invoice") || !slices.Contains(names, "submit_journal_entry") {
+		t.Errorf("carol's policy is not applied on stdio: %v", names)
+	}
+	reply = exchange(`[` + initialize + `]`)
+	if e, _ := reply["error"].(map[string]any); e == nil || !strings.Contains(e["message"].(string), "batches are not supported") {
+		t.Errorf("batch on stdio: %v", reply)
+	}
+	reply = exchange(`{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"list_postings","arguments":{"cursor":` + strings.Repeat("[", 40) + strings.Repeat("]", 40) + `}}}`)
+	if e, _ := reply["error"].(map[string]any); e == nil || !strings.Contains(e["message"].(string), "nested deeper") {
+		t.Errorf("deep JSON on stdio: %v", reply)
+	}
+	for _, word := range []string{"token", "callers configured", "WARN"} {
+		if strings.Contains(logs.String(), word) {
+			t.Errorf("stdio log mentions %q:\n%s", word, logs.String())
+		}
 	}
 }

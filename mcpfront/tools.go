@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
@@ -23,6 +24,52 @@ const (
 	ToolListPostings          = "list_postings"
 	ToolCancelPosting         = "cancel_posting"
 )
+
+// toolScopes is the scope each tool needs. A caller without it is not shown
+// the tool and cannot call it.
+var toolScopes = map[string]Scope{
+	ToolSubmitSupplierInvoice: ScopeWrite,
+	ToolSubmitJournalEntry:    ScopeWrite,
+	ToolCancelPosting:         ScopeWrite,
+	ToolGetPosting:            ScopeRead,
+	ToolListPostings:          ScopeRead,
+}
+
+// submitKinds is the posting kind each submit tool takes; a caller whose
+// policy does not allow the kind is not shown the tool.
+var submitKinds = map[string]tasks.Kind{
+	ToolSubmitSupplierInvoice: tasks.KindSupplierInvoice,
+	ToolSubmitJournalEntry:    tasks.KindJournalEntry,
+}
+
+// mayUse reports whether a caller may use a tool, and if not, which rule
+// says no.
+func mayUse(c *Caller, tool string) (bool, Rule) {
+	need, ok := toolScopes[tool]
+	if !ok || !c.Has(need) {
+		return false, RuleScope
+	}
+	if k, isSubmit := submitKinds[tool]; isSubmit && !c.Policy.AllowsKind(k) {
+		return false, RuleAllowedKinds
+	}
+	return true, ""
+}
+
+// filterTools lists only the tools the calling caller may use; mcp-go
+// applies it to tools/list and to tools/call.
+func (s *Server) filterTools(ctx context.Context, tools []mcp.Tool) []mcp.Tool {
+	c, ok := CallerFromContext(ctx)
+	if !ok {
+		return nil
+	}
+	out := tools[:0:0]
+	for _, t := range tools {
+		if ok, _ := mayUse(c, t.Name); ok {
+			out = append(out, t)
+		}
+	}
+	return out
+}
 
 const (
 	defaultListLimit = 20
@@ -50,7 +97,7 @@ Idempotency: use one idempotency_key per business document, for example derived 
 
 Amounts are decimal strings with at most 2 decimals ("1190.00", "-50.5"), never numbers; dates are YYYY-MM-DD; codes are upper case.
 
-Errors: invalid_argument lists every wrong field as "path: problem" (nothing was recorded; fix the fields and call again with the same key); idempotency_conflict (see above); internal (call again unchanged).`
+Errors: invalid_argument lists every wrong field as "path: problem" (nothing was recorded; fix the fields and call again with the same key); policy_violation names the rule of your policy that refuses the document (nothing was recorded; do not retry it unchanged, ask a person); rate_limited means too many submissions this minute (nothing was processed; call again unchanged after retry_after_seconds); idempotency_conflict (see above); internal (call again unchanged).`
 
 	descSubmitSupplierInvoice = `Submit a supplier invoice for posting into SAP: an incoming invoice from a supplier, posted against G/L account lines (no purchase order). The line amounts must add up to gross_amount; SAP calculates tax from the lines' tax codes.
 
@@ -127,7 +174,12 @@ func (s *Server) registerTools() {
 }
 
 func (s *Server) submit(kind tasks.Kind) callerHandler {
-	return func(ctx context.Context, caller string, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+	return func(ctx context.Context, caller *Caller, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+		note := noteOf(ctx)
+		note.kind = string(kind)
+		if res := s.spendQuota(ctx, req, caller); res != nil {
+			return res, nil
+		}
 		raw, err := rawArguments(req)
 		if err != nil {
 			return s.internal(ctx, req, caller, err), nil
@@ -136,10 +188,21 @@ func (s *Server) submit(kind tasks.Kind) callerHandler {
 		if err != nil {
 			return s.rejected(ctx, req, caller, err), nil
 		}
-		job, replayed, err := s.ledger.Submit(ctx, caller, p)
+		note.key = p.IdempotencyKey()
+		facts, err := factsOf(p)
+		if err != nil {
+			return s.internal(ctx, req, caller, err), nil
+		}
+		note.companyCode, note.currency = facts.orgUnits[0].value, facts.currency
+		note.amount = facts.amount.StringFixed(tasks.MaxFractionDigits)
+		if res := s.applyPolicy(ctx, req, caller, p, facts); res != nil {
+			return res, nil
+		}
+		job, replayed, err := s.ledger.Submit(ctx, caller.Name, p)
 		var conflict *ledger.ConflictError
 		switch {
 		case errors.As(err, &conflict):
+			note.jobID = conflict.JobID
 			return errorResult(codeConflict, "nothing was recorded. "+conflict.Error()+".", []tasks.FieldError{{
 				Field:   "idempotency_key",
 				Message: fmt.Sprintf("already used for job %s with different content", conflict.JobID),
@@ -147,7 +210,11 @@ func (s *Server) submit(kind tasks.Kind) callerHandler {
 		case err != nil:
 			return s.rejected(ctx, req, caller, err), nil
 		}
-		s.log.InfoContext(ctx, "posting submitted", "caller", caller, "job_id", job.ID, "kind", kind, "replayed", replayed)
+		note.jobID, note.decision = job.ID, decisionAccepted
+		if replayed {
+			note.decision = decisionReplayed
+		}
+		s.log.InfoContext(ctx, "posting submitted", "caller", caller.Name, "job_id", job.ID, "kind", kind, "replayed", replayed)
 		return mcp.NewToolResultStructuredOnly(SubmitResult{
 			JobID:            job.ID,
 			Kind:             job.Kind,
@@ -158,9 +225,73 @@ func (s *Server) submit(kind tasks.Kind) callerHandler {
 	}
 }
 
+// spendQuota takes one of the caller's submissions for this minute; it
+// returns a result only when none is left.
+func (s *Server) spendQuota(ctx context.Context, req mcp.CallToolRequest, caller *Caller) *mcp.CallToolResult {
+	perMinute := s.quota
+	if n := caller.Policy.SubmissionsPerMinute; n != nil {
+		perMinute = *n
+	}
+	if perMinute <= 0 {
+		return nil
+	}
+	wait, err := s.budget.allowSubmission(ctx, caller.Name, perMinute)
+	if err != nil {
+		return s.internal(ctx, req, caller, err)
+	}
+	if wait <= 0 {
+		return nil
+	}
+	secs := max(1, int((wait+time.Second-1)/time.Second))
+	note := noteOf(ctx)
+	note.decision, note.rule = decisionRefused, string(RuleSubmissionsPerMinute)
+	res := errorResult(codeRateLimited, fmt.Sprintf("you may submit %d postings per minute (rule %s). This call was not processed; call again unchanged, with the same idempotency_key, in %d seconds.", perMinute, RuleSubmissionsPerMinute, secs), nil)
+	te := res.Meta.AdditionalFields[errorMetaKey].(ToolError)
+	te.Rule, te.RetryAfterSeconds = string(RuleSubmissionsPerMinute), secs
+	res.Meta.AdditionalFields[errorMetaKey] = te
+	return res
+}
+
+// applyPolicy checks the caller's policy, the stateless rules at once and
+// then the daily amount in Redis; it returns a result only on a refusal.
+func (s *Server) applyPolicy(ctx context.Context, req mcp.CallToolRequest, caller *Caller, p tasks.Posting, f postingFacts) *mcp.CallToolResult {
+	pol := caller.Policy
+	violations := pol.check(f)
+	if len(violations) == 0 {
+		if limit, ok := pol.MaxPerDay[f.currency]; ok {
+			fits, sum, err := s.budget.countDay(ctx, caller.Name, p.IdempotencyKey(), f.currency, f.amount, limit)
+			if err != nil {
+				return s.internal(ctx, req, caller, err)
+			}
+			if !fits {
+				violations = append(violations, Violation{RuleMaxAmountPerDay, f.amountField, fmt.Sprintf(
+					"the amount %s %s would bring today's total (UTC) to %s %s, above your limit of %s %s per day; %s %s are left",
+					f.amount.StringFixed(2), f.currency, sum.Add(f.amount).StringFixed(2), f.currency,
+					limit.StringFixed(2), f.currency, limit.Sub(sum).StringFixed(2), f.currency)})
+			}
+		}
+	}
+	if len(violations) == 0 {
+		return nil
+	}
+	note := noteOf(ctx)
+	note.decision, note.rule = decisionRefused, string(violations[0].Rule)
+	fields := make([]tasks.FieldError, len(violations))
+	rules := make([]string, len(violations))
+	for i, v := range violations {
+		fields[i] = tasks.FieldError{Field: v.Field, Message: fmt.Sprintf("%s (rule %s)", v.Message, v.Rule)}
+		rules[i] = string(v.Rule)
+	}
+	res := errorResult(codePolicy, fmt.Sprintf("your policy refuses this document (rule %s); nothing was recorded. Do not resend it unchanged: a person must change the document or your policy.", strings.Join(rules, ", ")), fields)
+	te := res.Meta.AdditionalFields[errorMetaKey].(ToolError)
+	te.Rule = string(violations[0].Rule)
+	res.Meta.AdditionalFields[errorMetaKey] = te
+	return res
+}
+
 // rejected turns a validation error into invalid_argument and anything else
 // into an internal error.
-func (s *Server) rejected(ctx context.Context, req mcp.CallToolRequest, caller string, err error) *mcp.CallToolResult {
+func (s *Server) rejected(ctx context.Context, req mcp.CallToolRequest, caller *Caller, err error) *mcp.CallToolResult {
 	var verr *tasks.ValidationError
 	if errors.As(err, &verr) {
 		return invalidArgument(verr, "the submission was rejected and nothing was recorded; correct these fields and call again with the same idempotency_key:")
@@ -168,19 +299,19 @@ func (s *Server) rejected(ctx context.Context, req mcp.CallToolRequest, caller s
 	return s.internal(ctx, req, caller, err)
 }
 
-func (s *Server) getPosting(ctx context.Context, caller string, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+func (s *Server) getPosting(ctx context.Context, caller *Caller, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
 	var args jobRef
 	if res := s.decodeJobRef(req, &args); res != nil {
 		return res, nil
 	}
-	job, err := s.ledger.Get(ctx, caller, args.JobID)
+	job, err := s.ledger.Get(ctx, caller.Name, args.JobID)
 	if err != nil {
 		return s.lookupError(ctx, req, caller, args.JobID, err), nil
 	}
 	return mcp.NewToolResultStructuredOnly(postingOf(job)), nil
 }
 
-func (s *Server) listPostings(ctx context.Context, caller string, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+func (s *Server) listPostings(ctx context.Context, caller *Caller, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
 	var args listArgs
 	raw, err := rawArguments(req)
 	if err != nil {
@@ -197,7 +328,7 @@ func (s *Server) listPostings(ctx context.Context, caller string, req mcp.CallTo
 	if args.Limit != nil {
 		f.Limit = *args.Limit
 	}
-	page, err := s.ledger.List(ctx, caller, f)
+	page, err := s.ledger.List(ctx, caller.Name, f)
 	if err != nil {
 		return s.internal(ctx, req, caller, err), nil
 	}
@@ -228,19 +359,19 @@ func (a *listArgs) validate() *tasks.ValidationError {
 	return &tasks.ValidationError{Fields: fields}
 }
 
-func (s *Server) cancelPosting(ctx context.Context, caller string, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+func (s *Server) cancelPosting(ctx context.Context, caller *Caller, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
 	var args jobRef
 	if res := s.decodeJobRef(req, &args); res != nil {
 		return res, nil
 	}
-	job, err := s.ledger.Cancel(ctx, caller, args.JobID)
+	job, err := s.ledger.Cancel(ctx, caller.Name, args.JobID)
 	if errors.Is(err, ledger.ErrNotCancellable) {
 		return errorResult(codeNotCancellable, fmt.Sprintf("job %s was not cancelled: %v. Follow it with get_posting; a document already posted in SAP must be reversed there.", args.JobID, err), nil), nil
 	}
 	if err != nil {
 		return s.lookupError(ctx, req, caller, args.JobID, err), nil
 	}
-	s.log.InfoContext(ctx, "posting cancelled", "caller", caller, "job_id", job.ID)
+	s.log.InfoContext(ctx, "posting cancelled", "caller", caller.Name, "job_id", job.ID)
 	return mcp.NewToolResultStructuredOnly(postingOf(job)), nil
 }
 
@@ -265,7 +396,7 @@ func (s *Server) decodeJobRef(req mcp.CallToolRequest, args *jobRef) *mcp.CallTo
 	return nil
 }
 
-func (s *Server) lookupError(ctx context.Context, req mcp.CallToolRequest, caller, id string, err error) *mcp.CallToolResult {
+func (s *Server) lookupError(ctx context.Context, req mcp.CallToolRequest, caller *Caller, id string, err error) *mcp.CallToolResult {
 	if errors.Is(err, ledger.ErrNotFound) {
 		return errorResult(codeNotFound, fmt.Sprintf("you have no posting with job_id %q; use the job_id returned by the submit call, or find it with list_postings", id), nil)
 	}
@@ -274,13 +405,18 @@ func (s *Server) lookupError(ctx context.Context, req mcp.CallToolRequest, calle
 
 // internal logs err and returns a generic error: details of the store stay
 // in the log, where operators look, and out of the model's context.
-func (s *Server) internal(ctx context.Context, req mcp.CallToolRequest, caller string, err error) *mcp.CallToolResult {
+func (s *Server) internal(ctx context.Context, req mcp.CallToolRequest, caller *Caller, err error) *mcp.CallToolResult {
+	trace := traceIDFrom(ctx)
 	if ctx.Err() != nil {
-		s.log.InfoContext(ctx, "tool call abandoned by the client", "tool", req.Params.Name, "caller", caller, "err", err)
+		s.log.InfoContext(ctx, "tool call abandoned by the client", "tool", req.Params.Name, "caller", caller.Name, "err", err, "trace_id", trace)
 	} else {
-		s.log.ErrorContext(ctx, "tool call failed", "tool", req.Params.Name, "caller", caller, "err", err)
+		s.log.ErrorContext(ctx, "tool call failed", "tool", req.Params.Name, "caller", caller.Name, "err", err, "trace_id", trace)
 	}
-	return errorResult(codeInternal, internalErrorMessage, nil)
+	res := errorResult(codeInternal, internalErrorMessage+" (trace "+trace+")", nil)
+	te := res.Meta.AdditionalFields[errorMetaKey].(ToolError)
+	te.TraceID = trace
+	res.Meta.AdditionalFields[errorMetaKey] = te
+	return res
 }
 
 // rawArguments returns the call's arguments as the JSON the client sent.
@@ -321,15 +457,22 @@ func fieldError(field, msg string) *tasks.ValidationError {
 
 // callerHandler is a tool handler that runs on behalf of an authenticated
 // caller.
-type callerHandler func(ctx context.Context, caller string, req mcp.CallToolRequest) (*mcp.CallToolResult, error)
+type callerHandler func(ctx context.Context, caller *Caller, req mcp.CallToolRequest) (*mcp.CallToolResult, error)
 
-// asCaller refuses calls without a caller identity: the ledger reads the
-// empty caller as the operator, who sees every job.
+// asCaller refuses calls without a caller identity (the ledger reads the
+// empty caller as the operator, who sees every job) and calls of tools the
+// caller may not use: the tool filter already hides them, and this check
+// does not depend on it.
 func asCaller(h callerHandler) server.ToolHandlerFunc {
 	return func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
 		caller, ok := CallerFromContext(ctx)
 		if !ok {
 			return errorResult(codeUnauthenticated, unauthenticatedMessage, nil), nil
+		}
+		if ok, rule := mayUse(caller, req.Params.Name); !ok {
+			note := noteOf(ctx)
+			note.decision, note.rule = decisionRefused, string(rule)
+			return errorResult(codeForbidden, fmt.Sprintf("you may not use %s (rule %s)", req.Params.Name, rule), nil), nil
 		}
 		return h(ctx, caller, req)
 	}

@@ -3,6 +3,9 @@ package mcpfront_test
 import (
 	"context"
 	"encoding/json"
+	"io"
+	"reflect"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -345,7 +348,7 @@ func TestInvalidInputRecordsNothing(t *testing.T) {
 			m := invoice("bad-7")
 			item(m, 1)["amount"] = "190.005"
 			return m
-		}, []string{"items[1].amount: must have at most 2 fraction digits, got 190.005"}},
+		}, []string{"items[1].amount: must have at most 2 fraction digits, got \"190.005\""}},
 		{"missing fields", "submit_supplier_invoice", func() any {
 			return map[string]any{"idempotency_key": "bad-8"}
 		}, []string{"company_code: is required", "supplier: is required", "invoice_reference: is required", "document_date: is required", "gross_amount: is required", "items: must have at least 1 line"}},
@@ -407,4 +410,152 @@ func TestInvalidInputRecordsNothing(t *testing.T) {
 			t.Fatalf("jobs in Redis after rejected submissions: %v %v", n, err)
 		}
 	})
+}
+
+// The schemas state what the server enforces: lengths, patterns, formats,
+// defaults and enums, and their patterns agree with the validation.
+func TestSchemasCarryWhatIsEnforced(t *testing.T) {
+	e := newEnv(t)
+	c := dialSDK(t, e.url, aliceToken, "")
+	res, err := c.cs.ListTools(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	schemas := map[string][2]map[string]any{}
+	for _, tool := range res.Tools {
+		schemas[tool.Name] = [2]map[string]any{schemaMap(t, tool.InputSchema), schemaMap(t, tool.OutputSchema)}
+	}
+	at := func(s map[string]any, path ...string) map[string]any {
+		t.Helper()
+		for _, p := range path {
+			if p == "[]" {
+				s = s["items"].(map[string]any)
+				continue
+			}
+			next, ok := s["properties"].(map[string]any)[p].(map[string]any)
+			if !ok {
+				t.Fatalf("no property %v", path)
+			}
+			s = next
+		}
+		return s
+	}
+	si, je := schemas["submit_supplier_invoice"][0], schemas["submit_journal_entry"][0]
+	for _, tc := range []struct {
+		s    map[string]any
+		path []string
+		key  string
+		want any
+	}{
+		{si, []string{"company_code"}, "maxLength", 4.0},
+		{si, []string{"supplier"}, "maxLength", 10.0},
+		{si, []string{"invoice_reference"}, "maxLength", 16.0},
+		{si, []string{"header_text"}, "maxLength", 25.0},
+		{si, []string{"document_date"}, "format", "date"},
+		{si, []string{"posting_date"}, "format", "date"},
+		{si, []string{"idempotency_key"}, "maxLength", 128.0},
+		{si, []string{"items"}, "maxItems", 999.0},
+		{si, []string{"items", "[]", "tax_code"}, "maxLength", 2.0},
+		{si, []string{"items", "[]", "text"}, "maxLength", 50.0},
+		{je, []string{"document_type"}, "default", "SA"},
+		{je, []string{"document_type"}, "maxLength", 2.0},
+		{je, []string{"reference"}, "maxLength", 16.0},
+		{je, []string{"items"}, "minItems", 2.0},
+		{schemas["get_posting"][1], []string{"status"}, "enum", []any{"queued", "running", "retrying", "succeeded", "failed", "cancelled"}},
+		{schemas["get_posting"][1], []string{"result", "messages", "[]", "severity"}, "enum", []any{"success", "info", "warning", "error"}},
+		{schemas["get_posting"][1], []string{"error", "category"}, "enum", []any{"permanent", "transient", "outcome_unknown"}},
+	} {
+		if got := at(tc.s, tc.path...)[tc.key]; !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("%v.%s = %v, want %v", tc.path, tc.key, got, tc.want)
+		}
+	}
+	// The patterns say what validation says.
+	for _, tc := range []struct {
+		path   []string
+		accept []string
+		refuse []string
+	}{
+		{[]string{"invoice_reference"}, []string{"RE-2026-11-0042", "A B/7"}, []string{"РЕ-2026-11-0042", "ＲＥ-1", "re-1", " RE-1", "RE-1 "}},
+		{[]string{"company_code"}, []string{"1010", "DE01"}, []string{"1О10", "de01", "10 1"}},
+		{[]string{"idempotency_key"}, []string{"inv-2026/42 a"}, []string{"K\u00ff", "inv\u200b"}},
+		{[]string{"gross_amount"}, []string{"1190.00", "-5.5", ".5"}, []string{"1e3", "1,190.00", "1.234"}},
+		{[]string{"document_date"}, []string{"2026-11-05"}, []string{"05.11.2026"}},
+	} {
+		re := regexp.MustCompile(at(si, tc.path...)["pattern"].(string))
+		for _, v := range tc.accept {
+			if !re.MatchString(v) {
+				t.Errorf("%v: pattern refuses %q", tc.path, v)
+			}
+		}
+		for _, v := range tc.refuse {
+			if re.MatchString(v) {
+				t.Errorf("%v: pattern accepts %q", tc.path, v)
+			}
+		}
+	}
+}
+
+// Look-alike characters are refused by name through every client; a
+// 960 KB argument gets a short answer.
+func TestLookAlikesAndHugeValuesThroughClients(t *testing.T) {
+	forEachClient(t, func(t *testing.T, e *env, dial func(string) mcpClient) {
+		c := dial(aliceToken)
+		for ref, want := range map[string]string{
+			"РЕ-2026-11-0042": "U+0420 CYRILLIC CAPITAL LETTER ER at character 1",
+			"ＲＥ-2026-11-0042": `U+FF32 FULLWIDTH LATIN CAPITAL LETTER R (a look-alike of "R")`,
+		} {
+			m := invoice("look-" + ref)
+			m["idempotency_key"] = "look-alike-1"
+			m["invoice_reference"] = ref
+			wantError(t, call(t, c, "submit_supplier_invoice", m), "invalid_argument", "invoice_reference: must contain only ASCII", want)
+		}
+		huge := invoice("huge-value")
+		huge["company_code"] = strings.Repeat("Ж", 480_000)
+		r := call(t, c, "submit_supplier_invoice", huge)
+		wantError(t, r, "company_code: must be at most 4 characters, got 480000")
+		if len(r.Text) > 2048 {
+			t.Fatalf("answer of %d bytes to a 960 KB argument", len(r.Text))
+		}
+		if l := list(t, c, nil); len(l.Postings) != 0 {
+			t.Fatalf("refused submissions recorded: %+v", l)
+		}
+	})
+}
+
+// Invalid UTF-8 cannot be sent by the SDK clients (their JSON encoders
+// replace it), so it is sent raw: "K\xff" and "K\xfe" are refused, never
+// folded into one key.
+func TestInvalidUTF8OnTheWire(t *testing.T) {
+	e := newEnv(t)
+	good, _ := json.Marshal(journalEntry("KEY"))
+	for _, bad := range []string{"\xff", "\xfe"} {
+		args := strings.Replace(string(good), `"idempotency_key":"KEY"`, "\"idempotency_key\":\"K"+bad+"\"", 1)
+		body := `{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"submit_journal_entry","arguments":` + args + `,"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{},"io.modelcontextprotocol/clientInfo":{"name":"raw","version":"1"}}}}`
+		resp := postWith(t, e.url, aliceToken, body, map[string]string{"MCP-Protocol-Version": modernVersion, "Mcp-Method": "tools/call", "Mcp-Name": "submit_journal_entry"})
+		answer, _ := io.ReadAll(resp.Body)
+		if !strings.Contains(string(answer), "idempotency_key: is not valid UTF-8") {
+			t.Fatalf("%q: %d %s", bad, resp.StatusCode, answer)
+		}
+	}
+	if n, _ := e.rdb.Keys(context.Background(), "sapq:job:*").Result(); len(n) != 0 {
+		t.Fatalf("jobs recorded: %v", n)
+	}
+}
+
+// A posting is a resource only for its owner, and only with read access.
+func TestPostingResourceIsCallerIsolated(t *testing.T) {
+	e := newEnv(t)
+	alice, bob := dialSDK(t, e.url, aliceToken, ""), dialSDK(t, e.url, bobToken, legacyVersion)
+	job := submit(t, alice, "submit_journal_entry", journalEntry("res-1"))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	uri := "sapq://postings/" + job.JobID
+	res, err := alice.cs.ReadResource(ctx, &sdk.ReadResourceParams{URI: uri})
+	if err != nil || len(res.Contents) != 1 || !strings.Contains(res.Contents[0].Text, job.JobID) {
+		t.Fatalf("alice reads her posting: %+v %v", res, err)
+	}
+	_, err = bob.cs.ReadResource(ctx, &sdk.ReadResourceParams{URI: uri})
+	if err == nil || !strings.Contains(err.Error(), "you have no posting") {
+		t.Fatalf("bob reads alice's posting: %v", err)
+	}
 }

@@ -47,6 +47,21 @@ const MaxFieldErrors = 50
 type checker struct {
 	errs []FieldError
 	more int // violations beyond MaxFieldErrors
+	// badUTF8 holds the offsets of invalid UTF-8 in the raw input not yet
+	// attributed to a field.
+	badUTF8 []badByte
+}
+
+// utf8In reports the invalid UTF-8 that the token just read contained, as
+// a violation of the field at path.
+func (c *checker) utf8In(dec interface{ InputOffset() int64 }, path string) {
+	if len(c.badUTF8) == 0 || c.badUTF8[0].at >= dec.InputOffset() {
+		return
+	}
+	c.add(path, "is not valid UTF-8 (byte 0x%02x at offset %d); send text encoded as UTF-8: sapq refuses it rather than repair it", c.badUTF8[0].b, c.badUTF8[0].at)
+	for len(c.badUTF8) > 0 && c.badUTF8[0].at < dec.InputOffset() {
+		c.badUTF8 = c.badUTF8[1:]
+	}
 }
 
 func (c *checker) add(field, format string, args ...any) {

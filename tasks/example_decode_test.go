@@ -23,6 +23,6 @@ func ExampleDecode() {
 	// company_code: must be at most 4 characters, got 5 ("10100")
 	// document_date: must be a real calendar date as YYYY-MM-DD, got "2026-02-30"
 	// currency: must be the ISO 4217 code of a currency in use, in upper case, such as EUR or USD; got "EUX"
-	// items[0].amount: must have at most 2 fraction digits, got 2500.001
+	// items[0].amount: must have at most 2 fraction digits, got "2500.001"
 	// journal entry 1010 EUR 2 lines <nil>
 }

@@ -29,6 +29,8 @@ const (
 	// MaxFractionDigits is the most decimals an amount may carry for now.
 	MaxFractionDigits = 2
 	dateLayout        = "2006-01-02"
+	// maxAmountChars leaves room for a sign, leading zeros and a point.
+	maxAmountChars = 32
 )
 
 // checkCode validates a required SAP key field: 1..max characters, upper case
@@ -41,12 +43,14 @@ func (c *checker) checkCode(field, v string, max int, required bool) {
 		return
 	}
 	if n := utf8.RuneCountInString(v); n > max {
-		c.add(field, "must be at most %d characters, got %d (%q)", max, n, v)
+		c.add(field, "must be at most %d characters, got %d (%s)", max, n, quote(v))
 		return
 	}
+	pos := 0
 	for _, r := range v {
+		pos++
 		if !(r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '/') {
-			c.add(field, "must contain only upper-case letters A-Z, digits 0-9, '-', '_' or '/', got %q", v)
+			c.add(field, "must contain only upper-case letters A-Z, digits 0-9, '-', '_' or '/'; found %s at character %d of %s", describeRune(r), pos, quote(v))
 			return
 		}
 	}
@@ -69,12 +73,30 @@ func (c *checker) checkText(field, v string, max int, required bool) {
 		c.add(field, "must be at most %d characters, got %d", max, n)
 		return
 	}
+	pos := 0
 	for _, r := range v {
+		pos++
 		if !unicode.IsPrint(r) {
-			c.add(field, "must contain only printable characters, found %U", r)
+			c.add(field, "must contain only printable characters; found %s at character %d", describeRune(r), pos)
 			return
 		}
 	}
+}
+
+// checkASCII refuses characters outside printable ASCII in a value that
+// identifies something: a reference or an idempotency key. Letters from
+// other scripts and full-width forms look like ASCII ones (Cyrillic "Р" and
+// Latin "P", "Ｒ" and "R"), so "РЕ-2026-11-0042" and "RE-2026-11-0042" would
+// be two references that a person reads as one, and the same invoice could
+// be posted twice. The message names the character, so that the agent can
+// see what it sent.
+func (c *checker) checkASCII(field, v string) bool {
+	r, pos, found := firstNonASCII(v)
+	if !found {
+		return true
+	}
+	c.add(field, "must contain only ASCII letters, digits, blanks and punctuation; found %s at character %d of %s", describeRune(r), pos, quote(v))
+	return false
 }
 
 // checkReference validates a reference SAP keeps in upper case (its
@@ -87,15 +109,15 @@ func (c *checker) checkText(field, v string, max int, required bool) {
 func (c *checker) checkReference(field, v string, max int, required bool) {
 	n := len(c.errs)
 	c.checkText(field, v, max, required)
-	if len(c.errs) > n || v == "" {
+	if len(c.errs) > n || v == "" || !c.checkASCII(field, v) {
 		return
 	}
 	if strings.TrimSpace(v) != v {
-		c.add(field, "must not start or end with blanks, got %q", v)
+		c.add(field, "must not start or end with blanks, got %s", quote(v))
 		return
 	}
 	if up := strings.ToUpper(v); up != v {
-		c.add(field, "must be in upper case, as SAP stores it: send %q", up)
+		c.add(field, "must be in upper case, as SAP stores it: send %s", quote(up))
 	}
 }
 
@@ -106,11 +128,11 @@ func (c *checker) checkDate(field, v string) {
 	}
 	d, err := time.Parse(dateLayout, v)
 	if err != nil || d.Format(dateLayout) != v {
-		c.add(field, "must be a real calendar date as YYYY-MM-DD, got %q", v)
+		c.add(field, "must be a real calendar date as YYYY-MM-DD, got %s", quote(v))
 		return
 	}
 	if d.Year() < 1900 {
-		c.add(field, "must be in 1900 or later, got %q", v)
+		c.add(field, "must be in 1900 or later, got %s", quote(v))
 	}
 }
 
@@ -126,7 +148,7 @@ func (c *checker) checkCurrency(field, v string) int {
 	}
 	digits, ok := currency.GetDigits(v)
 	if !ok {
-		c.add(field, "must be the ISO 4217 code of a currency in use, in upper case, such as EUR or USD; got %q", v)
+		c.add(field, "must be the ISO 4217 code of a currency in use, in upper case, such as EUR or USD; got %s", quote(v))
 		return MaxFractionDigits
 	}
 	return min(int(digits), MaxFractionDigits)
@@ -138,19 +160,24 @@ func (c *checker) checkAmount(field, v string, digits int) (decimal.Decimal, boo
 		c.add(field, "is required (a decimal string such as \"100.00\")")
 		return decimal.Decimal{}, false
 	}
+	if len(v) > maxAmountChars {
+		// Parsing a megabyte of digits costs seconds; no amount is this long.
+		c.add(field, "must be a decimal string of at most %d characters (11 integer digits, %d fraction digits), got %s", maxAmountChars, digits, quote(v))
+		return decimal.Decimal{}, false
+	}
 	d, err := parseAmount(field, v)
 	if err != nil {
-		c.add(field, "must be a decimal string such as \"1234.56\" or \"-10.00\" (digits, optional sign and point; no exponent, no thousands separators), got %q", v)
+		c.add(field, "must be a decimal string such as \"1234.56\" or \"-10.00\" (digits, optional sign and point; no exponent, no thousands separators), got %s", quote(v))
 		return decimal.Decimal{}, false
 	}
 	if -d.Exponent() > int32(digits) {
-		c.add(field, "must have at most %d fraction digits, got %s", digits, v)
+		c.add(field, "must have at most %d fraction digits, got %s", digits, quote(v))
 		return decimal.Decimal{}, false
 	}
 	// SAP's amount fields are DEC 23,3 at most (InvoiceGrossAmount is 14,3):
 	// keep integer digits within 11 so every amount fits every target field.
 	if d.Abs().GreaterThanOrEqual(decimal.New(1, 11)) {
-		c.add(field, "is too large: at most 11 integer digits, got %s", v)
+		c.add(field, "is too large: at most 11 integer digits, got %s", quote(v))
 		return decimal.Decimal{}, false
 	}
 	return d, true
@@ -186,13 +213,17 @@ func isDecimalString(s string) bool {
 }
 
 // checkIdempotencyKey validates a caller's idempotency key: 1..128
-// printable characters.
+// printable ASCII characters (see checkASCII for why not more).
 func (c *checker) checkIdempotencyKey(v string) {
 	if v == "" {
-		c.add("idempotency_key", "is required: choose a unique key per business document (1-%d printable characters) and reuse it when retrying the same submission", MaxIdempotencyKey)
+		c.add("idempotency_key", "is required: choose a unique key per business document (1-%d printable ASCII characters) and reuse it when retrying the same submission", MaxIdempotencyKey)
 		return
 	}
+	n := len(c.errs)
 	c.checkText("idempotency_key", v, MaxIdempotencyKey, true)
+	if len(c.errs) == n {
+		c.checkASCII("idempotency_key", v)
+	}
 }
 
 func itemField(i int, name string) string { return fmt.Sprintf("items[%d].%s", i, name) }

@@ -58,6 +58,9 @@ const (
 	CategoryUnknown   ErrorCategory = "outcome_unknown" // SAP may have posted; reconciled before any resend
 )
 
+// Severities are the severities of SAP messages.
+var Severities = []string{"success", "info", "warning", "error"}
+
 // Message is a message from SAP, such as "F5/201 Posting period 011 2024 is not open".
 type Message struct {
 	Code     string `json:"code,omitempty" jsonschema:"SAP message class/number, for example F5/201"`

@@ -52,8 +52,8 @@ func (j *JournalEntry) Validate() error {
 	switch n := len(j.Items); {
 	case n < minJournalEntryItems:
 		c.add("items", "must have at least %d lines (a debit and a credit), got %d", minJournalEntryItems, n)
-	case n > maxItems:
-		c.add("items", "must have at most %d lines, got %d", maxItems, n)
+	case n > MaxItems:
+		c.add("items", "must have at most %d lines, got %d", MaxItems, n)
 	}
 	sum, sumOK := decimal.Zero, true
 	for i, it := range j.Items {

@@ -1,7 +1,10 @@
 package tasks
 
 import (
+	"encoding/json"
+	"errors"
 	"fmt"
+	"strings"
 )
 
 // Kind names a posting kind. It is also the asynq task type suffix and the
@@ -46,9 +49,19 @@ const MaxPayloadBytes = 1 << 20
 // Decode strictly decodes and validates a posting of the given kind: unknown
 // fields, wrong types, trailing data and oversized input are errors, reported
 // as a *ValidationError with field paths an agent can act on.
+//
+// Shape and content are checked in one pass: when the shape is wrong (an
+// unknown field, a number for an amount), the rest of the document is still
+// validated, and the answer lists the content violations of the fields the
+// shape errors do not already name, so that an agent fixes everything in
+// one round.
 func Decode(kind Kind, raw []byte) (Posting, error) {
 	p, err := decode(kind, raw)
 	if err != nil {
+		var shape *ValidationError
+		if errors.As(err, &shape) && len(raw) <= MaxPayloadBytes {
+			return nil, withContentErrors(kind, raw, shape)
+		}
 		return nil, err
 	}
 	if err := p.Validate(); err != nil {
@@ -57,18 +70,56 @@ func Decode(kind Kind, raw []byte) (Posting, error) {
 	return p, nil
 }
 
+// withContentErrors adds to shape errors the content violations of a
+// lenient decoding (encoding/json skips values of the wrong type and
+// unknown fields), except for fields a shape error already names.
+func withContentErrors(kind Kind, raw []byte, shape *ValidationError) error {
+	p := newPosting(kind)
+	var syntax *json.SyntaxError
+	if p == nil || len(shape.Fields) >= MaxFieldErrors || errors.As(json.Unmarshal(raw, p), &syntax) {
+		return shape
+	}
+	var content *ValidationError
+	if !errors.As(p.Validate(), &content) {
+		return shape
+	}
+	var c checker
+	covered := func(field string) bool {
+		for _, s := range shape.Fields {
+			if s.Field == "" || field == s.Field || strings.HasPrefix(field, s.Field+".") || strings.HasPrefix(field, s.Field+"[") {
+				return true
+			}
+		}
+		return false
+	}
+	for _, f := range shape.Fields {
+		c.add(f.Field, "%s", f.Message)
+	}
+	for _, f := range content.Fields {
+		if f.Field != "" && !covered(f.Field) {
+			c.add(f.Field, "%s", f.Message)
+		}
+	}
+	return c.err()
+}
+
+func newPosting(kind Kind) Posting {
+	switch kind {
+	case KindSupplierInvoice:
+		return new(SupplierInvoice)
+	case KindJournalEntry:
+		return new(JournalEntry)
+	}
+	return nil
+}
+
 // decode is Decode without the validation of the content.
 func decode(kind Kind, raw []byte) (Posting, error) {
 	if len(raw) > MaxPayloadBytes {
 		return nil, invalid("", fmt.Sprintf("request is %d bytes; the limit is %d bytes", len(raw), MaxPayloadBytes))
 	}
-	var p Posting
-	switch kind {
-	case KindSupplierInvoice:
-		p = new(SupplierInvoice)
-	case KindJournalEntry:
-		p = new(JournalEntry)
-	default:
+	p := newPosting(kind)
+	if p == nil {
 		return nil, invalid("kind", fmt.Sprintf("unknown posting kind %q; known kinds: %s, %s", kind, KindSupplierInvoice, KindJournalEntry))
 	}
 	if err := DecodeStrict(raw, p); err != nil {

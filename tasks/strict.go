@@ -8,6 +8,7 @@ import (
 	"io"
 	"reflect"
 	"strings"
+	"unicode/utf8"
 )
 
 // DecodeStrict decodes one JSON object into v as strictly as an agent's
@@ -17,12 +18,23 @@ import (
 // error is a *ValidationError naming the field's path, and all of a
 // request's shape errors are listed at once, so an agent fixes them in one
 // round.
+//
+// Invalid UTF-8 is refused, never repaired: encoding/json would replace each
+// bad byte by U+FFFD, so the bytes are checked first, and the field holding
+// them is named.
 func DecodeStrict(raw []byte, v any) error {
 	if reflect.TypeOf(v) == nil {
 		return errors.New("tasks: DecodeStrict into nil")
 	}
-	var c checker
-	if err := checkShape(newTokenizer(raw), reflect.TypeOf(v), "", &c); err == nil && len(c.errs) > 0 {
+	c := checker{badUTF8: invalidUTF8(raw, MaxFieldErrors)}
+	err := checkShape(newTokenizer(raw), reflect.TypeOf(v), "", &c)
+	if err == nil && len(c.badUTF8) > 0 {
+		// Bad bytes outside any string (between tokens) make the JSON
+		// malformed, which the decoder below reports; inside a string they
+		// were all attributed.
+		c.add("", "is not valid UTF-8 (byte 0x%02x at offset %d)", c.badUTF8[0].b, c.badUTF8[0].at)
+	}
+	if err == nil && len(c.errs) > 0 {
 		return c.err()
 	}
 	// The shape is right, or the JSON is malformed: the decoder reports a
@@ -58,6 +70,7 @@ func checkShape(dec *json.Decoder, t reflect.Type, path string, c *checker) erro
 	if err != nil {
 		return err
 	}
+	c.utf8In(dec, path)
 	if tok == nil {
 		return nil
 	}
@@ -73,6 +86,7 @@ func checkShape(dec *json.Decoder, t reflect.Type, path string, c *checker) erro
 			}
 			key, _ := keyTok.(string)
 			at := join(path, key)
+			c.utf8In(dec, at)
 			f, known := fields[key]
 			switch {
 			case !known:
@@ -80,6 +94,7 @@ func checkShape(dec *json.Decoder, t reflect.Type, path string, c *checker) erro
 				if err := skipValue(dec); err != nil {
 					return err
 				}
+				c.utf8In(dec, at)
 				continue
 			case seen[key]:
 				c.add(at, "appears more than once; send each field once")
@@ -98,6 +113,7 @@ func checkShape(dec *json.Decoder, t reflect.Type, path string, c *checker) erro
 				return err
 			}
 			key, _ := keyTok.(string)
+			c.utf8In(dec, join(path, key))
 			if err := checkShape(dec, t.Elem(), join(path, key), c); err != nil {
 				return err
 			}
@@ -117,7 +133,9 @@ func checkShape(dec *json.Decoder, t reflect.Type, path string, c *checker) erro
 		c.add(path, "must be %s, got %s", jsonTypeName(t.Kind()), got)
 	}
 	if isDelim {
-		return skipRest(dec)
+		err := skipRest(dec)
+		c.utf8In(dec, path)
+		return err
 	}
 	return nil
 }
@@ -251,7 +269,18 @@ func jsonTypeName(k reflect.Kind) string {
 	}
 }
 
+// maxKeyInPath bounds how much of an object key a field path quotes: an
+// unknown key may be as long as the request.
+const maxKeyInPath = 64
+
 func join(path, key string) string {
+	if len(key) > maxKeyInPath {
+		end := maxKeyInPath
+		for end > 0 && !utf8.RuneStart(key[end]) {
+			end--
+		}
+		key = key[:end] + "…"
+	}
 	if path == "" {
 		return key
 	}

@@ -33,7 +33,9 @@ type SupplierInvoiceItem struct {
 
 const (
 	minSupplierInvoiceItems = 1
-	maxItems                = 999
+	// MaxItems is the most lines a posting may have: SAP numbers a
+	// document's line items with three digits (BUZEI).
+	MaxItems = 999
 )
 
 func (*SupplierInvoice) Kind() Kind               { return KindSupplierInvoice }
@@ -52,7 +54,7 @@ func (s *SupplierInvoice) Validate() error {
 	digits := c.checkCurrency("currency", s.Currency)
 	gross, grossOK := c.checkAmount("gross_amount", s.GrossAmount, digits)
 	if grossOK && !gross.IsPositive() {
-		c.add("gross_amount", "must be greater than zero, got %s", s.GrossAmount)
+		c.add("gross_amount", "must be greater than zero, got %s", quote(s.GrossAmount))
 		grossOK = false
 	}
 	c.checkText("header_text", s.HeaderText, LenHeaderText, false)
@@ -60,8 +62,8 @@ func (s *SupplierInvoice) Validate() error {
 	switch n := len(s.Items); {
 	case n < minSupplierInvoiceItems:
 		c.add("items", "must have at least %d line", minSupplierInvoiceItems)
-	case n > maxItems:
-		c.add("items", "must have at most %d lines, got %d", maxItems, n)
+	case n > MaxItems:
+		c.add("items", "must have at most %d lines, got %d", MaxItems, n)
 	}
 	sum, sumOK := decimal.Zero, true
 	for i, it := range s.Items {

@@ -124,7 +124,7 @@ func runDev(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	front, err := mcpfront.New(mcpfront.Options{Ledger: l, Tokens: tokens, Logger: log, Metrics: reg})
+	front, err := mcpfront.New(mcpfront.Options{Ledger: l, Redis: rdb, Tokens: tokens, Logger: log, Audit: log.With("audit", true), Metrics: reg})
 	if err != nil {
 		return err
 	}
@@ -139,7 +139,7 @@ func runDev(ctx context.Context, args []string, stdout io.Writer) error {
 		simControl = requireToken(*token, simulator)
 	}
 	mux.Handle("/sim/", simControl)
-	mux.Handle("/mcp", front.HTTPHandler())
+	front.Register(mux, "/mcp")
 	mux.Handle("/ui/", requireToken(*token, ui))
 	mux.Handle("/{$}", http.RedirectHandler("/ui/", http.StatusFound))
 
@@ -156,7 +156,8 @@ func runDev(ctx context.Context, args []string, stdout io.Writer) error {
   Metrics, health        %[1]s/metrics  %[1]s/healthz
   Token                  %[2]s (caller %q)
 `, base, *token, devCaller)
-	return serve(ctx, ln, mux, func() { front.Close(context.Background()) }, sapClient.CloseIdleConnections)
+	var limits mcpfront.HTTPLimits
+	return serveWith(ctx, mcpfront.LimitListener(ln, limits), mcpfront.NewHTTPServer(mux, limits), func() { front.Close(context.Background()) }, sapClient.CloseIdleConnections)
 }
 
 func randomHex(n int) string {

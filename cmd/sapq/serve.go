@@ -18,7 +18,11 @@ import (
 // functions run as the shutdown begins: long-lived streams (MCP's SSE) end
 // there, or the server would wait for them.
 func serve(ctx context.Context, ln net.Listener, h http.Handler, onShutdown ...func()) error {
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	return serveWith(ctx, ln, &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}, onShutdown...)
+}
+
+// serveWith is serve with a server configured by the caller (timeouts).
+func serveWith(ctx context.Context, ln net.Listener, srv *http.Server, onShutdown ...func()) error {
 	for _, f := range onShutdown {
 		srv.RegisterOnShutdown(f)
 	}

@@ -1,0 +1,144 @@
+package mcpfront
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/mark3labs/mcp-go/mcp"
+	"github.com/mark3labs/mcp-go/server"
+)
+
+// Decisions recorded in the audit log.
+const (
+	decisionAccepted = "accepted" // a submission was recorded
+	decisionReplayed = "replayed" // a submission returned the job its key already had
+	decisionOK       = "ok"       // a read or a cancellation succeeded
+	decisionRefused  = "refused"  // refused: invalid, policy, quota, scope, conflict, not found
+	decisionError    = "error"    // sapq failed (internal)
+)
+
+// auditNote is what a tool handler tells the audit log about one call. It
+// names the job and the posting's essentials, never the payload, and never
+// a token (the caller is named).
+type auditNote struct {
+	jobID, kind, key, companyCode, amount, currency string
+	decision                                        string
+	rule                                            string
+}
+
+type auditKey struct{}
+
+// noteOf returns the call's audit note; a throwaway one outside a call.
+func noteOf(ctx context.Context) *auditNote {
+	if n, ok := ctx.Value(auditKey{}).(*auditNote); ok {
+		return n
+	}
+	return &auditNote{}
+}
+
+// auditMiddleware writes one audit record per tool call that reaches a
+// handler: who, which tool, which job, the decision and the rule, with the
+// trace ID of the request.
+func (s *Server) auditMiddleware(next server.ToolHandlerFunc) server.ToolHandlerFunc {
+	return func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+		note := &auditNote{}
+		if !hasTraceID(ctx) {
+			// stdio and in-process calls have no HTTP request to take one from.
+			ctx = withTraceID(ctx, newTraceID())
+		}
+		res, err := next(context.WithValue(ctx, auditKey{}, note), req)
+		if note.decision == "" {
+			switch {
+			case err != nil || res == nil:
+				note.decision, note.rule = decisionError, "protocol_error"
+			case res.IsError:
+				note.decision, note.rule = decisionRefused, errorCodeOf(res)
+				if note.rule == codeInternal {
+					note.decision = decisionError
+				}
+			default:
+				note.decision = decisionOK
+			}
+		}
+		s.writeAudit(ctx, req.Params.Name, note)
+		return res, err
+	}
+}
+
+// auditProtocolError records tool calls that mcp-go refused before any
+// handler ran: an unknown tool, or one the caller may not use (the tool
+// filter answers such calls as if the tool did not exist).
+func (s *Server) auditProtocolError(ctx context.Context, _ any, method mcp.MCPMethod, message any, err error) {
+	if method != mcp.MethodToolsCall {
+		return
+	}
+	tool := ""
+	if req, ok := message.(*mcp.CallToolRequest); ok {
+		tool = req.Params.Name
+	}
+	rule := "protocol_error"
+	if errors.Is(err, server.ErrToolNotFound) {
+		rule = "tool_not_available"
+	}
+	s.writeAudit(ctx, truncate(tool, 64), &auditNote{decision: decisionRefused, rule: rule})
+}
+
+func (s *Server) writeAudit(ctx context.Context, tool string, n *auditNote) {
+	if s.audit == nil {
+		return
+	}
+	attrs := []slog.Attr{slog.String("tool", tool)}
+	if c, ok := CallerFromContext(ctx); ok {
+		attrs = append(attrs, slog.String("caller", c.Name), slog.String("role", string(c.Role)), slog.String("via", c.Via))
+	} else {
+		attrs = append(attrs, slog.String("caller", ""))
+	}
+	attrs = append(attrs, slog.String("decision", n.decision))
+	if n.rule != "" {
+		attrs = append(attrs, slog.String("rule", n.rule))
+	}
+	for _, kv := range [][2]string{{"job_id", n.jobID}, {"kind", n.kind}, {"idempotency_key", n.key}, {"company_code", n.companyCode}, {"amount", n.amount}, {"currency", n.currency}} {
+		if kv[1] != "" {
+			attrs = append(attrs, slog.String(kv[0], kv[1]))
+		}
+	}
+	attrs = append(attrs, slog.String("trace_id", traceIDFrom(ctx)))
+	s.audit.LogAttrs(ctx, slog.LevelInfo, "tool call", attrs...)
+}
+
+type traceKey struct{}
+
+func withTraceID(ctx context.Context, id string) context.Context {
+	return context.WithValue(ctx, traceKey{}, id)
+}
+
+func traceIDFrom(ctx context.Context) string {
+	id, _ := ctx.Value(traceKey{}).(string)
+	return id
+}
+
+func hasTraceID(ctx context.Context) bool { return traceIDFrom(ctx) != "" }
+
+// traceIDOf takes the trace ID of a W3C traceparent header, so that audit
+// records join the caller's trace, or makes a new one.
+func traceIDOf(r *http.Request) string {
+	// traceparent: version "-" trace-id (32 hex) "-" parent-id "-" flags
+	parts := strings.Split(r.Header.Get("traceparent"), "-")
+	if len(parts) == 4 && len(parts[1]) == 32 && parts[1] != strings.Repeat("0", 32) {
+		if _, err := hex.DecodeString(parts[1]); err == nil {
+			return strings.ToLower(parts[1])
+		}
+	}
+	return newTraceID()
+}
+
+func newTraceID() string {
+	var b [16]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}

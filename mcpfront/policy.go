@@ -1,0 +1,260 @@
+package mcpfront
+
+import (
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/bojanz/currency"
+	"github.com/shopspring/decimal"
+
+	"github.com/sapq/sapq/tasks"
+)
+
+// Rule names a policy rule; a refusal names the rule that refused, in its
+// text and as ToolError.Rule.
+type Rule string
+
+const (
+	RuleAllowedKinds         Rule = "allowed_kinds"
+	RuleAllowedCompanyCodes  Rule = "allowed_company_codes"
+	RuleMaxAmountPerPosting  Rule = "max_amount_per_posting"
+	RuleMaxAmountPerDay      Rule = "max_amount_per_day"
+	RuleApprovalThreshold    Rule = "approval_threshold"
+	RuleSubmissionsPerMinute Rule = "submissions_per_minute"
+	RuleScope                Rule = "scope"
+)
+
+// PolicySpec is a caller's policy as written in the callers file. Every
+// part is optional; an absent part limits nothing.
+//
+// Amounts are per currency, as decimal strings: sapq has no exchange rates
+// and converting at some rate would make a limit depend on the day's
+// market. A rule with amounts allows only the currencies it lists: a
+// posting in another currency is refused by that rule rather than let
+// through unlimited.
+type PolicySpec struct {
+	// Kinds the caller may submit; the submit tools of other kinds are not
+	// listed to it.
+	Kinds []tasks.Kind `json:"kinds,omitempty"`
+	// CompanyCodes the caller may post in. (Sales organisations and plants
+	// join as posting kinds that carry them arrive; see orgUnits.)
+	CompanyCodes []string `json:"company_codes,omitempty"`
+	// MaxAmountPerPosting bounds one posting's amount (see postingAmount).
+	MaxAmountPerPosting map[string]string `json:"max_amount_per_posting,omitempty"`
+	// MaxAmountPerDay bounds the sum of the caller's accepted postings per
+	// currency and UTC day, counted in Redis.
+	MaxAmountPerDay map[string]string `json:"max_amount_per_day,omitempty"`
+	// ApprovalThreshold: postings above it need an operator's approval.
+	ApprovalThreshold map[string]string `json:"approval_threshold,omitempty"`
+	// SubmissionsPerMinute overrides the server's default quota for this
+	// caller; 0 means no quota.
+	SubmissionsPerMinute *int `json:"submissions_per_minute,omitempty"`
+}
+
+// Policy is a compiled PolicySpec. The zero Policy limits nothing.
+type Policy struct {
+	Kinds        []tasks.Kind // nil: every kind
+	CompanyCodes []string     // nil: every company code
+	MaxPerPosting,
+	MaxPerDay,
+	ApprovalThreshold map[string]decimal.Decimal // nil: no such rule
+	// SubmissionsPerMinute is nil when the server's default applies.
+	SubmissionsPerMinute *int
+}
+
+// maxLimit keeps every limit and every day's sum exact in Redis's Lua
+// numbers (doubles): amounts have at most 11 integer and 2 fraction digits.
+var maxLimit = decimal.New(1, 11)
+
+func (p *PolicySpec) compile(at string) (Policy, []tasks.FieldError) {
+	var pol Policy
+	if p == nil {
+		return pol, nil
+	}
+	var errs []tasks.FieldError
+	fail := func(field, format string, args ...any) {
+		errs = append(errs, tasks.FieldError{Field: field, Message: fmt.Sprintf(format, args...)})
+	}
+	if p.Kinds != nil {
+		if len(p.Kinds) == 0 {
+			fail(at+".kinds", "is empty: omit it to allow every kind, or list the kinds allowed")
+		}
+		for i, k := range p.Kinds {
+			if !k.Valid() {
+				fail(fmt.Sprintf("%s.kinds[%d]", at, i), "unknown kind %q; one of %s", k, strings.Join(enumOf(tasks.Kinds), ", "))
+			}
+		}
+		pol.Kinds = slices.Clone(p.Kinds)
+	}
+	if p.CompanyCodes != nil {
+		if len(p.CompanyCodes) == 0 {
+			fail(at+".company_codes", "is empty: omit it to allow every company code")
+		}
+		for i, cc := range p.CompanyCodes {
+			if cc == "" || len(cc) > tasks.LenCompanyCode || strings.ToUpper(cc) != cc || strings.ContainsAny(cc, " \t") {
+				fail(fmt.Sprintf("%s.company_codes[%d]", at, i), "must be an SAP company code of 1-%d upper-case characters", tasks.LenCompanyCode)
+			}
+		}
+		pol.CompanyCodes = slices.Clone(p.CompanyCodes)
+	}
+	amounts := func(name string, m map[string]string) map[string]decimal.Decimal {
+		if m == nil {
+			return nil
+		}
+		if len(m) == 0 {
+			fail(at+"."+name, "is empty: omit it for no limit, or give an amount per currency such as {\"EUR\": \"10000.00\"}")
+		}
+		out := make(map[string]decimal.Decimal, len(m))
+		for cur, v := range m {
+			field := at + "." + name + "." + cur
+			if !currency.IsValid(cur) || strings.ToUpper(cur) != cur {
+				fail(field, "is not an ISO 4217 currency code in upper case")
+				continue
+			}
+			d, err := decimal.NewFromString(v)
+			if err != nil || strings.ContainsAny(v, "eE") || -d.Exponent() > tasks.MaxFractionDigits {
+				fail(field, "must be a decimal string with at most %d fraction digits, such as \"10000.00\"", tasks.MaxFractionDigits)
+				continue
+			}
+			if d.IsNegative() || d.GreaterThanOrEqual(maxLimit) {
+				fail(field, "must be between 0 and 99999999999.99")
+				continue
+			}
+			out[cur] = d
+		}
+		return out
+	}
+	pol.MaxPerPosting = amounts("max_amount_per_posting", p.MaxAmountPerPosting)
+	pol.MaxPerDay = amounts("max_amount_per_day", p.MaxAmountPerDay)
+	pol.ApprovalThreshold = amounts("approval_threshold", p.ApprovalThreshold)
+	if n := p.SubmissionsPerMinute; n != nil {
+		if *n < 0 || *n > 100000 {
+			fail(at+".submissions_per_minute", "must be between 0 (no quota) and 100000")
+		}
+		v := *n
+		pol.SubmissionsPerMinute = &v
+	}
+	return pol, errs
+}
+
+// AllowsKind reports whether the policy lets the caller submit kind.
+func (p Policy) AllowsKind(k tasks.Kind) bool { return p.Kinds == nil || slices.Contains(p.Kinds, k) }
+
+// Violation is one policy rule a submission breaks.
+type Violation struct {
+	Rule    Rule
+	Field   string
+	Message string
+}
+
+// postingFacts are what a policy judges a posting by. Every kind reports
+// its organisational units and its amount; a kind the policy cannot judge
+// is refused, never waved through.
+type postingFacts struct {
+	kind     tasks.Kind
+	orgUnits []orgUnit
+	amount   decimal.Decimal // the document's total, positive
+	currency string
+	// amountField is where the amount comes from, for messages.
+	amountField string
+}
+
+// orgUnit is one organisational unit a posting belongs to: its company code
+// today; sales organisations and plants with the kinds that carry them.
+type orgUnit struct {
+	rule  Rule
+	field string
+	value string
+}
+
+// factsOf reads what the policy needs from a validated posting.
+func factsOf(p tasks.Posting) (postingFacts, error) {
+	switch p := p.(type) {
+	case *tasks.SupplierInvoice:
+		gross, _, err := p.Amounts()
+		if err != nil {
+			return postingFacts{}, err
+		}
+		return postingFacts{
+			kind:        p.Kind(),
+			orgUnits:    []orgUnit{{RuleAllowedCompanyCodes, "company_code", p.CompanyCode}},
+			amount:      gross,
+			currency:    p.Currency,
+			amountField: "gross_amount",
+		}, nil
+	case *tasks.JournalEntry:
+		lines, err := p.Amounts()
+		if err != nil {
+			return postingFacts{}, err
+		}
+		// A journal entry's total is the sum of its debits (which equals
+		// the sum of its credits).
+		debits := decimal.Zero
+		for _, a := range lines {
+			if a.IsPositive() {
+				debits = debits.Add(a)
+			}
+		}
+		return postingFacts{
+			kind:        p.Kind(),
+			orgUnits:    []orgUnit{{RuleAllowedCompanyCodes, "company_code", p.CompanyCode}},
+			amount:      debits,
+			currency:    p.Currency,
+			amountField: "items",
+		}, nil
+	}
+	return postingFacts{}, fmt.Errorf("mcpfront: the policy cannot judge postings of kind %s", p.Kind())
+}
+
+// check applies the rules that need no state, all at once: kind,
+// organisational units, amount per posting and the approval threshold.
+// The daily amount is checked afterwards in Redis, only if these pass.
+func (p Policy) check(f postingFacts) []Violation {
+	var out []Violation
+	if !p.AllowsKind(f.kind) {
+		out = append(out, Violation{RuleAllowedKinds, "", fmt.Sprintf("you may not submit %s postings; allowed: %s", f.kind, strings.Join(enumOf(p.Kinds), ", "))})
+	}
+	for _, u := range f.orgUnits {
+		allowed := p.CompanyCodes
+		if allowed != nil && !slices.Contains(allowed, u.value) {
+			out = append(out, Violation{u.rule, u.field, fmt.Sprintf("you may not post in %s %s; allowed: %s", strings.ReplaceAll(u.field, "_", " "), u.value, strings.Join(allowed, ", "))})
+		}
+	}
+	amount := f.amount.StringFixed(tasks.MaxFractionDigits) + " " + f.currency
+	if v, ok := amountRule(p.MaxPerPosting, RuleMaxAmountPerPosting, f); !ok {
+		out = append(out, v)
+	} else if lim, set := p.MaxPerPosting[f.currency]; set && f.amount.GreaterThan(lim) {
+		out = append(out, Violation{RuleMaxAmountPerPosting, f.amountField, fmt.Sprintf("the amount %s is above your limit of %s %s per posting", amount, lim.StringFixed(2), f.currency)})
+	}
+	if v, ok := amountRule(p.ApprovalThreshold, RuleApprovalThreshold, f); !ok {
+		out = append(out, v)
+	} else if lim, set := p.ApprovalThreshold[f.currency]; set && f.amount.GreaterThan(lim) {
+		// Approval by an operator (four-eyes) is not offered yet; a posting
+		// that would need it is refused, never posted unapproved.
+		out = append(out, Violation{RuleApprovalThreshold, f.amountField, fmt.Sprintf("the amount %s is above your approval threshold of %s %s and needs an operator's approval, which this server does not offer yet", amount, lim.StringFixed(2), f.currency)})
+	}
+	if v, ok := amountRule(p.MaxPerDay, RuleMaxAmountPerDay, f); !ok {
+		out = append(out, v)
+	} else if lim, set := p.MaxPerDay[f.currency]; set && f.amount.GreaterThan(lim) {
+		out = append(out, Violation{RuleMaxAmountPerDay, f.amountField, fmt.Sprintf("the amount %s alone is above your limit of %s %s per day", amount, lim.StringFixed(2), f.currency)})
+	}
+	return out
+}
+
+// amountRule refuses a currency that a rule with amounts does not list.
+func amountRule(limits map[string]decimal.Decimal, rule Rule, f postingFacts) (Violation, bool) {
+	if limits == nil {
+		return Violation{}, true
+	}
+	if _, ok := limits[f.currency]; ok {
+		return Violation{}, true
+	}
+	curs := make([]string, 0, len(limits))
+	for c := range limits {
+		curs = append(curs, c)
+	}
+	sort.Strings(curs)
+	return Violation{rule, "currency", fmt.Sprintf("you have no %s for %s; allowed currencies: %s", strings.ReplaceAll(string(rule), "_", " "), f.currency, strings.Join(curs, ", "))}, false
+}
