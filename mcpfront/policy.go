@@ -17,13 +17,15 @@ import (
 type Rule string
 
 const (
-	RuleAllowedKinds         Rule = "allowed_kinds"
-	RuleAllowedCompanyCodes  Rule = "allowed_company_codes"
-	RuleMaxAmountPerPosting  Rule = "max_amount_per_posting"
-	RuleMaxAmountPerDay      Rule = "max_amount_per_day"
-	RuleApprovalThreshold    Rule = "approval_threshold"
-	RuleSubmissionsPerMinute Rule = "submissions_per_minute"
-	RuleScope                Rule = "scope"
+	RuleAllowedKinds              Rule = "allowed_kinds"
+	RuleAllowedCompanyCodes       Rule = "allowed_company_codes"
+	RuleAllowedSalesOrganizations Rule = "allowed_sales_organizations"
+	RuleAllowedPlants             Rule = "allowed_plants"
+	RuleMaxAmountPerPosting       Rule = "max_amount_per_posting"
+	RuleMaxAmountPerDay           Rule = "max_amount_per_day"
+	RuleApprovalThreshold         Rule = "approval_threshold"
+	RuleSubmissionsPerMinute      Rule = "submissions_per_minute"
+	RuleScope                     Rule = "scope"
 )
 
 // PolicySpec is a caller's policy as written in the callers file. Every
@@ -38,9 +40,11 @@ type PolicySpec struct {
 	// Kinds the caller may submit; the submit tools of other kinds are not
 	// listed to it.
 	Kinds []tasks.Kind `json:"kinds,omitempty"`
-	// CompanyCodes the caller may post in. (Sales organisations and plants
-	// join as posting kinds that carry them arrive; see orgUnits.)
-	CompanyCodes []string `json:"company_codes,omitempty"`
+	// CompanyCodes, SalesOrganizations and Plants the caller may post in
+	// (each posting kind says which it posts in: tasks.Facts.Units).
+	CompanyCodes       []string `json:"company_codes,omitempty"`
+	SalesOrganizations []string `json:"sales_organizations,omitempty"`
+	Plants             []string `json:"plants,omitempty"`
 	// MaxAmountPerPosting bounds one posting's amount (see postingAmount).
 	MaxAmountPerPosting map[string]string `json:"max_amount_per_posting,omitempty"`
 	// MaxAmountPerDay bounds the sum of the caller's accepted postings per
@@ -55,8 +59,9 @@ type PolicySpec struct {
 
 // Policy is a compiled PolicySpec. The zero Policy limits nothing.
 type Policy struct {
-	Kinds        []tasks.Kind // nil: every kind
-	CompanyCodes []string     // nil: every company code
+	Kinds                      []tasks.Kind // nil: every kind
+	CompanyCodes               []string     // nil: every company code
+	SalesOrganizations, Plants []string     // nil: every one
 	MaxPerPosting,
 	MaxPerDay,
 	ApprovalThreshold map[string]decimal.Decimal // nil: no such rule
@@ -88,17 +93,23 @@ func (p *PolicySpec) compile(at string) (Policy, []tasks.FieldError) {
 		}
 		pol.Kinds = slices.Clone(p.Kinds)
 	}
-	if p.CompanyCodes != nil {
-		if len(p.CompanyCodes) == 0 {
-			fail(at+".company_codes", "is empty: omit it to allow every company code")
+	units := func(name, what string, max int, list []string) []string {
+		if list == nil {
+			return nil
 		}
-		for i, cc := range p.CompanyCodes {
-			if cc == "" || len(cc) > tasks.LenCompanyCode || strings.ToUpper(cc) != cc || strings.ContainsAny(cc, " \t") {
-				fail(fmt.Sprintf("%s.company_codes[%d]", at, i), "must be an SAP company code of 1-%d upper-case characters", tasks.LenCompanyCode)
+		if len(list) == 0 {
+			fail(at+"."+name, "is empty: omit it to allow every %s", what)
+		}
+		for i, v := range list {
+			if v == "" || len(v) > max || strings.ToUpper(v) != v || strings.ContainsAny(v, " \t") {
+				fail(fmt.Sprintf("%s.%s[%d]", at, name, i), "must be an SAP %s of 1-%d upper-case characters", what, max)
 			}
 		}
-		pol.CompanyCodes = slices.Clone(p.CompanyCodes)
+		return slices.Clone(list)
 	}
+	pol.CompanyCodes = units("company_codes", "company code", tasks.LenCompanyCode, p.CompanyCodes)
+	pol.SalesOrganizations = units("sales_organizations", "sales organisation", 4, p.SalesOrganizations)
+	pol.Plants = units("plants", "plant", 4, p.Plants)
 	amounts := func(name string, m map[string]string) map[string]decimal.Decimal {
 		if m == nil {
 			return nil
@@ -149,63 +160,30 @@ type Violation struct {
 	Message string
 }
 
-// postingFacts are what a policy judges a posting by. Every kind reports
-// its organisational units and its amount; a kind the policy cannot judge
-// is refused, never waved through.
+// postingFacts are what a policy judges a posting by: its kind and what it
+// says of itself (tasks.Facts: organisational units, amount).
 type postingFacts struct {
-	kind     tasks.Kind
-	orgUnits []orgUnit
-	amount   decimal.Decimal // the document's total, positive
-	currency string
-	// amountField is where the amount comes from, for messages.
-	amountField string
-}
-
-// orgUnit is one organisational unit a posting belongs to: its company code
-// today; sales organisations and plants with the kinds that carry them.
-type orgUnit struct {
-	rule  Rule
-	field string
-	value string
+	kind tasks.Kind
+	tasks.Facts
 }
 
 // factsOf reads what the policy needs from a validated posting.
-func factsOf(p tasks.Posting) (postingFacts, error) {
-	switch p := p.(type) {
-	case *tasks.SupplierInvoice:
-		gross, _, err := p.Amounts()
-		if err != nil {
-			return postingFacts{}, err
-		}
-		return postingFacts{
-			kind:        p.Kind(),
-			orgUnits:    []orgUnit{{RuleAllowedCompanyCodes, "company_code", p.CompanyCode}},
-			amount:      gross,
-			currency:    p.Currency,
-			amountField: "gross_amount",
-		}, nil
-	case *tasks.JournalEntry:
-		lines, err := p.Amounts()
-		if err != nil {
-			return postingFacts{}, err
-		}
-		// A journal entry's total is the sum of its debits (which equals
-		// the sum of its credits).
-		debits := decimal.Zero
-		for _, a := range lines {
-			if a.IsPositive() {
-				debits = debits.Add(a)
-			}
-		}
-		return postingFacts{
-			kind:        p.Kind(),
-			orgUnits:    []orgUnit{{RuleAllowedCompanyCodes, "company_code", p.CompanyCode}},
-			amount:      debits,
-			currency:    p.Currency,
-			amountField: "items",
-		}, nil
+func factsOf(p tasks.Posting) postingFacts { return postingFacts{kind: p.Kind(), Facts: p.Facts()} }
+
+// unitRules is the rule and the allowed list of each kind of
+// organisational unit.
+func (p Policy) unitRules() map[tasks.OrgUnitKind]struct {
+	rule    Rule
+	allowed []string
+} {
+	return map[tasks.OrgUnitKind]struct {
+		rule    Rule
+		allowed []string
+	}{
+		tasks.UnitCompanyCode:       {RuleAllowedCompanyCodes, p.CompanyCodes},
+		tasks.UnitSalesOrganization: {RuleAllowedSalesOrganizations, p.SalesOrganizations},
+		tasks.UnitPlant:             {RuleAllowedPlants, p.Plants},
 	}
-	return postingFacts{}, fmt.Errorf("mcpfront: the policy cannot judge postings of kind %s", p.Kind())
 }
 
 // check applies the rules that need no state, all at once: kind,
@@ -216,29 +194,34 @@ func (p Policy) check(f postingFacts) []Violation {
 	if !p.AllowsKind(f.kind) {
 		out = append(out, Violation{RuleAllowedKinds, "", fmt.Sprintf("you may not submit %s postings; allowed: %s", f.kind, strings.Join(enumOf(p.Kinds), ", "))})
 	}
-	for _, u := range f.orgUnits {
-		allowed := p.CompanyCodes
-		if allowed != nil && !slices.Contains(allowed, u.value) {
-			out = append(out, Violation{u.rule, u.field, fmt.Sprintf("you may not post in %s %s; allowed: %s", strings.ReplaceAll(u.field, "_", " "), u.value, strings.Join(allowed, ", "))})
+	rules := p.unitRules()
+	for _, u := range f.Units {
+		r := rules[u.Kind]
+		if r.allowed != nil && !slices.Contains(r.allowed, u.Value) {
+			out = append(out, Violation{r.rule, u.Field, fmt.Sprintf("you may not post in %s %s; allowed: %s", strings.ReplaceAll(string(u.Kind), "_", " "), u.Value, strings.Join(r.allowed, ", "))})
 		}
 	}
-	amount := f.amount.StringFixed(tasks.MaxFractionDigits) + " " + f.currency
+	if f.Currency == "" {
+		// A posting that moves no money by itself: no amount rule applies.
+		return out
+	}
+	amount := f.Amount.StringFixed(tasks.MaxFractionDigits) + " " + f.Currency
 	if v, ok := amountRule(p.MaxPerPosting, RuleMaxAmountPerPosting, f); !ok {
 		out = append(out, v)
-	} else if lim, set := p.MaxPerPosting[f.currency]; set && f.amount.GreaterThan(lim) {
-		out = append(out, Violation{RuleMaxAmountPerPosting, f.amountField, fmt.Sprintf("the amount %s is above your limit of %s %s per posting", amount, lim.StringFixed(2), f.currency)})
+	} else if lim, set := p.MaxPerPosting[f.Currency]; set && f.Amount.GreaterThan(lim) {
+		out = append(out, Violation{RuleMaxAmountPerPosting, f.AmountField, fmt.Sprintf("the amount %s is above your limit of %s %s per posting", amount, lim.StringFixed(2), f.Currency)})
 	}
 	if v, ok := amountRule(p.ApprovalThreshold, RuleApprovalThreshold, f); !ok {
 		out = append(out, v)
-	} else if lim, set := p.ApprovalThreshold[f.currency]; set && f.amount.GreaterThan(lim) {
+	} else if lim, set := p.ApprovalThreshold[f.Currency]; set && f.Amount.GreaterThan(lim) {
 		// Approval by an operator (four-eyes) is not offered yet; a posting
 		// that would need it is refused, never posted unapproved.
-		out = append(out, Violation{RuleApprovalThreshold, f.amountField, fmt.Sprintf("the amount %s is above your approval threshold of %s %s and needs an operator's approval, which this server does not offer yet", amount, lim.StringFixed(2), f.currency)})
+		out = append(out, Violation{RuleApprovalThreshold, f.AmountField, fmt.Sprintf("the amount %s is above your approval threshold of %s %s and needs an operator's approval, which this server does not offer yet", amount, lim.StringFixed(2), f.Currency)})
 	}
 	if v, ok := amountRule(p.MaxPerDay, RuleMaxAmountPerDay, f); !ok {
 		out = append(out, v)
-	} else if lim, set := p.MaxPerDay[f.currency]; set && f.amount.GreaterThan(lim) {
-		out = append(out, Violation{RuleMaxAmountPerDay, f.amountField, fmt.Sprintf("the amount %s alone is above your limit of %s %s per day", amount, lim.StringFixed(2), f.currency)})
+	} else if lim, set := p.MaxPerDay[f.Currency]; set && f.Amount.GreaterThan(lim) {
+		out = append(out, Violation{RuleMaxAmountPerDay, f.AmountField, fmt.Sprintf("the amount %s alone is above your limit of %s %s per day", amount, lim.StringFixed(2), f.Currency)})
 	}
 	return out
 }
@@ -248,7 +231,7 @@ func amountRule(limits map[string]decimal.Decimal, rule Rule, f postingFacts) (V
 	if limits == nil {
 		return Violation{}, true
 	}
-	if _, ok := limits[f.currency]; ok {
+	if _, ok := limits[f.Currency]; ok {
 		return Violation{}, true
 	}
 	curs := make([]string, 0, len(limits))
@@ -256,5 +239,5 @@ func amountRule(limits map[string]decimal.Decimal, rule Rule, f postingFacts) (V
 		curs = append(curs, c)
 	}
 	sort.Strings(curs)
-	return Violation{rule, "currency", fmt.Sprintf("you have no %s for %s; allowed currencies: %s", strings.ReplaceAll(string(rule), "_", " "), f.currency, strings.Join(curs, ", "))}, false
+	return Violation{rule, "currency", fmt.Sprintf("you have no %s for %s; allowed currencies: %s", strings.ReplaceAll(string(rule), "_", " "), f.Currency, strings.Join(curs, ", "))}, false
 }

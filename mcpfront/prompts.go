@@ -29,7 +29,7 @@ func (s *Server) postingGuide(ctx context.Context, _ mcp.GetPromptRequest) (*mcp
 		return nil, fmt.Errorf("%s", unauthenticatedMessage)
 	}
 	var tools []string
-	for _, name := range []string{ToolSubmitSupplierInvoice, ToolSubmitJournalEntry, ToolGetPosting, ToolListPostings, ToolCancelPosting} {
+	for _, name := range toolNames() {
 		if ok, _ := mayUse(c, name); ok {
 			tools = append(tools, name)
 		}

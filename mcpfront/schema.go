@@ -3,7 +3,9 @@ package mcpfront
 import (
 	"encoding/json"
 	"fmt"
+	"reflect"
 
+	"github.com/google/jsonschema-go/jsonschema"
 	"github.com/mark3labs/mcp-go/mcp"
 
 	"github.com/sapq/sapq/tasks"
@@ -107,65 +109,77 @@ const (
 	referencePattern = "^[!-`{-~]([ -`{-~]*[!-`{-~])?$"
 	// keyPattern: printable ASCII.
 	keyPattern = `^[ -~]+$`
-	// maxAmountLength is tasks' bound on an amount string.
-	maxAmountLength = 32
+	// numberPattern: digits only.
+	numberPattern = `^[0-9]+$`
+	// quantityPattern: a positive decimal with at most 3 decimals (the
+	// unit decides how many; the server checks).
+	quantityPattern = `^[0-9]*(\.[0-9]{1,3})?$`
 )
 
-func code(s map[string]any, max int) {
-	s["pattern"], s["minLength"], s["maxLength"] = codePattern, 1, max
+// postingSchema is the input schema of a kind's submit tool: generated from
+// the posting type (json tags name the properties, jsonschema tags describe
+// them, fields without omitempty are required), tightened by each field's
+// rule (tasks.Rules) so that it states what validation enforces.
+func postingSchema(spec tasks.Spec) mcp.ToolOption {
+	t := reflect.TypeOf(spec.New()).Elem()
+	js, err := jsonschema.ForType(t, &jsonschema.ForOptions{IgnoreInvalidTypes: true})
+	if err != nil {
+		panic(fmt.Sprintf("mcpfront: no JSON schema for %s: %v", t, err))
+	}
+	b, err := json.Marshal(js)
+	if err != nil {
+		panic(fmt.Sprintf("mcpfront: marshal schema for %s: %v", t, err))
+	}
+	var s map[string]any
+	if err := json.Unmarshal(b, &s); err != nil {
+		panic(err)
+	}
+	s["type"] = "object"
+	tidy(s)
+	for _, fr := range tasks.Rules(t) {
+		constrain(prop(s, fr.Path...), fr.Rule)
+	}
+	raw, err := json.Marshal(s)
+	if err != nil {
+		panic(err)
+	}
+	return func(tool *mcp.Tool) {
+		tool.InputSchema.Type = "" // the raw schema replaces the structured one
+		tool.RawInputSchema = raw
+	}
 }
 
-func reference(s map[string]any, max int) {
-	s["pattern"], s["minLength"], s["maxLength"] = referencePattern, 1, max
-}
-
-func text(s map[string]any, max int) { s["maxLength"] = max }
-
-func amount(s map[string]any) {
-	s["pattern"], s["maxLength"] = amountPattern, maxAmountLength
-}
-
-func date(s map[string]any) { s["pattern"], s["format"] = datePattern, "date" }
-
-func fixSupplierInvoice(s map[string]any) {
-	commonPosting(s)
-	code(prop(s, "supplier"), tasks.LenSupplier)
-	reference(prop(s, "invoice_reference"), tasks.LenInvoiceReference)
-	amount(prop(s, "gross_amount"))
-	items := prop(s, "items")
-	items["minItems"], items["maxItems"] = 1, tasks.MaxItems
-	line := prop(s, "items", "[]")
-	code(prop(line, "gl_account"), tasks.LenGLAccount)
-	code(prop(line, "cost_center"), tasks.LenCostCenter)
-	code(prop(line, "tax_code"), tasks.LenTaxCode)
-	text(prop(line, "text"), tasks.LenItemText)
-	amount(prop(line, "amount"))
-}
-
-func fixJournalEntry(s map[string]any) {
-	commonPosting(s)
-	dt := prop(s, "document_type")
-	code(dt, tasks.LenDocumentType)
-	dt["default"] = tasks.DefaultDocumentType
-	reference(prop(s, "reference"), tasks.LenReference)
-	items := prop(s, "items")
-	items["minItems"], items["maxItems"] = 2, tasks.MaxItems
-	line := prop(s, "items", "[]")
-	code(prop(line, "gl_account"), tasks.LenGLAccount)
-	code(prop(line, "cost_center"), tasks.LenCostCenter)
-	text(prop(line, "text"), tasks.LenItemText)
-	amount(prop(line, "amount"))
-}
-
-func commonPosting(s map[string]any) {
-	key := prop(s, "idempotency_key")
-	key["minLength"], key["maxLength"], key["pattern"] = 1, tasks.MaxIdempotencyKey, keyPattern
-	code(prop(s, "company_code"), tasks.LenCompanyCode)
-	date(prop(s, "document_date"))
-	date(prop(s, "posting_date"))
-	cur := prop(s, "currency")
-	cur["pattern"], cur["minLength"], cur["maxLength"] = `^[A-Z]{3}$`, 3, 3
-	text(prop(s, "header_text"), tasks.LenHeaderText)
+// constrain states a field's rule in its schema.
+func constrain(s map[string]any, r tasks.Rule) {
+	switch r.Kind {
+	case tasks.RuleKey:
+		s["minLength"], s["maxLength"], s["pattern"] = r.Min, r.Max, keyPattern
+	case tasks.RuleCode:
+		s["pattern"], s["minLength"], s["maxLength"] = codePattern, r.Min, r.Max
+	case tasks.RuleNumber:
+		s["pattern"], s["minLength"], s["maxLength"] = numberPattern, r.Min, r.Max
+	case tasks.RuleText:
+		s["maxLength"] = r.Max
+	case tasks.RuleReference:
+		s["pattern"], s["minLength"], s["maxLength"] = referencePattern, r.Min, r.Max
+	case tasks.RuleDate:
+		s["pattern"], s["format"] = datePattern, "date"
+	case tasks.RuleCurrency:
+		s["pattern"], s["minLength"], s["maxLength"] = `^[A-Z]{3}$`, 3, 3
+	case tasks.RuleAmount:
+		s["pattern"], s["maxLength"] = amountPattern, r.Max
+	case tasks.RuleQuantity:
+		s["pattern"], s["maxLength"] = quantityPattern, r.Max
+	case tasks.RuleUnit:
+		s["enum"] = tasks.Units()
+	case tasks.RuleEnum:
+		s["enum"] = r.Values
+	case tasks.RuleList:
+		s["minItems"], s["maxItems"] = r.Min, r.Max
+	}
+	if r.Default != "" {
+		s["default"] = r.Default
+	}
 }
 
 func fixPosting(s map[string]any) {

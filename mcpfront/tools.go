@@ -16,30 +16,45 @@ import (
 	"github.com/sapq/sapq/tasks/ledger"
 )
 
-// Tool names.
+// Names of the tools that are not a posting kind's submit tool (those are
+// named by the kinds' specs, tasks.Spec.Tool).
 const (
-	ToolSubmitSupplierInvoice = "submit_supplier_invoice"
-	ToolSubmitJournalEntry    = "submit_journal_entry"
-	ToolGetPosting            = "get_posting"
-	ToolListPostings          = "list_postings"
-	ToolCancelPosting         = "cancel_posting"
+	ToolGetPosting    = "get_posting"
+	ToolListPostings  = "list_postings"
+	ToolCancelPosting = "cancel_posting"
 )
 
 // toolScopes is the scope each tool needs. A caller without it is not shown
 // the tool and cannot call it.
-var toolScopes = map[string]Scope{
-	ToolSubmitSupplierInvoice: ScopeWrite,
-	ToolSubmitJournalEntry:    ScopeWrite,
-	ToolCancelPosting:         ScopeWrite,
-	ToolGetPosting:            ScopeRead,
-	ToolListPostings:          ScopeRead,
-}
+var toolScopes = func() map[string]Scope {
+	m := map[string]Scope{
+		ToolCancelPosting: ScopeWrite,
+		ToolGetPosting:    ScopeRead,
+		ToolListPostings:  ScopeRead,
+	}
+	for _, spec := range tasks.Specs() {
+		m[spec.Tool] = ScopeWrite
+	}
+	return m
+}()
 
 // submitKinds is the posting kind each submit tool takes; a caller whose
 // policy does not allow the kind is not shown the tool.
-var submitKinds = map[string]tasks.Kind{
-	ToolSubmitSupplierInvoice: tasks.KindSupplierInvoice,
-	ToolSubmitJournalEntry:    tasks.KindJournalEntry,
+var submitKinds = func() map[string]tasks.Kind {
+	m := map[string]tasks.Kind{}
+	for _, spec := range tasks.Specs() {
+		m[spec.Tool] = spec.Kind
+	}
+	return m
+}()
+
+// toolNames lists every tool, submit tools first, in registry order.
+func toolNames() []string {
+	var out []string
+	for _, spec := range tasks.Specs() {
+		out = append(out, spec.Tool)
+	}
+	return append(out, ToolGetPosting, ToolListPostings, ToolCancelPosting)
 }
 
 // mayUse reports whether a caller may use a tool, and if not, which rule
@@ -79,7 +94,7 @@ const (
 
 // jobRef is the input of get_posting and cancel_posting.
 type jobRef struct {
-	JobID string `json:"job_id" jsonschema:"The job_id returned by submit_supplier_invoice or submit_journal_entry"`
+	JobID string `json:"job_id" jsonschema:"The job_id returned by the submit call"`
 }
 
 // listArgs is the input of list_postings.
@@ -98,14 +113,6 @@ Idempotency: use one idempotency_key per business document, for example derived 
 Amounts are decimal strings with at most 2 decimals ("1190.00", "-50.5"), never numbers; dates are YYYY-MM-DD; codes are upper case.
 
 Errors: invalid_argument lists every wrong field as "path: problem" (nothing was recorded; fix the fields and call again with the same key); policy_violation names the rule of your policy that refuses the document (nothing was recorded; do not retry it unchanged, ask a person); rate_limited means too many submissions this minute (nothing was processed; call again unchanged after retry_after_seconds); idempotency_conflict (see above); internal (call again unchanged).`
-
-	descSubmitSupplierInvoice = `Submit a supplier invoice for posting into SAP: an incoming invoice from a supplier, posted against G/L account lines (no purchase order). The line amounts must add up to gross_amount; SAP calculates tax from the lines' tax codes.
-
-` + submitCommon
-
-	descSubmitJournalEntry = `Submit a G/L journal entry for posting into SAP: at least two lines whose signed amounts add up to zero (positive = debit, negative = credit).
-
-` + submitCommon
 
 	descGetPosting = `Get the current state of one of your postings by job_id. Read-only; call it as often as needed, waiting poll_after_seconds between calls.
 
@@ -144,17 +151,12 @@ func (s *Server) registerTools() {
 		return mcp.NewTool(name, append(opts, ann...)...)
 	}
 
+	for _, spec := range tasks.Specs() {
+		s.mcp.AddTool(tool(spec.Tool, spec.Title, spec.Description+"\n\n"+submitCommon,
+			postingSchema(spec), outputSchema[SubmitResult](fixSubmitResult), submitAnnotations),
+			asCaller(s.submit(spec.Kind)))
+	}
 	s.mcp.AddTools(
-		server.ServerTool{
-			Tool: tool(ToolSubmitSupplierInvoice, "Submit supplier invoice", descSubmitSupplierInvoice,
-				inputSchema[tasks.SupplierInvoice](fixSupplierInvoice), outputSchema[SubmitResult](fixSubmitResult), submitAnnotations),
-			Handler: asCaller(s.submit(tasks.KindSupplierInvoice)),
-		},
-		server.ServerTool{
-			Tool: tool(ToolSubmitJournalEntry, "Submit journal entry", descSubmitJournalEntry,
-				inputSchema[tasks.JournalEntry](fixJournalEntry), outputSchema[SubmitResult](fixSubmitResult), submitAnnotations),
-			Handler: asCaller(s.submit(tasks.KindJournalEntry)),
-		},
 		server.ServerTool{
 			Tool: tool(ToolGetPosting, "Get posting", descGetPosting,
 				inputSchema[jobRef](fixJobRef), outputSchema[Posting](fixPosting), readAnnotations),
@@ -189,12 +191,11 @@ func (s *Server) submit(kind tasks.Kind) callerHandler {
 			return s.rejected(ctx, req, caller, err), nil
 		}
 		note.key = p.IdempotencyKey()
-		facts, err := factsOf(p)
-		if err != nil {
-			return s.internal(ctx, req, caller, err), nil
+		facts := factsOf(p)
+		note.companyCode, note.currency = facts.CompanyCode(), facts.Currency
+		if facts.Currency != "" {
+			note.amount = facts.Amount.StringFixed(tasks.MaxFractionDigits)
 		}
-		note.companyCode, note.currency = facts.orgUnits[0].value, facts.currency
-		note.amount = facts.amount.StringFixed(tasks.MaxFractionDigits)
 		if res := s.applyPolicy(ctx, req, caller, p, facts); res != nil {
 			return res, nil
 		}
@@ -258,16 +259,16 @@ func (s *Server) applyPolicy(ctx context.Context, req mcp.CallToolRequest, calle
 	pol := caller.Policy
 	violations := pol.check(f)
 	if len(violations) == 0 {
-		if limit, ok := pol.MaxPerDay[f.currency]; ok {
-			fits, sum, err := s.budget.countDay(ctx, caller.Name, p.IdempotencyKey(), f.currency, f.amount, limit)
+		if limit, ok := pol.MaxPerDay[f.Currency]; ok {
+			fits, sum, err := s.budget.countDay(ctx, caller.Name, p.IdempotencyKey(), f.Currency, f.Amount, limit)
 			if err != nil {
 				return s.internal(ctx, req, caller, err)
 			}
 			if !fits {
-				violations = append(violations, Violation{RuleMaxAmountPerDay, f.amountField, fmt.Sprintf(
+				violations = append(violations, Violation{RuleMaxAmountPerDay, f.AmountField, fmt.Sprintf(
 					"the amount %s %s would bring today's total (UTC) to %s %s, above your limit of %s %s per day; %s %s are left",
-					f.amount.StringFixed(2), f.currency, sum.Add(f.amount).StringFixed(2), f.currency,
-					limit.StringFixed(2), f.currency, limit.Sub(sum).StringFixed(2), f.currency)})
+					f.Amount.StringFixed(2), f.Currency, sum.Add(f.Amount).StringFixed(2), f.Currency,
+					limit.StringFixed(2), f.Currency, limit.Sub(sum).StringFixed(2), f.Currency)})
 			}
 		}
 	}

@@ -353,7 +353,7 @@ func TestInvalidInputRecordsNothing(t *testing.T) {
 			return map[string]any{"idempotency_key": "bad-8"}
 		}, []string{"company_code: is required", "supplier: is required", "invoice_reference: is required", "document_date: is required", "gross_amount: is required", "items: must have at least 1 line"}},
 		{"no arguments", "submit_journal_entry", func() any { return map[string]any{} },
-			[]string{"idempotency_key: is required", "items: must have at least 2 lines"}},
+			[]string{"idempotency_key: is required", "items: a journal entry needs at least 2 lines"}},
 		{"several errors at once", "submit_journal_entry", func() any {
 			m := journalEntry("bad-9")
 			m["posting_date"] = "2024-02-30"
@@ -460,7 +460,8 @@ func TestSchemasCarryWhatIsEnforced(t *testing.T) {
 		{je, []string{"document_type"}, "default", "SA"},
 		{je, []string{"document_type"}, "maxLength", 2.0},
 		{je, []string{"reference"}, "maxLength", 16.0},
-		{je, []string{"items"}, "minItems", 2.0},
+		{je, []string{"customer_items", "[]", "customer"}, "maxLength", 10.0},
+		{je, []string{"supplier_items"}, "maxItems", 999.0},
 		{schemas["get_posting"][1], []string{"status"}, "enum", []any{"queued", "running", "retrying", "succeeded", "failed", "cancelled"}},
 		{schemas["get_posting"][1], []string{"result", "messages", "[]", "severity"}, "enum", []any{"success", "info", "warning", "error"}},
 		{schemas["get_posting"][1], []string{"error", "category"}, "enum", []any{"permanent", "transient", "outcome_unknown"}},

@@ -3,6 +3,7 @@ package sap
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"encoding/xml"
 	"net/http"
 	"regexp"
@@ -12,6 +13,8 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/shopspring/decimal"
+
+	"github.com/sapq/sapq/tasks"
 )
 
 const (
@@ -41,6 +44,9 @@ type JournalEntry struct {
 	DocumentDate        time.Time
 	PostingDate         time.Time
 	Items               []JournalEntryItem
+	// CustomerItems and SupplierItems are lines on customers' and
+	// suppliers' accounts (DebtorItem, CreditorItem).
+	CustomerItems, SupplierItems []JournalEntryPartnerItem
 }
 
 // JournalEntryItem is one G/L line; Amount is signed: + debit, - credit.
@@ -48,6 +54,14 @@ type JournalEntryItem struct {
 	GLAccount        string
 	Amount           decimal.Decimal
 	CostCenter, Text string
+}
+
+// JournalEntryPartnerItem is one line on a customer's (Debtor) or supplier's
+// (Creditor) account; Amount is signed: + debit, - credit.
+type JournalEntryPartnerItem struct {
+	Partner string
+	Amount  decimal.Decimal
+	Text    string
 }
 
 // The request types mirror the WSDL. Prefixed names are spelled out in the
@@ -90,8 +104,22 @@ type jeEntry struct {
 	CreatedByUser                 string   `xml:"CreatedByUser"`
 	CompanyCode                   string   `xml:"CompanyCode"`
 	DocumentDate                  string   `xml:"DocumentDate"`
-	PostingDate                   string   `xml:"PostingDate"`
-	Items                         []jeItem `xml:"Item"`
+	PostingDate                   string          `xml:"PostingDate"`
+	Items                         []jeItem        `xml:"Item"`
+	DebtorItems                   []jePartnerItem `xml:"DebtorItem"`
+	CreditorItems                 []jePartnerItem `xml:"CreditorItem"`
+}
+
+// jePartnerItem is a DebtorItem or a CreditorItem; the partner goes into
+// the one of its two fields that the element names.
+type jePartnerItem struct {
+	ReferenceDocumentItem       string   `xml:"ReferenceDocumentItem"`
+	Debtor                      string   `xml:"Debtor,omitempty"`
+	Creditor                    string   `xml:"Creditor,omitempty"`
+	AmountInTransactionCurrency jeAmount `xml:"AmountInTransactionCurrency"`
+	DebitCreditCode             string   `xml:"DebitCreditCode"`
+	DocumentItemText            string   `xml:"DocumentItemText,omitempty"`
+	AssignmentReference         string   `xml:"AssignmentReference"`
 }
 
 type jeItem struct {
@@ -232,6 +260,28 @@ func journalEntryEnvelope(je JournalEntry, now time.Time) ([]byte, error) {
 			item.AccountAssignment = &jeAccountAssignment{CostCenter: it.CostCenter}
 		}
 		entry.Items = append(entry.Items, item)
+	}
+	// Line numbers run on across the three lists.
+	n := len(je.Items)
+	partner := func(it JournalEntryPartnerItem) jePartnerItem {
+		n++
+		return jePartnerItem{
+			ReferenceDocumentItem:       strconv.Itoa(n),
+			AmountInTransactionCurrency: jeAmount{CurrencyCode: je.Currency, Value: formatAmount(it.Amount)},
+			DebitCreditCode:             debitCredit(it.Amount),
+			DocumentItemText:            it.Text,
+			AssignmentReference:         je.Reference,
+		}
+	}
+	for _, it := range je.CustomerItems {
+		p := partner(it)
+		p.Debtor = it.Partner
+		entry.DebtorItems = append(entry.DebtorItems, p)
+	}
+	for _, it := range je.SupplierItems {
+		p := partner(it)
+		p.Creditor = it.Partner
+		entry.CreditorItems = append(entry.CreditorItems, p)
 	}
 
 	var env soapRequest
@@ -402,8 +452,8 @@ func (c *Client) validateJournalEntry(je JournalEntry) error {
 	}
 	v.date("DocumentDate", je.DocumentDate)
 	v.date("PostingDate", je.PostingDate)
-	if len(je.Items) == 0 {
-		v.fail("at least one item is required")
+	if len(je.Items)+len(je.CustomerItems)+len(je.SupplierItems) < 2 {
+		v.fail("at least two lines are required")
 	}
 	for i, it := range je.Items {
 		p := "Items[" + strconv.Itoa(i) + "]."
@@ -411,5 +461,77 @@ func (c *Client) validateJournalEntry(je JournalEntry) error {
 		v.optional(p+"CostCenter", it.CostCenter, 10)
 		v.optional(p+"Text", it.Text, 50)
 	}
+	for name, items := range map[string][]JournalEntryPartnerItem{"CustomerItems": je.CustomerItems, "SupplierItems": je.SupplierItems} {
+		for i, it := range items {
+			p := name + "[" + strconv.Itoa(i) + "]."
+			v.required(p+"Partner", it.Partner, 10)
+			v.optional(p+"Text", it.Text, 50)
+		}
+	}
 	return v.err(c)
+}
+
+// journalEntryRequest maps a journal entry posting to the SOAP request.
+func journalEntryRequest(p *tasks.JournalEntry) (Request, error) {
+	docDate, err1 := tasks.ParseDate(p.DocumentDate)
+	postDate, err2 := tasks.ParseDate(p.PostingDate)
+	if err1 != nil || err2 != nil {
+		return nil, fmt.Errorf("dates: %v %v", err1, err2)
+	}
+	je := JournalEntry{
+		CompanyCode:         p.CompanyCode,
+		DocumentType:        p.DocType(),
+		DocumentReferenceID: p.Reference,
+		HeaderText:          p.HeaderText,
+		Currency:            p.Currency,
+		DocumentDate:        docDate,
+		PostingDate:         postDate,
+	}
+	amount := func(field, v string) (decimal.Decimal, error) {
+		d, err := decimal.NewFromString(v)
+		if err != nil {
+			return d, fmt.Errorf("%s: %w", field, err)
+		}
+		return d, nil
+	}
+	for i, it := range p.Items {
+		a, err := amount(fmt.Sprintf("items[%d].amount", i), it.Amount)
+		if err != nil {
+			return nil, err
+		}
+		je.Items = append(je.Items, JournalEntryItem{GLAccount: it.GLAccount, Amount: a, CostCenter: it.CostCenter, Text: it.Text})
+	}
+	for i, it := range p.CustomerItems {
+		a, err := amount(fmt.Sprintf("customer_items[%d].amount", i), it.Amount)
+		if err != nil {
+			return nil, err
+		}
+		je.CustomerItems = append(je.CustomerItems, JournalEntryPartnerItem{Partner: it.Customer, Amount: a, Text: it.Text})
+	}
+	for i, it := range p.SupplierItems {
+		a, err := amount(fmt.Sprintf("supplier_items[%d].amount", i), it.Amount)
+		if err != nil {
+			return nil, err
+		}
+		je.SupplierItems = append(je.SupplierItems, JournalEntryPartnerItem{Partner: it.Supplier, Amount: a, Text: it.Text})
+	}
+	return journalEntryCall{je}, nil
+}
+
+// journalEntryCall is the Request of a journal entry: the reference goes
+// into every line's AssignmentReference, the generation's UUID into the
+// message header.
+type journalEntryCall struct{ je JournalEntry }
+
+func (journalEntryCall) Kind() tasks.Kind       { return tasks.KindJournalEntry }
+func (r journalEntryCall) CompanyCode() string { return r.je.CompanyCode }
+
+func (r journalEntryCall) post(ctx context.Context, c *Client, s Send) (Document, error) {
+	je := r.je
+	je.Reference, je.MessageUUID = s.Reference, s.MessageUUID
+	return c.PostJournalEntry(ctx, je)
+}
+
+func (r journalEntryCall) find(ctx context.Context, c *Client, reference string) (Match, error) {
+	return c.FindJournalEntry(ctx, r.je.CompanyCode, reference)
 }

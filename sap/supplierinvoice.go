@@ -3,10 +3,13 @@ package sap
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"strconv"
 	"time"
 
 	"github.com/shopspring/decimal"
+
+	"github.com/sapq/sapq/tasks"
 )
 
 const (
@@ -189,4 +192,51 @@ func (c *Client) validateSupplierInvoice(inv SupplierInvoice) error {
 		v.optional(p+"Text", it.Text, 50)
 	}
 	return v.err(c)
+}
+
+// supplierInvoiceRequest maps a supplier invoice posting to
+// A_SupplierInvoice.
+func supplierInvoiceRequest(p *tasks.SupplierInvoice) (Request, error) {
+	docDate, err1 := tasks.ParseDate(p.DocumentDate)
+	postDate, err2 := tasks.ParseDate(p.PostingDate)
+	if err1 != nil || err2 != nil {
+		return nil, fmt.Errorf("dates: %v %v", err1, err2)
+	}
+	gross, amounts, err := p.Amounts()
+	if err != nil {
+		return nil, err
+	}
+	items := make([]SupplierInvoiceGLItem, len(p.Items))
+	for i, it := range p.Items {
+		items[i] = SupplierInvoiceGLItem{GLAccount: it.GLAccount, Amount: amounts[i], CostCenter: it.CostCenter, TaxCode: it.TaxCode, Text: it.Text}
+	}
+	return supplierInvoiceCall{SupplierInvoice{
+		CompanyCode:                   p.CompanyCode,
+		InvoicingParty:                p.Supplier,
+		SupplierInvoiceIDByInvcgParty: p.InvoiceReference,
+		DocumentCurrency:              p.Currency,
+		DocumentDate:                  docDate,
+		PostingDate:                   postDate,
+		InvoiceGrossAmount:            gross,
+		DocumentHeaderText:            p.HeaderText,
+		Items:                         items,
+	}}, nil
+}
+
+// supplierInvoiceCall is the Request of a supplier invoice. OData has no
+// message UUID: the reference in the invoice's AssignmentReference is what
+// identifies it.
+type supplierInvoiceCall struct{ inv SupplierInvoice }
+
+func (supplierInvoiceCall) Kind() tasks.Kind       { return tasks.KindSupplierInvoice }
+func (r supplierInvoiceCall) CompanyCode() string { return r.inv.CompanyCode }
+
+func (r supplierInvoiceCall) post(ctx context.Context, c *Client, s Send) (Document, error) {
+	inv := r.inv
+	inv.AssignmentReference = s.Reference
+	return c.PostSupplierInvoice(ctx, inv)
+}
+
+func (r supplierInvoiceCall) find(ctx context.Context, c *Client, reference string) (Match, error) {
+	return c.FindSupplierInvoice(ctx, r.inv.CompanyCode, reference)
 }

@@ -26,6 +26,9 @@ const (
 	LenDocumentType     = 2  // BLART
 
 	MaxIdempotencyKey = 128
+	// MaxItems bounds the lines of one document.
+	MaxItems = 999
+	maxItems = MaxItems
 	// MaxFractionDigits is the most decimals an amount may carry for now.
 	MaxFractionDigits = 2
 	dateLayout        = "2006-01-02"
@@ -187,7 +190,7 @@ func (c *checker) checkAmount(field, v string, digits int) (decimal.Decimal, boo
 // accepts, and what the worker converts stored payloads with: one that no
 // longer parses is an error, never a panic.
 func parseAmount(field, v string) (decimal.Decimal, error) {
-	if v == "" || !isDecimalString(v) {
+	if v == "" || len(v) > maxAmountChars || !isDecimalString(v) {
 		return decimal.Decimal{}, fmt.Errorf("%s: not a decimal string: %q", field, v)
 	}
 	return decimal.NewFromString(v)
@@ -230,3 +233,21 @@ func itemField(i int, name string) string { return fmt.Sprintf("items[%d].%s", i
 
 // ParseDate parses a validated YYYY-MM-DD date as UTC midnight.
 func ParseDate(v string) (time.Time, error) { return time.Parse(dateLayout, v) }
+
+// currencyDigits is how many fraction digits amounts in a currency carry
+// (at most MaxFractionDigits; MaxFractionDigits for an unknown code).
+func currencyDigits(code string) int {
+	if d, ok := currency.GetDigits(code); ok {
+		return min(int(d), MaxFractionDigits)
+	}
+	return MaxFractionDigits
+}
+
+// validAmount reports whether v is an amount that validation accepts with
+// digits fraction digits, without reporting anything: for the rules across
+// fields, which judge only amounts that are valid one by one.
+func validAmount(v string, digits int) (decimal.Decimal, bool) {
+	var c checker
+	d, ok := c.checkAmount("", v, digits)
+	return d, ok
+}

@@ -24,7 +24,7 @@ func FuzzDecode(f *testing.F) {
 	f.Add([]byte(`{"items":[{"amount":1},"x",{"gl_account":["y"]}],"Currency":"EUR","currency":null}`))
 	f.Add([]byte(`{"idempotency_key":"k","currency":"JPY","items":[{"amount":"1e2"},{"amount":"-0.5"}]}`))
 	f.Fuzz(func(t *testing.T, raw []byte) {
-		for _, kind := range []tasks.Kind{tasks.KindSupplierInvoice, tasks.KindJournalEntry} {
+		for _, kind := range tasks.Kinds {
 			p, err := tasks.Decode(kind, raw)
 			if err != nil {
 				var verr *tasks.ValidationError
@@ -32,16 +32,6 @@ func FuzzDecode(f *testing.F) {
 					t.Fatalf("%s: refusal %v is not a field-level ValidationError", kind, err)
 				}
 				continue
-			}
-			var amountsErr error
-			switch p := p.(type) {
-			case *tasks.SupplierInvoice:
-				_, _, amountsErr = p.Amounts()
-			case *tasks.JournalEntry:
-				_, amountsErr = p.Amounts()
-			}
-			if amountsErr != nil {
-				t.Fatalf("%s: accepted a posting whose amounts do not parse: %v", kind, amountsErr)
 			}
 			again, err := tasks.Decode(kind, encode(t, p))
 			if err != nil {

@@ -4,29 +4,69 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
+
+	"github.com/shopspring/decimal"
 )
 
 // Kind names a posting kind. It is also the asynq task type suffix and the
 // value agents see in tool results.
 type Kind string
 
-const (
-	KindSupplierInvoice Kind = "supplier_invoice"
-	KindJournalEntry    Kind = "journal_entry"
-)
+// Spec declares a posting kind, once, in the manner of River's JobArgs: its
+// name, the MCP tool agents submit it with, and the Go type that carries it,
+// whose struct tags declare every field's rules (see rules.go). The tool's
+// schema, the tool list, the server's instructions, the command line's help
+// and the README's field tables are all derived from the specs. Each kind's
+// spec lives in the kind's own file; registry lists them.
+type Spec struct {
+	Kind Kind
+	// Tool is the MCP tool's name, Title its title.
+	Tool, Title string
+	// Summary says in one sentence what the posting is (for tool lists and
+	// the server's instructions); Description adds what an agent must know
+	// to fill it in.
+	Summary, Description string
+	// SAP names the SAP service and entity the kind posts to.
+	SAP string
+	// New returns an empty posting of the kind.
+	New func() Posting
+}
+
+// registry is every posting kind sapq accepts, in the order tools are
+// listed: adding a kind is adding its file and one line here.
+var registry = []Spec{
+	supplierInvoiceSpec,
+	journalEntrySpec,
+}
 
 // Kinds lists every posting kind sapq accepts.
-var Kinds = []Kind{KindSupplierInvoice, KindJournalEntry}
+var Kinds = func() []Kind {
+	out := make([]Kind, len(registry))
+	for i, s := range registry {
+		out[i] = s.Kind
+	}
+	return out
+}()
+
+// Specs returns the specs of every kind, in registry order.
+func Specs() []Spec { return slices.Clone(registry) }
+
+// SpecOf returns the spec of a kind.
+func SpecOf(k Kind) (Spec, bool) {
+	for _, s := range registry {
+		if s.Kind == k {
+			return s, true
+		}
+	}
+	return Spec{}, false
+}
 
 // Valid reports whether k is a kind sapq knows.
 func (k Kind) Valid() bool {
-	for _, known := range Kinds {
-		if k == known {
-			return true
-		}
-	}
-	return false
+	_, ok := SpecOf(k)
+	return ok
 }
 
 // TaskType is the asynq task type that carries postings of this kind.
@@ -40,6 +80,51 @@ type Posting interface {
 	IdempotencyKey() string
 	// Validate returns a *ValidationError listing every violation, or nil.
 	Validate() error
+	// Facts are what policy, routing and serialisation need to know of a
+	// valid posting.
+	Facts() Facts
+}
+
+// Facts describe a posting for the decisions made around it.
+type Facts struct {
+	// Amount is the money the posting moves, in Currency, for the callers'
+	// limits; zero for postings that move no money by themselves (a goods
+	// movement, a reversal). AmountField names where it comes from.
+	Amount      decimal.Decimal
+	Currency    string
+	AmountField string
+	// Units are the organisational units the posting is made in.
+	Units []OrgUnit
+	// Objects are the SAP objects the posting changes, which SAP locks
+	// while it posts ("supplier/1010/17300001"): postings that share one
+	// are never sent at the same time.
+	Objects []string
+}
+
+// OrgUnitKind is a kind of organisational unit.
+type OrgUnitKind string
+
+const (
+	UnitCompanyCode       OrgUnitKind = "company_code"
+	UnitSalesOrganization OrgUnitKind = "sales_organization"
+	UnitPlant             OrgUnitKind = "plant"
+)
+
+// OrgUnit is one organisational unit a posting is made in.
+type OrgUnit struct {
+	Kind  OrgUnitKind
+	Field string // the posting's field it comes from
+	Value string
+}
+
+// CompanyCode is the company code the posting is made in, or "".
+func (f Facts) CompanyCode() string {
+	for _, u := range f.Units {
+		if u.Kind == UnitCompanyCode {
+			return u.Value
+		}
+	}
+	return ""
 }
 
 // MaxPayloadBytes bounds one encoded posting. 999 lines of generous size fit
@@ -104,11 +189,8 @@ func withContentErrors(kind Kind, raw []byte, shape *ValidationError) error {
 }
 
 func newPosting(kind Kind) Posting {
-	switch kind {
-	case KindSupplierInvoice:
-		return new(SupplierInvoice)
-	case KindJournalEntry:
-		return new(JournalEntry)
+	if s, ok := SpecOf(kind); ok {
+		return s.New()
 	}
 	return nil
 }
@@ -120,7 +202,11 @@ func decode(kind Kind, raw []byte) (Posting, error) {
 	}
 	p := newPosting(kind)
 	if p == nil {
-		return nil, invalid("kind", fmt.Sprintf("unknown posting kind %q; known kinds: %s, %s", kind, KindSupplierInvoice, KindJournalEntry))
+		names := make([]string, len(Kinds))
+		for i, k := range Kinds {
+			names[i] = string(k)
+		}
+		return nil, invalid("kind", fmt.Sprintf("unknown posting kind %q; known kinds: %s", kind, strings.Join(names, ", ")))
 	}
 	if err := DecodeStrict(raw, p); err != nil {
 		return nil, err

@@ -6,37 +6,43 @@ import (
 	"github.com/shopspring/decimal"
 )
 
+// KindSupplierInvoice is an incoming invoice from a supplier.
+const KindSupplierInvoice Kind = "supplier_invoice"
+
+var supplierInvoiceSpec = Spec{
+	Kind:    KindSupplierInvoice,
+	Tool:    "submit_supplier_invoice",
+	Title:   "Submit supplier invoice",
+	Summary: "a supplier invoice posted against G/L account lines",
+	Description: `Submit a supplier invoice for posting into SAP: an incoming invoice from a supplier, posted against G/L account lines (no purchase order). The line amounts must add up to gross_amount; SAP calculates tax from the lines' tax codes.`,
+	SAP: "OData V2 API_SUPPLIERINVOICE_PROCESS_SRV, A_SupplierInvoice (deep insert)",
+	New: func() Posting { return new(SupplierInvoice) },
+}
+
 // SupplierInvoice is an incoming invoice from a supplier posted against G/L
 // accounts (no purchase order). It maps to A_SupplierInvoice in
 // API_SUPPLIERINVOICE_PROCESS_SRV with lines in to_SupplierInvoiceItemGLAcct.
 type SupplierInvoice struct {
-	Key              string                `json:"idempotency_key" jsonschema:"Your unique key for this business document (1-128 printable characters). Resend the same key with the same content to retry safely; sapq never posts the same key twice."`
-	CompanyCode      string                `json:"company_code" jsonschema:"SAP company code (up to 4 characters), for example 1010"`
-	Supplier         string                `json:"supplier" jsonschema:"SAP supplier number (up to 10 characters), for example 17300001"`
-	InvoiceReference string                `json:"invoice_reference" jsonschema:"The supplier's own invoice number as printed on the invoice, in upper case as SAP stores it (up to 16 characters)"`
-	DocumentDate     string                `json:"document_date" jsonschema:"Invoice date as YYYY-MM-DD"`
-	PostingDate      string                `json:"posting_date" jsonschema:"Posting date as YYYY-MM-DD; must fall in an open posting period"`
-	Currency         string                `json:"currency" jsonschema:"ISO 4217 currency code, for example EUR"`
-	GrossAmount      string                `json:"gross_amount" jsonschema:"Invoice gross amount as a decimal string with at most 2 fraction digits, for example 1190.00; must equal the sum of the item amounts"`
-	HeaderText       string                `json:"header_text,omitempty" jsonschema:"Optional header text (up to 25 characters)"`
-	Items            []SupplierInvoiceItem `json:"items" jsonschema:"1 to 999 G/L account lines; their amounts must add up to gross_amount (SAP calculates tax)"`
+	Key              string                `json:"idempotency_key" sapq:"key" jsonschema:"Your unique key for this business document (1-128 printable ASCII characters). Resend the same key with the same content to retry safely; sapq never posts the same key twice."`
+	CompanyCode      string                `json:"company_code" sapq:"code,4" sap:"CompanyCode" jsonschema:"SAP company code (up to 4 characters), for example 1010"`
+	Supplier         string                `json:"supplier" sapq:"code,10" sap:"InvoicingParty" jsonschema:"SAP supplier number (up to 10 characters), for example 17300001"`
+	InvoiceReference string                `json:"invoice_reference" sapq:"reference,16" sap:"SupplierInvoiceIDByInvcgParty" jsonschema:"The supplier's own invoice number as printed on the invoice, in upper case as SAP stores it (up to 16 characters)"`
+	DocumentDate     string                `json:"document_date" sapq:"date" sap:"DocumentDate" jsonschema:"Invoice date as YYYY-MM-DD"`
+	PostingDate      string                `json:"posting_date" sapq:"date" sap:"PostingDate" jsonschema:"Posting date as YYYY-MM-DD; must fall in an open posting period"`
+	Currency         string                `json:"currency" sapq:"currency" sap:"DocumentCurrency" jsonschema:"ISO 4217 currency code, for example EUR"`
+	GrossAmount      string                `json:"gross_amount" sapq:"amount" sap:"InvoiceGrossAmount" jsonschema:"Invoice gross amount as a decimal string with at most 2 fraction digits, for example 1190.00; must equal the sum of the item amounts"`
+	HeaderText       string                `json:"header_text,omitempty" sapq:"text,25" sap:"DocumentHeaderText" jsonschema:"Optional header text (up to 25 characters)"`
+	Items            []SupplierInvoiceItem `json:"items" sapq:"list,1,999" sap:"to_SupplierInvoiceItemGLAcct" jsonschema:"1 to 999 G/L account lines; their amounts must add up to gross_amount (SAP calculates tax)"`
 }
 
 // SupplierInvoiceItem is one G/L account line of a supplier invoice.
 type SupplierInvoiceItem struct {
-	GLAccount  string `json:"gl_account" jsonschema:"G/L account (up to 10 characters), for example 61003000"`
-	Amount     string `json:"amount" jsonschema:"Line amount as a decimal string with at most 2 fraction digits; negative for a credit line"`
-	CostCenter string `json:"cost_center,omitempty" jsonschema:"Optional cost center (up to 10 characters)"`
-	TaxCode    string `json:"tax_code,omitempty" jsonschema:"Optional tax code (2 characters), for example V1"`
-	Text       string `json:"text,omitempty" jsonschema:"Optional line text (up to 50 characters)"`
+	GLAccount  string `json:"gl_account" sapq:"code,10" sap:"GLAccount" jsonschema:"G/L account (up to 10 characters), for example 61003000"`
+	Amount     string `json:"amount" sapq:"amount" sap:"SupplierInvoiceItemAmount, DebitCreditCode" jsonschema:"Line amount as a decimal string with at most 2 fraction digits; negative for a credit line"`
+	CostCenter string `json:"cost_center,omitempty" sapq:"code,10" sap:"CostCenter" jsonschema:"Optional cost center (up to 10 characters)"`
+	TaxCode    string `json:"tax_code,omitempty" sapq:"code,2" sap:"TaxCode" jsonschema:"Optional tax code (2 characters), for example V1"`
+	Text       string `json:"text,omitempty" sapq:"text,50" sap:"SupplierInvoiceItemText" jsonschema:"Optional line text (up to 50 characters)"`
 }
-
-const (
-	minSupplierInvoiceItems = 1
-	// MaxItems is the most lines a posting may have: SAP numbers a
-	// document's line items with three digits (BUZEI).
-	MaxItems = 999
-)
 
 func (*SupplierInvoice) Kind() Kind               { return KindSupplierInvoice }
 func (s *SupplierInvoice) IdempotencyKey() string { return s.Key }
@@ -45,40 +51,22 @@ func (s *SupplierInvoice) IdempotencyKey() string { return s.Key }
 // amount, reporting all violations at once.
 func (s *SupplierInvoice) Validate() error {
 	var c checker
-	c.checkIdempotencyKey(s.Key)
-	c.checkCode("company_code", s.CompanyCode, LenCompanyCode, true)
-	c.checkCode("supplier", s.Supplier, LenSupplier, true)
-	c.checkReference("invoice_reference", s.InvoiceReference, LenInvoiceReference, true)
-	c.checkDate("document_date", s.DocumentDate)
-	c.checkDate("posting_date", s.PostingDate)
-	digits := c.checkCurrency("currency", s.Currency)
-	gross, grossOK := c.checkAmount("gross_amount", s.GrossAmount, digits)
+	c.checkFields(s)
+	digits := currencyDigits(s.Currency)
+	gross, grossOK := validAmount(s.GrossAmount, digits)
 	if grossOK && !gross.IsPositive() {
-		c.add("gross_amount", "must be greater than zero, got %s", quote(s.GrossAmount))
-		grossOK = false
-	}
-	c.checkText("header_text", s.HeaderText, LenHeaderText, false)
-
-	switch n := len(s.Items); {
-	case n < minSupplierInvoiceItems:
-		c.add("items", "must have at least %d line", minSupplierInvoiceItems)
-	case n > MaxItems:
-		c.add("items", "must have at most %d lines, got %d", MaxItems, n)
+		c.add("gross_amount", "must be greater than zero, got %s", s.GrossAmount)
 	}
 	sum, sumOK := decimal.Zero, true
 	for i, it := range s.Items {
-		c.checkCode(itemField(i, "gl_account"), it.GLAccount, LenGLAccount, true)
-		c.checkCode(itemField(i, "cost_center"), it.CostCenter, LenCostCenter, false)
-		c.checkCode(itemField(i, "tax_code"), it.TaxCode, LenTaxCode, false)
-		c.checkText(itemField(i, "text"), it.Text, LenItemText, false)
-		amt, ok := c.checkAmount(itemField(i, "amount"), it.Amount, digits)
+		amt, ok := validAmount(it.Amount, digits)
 		if ok && amt.IsZero() {
 			c.add(itemField(i, "amount"), "must not be zero")
 		}
 		sumOK = sumOK && ok
 		sum = sum.Add(amt)
 	}
-	if grossOK && sumOK && len(s.Items) > 0 && !sum.Equal(gross) {
+	if grossOK && gross.IsPositive() && sumOK && len(s.Items) > 0 && !sum.Equal(gross) {
 		c.add("items", "line amounts add up to %s but gross_amount is %s; they must be equal (SAP calculates tax from the tax codes)",
 			sum.StringFixed(int32(digits)), gross.StringFixed(int32(digits)))
 	}
@@ -97,6 +85,16 @@ func (s *SupplierInvoice) Amounts() (gross decimal.Decimal, items []decimal.Deci
 		}
 	}
 	return gross, items, nil
+}
+
+// Facts: the gross amount; SAP locks the supplier's account while posting.
+func (s *SupplierInvoice) Facts() Facts {
+	gross, _ := parseAmount("gross_amount", s.GrossAmount)
+	return Facts{
+		Amount: gross, Currency: s.Currency, AmountField: "gross_amount",
+		Units:   []OrgUnit{{UnitCompanyCode, "company_code", s.CompanyCode}},
+		Objects: []string{"supplier/" + s.CompanyCode + "/" + s.Supplier},
+	}
 }
 
 func (s *SupplierInvoice) String() string {

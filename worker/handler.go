@@ -117,12 +117,11 @@ type attempt struct {
 
 func (a *attempt) run(ctx context.Context) error {
 	w, job := a.w, a.job
-	p, ok := w.posters[job.Kind]
-	if !ok {
-		return a.unsendable(ctx, "unknown_kind", "no worker for kind "+string(job.Kind))
+	if !sap.Supports(job.Kind) {
+		return a.unsendable(ctx, "unknown_kind", "this worker cannot post postings of kind "+string(job.Kind))
 	}
 	destination, reference := a.identity()
-	c, err := p(job, reference)
+	c, err := newCall(w.opts.SAP, job, reference)
 	if err != nil {
 		return a.unsendable(ctx, "invalid_payload", err.Error())
 	}

@@ -127,7 +127,7 @@ func ref(job tasks.Job) string {
 // fastOptions keep retries and reconciliation quick enough for tests.
 func (r *rig) options() worker.Options {
 	return worker.Options{
-		Redis: r.rdb, Ledger: r.ledger, SAP: r.sap, SAPUser: simUser,
+		Redis: r.rdb, Ledger: r.ledger, SAP: r.sap,
 		Concurrency: 4, SAPTimeout: rigSAPTimeout,
 		Retry:        worker.RetryPolicy{Initial: 50 * time.Millisecond, Max: 200 * time.Millisecond},
 		PollInterval: 50 * time.Millisecond, ShutdownTimeout: 5 * time.Second, SweepInterval: -1,

@@ -20,8 +20,6 @@ type Options struct {
 	Redis  redis.UniversalClient // required; owned by the caller
 	Ledger *ledger.Ledger        // required
 	SAP    SAP                   // required
-	// SAPUser is written to journal entries as CreatedByUser.
-	SAPUser string
 	// Concurrency is how many postings run at once; default 10.
 	Concurrency int
 	// SAPTimeout bounds each SAP call; default 30s. It must be shorter than
@@ -56,7 +54,6 @@ type Worker struct {
 	ledger  *ledger.Ledger
 	srv     *asynq.Server
 	sweeper *ledger.Sweeper
-	posters map[tasks.Kind]poster
 	settle  time.Duration // the ledger's Settle
 	metrics *metrics
 	log     *slog.Logger
@@ -110,13 +107,9 @@ func New(opts Options) (*Worker, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	if opts.SAPUser == "" {
-		opts.SAPUser = "SAPQ"
-	}
 	w := &Worker{
 		opts:    opts,
 		ledger:  opts.Ledger,
-		posters: posters(opts.SAP, opts.SAPUser),
 		settle:  opts.Ledger.Settle(),
 		metrics: newMetrics(opts.Metrics),
 		log:     opts.Logger.With("component", "worker"),
@@ -140,7 +133,7 @@ func New(opts Options) (*Worker, error) {
 // Start begins consuming tasks; it returns once the worker is running.
 func (w *Worker) Start() error {
 	mux := asynq.NewServeMux()
-	for kind := range w.posters {
+	for _, kind := range tasks.Kinds {
 		mux.Handle(kind.TaskType(), w)
 	}
 	if err := w.srv.Start(mux); err != nil {

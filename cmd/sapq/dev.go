@@ -113,7 +113,7 @@ func runDev(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	w, err := worker.New(worker.Options{
-		Redis: rdb, Ledger: l, SAP: sapClient, SAPUser: "SAPQ_COMM",
+		Redis: rdb, Ledger: l, SAP: sapClient,
 		SAPTimeout: sapTimeout, PollInterval: 200 * time.Millisecond,
 		Retry: worker.RetryPolicy{Initial: time.Second, Max: time.Minute}, Logger: log, Metrics: reg,
 	})

@@ -49,7 +49,7 @@ func runWorker(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	reg := newRegistry()
 	w, err := worker.New(worker.Options{
-		Redis: rdb, Ledger: l, SAP: sapClient, SAPUser: sf.user, Destination: sf.destination,
+		Redis: rdb, Ledger: l, SAP: sapClient, Destination: sf.destination,
 		Concurrency: *concurrency, SAPTimeout: sf.timeout, Logger: log, Metrics: reg,
 	})
 	if err != nil {
