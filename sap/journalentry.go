@@ -3,8 +3,8 @@ package sap
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"encoding/xml"
+	"fmt"
 	"net/http"
 	"regexp"
 	"strconv"
@@ -96,14 +96,14 @@ type jeRequest struct {
 }
 
 type jeEntry struct {
-	OriginalReferenceDocumentType string   `xml:"OriginalReferenceDocumentType"`
-	BusinessTransactionType       string   `xml:"BusinessTransactionType"`
-	AccountingDocumentType        string   `xml:"AccountingDocumentType"`
-	DocumentReferenceID           string   `xml:"DocumentReferenceID,omitempty"`
-	DocumentHeaderText            string   `xml:"DocumentHeaderText,omitempty"`
-	CreatedByUser                 string   `xml:"CreatedByUser"`
-	CompanyCode                   string   `xml:"CompanyCode"`
-	DocumentDate                  string   `xml:"DocumentDate"`
+	OriginalReferenceDocumentType string          `xml:"OriginalReferenceDocumentType"`
+	BusinessTransactionType       string          `xml:"BusinessTransactionType"`
+	AccountingDocumentType        string          `xml:"AccountingDocumentType"`
+	DocumentReferenceID           string          `xml:"DocumentReferenceID,omitempty"`
+	DocumentHeaderText            string          `xml:"DocumentHeaderText,omitempty"`
+	CreatedByUser                 string          `xml:"CreatedByUser"`
+	CompanyCode                   string          `xml:"CompanyCode"`
+	DocumentDate                  string          `xml:"DocumentDate"`
 	PostingDate                   string          `xml:"PostingDate"`
 	Items                         []jeItem        `xml:"Item"`
 	DebtorItems                   []jePartnerItem `xml:"DebtorItem"`
@@ -523,7 +523,7 @@ func journalEntryRequest(p *tasks.JournalEntry) (Request, error) {
 // message header.
 type journalEntryCall struct{ je JournalEntry }
 
-func (journalEntryCall) Kind() tasks.Kind       { return tasks.KindJournalEntry }
+func (journalEntryCall) Kind() tasks.Kind      { return tasks.KindJournalEntry }
 func (r journalEntryCall) CompanyCode() string { return r.je.CompanyCode }
 
 func (r journalEntryCall) post(ctx context.Context, c *Client, s Send) (Document, error) {

@@ -71,7 +71,9 @@ func Supports(k tasks.Kind) bool {
 }
 
 // Post sends the request's call to SAP.
-func (c *Client) Post(ctx context.Context, r Request, s Send) (Document, error) { return r.post(ctx, c, s) }
+func (c *Client) Post(ctx context.Context, r Request, s Send) (Document, error) {
+	return r.post(ctx, c, s)
+}
 
 // Find looks for the document that carries reference, the one the request
 // makes. Match.Found is false when SAP answered and holds none; an error

@@ -228,7 +228,7 @@ func supplierInvoiceRequest(p *tasks.SupplierInvoice) (Request, error) {
 // identifies it.
 type supplierInvoiceCall struct{ inv SupplierInvoice }
 
-func (supplierInvoiceCall) Kind() tasks.Kind       { return tasks.KindSupplierInvoice }
+func (supplierInvoiceCall) Kind() tasks.Kind      { return tasks.KindSupplierInvoice }
 func (r supplierInvoiceCall) CompanyCode() string { return r.inv.CompanyCode }
 
 func (r supplierInvoiceCall) post(ctx context.Context, c *Client, s Send) (Document, error) {

@@ -10,13 +10,13 @@ import (
 const KindSupplierInvoice Kind = "supplier_invoice"
 
 var supplierInvoiceSpec = Spec{
-	Kind:    KindSupplierInvoice,
-	Tool:    "submit_supplier_invoice",
-	Title:   "Submit supplier invoice",
-	Summary: "a supplier invoice posted against G/L account lines",
+	Kind:        KindSupplierInvoice,
+	Tool:        "submit_supplier_invoice",
+	Title:       "Submit supplier invoice",
+	Summary:     "a supplier invoice posted against G/L account lines",
 	Description: `Submit a supplier invoice for posting into SAP: an incoming invoice from a supplier, posted against G/L account lines (no purchase order). The line amounts must add up to gross_amount; SAP calculates tax from the lines' tax codes.`,
-	SAP: "OData V2 API_SUPPLIERINVOICE_PROCESS_SRV, A_SupplierInvoice (deep insert)",
-	New: func() Posting { return new(SupplierInvoice) },
+	SAP:         "OData V2 API_SUPPLIERINVOICE_PROCESS_SRV, A_SupplierInvoice (deep insert)",
+	New:         func() Posting { return new(SupplierInvoice) },
 }
 
 // SupplierInvoice is an incoming invoice from a supplier posted against G/L
