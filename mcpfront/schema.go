@@ -188,7 +188,7 @@ func fixPosting(s map[string]any) {
 	for _, f := range []string{"created_at", "updated_at", "next_attempt_at"} {
 		prop(s, f)["format"] = "date-time"
 	}
-	prop(s, "error", "category")["enum"] = enumOf([]tasks.ErrorCategory{tasks.CategoryPermanent, tasks.CategoryTransient, tasks.CategoryUnknown})
+	prop(s, "error", "category")["enum"] = enumOf(tasks.ErrorCategories)
 	prop(s, "result", "messages", "[]", "severity")["enum"] = enumOf(tasks.Severities)
 }
 

@@ -464,7 +464,7 @@ func TestSchemasCarryWhatIsEnforced(t *testing.T) {
 		{je, []string{"supplier_items"}, "maxItems", 999.0},
 		{schemas["get_posting"][1], []string{"status"}, "enum", []any{"queued", "running", "retrying", "succeeded", "failed", "cancelled"}},
 		{schemas["get_posting"][1], []string{"result", "messages", "[]", "severity"}, "enum", []any{"success", "info", "warning", "error"}},
-		{schemas["get_posting"][1], []string{"error", "category"}, "enum", []any{"permanent", "transient", "outcome_unknown"}},
+		{schemas["get_posting"][1], []string{"error", "category"}, "enum", []any{"permanent", "transient", "outcome_unknown", "reversed"}},
 	} {
 		if got := at(tc.s, tc.path...)[tc.key]; !reflect.DeepEqual(got, tc.want) {
 			t.Errorf("%v.%s = %v, want %v", tc.path, tc.key, got, tc.want)

@@ -14,19 +14,31 @@ import (
 const DefaultDestination = "default"
 
 // Identity is what makes a posting the same posting in SAP's eyes: who
-// submitted it, under which idempotency key, to which SAP system. Everything
-// sapq writes into SAP to recognise a document again (the reference, the SOAP
-// message UUID) is derived from it, never from the job ID: a job that the
-// ledger forgot (Redis lost its last writes, or the key was replayed after
-// its retention) and that the agent resubmits under the same key is
-// recognised in SAP as the document it already holds.
+// submitted it, under which idempotency key, with what content (its
+// Fingerprint), to which SAP system. Everything sapq writes into SAP to
+// recognise a document again (the reference, the SOAP message UUID) is
+// derived from it, never from the job ID: a job that the ledger forgot
+// (Redis lost its last writes, or its retention ended) and that the agent
+// submits again, unchanged, under the same key is recognised in SAP as the
+// document it already holds. A key used again after its retention for other
+// content is another posting, and finds nothing.
 type Identity struct {
-	Caller, Key, Destination string
+	Caller, Key, Fingerprint, Destination string
 }
 
 // IdentityOf returns the identity of a job posted to destination.
 func IdentityOf(j *Job, destination string) Identity {
-	return Identity{Caller: j.Caller, Key: j.IdempotencyKey, Destination: destination}
+	return Identity{Caller: j.Caller, Key: j.IdempotencyKey, Fingerprint: j.Fingerprint, Destination: destination}
+}
+
+// IdentityOfPosting returns the identity of a posting submitted by caller
+// to destination.
+func IdentityOfPosting(caller string, p Posting, destination string) (Identity, error) {
+	fp, _, err := Fingerprint(p)
+	if err != nil {
+		return Identity{}, err
+	}
+	return Identity{Caller: caller, Key: p.IdempotencyKey(), Fingerprint: fp, Destination: destination}, nil
 }
 
 // LenSAPReference is the length of the reference sapq writes into SAP: it
@@ -40,7 +52,7 @@ const LenSAPReference = 16
 // OData $filter needs no escaping.
 func (id Identity) Reference() string {
 	h := sha256.New()
-	for _, part := range []string{"sapq/ref/v1", id.Caller, id.Key, id.Destination} {
+	for _, part := range []string{"sapq/ref/v2", id.Caller, id.Key, id.Fingerprint, id.Destination} {
 		h.Write([]byte(part))
 		h.Write([]byte{0})
 	}

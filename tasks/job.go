@@ -56,7 +56,13 @@ const (
 	CategoryPermanent ErrorCategory = "permanent"       // fix the data, then reprocess
 	CategoryTransient ErrorCategory = "transient"       // nothing posted; retried automatically
 	CategoryUnknown   ErrorCategory = "outcome_unknown" // SAP may have posted; reconciled before any resend
+	// CategoryReversed: SAP holds the posting's document, reversed; sapq
+	// does not post it again.
+	CategoryReversed ErrorCategory = "reversed"
 )
+
+// ErrorCategories lists every error category.
+var ErrorCategories = []ErrorCategory{CategoryPermanent, CategoryTransient, CategoryUnknown, CategoryReversed}
 
 // Severities are the severities of SAP messages.
 var Severities = []string{"success", "info", "warning", "error"}
@@ -74,9 +80,11 @@ type Result struct {
 	FiscalYear  string    `json:"fiscal_year" jsonschema:"Fiscal year of the document"`
 	CompanyCode string    `json:"company_code" jsonschema:"Company code of the document"`
 	Messages    []Message `json:"messages,omitempty" jsonschema:"Messages SAP returned with the document"`
-	// Reconciled is true when the document was found by look-up after an
-	// attempt whose outcome was unknown, rather than returned by the post.
+	// Reconciled is true when the document was found by look-up, rather
+	// than returned by the post.
 	Reconciled bool `json:"reconciled,omitempty" jsonschema:"True when sapq found the document in SAP after a lost response"`
+	// ReversedBy is the document that reversed this one in SAP.
+	ReversedBy string `json:"reversed_by,omitempty" jsonschema:"The SAP document that reversed this one, if it was reversed"`
 }
 
 // JobError is the last failure of a job.
@@ -117,6 +125,13 @@ type Job struct {
 	NextAttemptAt time.Time `json:"next_attempt_at,omitzero"`
 	Result        *Result   `json:"result,omitempty"`
 	Error         *JobError `json:"error,omitempty"`
+	// WrittenAt is when the ledger last wrote the job's state, by Redis's
+	// clock: a state written before a Redis loss may be older than what
+	// SAP holds.
+	WrittenAt time.Time `json:"-"`
+	// SendToken is the ledger's fence of the call in flight: the outcome of
+	// a call is recorded only by the delivery that began it.
+	SendToken string `json:"-"`
 }
 
 // Posting decodes the job's stored payload. It was validated when it was

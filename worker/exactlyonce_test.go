@@ -144,8 +144,13 @@ func TestAnotherCallersInvoiceIsNeverAdopted(t *testing.T) {
 		t.Fatal(err)
 	}
 	againDone := r.awaitStatus(again.ID, tasks.StatusFailed, settle)
-	if againDone.Error.Code != worker.CodeReversed || !strings.Contains(againDone.Error.Message, aDone.Result.Document) || againDone.Result != nil {
-		t.Fatalf("resubmitted after a reversal: %s; want failed, naming the reversed document", describeJob(againDone))
+	if againDone.Error.Code != worker.CodeReversed || againDone.Error.Category != tasks.CategoryReversed ||
+		againDone.Result == nil || againDone.Result.Document != aDone.Result.Document || againDone.Result.ReversedBy == "" {
+		t.Fatalf("resubmitted after a reversal: %s; want failed, with the reversed document and its reversal", describeJob(againDone))
+	}
+	// SAP holds a document for it: it is neither cancelled nor reprocessed.
+	if _, err := r.ledger.Cancel(ctx, "caller-a", again.ID); !errors.Is(err, ledger.ErrNotCancellable) {
+		t.Fatalf("cancel of a job whose document SAP holds reversed: %v", err)
 	}
 	if posts := r.sim.Stats().Attempts[sim.KindSupplierInvoice]; posts != 2 || r.documents(ref(a)) != 1 {
 		t.Fatalf("SAP received %d posts, holds %d documents of A; want 2 and 1", posts, r.documents(ref(a)))
@@ -283,5 +288,58 @@ func TestRedisLossWhileACallIsInFlight(t *testing.T) {
 	done := r.awaitStatus(job.ID, tasks.StatusSucceeded, settle)
 	if n := r.documents(ref(job)); n != 1 {
 		t.Fatalf("%s; SAP holds %d documents, want 1", describeJob(done), n)
+	}
+}
+
+// A key used again after its retention for other content is another
+// posting: the look-up must not adopt the first document for it (the
+// reference is derived from the content too).
+func TestKeyUsedAgainForOtherContentIsANewPosting(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, sim.Faults{})
+	r.useLedger(ledger.Options{Retention: time.Second})
+	r.startWorker(r.options())
+	first := r.submit(taskstest.JournalEntry("je-reused"))
+	firstDone := r.awaitStatus(first.ID, tasks.StatusSucceeded, settle)
+	r.eventually(settle, "the job's retention to end", func() (bool, string) {
+		_, err := r.ledger.Get(context.Background(), "", first.ID)
+		return errors.Is(err, ledger.ErrNotFound), describeJob(r.job(first.ID))
+	})
+	other := taskstest.JournalEntry("je-reused")
+	other.Items[0].Amount, other.Items[1].Amount = "9999.00", "-9999.00"
+	second := r.submit(other)
+	done := r.awaitStatus(second.ID, tasks.StatusSucceeded, settle)
+	if done.Result.Document == firstDone.Result.Document || done.Result.Reconciled || r.documents(ref(second)) != 1 {
+		t.Fatalf("%s; want a new document for the new content, not %s adopted", describeJob(done), firstDone.Result.Document)
+	}
+}
+
+// A duplicate answer (M8/108) on a call that followed only definite
+// refusals is provably another document's: the job fails permanently and
+// may be cancelled and corrected.
+func TestDuplicateAfterDefiniteRefusalsIsPermanent(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, sim.Faults{})
+	w := r.startWorker(r.options())
+	ctx := context.Background()
+	a, _, err := r.ledger.Submit(ctx, "caller-a", taskstest.SupplierInvoice("INV-LOCKED"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.awaitStatus(a.ID, tasks.StatusSucceeded, settle)
+	w.Shutdown()
+	// Caller B's equal invoice meets a lock first, then SAP's duplicate check.
+	r.sim.SetFaults(sim.Faults{Next: []sim.FaultKind{sim.FaultLock}})
+	b, _, err := r.ledger.Submit(ctx, "caller-b", taskstest.SupplierInvoice("INV-LOCKED"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.startWorker(r.options())
+	done := r.awaitStatus(b.ID, tasks.StatusFailed, settle)
+	if done.Attempts != 2 || done.Error.Code != "M8/108" || done.Error.Category != tasks.CategoryPermanent || done.Phase != tasks.PhasePending {
+		t.Fatalf("%s; want a permanent M8/108 after the lock, nothing posted", describeJob(done))
+	}
+	if got, err := r.ledger.Cancel(ctx, "caller-b", b.ID); err != nil || got.Status != tasks.StatusCancelled {
+		t.Fatalf("cancel: %+v %v", got, err)
 	}
 }

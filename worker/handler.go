@@ -218,11 +218,12 @@ func (a *attempt) lookUp(ctx context.Context, c call) (bool, error) {
 		jobErr := jobError(err)
 		jobErr.Message = "SAP could not be read to check whether it already holds this posting; not sending: " + jobErr.Message
 		// What SAP may hold is what it held before the look-up.
+		phase := a.mayHoldPhase()
 		jobErr.Category = tasks.CategoryTransient
-		if job.Phase == tasks.PhaseSending {
+		if phase == tasks.PhaseSending {
 			jobErr.Category = tasks.CategoryUnknown
 		}
-		return true, a.retry(ctx, job.Phase, jobErr, err)
+		return true, a.retry(ctx, phase, jobErr, err)
 	}
 	if done, err := a.settleMatch(ctx, m); done {
 		return true, err
@@ -250,9 +251,20 @@ func (a *attempt) find(ctx context.Context, c call) (sap.Match, error) {
 	return m, err
 }
 
+// mayHoldPhase is the phase that says what SAP may hold for the job: the
+// ledger's, unless the ledger wrote it before a Redis loss, when "pending"
+// proves nothing and only a look-up can tell.
+func (a *attempt) mayHoldPhase() tasks.Phase {
+	if a.job.Phase == tasks.PhasePending && a.claimed.Suspect {
+		return tasks.PhaseSending
+	}
+	return a.job.Phase
+}
+
 // settleMatch acts on a document of this posting that a look-up found:
-// adopted if it stands, the job failed if SAP reversed it (sapq does not
-// post a reversed posting again on its own).
+// adopted if it stands; if SAP reversed it, the job fails (sapq does not
+// post a reversed posting again on its own) and keeps the document, so
+// that it is neither cancelled nor reprocessed.
 func (a *attempt) settleMatch(ctx context.Context, m sap.Match) (bool, error) {
 	switch {
 	case !m.Found:
@@ -260,12 +272,20 @@ func (a *attempt) settleMatch(ctx context.Context, m sap.Match) (bool, error) {
 	case m.Reversed():
 		a.w.metrics.reconciled(a.job.Kind, "reversed")
 		a.log.Warn("SAP holds this posting's document, reversed; not posting again", "document", m.Document.Number, "reversed_by", m.ReversedBy)
-		return true, a.fail(ctx, tasks.PhasePending, tasks.JobError{
+		jobErr := tasks.JobError{
 			Code: CodeReversed,
 			Message: fmt.Sprintf("SAP holds document %s %s for this posting, reversed by document %s; sapq does not post it again. To post it anew, submit it under a new idempotency_key.",
 				m.Document.Number, m.Document.FiscalYear, m.ReversedBy),
-			Category: tasks.CategoryPermanent,
-		}, nil)
+			Category: tasks.CategoryReversed,
+		}
+		res := tasks.Result{Document: m.Document.Number, FiscalYear: m.Document.FiscalYear, CompanyCode: m.Document.CompanyCode,
+			Reconciled: true, ReversedBy: m.ReversedBy}
+		err := a.record(ctx, "reversed", func(ctx context.Context) error { return a.w.ledger.RecordReversed(ctx, a.job, res, jobErr) })
+		if err != nil && !errors.Is(err, ledger.ErrPosted) {
+			return true, err
+		}
+		a.w.metrics.finished(a.job.Kind, tasks.StatusFailed)
+		return true, fmt.Errorf("%w: %s", asynq.SkipRetry, jobErr.Message)
 	default:
 		a.w.metrics.reconciled(a.job.Kind, "adopted")
 		a.log.Info("SAP already holds the document; adopting it", "document", m.Document.Number)
@@ -291,9 +311,10 @@ func (a *attempt) duplicate(ctx context.Context, c call, jobErr tasks.JobError, 
 	if done, err := a.settleMatch(ctx, m); done {
 		return err
 	}
-	if a.job.Attempts > 1 {
-		// An earlier call of this posting went out: what SAP holds may
-		// still become visible as ours. Never "nothing posted" then.
+	if a.claimed.Phase == tasks.PhaseSending || a.claimed.Suspect {
+		// An earlier call of this posting had an unknown outcome (or the
+		// ledger may have forgotten one): what SAP holds may still become
+		// visible as ours. Never "nothing posted" then.
 		jobErr.Category = tasks.CategoryUnknown
 		jobErr.Message = "SAP reports an equal document already exists (" + jobErr.Message + "), but none carries this posting's reference; an earlier call of this posting may still be committing. Not cancellable; reprocessing looks again before anything is sent."
 		return a.fail(ctx, tasks.PhaseSending, jobErr, cause)
@@ -323,7 +344,7 @@ func (a *attempt) record(ctx context.Context, what string, write func(context.Co
 		switch {
 		case err == nil:
 			return nil
-		case errors.Is(err, ledger.ErrPosted), errors.Is(err, ledger.ErrStale), errors.Is(err, ledger.ErrNotFound):
+		case errors.Is(err, ledger.ErrPosted), errors.Is(err, ledger.ErrStale), errors.Is(err, ledger.ErrCancelled), errors.Is(err, ledger.ErrNotFound):
 			return backoff.Permanent(err)
 		}
 		a.log.Warn("recording the outcome failed; retrying", "outcome", what, "err", err)
@@ -365,12 +386,13 @@ func (a *attempt) fail(ctx context.Context, phase tasks.Phase, jobErr tasks.JobE
 // the document, and the job must stay uncancellable and be reconciled when it
 // is reprocessed.
 func (a *attempt) unsendable(ctx context.Context, code, msg string) error {
+	phase := a.mayHoldPhase()
 	category := tasks.CategoryPermanent
-	if a.job.Phase == tasks.PhaseSending {
+	if phase == tasks.PhaseSending {
 		category = tasks.CategoryUnknown
 		msg += "; an earlier call's outcome is unknown: SAP may hold the document"
 	}
-	return a.fail(ctx, a.job.Phase, tasks.JobError{Code: code, Message: msg, Category: category}, nil)
+	return a.fail(ctx, phase, tasks.JobError{Code: code, Message: msg, Category: category}, nil)
 }
 
 // retry records a failed attempt that asynq will try again, unless this
@@ -403,12 +425,13 @@ func (a *attempt) awaitSettling(settle time.Duration) error {
 // gives the task: asynq archives the task, so the ledger must say failed,
 // with the outcome left to reconcile when it is reprocessed.
 func (a *attempt) exhausted(ctx context.Context, wait *waitError) error {
+	phase := a.mayHoldPhase()
 	category := tasks.CategoryTransient
-	if a.job.Phase == tasks.PhaseSending {
+	if phase == tasks.PhaseSending {
 		category = tasks.CategoryUnknown
 	}
 	jobErr := tasks.JobError{Code: "attempts_exhausted", Message: wait.reason + "; no attempts left", Category: category}
-	if err := a.recordFailure(ctx, tasks.StatusFailed, a.job.Phase, jobErr); err != nil {
+	if err := a.recordFailure(ctx, tasks.StatusFailed, phase, jobErr); err != nil {
 		return err
 	}
 	a.w.metrics.finished(a.job.Kind, tasks.StatusFailed)
@@ -422,7 +445,7 @@ func (a *attempt) recordFailure(ctx context.Context, status tasks.Status, phase 
 	err := a.record(ctx, string(status), func(ctx context.Context) error {
 		return a.w.ledger.RecordFailure(ctx, a.job, status, phase, jobErr)
 	})
-	if errors.Is(err, ledger.ErrPosted) || errors.Is(err, ledger.ErrStale) {
+	if errors.Is(err, ledger.ErrPosted) || errors.Is(err, ledger.ErrStale) || errors.Is(err, ledger.ErrCancelled) {
 		return nil
 	}
 	return err

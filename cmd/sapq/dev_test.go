@@ -218,13 +218,10 @@ func testDevEndToEnd(t *testing.T, embedded bool) {
 		t.Fatalf("postings ended %s (%+v) and %s (%+v)", pi.Status, pi.Error, pj.Status, pj.Error)
 	}
 	docs := simLedger(t, base)
-	devRef := func(key string) string {
-		return tasks.Identity{Caller: devCaller, Key: key, Destination: tasks.DefaultDestination}.Reference()
-	}
-	if docs[devRef(inv.Key)] != pi.Result.Document || pi.Result.FiscalYear == "" || pi.Result.CompanyCode != "1010" {
+	if docs[devRef(t, inv)] != pi.Result.Document || pi.Result.FiscalYear == "" || pi.Result.CompanyCode != "1010" {
 		t.Fatalf("invoice result %+v, simulator ledger %v", pi.Result, docs)
 	}
-	if docs[devRef(je.Key)] != pj.Result.Document || len(docs) != 2 {
+	if docs[devRef(t, je)] != pj.Result.Document || len(docs) != 2 {
 		t.Fatalf("journal entry result %+v, simulator ledger %v", pj.Result, docs)
 	}
 
@@ -236,7 +233,7 @@ func testDevEndToEnd(t *testing.T, embedded bool) {
 		t.Fatalf("SAP holds invoices %v, want one with header text %q", invoices, inv.HeaderText)
 	}
 	lines := simRead(t, base, sim.GLAccountLineItemPath+"/GLAccountLineItem",
-		"CompanyCode eq '1010' and AssignmentReference eq '"+devRef(je.Key)+"'")
+		"CompanyCode eq '1010' and AssignmentReference eq '"+devRef(t, je)+"'")
 	texts := map[any]bool{}
 	for _, l := range lines {
 		texts[l["DocumentItemText"]] = true
@@ -347,7 +344,7 @@ func TestDevConcurrentSubmissionsPostOnce(t *testing.T) {
 	if p := awaitPosting(t, sessions[0], ids[0]); p.Status != "succeeded" {
 		t.Fatalf("posting ended %s: %+v", p.Status, p.Error)
 	}
-	if docs := simLedger(t, base); len(docs) != 1 || docs[tasks.Identity{Caller: devCaller, Key: "E2E-CONC-1", Destination: tasks.DefaultDestination}.Reference()] == "" {
+	if docs := simLedger(t, base); len(docs) != 1 || docs[devRef(t, inv)] == "" {
 		t.Fatalf("simulator ledger %v: want exactly one document", docs)
 	}
 }
@@ -415,4 +412,15 @@ func TestDevGuardsSimulatorControlBeyondLoopback(t *testing.T) {
 	if code := post(token); code != http.StatusOK {
 		t.Fatalf("POST /sim/faults with the token: %d, want 200", code)
 	}
+}
+
+// devRef is the reference a posting submitted with sapq dev's token carries
+// in SAP.
+func devRef(t *testing.T, p tasks.Posting) string {
+	t.Helper()
+	id, err := tasks.IdentityOfPosting(devCaller, p, tasks.DefaultDestination)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id.Reference()
 }

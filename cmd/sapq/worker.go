@@ -11,6 +11,10 @@ import (
 	"github.com/sapq/sapq/worker"
 )
 
+// defaultSAPProcessing is how long SAP may process a request it received,
+// by default: the ICM's default processing timeout (PROCTIMEOUT, 60 s).
+const defaultSAPProcessing = 60 * time.Second
+
 func runWorker(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("worker", flag.ContinueOnError)
 	var e envDefaults
@@ -19,12 +23,12 @@ func runWorker(ctx context.Context, args []string, stdout io.Writer) error {
 	lf.register(fs, &e)
 	sf.register(fs, &e)
 	concurrency := fs.Int("concurrency", e.int("CONCURRENCY", 10), "postings processed at once (env SAPQ_CONCURRENCY)")
-	settle := fs.Duration("reconcile-after", e.duration("RECONCILE_AFTER", 0), "how long after a call to SAP went out a look-up that finds nothing is trusted, and how long no call goes out after Redis lost writes; longer than --sap-timeout and than SAP takes to process any request (env SAPQ_RECONCILE_AFTER; default --sap-timeout + 10s)")
+	settle := fs.Duration("reconcile-after", e.duration("RECONCILE_AFTER", 0), "settle time: how long after a call to SAP began a look-up that finds nothing is trusted, and how long no call goes out after Redis lost writes; the request may reach SAP up to --sap-timeout after the call began, so this must exceed --sap-timeout by the longest time SAP takes to process a request it received (env SAPQ_RECONCILE_AFTER; default --sap-timeout + 60s, the SAP ICM's default processing timeout)")
 	metricsAddr := fs.String("metrics-addr", env("METRICS_ADDR", ":9090"), "address for /metrics and /healthz; empty disables (env SAPQ_METRICS_ADDR)")
 	checks := append(lf.checks(), sf.checks()...)
 	checks = append(checks, positive("concurrency", "CONCURRENCY", concurrency), func() error {
 		if *settle == 0 {
-			*settle = sf.timeout + 10*time.Second
+			*settle = sf.timeout + defaultSAPProcessing
 		}
 		if *settle <= sf.timeout {
 			return fmt.Errorf("--reconcile-after (SAPQ_RECONCILE_AFTER) %s must be longer than --sap-timeout (SAPQ_SAP_TIMEOUT) %s: a look-up while a call may still be running in SAP can miss its document", *settle, sf.timeout)

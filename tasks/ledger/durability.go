@@ -67,6 +67,11 @@ func CheckRedis(ctx context.Context, rdb redis.UniversalClient, unsafe bool, log
 				warn("Redis appendfsync is "+fsync+": a crash may lose many seconds of postings; use everysec or always", "appendfsync", fsync)
 			}
 		}
+		if repl, err := c.Info(ctx, "replication").Result(); err == nil && infoField(repl, "connected_slaves") != "" && infoField(repl, "connected_slaves") != "0" {
+			if cfg != nil && (cfg["min-replicas-to-write"] == "" || cfg["min-replicas-to-write"] == "0") {
+				warn("this master has replicas but min-replicas-to-write is 0: a master cut off from its replicas keeps accepting writes after they promoted another, and sapq workers still connected to it may send while the new master's loss window runs; set min-replicas-to-write 1 and min-replicas-max-lag 10")
+			}
+		}
 		info, err := c.Eval(ctx, "return redis.pcall('INFO', 'server')", nil).Text()
 		if err != nil || !strings.Contains(info, "run_id:") {
 			warn("scripts cannot read the Redis run_id (INFO): a restart or failover that loses writes will not be noticed by the ledger; the look-up in SAP before every call remains")
@@ -89,4 +94,14 @@ func CheckRedis(ctx context.Context, rdb redis.UniversalClient, unsafe bool, log
 		return fmt.Errorf("%w: %s", ErrUnsafeRedis, strings.Join(problems, "; "))
 	}
 	return nil
+}
+
+// infoField returns a field of an INFO section ("name:value" lines).
+func infoField(info, name string) string {
+	for _, line := range strings.Split(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), name+":"); ok {
+			return v
+		}
+	}
+	return ""
 }

@@ -61,6 +61,10 @@ func (s shard) jobsKey() string       { return s.key("jobs") }       // sorted s
 func (s shard) unenqueuedKey() string { return s.key("unenqueued") } // sorted set (by time): recorded, not yet confirmed enqueued
 func (s shard) expiryKey() string     { return s.key("expiry") }     // sorted set (by expiry time): "<id>|<caller hash>" of ended jobs
 
+// queueMetaKey is a meta hash in the hash slot of asynq's keys of a queue
+// ("asynq:{postings}:..."): the ledger watches that Redis node too.
+func queueMetaKey(queue string) string { return prefix + "{" + queue + "}:meta" }
+
 // idemKey is the key of a caller's idempotency key: the job ID it names.
 func idemKeyOf(caller, key string) string {
 	return shardOfKey(caller, key).key("idem:" + hex.EncodeToString(idemHash(caller, key)))

@@ -47,7 +47,7 @@ const (
 	DefaultRetention       = 7 * 24 * time.Hour
 	DefaultFailedRetention = 90 * 24 * time.Hour
 	DefaultMaxRetry        = 25
-	DefaultSettle          = 40 * time.Second
+	DefaultSettle          = 90 * time.Second
 )
 
 var (
@@ -79,12 +79,13 @@ type Options struct {
 	Retention       time.Duration         // keys and finished jobs are kept at least this long
 	FailedRetention time.Duration         // failed jobs stay reprocessable this long
 	MaxRetry        int                   // attempts budget handed to asynq
-	// Settle is how long a call to SAP may still be processed after it
-	// was sent: the SAP timeout and a margin for SAP's own processing,
-	// which a client that gives up does not stop. A job whose last call's
-	// outcome is unknown is looked up only after it; after a Redis loss
-	// no call is sent until it has passed since the loss was detected.
-	// Default DefaultSettle.
+	// Settle is how long after a call to SAP began (BeginSend) SAP may
+	// still be processing it: the request may reach SAP up to the SAP
+	// timeout after that, and SAP finishes what it received even when the
+	// client gave up. A job whose last call's outcome is unknown is looked
+	// up only after it; after a Redis loss no call is sent until it has
+	// passed since the loss was detected. Default DefaultSettle (the
+	// default SAP timeout, 30 s, and SAP's ICM processing timeout, 60 s).
 	Settle time.Duration
 	Now    func() time.Time
 	Logger *slog.Logger
@@ -97,6 +98,7 @@ type Ledger struct {
 	inspector *asynq.Inspector
 	opts      Options
 	log       *slog.Logger
+	seq       seqWatch
 }
 
 // New returns a Ledger over the given Redis client.

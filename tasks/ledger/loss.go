@@ -3,6 +3,7 @@ package ledger
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -43,18 +44,32 @@ import (
 // says so at start.
 
 // checkServer is the prelude of the gating scripts. It defines now (the
-// server's clock in ms) and loss (when this shard last met a Redis that did
-// not write its records, 0 if never). KEYS[1] is the shard's meta hash.
-const checkServer = `local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+// server's clock in ms), loss and lossus (when this shard last met a Redis
+// that did not write its records, in ms and us, 0 if never) and seq (the shard's write sequence,
+// which every gating script advances; see seqWatch). KEYS[1] is the shard's
+// meta hash.
+const checkServer = serverNow + `local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
 local runid = ''
 local info = redis.pcall('INFO', 'server')
 if type(info) == 'string' then runid = string.match(info, 'run_id:(%x+)') or '' end
 local loss = tonumber(redis.call('HGET', KEYS[1], 'loss_ms') or '0')
+local lossus = tonumber(redis.call('HGET', KEYS[1], 'loss_us') or '0')
 if runid ~= '' and redis.call('HGET', KEYS[1], 'run_id') ~= runid then
-  loss = now
-  redis.call('HSET', KEYS[1], 'run_id', runid, 'loss_ms', now)
+  loss, lossus = now, nowus
+  redis.call('HSET', KEYS[1], 'run_id', runid, 'loss_ms', now, 'loss_us', nowus)
 end
+`
+
+// serverNow defines now, the Redis server's clock in ms. Send times and
+// write times are taken from it and compared with it, so that workers on
+// machines with skewed clocks agree on how long ago something happened.
+//
+// nowus is the same clock in microseconds: what a write records as its time
+// (written_us) and a loss as its (loss_us), so that a write just after a
+// loss is told from one just before (a script takes longer than 1 us).
+const serverNow = `local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local nowus = tonumber(t[1]) * 1000000 + tonumber(t[2])
 `
 
 // checkShardScript runs the check alone, for the sweeper: a shard whose
@@ -62,17 +77,71 @@ end
 // KEYS: meta. Returns {server now_ms, loss_ms}.
 var checkShardScript = redis.NewScript(checkServer + `return {now, loss}`)
 
+// lossNowScript records a loss that a process noticed itself (seqWatch).
+// KEYS: meta. Returns the loss time, the server's now in ms.
+var lossNowScript = redis.NewScript(serverNow + `
+redis.call('HSET', KEYS[1], 'loss_ms', now, 'loss_us', nowus)
+return now
+`)
+
+// seqWatch notices a rollback that kept the server's run_id (a reload of an
+// older file into the running server, a restore of old keys): each shard's
+// write sequence only grows, so a gating script that started after another
+// had completed must see a higher one. A lower one means Redis lost writes.
+// Each process remembers, per shard, the highest sequence of a completed
+// call; calls in flight at once may complete in any order.
+type seqWatch struct {
+	mu  sync.Mutex
+	max [shardCount]int64
+}
+
+// floor is the highest sequence a call that starts now must exceed.
+func (w *seqWatch) floor(s shard) int64 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.max[s]
+}
+
+// observe records a completed call's sequence and reports whether it went
+// back below what the call had to exceed. After a rollback the lower
+// sequence becomes the new baseline.
+func (w *seqWatch) observe(s shard, floor, seq int64) (rolledBack bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if seq <= floor {
+		w.max[s] = seq
+		return true
+	}
+	w.max[s] = max(w.max[s], seq)
+	return false
+}
+
+// noticeRollback records in the shard that this process saw its sequence go
+// back, so that every process keeps the loss window, and returns the
+// window's length from now.
+func (l *Ledger) noticeRollback(ctx context.Context, s shard) time.Duration {
+	l.log.Warn("Redis lost writes in a ledger shard (its write sequence went back); no call to SAP goes out for the settle time", "shard", s)
+	if err := lossNowScript.Run(ctx, l.rdb, []string{s.metaKey()}).Err(); err != nil {
+		l.log.Error("recording the Redis loss failed; this process keeps the loss window", "shard", s, "err", err)
+	}
+	return l.opts.Settle
+}
+
 // TrustRedis records the Redis now serving every shard as the one that wrote
 // the ledger and ends any loss window. It is for a database known never to
 // have held postings (a test's, a new installation that cannot wait Settle
 // before its first posting): after a real loss it would switch off the
 // protection described above.
 func (l *Ledger) TrustRedis(ctx context.Context) error {
+	metas := []string{queueMetaKey(l.opts.Queue)}
 	for _, s := range allShards() {
-		if err := checkShardScript.Run(ctx, l.rdb, []string{s.metaKey()}).Err(); err != nil {
+		metas = append(metas, s.metaKey())
+	}
+	for _, meta := range metas {
+		if err := checkShardScript.Run(ctx, l.rdb, []string{meta}).Err(); err != nil {
 			return fmt.Errorf("ledger: trust redis: %w", err)
 		}
-		if err := l.rdb.HDel(ctx, s.metaKey(), "loss_ms").Err(); err != nil {
+		if err := l.rdb.HDel(ctx, meta, "loss_ms", "loss_us").Err(); err != nil {
 			return fmt.Errorf("ledger: trust redis: %w", err)
 		}
 	}

@@ -50,6 +50,10 @@ type Claimed struct {
 	// LossWait is how long the shard's loss window lasts yet: until then a
 	// look-up proves nothing and no call may go out.
 	LossWait time.Duration
+	// Suspect is true when the job's state was written before the shard's
+	// last Redis loss: the phase may be older than what SAP holds, so a
+	// "pending" proves nothing until a look-up.
+	Suspect bool
 }
 
 // Claim starts an attempt of a delivery of run run on a job. It returns the
@@ -61,11 +65,12 @@ func (l *Ledger) Claim(ctx context.Context, id string, run int) (Claimed, error)
 	if !ok {
 		return Claimed{}, ErrNotFound
 	}
+	floor := l.seq.floor(k.shard)
 	res, err := claimScript.Run(ctx, l.rdb, []string{k.meta(), k.job(), k.unenqueued()}, ms(l.opts.Now()), run).Slice()
 	if err != nil {
 		return Claimed{}, l.ctxErr(ctx, fmt.Errorf("ledger: claim %s: %w", id, err))
 	}
-	if len(res) < 4 {
+	if len(res) < 6 {
 		return Claimed{}, ErrNotFound
 	}
 	job, err := decodeFlat(res[1])
@@ -74,7 +79,12 @@ func (l *Ledger) Claim(ctx context.Context, id string, run int) (Claimed, error)
 	}
 	now, _ := res[2].(int64)
 	loss, _ := res[3].(int64)
-	c := Claimed{Job: job, LossWait: lossWait(now, loss, l.opts.Settle)}
+	lossUS, _ := res[5].(int64)
+	c := Claimed{Job: job, LossWait: lossWait(now, loss, l.opts.Settle),
+		Suspect: lossUS > 0 && !job.WrittenAt.After(time.UnixMicro(lossUS))}
+	if seq, _ := res[4].(int64); l.seq.observe(k.shard, floor, seq) {
+		c.LossWait, c.Suspect = l.noticeRollback(ctx, k.shard), true
+	}
 	if !job.SendStartedAt.IsZero() {
 		c.SinceSend = time.UnixMilli(now).Sub(job.SendStartedAt)
 	}
@@ -106,16 +116,25 @@ func (l *Ledger) BeginSend(ctx context.Context, job tasks.Job, destination, refe
 	if !ok {
 		return job, ErrNotFound
 	}
+	token := callToken()
+	floor := l.seq.floor(k.shard)
 	res, err := beginSendScript.Run(ctx, l.rdb, []string{k.meta(), k.job()},
-		ms(l.opts.Now()), job.Attempts, job.Run, callToken(), destination, reference, l.opts.Settle.Milliseconds()).Slice()
+		ms(l.opts.Now()), job.Attempts, job.Run, token, destination, reference, l.opts.Settle.Milliseconds()).Slice()
 	if err != nil {
 		return job, l.ctxErr(ctx, fmt.Errorf("ledger: begin send %s: %w", job.ID, err))
+	}
+	if len(res) == 6 {
+		if seq, _ := res[5].(int64); l.seq.observe(k.shard, floor, seq) {
+			// "sending" may be recorded: the next attempt waits it out and
+			// looks up, as after any call whose outcome is unknown.
+			return job, &LossWindowError{Wait: l.noticeRollback(ctx, k.shard)}
+		}
 	}
 	switch res[0] {
 	case "ok":
 		attempts, _ := res[1].(int64)
 		gen, _ := res[2].(int64)
-		job.Attempts, job.Generation = int(attempts), int(gen)
+		job.Attempts, job.Generation, job.SendToken = int(attempts), int(gen), token
 		job.Phase, job.Status = tasks.PhaseSending, tasks.StatusRunning
 		if job.Destination == "" {
 			job.Destination, job.Reference = destination, reference
@@ -147,12 +166,20 @@ func (l *Ledger) RecordPosted(ctx context.Context, job tasks.Job, result tasks.R
 	return l.finish(ctx, job, tasks.StatusSucceeded, tasks.PhasePosted, &result, nil)
 }
 
+// RecordReversed stores that SAP holds the job's document, reversed: the
+// job is failed (sapq does not post it again) and, as SAP holds a document
+// for it, neither cancellable nor reprocessable.
+func (l *Ledger) RecordReversed(ctx context.Context, job tasks.Job, result tasks.Result, jobErr tasks.JobError) error {
+	return l.finish(ctx, job, tasks.StatusFailed, tasks.PhasePosted, &result, &jobErr)
+}
+
 // RecordFailure stores a failed attempt. phase says what SAP may hold:
 // PhasePending when the failure proves nothing was posted, PhaseSending when
 // the outcome is unknown. A failed job is kept for FailedRetention so that
-// operators can reprocess it. job must carry the attempt count this attempt
-// saw (Claim's, or BeginSend's after sending): a delivery that another one
-// has overtaken gets ErrStale and records nothing.
+// operators can reprocess it. job must be what this attempt saw: BeginSend's
+// after a call (its send token fences the outcome), Claim's before one (its
+// attempt count and run). A delivery that another one has overtaken gets
+// ErrStale and records nothing; a cancelled job gets ErrCancelled.
 func (l *Ledger) RecordFailure(ctx context.Context, job tasks.Job, status tasks.Status, phase tasks.Phase, jobErr tasks.JobError) error {
 	return l.finish(ctx, job, status, phase, nil, &jobErr)
 }
@@ -176,7 +203,7 @@ func (l *Ledger) finish(ctx context.Context, job tasks.Job, status tasks.Status,
 	}
 	res, err := finishScript.Run(ctx, l.rdb, []string{k.job(), idemKeyOf(job.Caller, job.IdempotencyKey), k.expiry()},
 		string(status), string(phase), resJSON, errJSON, ms(l.opts.Now()), l.ttl(status).Milliseconds(), job.Attempts,
-		expiryMember(job.ID, job.Caller)).Text()
+		expiryMember(job.ID, job.Caller), job.SendToken, job.Run).Text()
 	if err != nil {
 		return l.ctxErr(ctx, fmt.Errorf("ledger: record %s for %s: %w", status, job.ID, err))
 	}
@@ -187,6 +214,8 @@ func (l *Ledger) finish(ctx context.Context, job tasks.Job, status tasks.Status,
 		return ErrPosted
 	case "stale":
 		return ErrStale
+	case "cancelled":
+		return ErrCancelled
 	default:
 		return ErrNotFound
 	}

@@ -303,3 +303,114 @@ func TestSweeperRequeuesLiveJobsAfterALoss(t *testing.T) {
 		t.Fatalf("the same loss was repaired twice: %+v", st)
 	}
 }
+
+// Two deliveries claim one job; the agent cancels it between their records
+// (the task was active, so the queue kept it). The later failure record
+// must not bring the job back to life, nor may a send follow.
+func TestAFailureRecordDoesNotReviveACancelledJob(t *testing.T) {
+	l, _ := newLedger(t)
+	ctx := context.Background()
+	job, _, _ := l.Submit(ctx, "alice", taskstest.JournalEntry("revive"))
+	d1, err := l.Claim(ctx, job.ID, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d2, _ := l.Claim(ctx, job.ID, 0)
+	// Both deliveries' look-ups fail: each records a retry, nothing sent.
+	unreadable := tasks.JobError{Message: "SAP could not be read", Category: tasks.CategoryTransient}
+	if err := l.RecordFailure(ctx, d2.Job, tasks.StatusRetrying, tasks.PhasePending, unreadable); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := l.Cancel(ctx, "alice", job.ID); err != nil || got.Status != tasks.StatusCancelled {
+		t.Fatalf("cancel: %+v %v", got, err)
+	}
+	if err := l.RecordFailure(ctx, d1.Job, tasks.StatusRetrying, tasks.PhasePending, unreadable); !errors.Is(err, ledger.ErrCancelled) {
+		t.Fatalf("failure record over a cancelled job: %v, want ErrCancelled", err)
+	}
+	if got, _ := l.Get(ctx, "alice", job.ID); got.Status != tasks.StatusCancelled {
+		t.Fatalf("job is %s after the late record, want cancelled", got.Status)
+	}
+	if _, err := l.BeginSend(ctx, d1.Job, tasks.DefaultDestination, "SQTESTREFERENCE1"); !errors.Is(err, ledger.ErrCancelled) {
+		t.Fatalf("begin send of the cancelled job: %v, want ErrCancelled", err)
+	}
+}
+
+// A delivery of an earlier run (a reprocess happened since it claimed) may
+// not record over the new run, and its claim does not clear the new run's
+// unenqueued mark.
+func TestAStaleRunRecordsNothing(t *testing.T) {
+	l, rdb := newLedger(t)
+	ctx := context.Background()
+	job, _, _ := l.Submit(ctx, "alice", taskstest.JournalEntry("zombie"))
+	old := sendOnce(t, l, job.ID)
+	l.RecordFailure(ctx, old, tasks.StatusFailed, tasks.PhasePending, tasks.JobError{Code: "F5/201", Category: tasks.CategoryPermanent})
+	l.Inspector().ArchiveTask(l.Queue(), job.ID)
+	re, err := l.Reprocess(ctx, job.ID)
+	if err != nil || re.Error != nil {
+		t.Fatalf("reprocess: %+v %v; want a fresh run without the old error", re, err)
+	}
+	// The old run's delivery claims, stale, while the new run's task is not
+	// yet confirmed enqueued.
+	rdb.ZAdd(ctx, ledger.UnenqueuedKey(job.ID), redis.Z{Score: float64(time.Now().UnixMilli()), Member: job.ID})
+	if _, err := l.Claim(ctx, job.ID, 0); !errors.Is(err, ledger.ErrStaleRun) {
+		t.Fatalf("old run's claim: %v", err)
+	}
+	if rdb.ZScore(ctx, ledger.UnenqueuedKey(job.ID), job.ID).Err() != nil {
+		t.Fatal("a stale claim cleared the new run's unenqueued mark")
+	}
+	stale := old
+	stale.SendToken = ""
+	if err := l.RecordFailure(ctx, stale, tasks.StatusFailed, tasks.PhasePending, tasks.JobError{Code: "F5/201"}); !errors.Is(err, ledger.ErrStale) {
+		t.Fatalf("the old run's record: %v, want ErrStale", err)
+	}
+	if got, _ := l.Get(ctx, "alice", job.ID); got.Status != tasks.StatusQueued {
+		t.Fatalf("the new run is %s, want queued", got.Status)
+	}
+}
+
+// After a Redis loss the ledger's "pending" may be older than what SAP
+// holds: such a job cannot be cancelled until a worker has looked it up.
+func TestNoCancelOfAStateWrittenBeforeALoss(t *testing.T) {
+	l, rdb := newLedger(t)
+	ctx := context.Background()
+	job, _, _ := l.Submit(ctx, "alice", taskstest.JournalEntry("suspect"))
+	rdb.HSet(ctx, ledger.MetaKey(job.ID), "run_id", "0000000000000000000000000000000000000000") // another Redis answers now
+	if _, err := l.Cancel(ctx, "alice", job.ID); !errors.Is(err, ledger.ErrNotCancellable) || !strings.Contains(err.Error(), "Redis lost writes") {
+		t.Fatalf("cancel of a job written before the loss: %v", err)
+	}
+	claimed, err := l.Claim(ctx, job.ID, 0)
+	if err != nil || !claimed.Suspect {
+		t.Fatalf("claim: suspect=%v %v", claimed.Suspect, err)
+	}
+	// A worker looked it up after the window and found nothing: its
+	// record is the new truth, and the job may be cancelled again.
+	if err := l.RecordFailure(ctx, claimed.Job, tasks.StatusRetrying, tasks.PhasePending, tasks.JobError{Code: "MC/601", Category: tasks.CategoryTransient}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := l.Cancel(ctx, "alice", job.ID); err != nil || got.Status != tasks.StatusCancelled {
+		t.Fatalf("cancel after a record that followed the loss: %+v %v", got, err)
+	}
+}
+
+// A rollback that keeps the server's run_id (a reload of an older file into
+// the running server, a restore of old keys) shows as a write sequence that
+// goes back: the process that saw it notices, and opens the loss window.
+func TestRollbackWithinOneServerIsNoticed(t *testing.T) {
+	l, rdb := newLedger(t)
+	ctx := context.Background()
+	job, _, _ := l.Submit(ctx, "alice", taskstest.JournalEntry("seq"))
+	for range 3 {
+		if c, err := l.Claim(ctx, job.ID, 0); err != nil || c.LossWait != 0 {
+			t.Fatalf("claim: %+v %v", c.LossWait, err)
+		}
+	}
+	rdb.HSet(ctx, ledger.MetaKey(job.ID), "seq", 1)
+	claimed, err := l.Claim(ctx, job.ID, 0)
+	if err != nil || claimed.LossWait <= 0 || !claimed.Suspect {
+		t.Fatalf("claim after the sequence went back: wait %v suspect %v (%v)", claimed.LossWait, claimed.Suspect, err)
+	}
+	var window *ledger.LossWindowError
+	if _, err := l.BeginSend(ctx, claimed.Job, tasks.DefaultDestination, "SQTESTREFERENCE1"); !errors.As(err, &window) {
+		t.Fatalf("begin send: %v, want the loss window recorded for every process", err)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/hibiken/asynq"
@@ -75,7 +76,7 @@ func (l *Ledger) overlayQueueState(ctx context.Context, job tasks.Job) tasks.Job
 	// while its old task is still archived.
 	now, ok := l.reload(ctx, job)
 	if ok && !l.awaitingEnqueue(ctx, now.ID) {
-		strand(&now, stranded)
+		l.strand(ctx, &now, stranded)
 	}
 	return now
 }
@@ -110,11 +111,13 @@ func sameAttempt(a, b tasks.Job) bool {
 }
 
 // strand reports a live job that no task will run as failed, with the
-// outcome left to reconciliation if a call may have gone out.
-func strand(job *tasks.Job, why string) {
+// outcome left to reconciliation if a call may have gone out, or if the
+// ledger wrote the job before its shard's last Redis loss (its "pending"
+// may then be older than what SAP holds).
+func (l *Ledger) strand(ctx context.Context, job *tasks.Job, why string) {
 	job.Status = tasks.StatusFailed
 	category := tasks.CategoryUnknown
-	if job.Phase == tasks.PhasePending {
+	if job.Phase == tasks.PhasePending && !l.writtenBeforeLoss(ctx, *job) {
 		category = tasks.CategoryTransient
 	}
 	last := ""
@@ -122,6 +125,23 @@ func strand(job *tasks.Job, why string) {
 		last = "; last error: " + strings.TrimSpace(job.Error.Code+" "+job.Error.Message)
 	}
 	job.Error = &tasks.JobError{Code: "attempts_exhausted", Message: why + last, Category: category}
+}
+
+// writtenBeforeLoss reports whether the job's state was written before its
+// shard's last Redis loss (or cannot be told: then it is taken to be).
+func (l *Ledger) writtenBeforeLoss(ctx context.Context, job tasks.Job) bool {
+	k, ok := keysOf(job.ID)
+	if !ok {
+		return true
+	}
+	loss, err := l.rdb.HGet(ctx, k.meta(), "loss_us").Int64()
+	switch {
+	case errors.Is(err, redis.Nil):
+		return false
+	case err != nil:
+		return true
+	}
+	return !job.WrittenAt.After(time.UnixMicro(loss))
 }
 
 // ListFilter selects jobs for List.
@@ -278,7 +298,7 @@ func (l *Ledger) Cancel(ctx context.Context, caller, id string) (tasks.Job, erro
 		return tasks.Job{}, ErrNotFound
 	}
 	k, _ := keysOf(id)
-	res, err := cancelScript.Run(ctx, l.rdb, []string{k.job(), idemKeyOf(job.Caller, job.IdempotencyKey), k.expiry()},
+	res, err := cancelScript.Run(ctx, l.rdb, []string{k.meta(), k.job(), idemKeyOf(job.Caller, job.IdempotencyKey), k.expiry()},
 		caller, ms(l.opts.Now()), l.opts.Retention.Milliseconds(), expiryMember(id, job.Caller)).Text()
 	if err != nil {
 		return tasks.Job{}, l.ctxErr(ctx, err)
@@ -307,6 +327,8 @@ func describe(statusPhase string) string {
 		return "already posted in SAP"
 	case "running/pending":
 		return "being sent to SAP right now"
+	case "suspect":
+		return "possibly already posted in SAP: Redis lost writes since its state was recorded; it can be cancelled once a worker has looked it up in SAP"
 	}
 	return statusPhase
 }

@@ -20,7 +20,8 @@ const (
 	fID, fCaller, fKind, fKey, fFingerprint, fPayload = "id", "caller", "kind", "key", "fingerprint", "payload"
 	fStatus, fPhase, fAttempts, fGen, fRun            = "status", "phase", "attempts", "gen", "run"
 	fDestination, fReference                          = "destination", "reference"
-	fCreated, fUpdated, fSendStarted                  = "created_ms", "updated_ms", "send_started_ms"
+	fCreated, fUpdated, fSendStarted, fWritten        = "created_ms", "updated_ms", "send_started_ms", "written_us"
+	fSendToken                                        = "send_token"
 	fResult, fError                                   = "result", "error"
 )
 
@@ -69,6 +70,8 @@ func decodeJob(m map[string]string) (tasks.Job, error) {
 		CreatedAt:      fromMS(m[fCreated]),
 		UpdatedAt:      fromMS(m[fUpdated]),
 		SendStartedAt:  fromMS(m[fSendStarted]),
+		WrittenAt:      fromUS(m[fWritten]),
+		SendToken:      m[fSendToken],
 	}
 	j.Attempts, _ = strconv.Atoi(m[fAttempts])
 	j.Generation, _ = strconv.Atoi(m[fGen])
@@ -86,6 +89,14 @@ func decodeJob(m map[string]string) (tasks.Job, error) {
 		}
 	}
 	return j, nil
+}
+
+func fromUS(s string) time.Time {
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n == 0 {
+		return time.Time{}
+	}
+	return time.UnixMicro(n).UTC()
 }
 
 func fromMS(s string) time.Time {
@@ -169,14 +180,14 @@ func capError(e tasks.JobError) tasks.JobError {
 // ARGV: id, caller, kind, key, fingerprint, payload, now_ms.
 // Returns {1, job hash, unenqueued (1|0)} for the call's own job, or
 // {0, id} when the key names another job.
-var submitScript = redis.NewScript(`
+var submitScript = redis.NewScript(serverNow + `
 local id = redis.call('GET', KEYS[1])
 if id and id ~= ARGV[1] then return {0, id} end
 if not id then
   redis.call('SET', KEYS[1], ARGV[1])
   redis.call('HSET', KEYS[2], 'id', ARGV[1], 'caller', ARGV[2], 'kind', ARGV[3], 'key', ARGV[4],
     'fingerprint', ARGV[5], 'payload', ARGV[6], 'status', 'queued', 'phase', 'pending',
-    'attempts', 0, 'gen', 0, 'run', 0, 'created_ms', ARGV[7], 'updated_ms', ARGV[7])
+    'attempts', 0, 'gen', 0, 'run', 0, 'created_ms', ARGV[7], 'updated_ms', ARGV[7], 'written_us', nowus)
   redis.call('ZADD', KEYS[3], 0, ARGV[1])
   redis.call('ZADD', KEYS[4], 0, ARGV[1])
   redis.call('ZADD', KEYS[5], ARGV[7], ARGV[1])
@@ -196,9 +207,10 @@ return {redis.call('HGETALL', KEYS[1]), unenqueued}
 
 // forgetKeyScript drops an idempotency key that names a job which no longer
 // exists (deleted by hand, or a database only partly restored), so that the
-// key can be submitted again. KEYS: idem, job. ARGV: id.
+// key can be submitted again. KEYS: idem, and the job's key unless the key
+// names no job ID at all. ARGV: id.
 var forgetKeyScript = redis.NewScript(`
-if redis.call('GET', KEYS[1]) == ARGV[1] and redis.call('EXISTS', KEYS[2]) == 0 then
+if redis.call('GET', KEYS[1]) == ARGV[1] and (not KEYS[2] or redis.call('EXISTS', KEYS[2]) == 0) then
   redis.call('DEL', KEYS[1])
 end
 return 'ok'
@@ -209,22 +221,27 @@ return 'ok'
 // step, and with the server's clock. A delivery does nothing unless the
 // job is live and its run is the delivery's: a cancelled, posted or failed
 // job is final for deliveries (only a reprocess reopens a failed job), and
-// a task of an earlier run is stale.
+// a task of an earlier run is stale. Only the current run's delivery
+// clears the job's unenqueued mark: a stale one proves nothing about the
+// current run's task.
 // KEYS: meta, job, unenqueued. ARGV: now_ms, run.
-// Returns {verdict, job hash, server now_ms, loss_ms} or {'missing'}.
+// Returns {verdict, job hash, server now_ms, loss_ms, seq, loss_us} or
+// {'missing'}.
 var claimScript = redis.NewScript(checkServer + `
 if redis.call('EXISTS', KEYS[2]) == 0 then return {'missing'} end
 local st = redis.call('HGET', KEYS[2], 'status')
 local ph = redis.call('HGET', KEYS[2], 'phase')
 local run = tonumber(redis.call('HGET', KEYS[2], 'run') or '0')
-redis.call('ZREM', KEYS[3], redis.call('HGET', KEYS[2], 'id'))
 local verdict = 'ok'
 if st == 'cancelled' then verdict = 'cancelled'
 elseif ph == 'posted' then verdict = 'posted'
 elseif st == 'failed' then verdict = 'failed'
 elseif run ~= tonumber(ARGV[2]) then verdict = 'stale'
-else redis.call('HSET', KEYS[2], 'status', 'running', 'updated_ms', ARGV[1]) end
-return {verdict, redis.call('HGETALL', KEYS[2]), now, loss}
+else
+  redis.call('ZREM', KEYS[3], redis.call('HGET', KEYS[2], 'id'))
+  redis.call('HSET', KEYS[2], 'status', 'running', 'updated_ms', ARGV[1])
+end
+return {verdict, redis.call('HGETALL', KEYS[2]), now, loss, seq, lossus}
 `)
 
 // beginSendScript records "sending" before the SAP call (tRFC's execute).
@@ -235,42 +252,52 @@ return {verdict, redis.call('HGETALL', KEYS[2]), now, loss}
 // Inside a loss window nothing is recorded and the caller must wait.
 // KEYS: meta, job. ARGV: now_ms, expected attempts, run, call token,
 // destination, reference, settle_ms.
-// Returns {verdict, attempts, gen, server now_ms, loss_ms}.
+// Returns {verdict, attempts, gen, server now_ms, loss_ms, seq}.
 var beginSendScript = redis.NewScript(checkServer + `
 if redis.call('EXISTS', KEYS[2]) == 0 then return {'missing'} end
 local f = redis.call('HMGET', KEYS[2], 'status', 'phase', 'attempts', 'gen', 'run', 'send_token')
-if f[6] == ARGV[4] then return {'ok', tonumber(f[3]), tonumber(f[4]), now, loss} end
+if f[6] == ARGV[4] then return {'ok', tonumber(f[3]), tonumber(f[4]), now, loss, seq} end
 if f[1] == 'cancelled' then return {'cancelled'} end
 if f[2] == 'posted' then return {'posted'} end
 if f[1] == 'failed' then return {'failed'} end
 if tonumber(f[5] or '0') ~= tonumber(ARGV[3]) then return {'stale'} end
 if f[3] ~= ARGV[2] then return {'concurrent'} end
-if loss > 0 and now < loss + tonumber(ARGV[7]) then return {'loss_window', 0, 0, now, loss} end
+if loss > 0 and now < loss + tonumber(ARGV[7]) then return {'loss_window', 0, 0, now, loss, seq} end
 local attempts = tonumber(f[3]) + 1
 local gen = tonumber(f[4] or '0')
 if attempts > 1 and f[2] == 'pending' then gen = gen + 1 end
 redis.call('HSET', KEYS[2], 'status', 'running', 'phase', 'sending', 'send_started_ms', now,
-  'updated_ms', ARGV[1], 'attempts', attempts, 'gen', gen, 'send_token', ARGV[4])
+  'updated_ms', ARGV[1], 'written_us', nowus, 'attempts', attempts, 'gen', gen, 'send_token', ARGV[4])
 if not redis.call('HGET', KEYS[2], 'destination') then
   redis.call('HSET', KEYS[2], 'destination', ARGV[5], 'reference', ARGV[6])
 end
-return {'ok', attempts, gen, now, loss}
+return {'ok', attempts, gen, now, loss, seq}
 `)
 
 // finishScript records an attempt's outcome and, once the job is terminal,
 // sets the retention of the job and its idempotency key and enters the job
-// in the expiry index. A failure is recorded only by the delivery that made
-// the latest attempt (the attempt counter fences off a stale one, which
-// would otherwise overwrite "sending" while another delivery's call is in
-// flight); a document is always recorded, for SAP holds it whoever sent it.
-// Run twice, it writes the same and answers the same.
+// in the expiry index. A document is always recorded, for SAP holds it
+// whoever sent it. A failure is recorded only by the delivery that owns the
+// job's present state: the one whose call is in flight (its send token),
+// or, before any call of its own, the one that saw the job's present
+// attempt count and run; and never over a cancelled job. Run twice, it
+// writes the same and answers the same.
 // KEYS: job, idem, expiry. ARGV: status, phase, result json, error json,
-// now_ms, ttl_ms (0 = keep), expected attempts, expiry member.
-var finishScript = redis.NewScript(`
+// now_ms, ttl_ms (0 = keep), expected attempts, expiry member, send token
+// (” before a call), run.
+var finishScript = redis.NewScript(serverNow + `
 if redis.call('EXISTS', KEYS[1]) == 0 then return 'missing' end
-if redis.call('HGET', KEYS[1], 'phase') == 'posted' and ARGV[2] ~= 'posted' then return 'posted' end
-if ARGV[2] ~= 'posted' and redis.call('HGET', KEYS[1], 'attempts') ~= ARGV[7] then return 'stale' end
-redis.call('HSET', KEYS[1], 'status', ARGV[1], 'phase', ARGV[2], 'updated_ms', ARGV[5])
+local f = redis.call('HMGET', KEYS[1], 'status', 'phase', 'attempts', 'send_token', 'run')
+if ARGV[2] ~= 'posted' then
+  if f[2] == 'posted' then return 'posted' end
+  if f[1] == 'cancelled' then return 'cancelled' end
+  if ARGV[9] ~= '' then
+    if f[4] ~= ARGV[9] then return 'stale' end
+  elseif f[3] ~= ARGV[7] or tonumber(f[5] or '0') ~= tonumber(ARGV[10]) then
+    return 'stale'
+  end
+end
+redis.call('HSET', KEYS[1], 'status', ARGV[1], 'phase', ARGV[2], 'updated_ms', ARGV[5], 'written_us', nowus)
 if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], 'result', ARGV[3]) end
 if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], 'error', ARGV[4]) else redis.call('HDEL', KEYS[1], 'error') end
 local ttl = tonumber(ARGV[6])
@@ -288,22 +315,26 @@ return 'ok'
 
 // cancelScript cancels a job that SAP holds no document for and that no
 // worker is calling SAP for right now: queued, waiting to retry, or failed,
-// always in PhasePending. Cancelling a cancelled job changes nothing and
-// answers "ok", so a second run of one call answers as the first.
-// KEYS: job, idem, expiry. ARGV: caller, now_ms, ttl_ms, expiry member.
-// Returns "ok", "missing" or the status and phase that forbid it.
-var cancelScript = redis.NewScript(`
-if redis.call('EXISTS', KEYS[1]) == 0 then return 'missing' end
-if ARGV[1] ~= '' and redis.call('HGET', KEYS[1], 'caller') ~= ARGV[1] then return 'missing' end
-local st = redis.call('HGET', KEYS[1], 'status')
-local ph = redis.call('HGET', KEYS[1], 'phase')
+// always in PhasePending. What the ledger says is trusted only if it was
+// written after the shard's last Redis loss: a "pending" that a rollback
+// restored may hide a call SAP committed. Cancelling a cancelled job
+// changes nothing and answers "ok", so a second run of one call answers as
+// the first.
+// KEYS: meta, job, idem, expiry. ARGV: caller, now_ms, ttl_ms, expiry member.
+// Returns "ok", "missing", "suspect" or the status and phase that forbid it.
+var cancelScript = redis.NewScript(checkServer + `
+if redis.call('EXISTS', KEYS[2]) == 0 then return 'missing' end
+if ARGV[1] ~= '' and redis.call('HGET', KEYS[2], 'caller') ~= ARGV[1] then return 'missing' end
+local st = redis.call('HGET', KEYS[2], 'status')
+local ph = redis.call('HGET', KEYS[2], 'phase')
 if st == 'cancelled' then return 'ok' end
 if ph ~= 'pending' or (st ~= 'queued' and st ~= 'retrying' and st ~= 'failed') then return st .. '/' .. ph end
-redis.call('HSET', KEYS[1], 'status', 'cancelled', 'updated_ms', ARGV[2])
-redis.call('HDEL', KEYS[1], 'error')
-redis.call('PEXPIRE', KEYS[1], ARGV[3])
+if lossus > 0 and lossus >= tonumber(redis.call('HGET', KEYS[2], 'written_us') or '0') then return 'suspect' end
+redis.call('HSET', KEYS[2], 'status', 'cancelled', 'updated_ms', ARGV[2], 'written_us', nowus)
+redis.call('HDEL', KEYS[2], 'error')
 redis.call('PEXPIRE', KEYS[2], ARGV[3])
-redis.call('ZADD', KEYS[3], tonumber(ARGV[2]) + tonumber(ARGV[3]), ARGV[4])
+redis.call('PEXPIRE', KEYS[3], ARGV[3])
+redis.call('ZADD', KEYS[4], tonumber(ARGV[2]) + tonumber(ARGV[3]), ARGV[4])
 return 'ok'
 `)
 
@@ -314,7 +345,7 @@ return 'ok'
 // failed too. A second run of the same call answers as the first.
 // KEYS: job, idem, unenqueued, expiry. ARGV: now_ms, task gone (0|1), call
 // token, expiry member. Returns {"ok", run}, {"missing"} or {status}.
-var reprocessScript = redis.NewScript(`
+var reprocessScript = redis.NewScript(serverNow + `
 if redis.call('EXISTS', KEYS[1]) == 0 then return {'missing'} end
 if redis.call('HGET', KEYS[1], 'reprocess_token') == ARGV[3] then
   return {'ok', tonumber(redis.call('HGET', KEYS[1], 'run'))}
@@ -324,7 +355,9 @@ local stranded = ARGV[2] == '1' and (st == 'queued' or st == 'running' or st == 
 if st ~= 'failed' and not stranded then return {st} end
 if redis.call('HGET', KEYS[1], 'phase') == 'posted' then return {'posted'} end
 local run = redis.call('HINCRBY', KEYS[1], 'run', 1)
-redis.call('HSET', KEYS[1], 'status', 'queued', 'updated_ms', ARGV[1], 'reprocess_token', ARGV[3])
+-- A new run starts from what SAP holds, not from the last run's error.
+redis.call('HDEL', KEYS[1], 'error')
+redis.call('HSET', KEYS[1], 'status', 'queued', 'updated_ms', ARGV[1], 'reprocess_token', ARGV[3], 'written_us', nowus)
 redis.call('PERSIST', KEYS[1])
 redis.call('PERSIST', KEYS[2])
 redis.call('ZREM', KEYS[4], ARGV[4])

@@ -72,8 +72,11 @@ func (l *Ledger) record(ctx context.Context, caller string, p tasks.Posting, fp 
 		if !errors.Is(err, ErrNotFound) {
 			return job, unenqueued, false, err
 		}
-		k, _ := keysOf(other)
-		if err := forgetKeyScript.Run(ctx, l.rdb, []string{idem, k.job()}, other).Err(); err != nil {
+		keys := []string{idem}
+		if k, ok := keysOf(other); ok && k.shard == s {
+			keys = append(keys, k.job())
+		}
+		if err := forgetKeyScript.Run(ctx, l.rdb, keys, other).Err(); err != nil {
 			return job, false, false, l.ctxErr(ctx, fmt.Errorf("ledger: record: %w", err))
 		}
 		l.log.Warn("idempotency key named a job that no longer exists; recording the posting again", "job_id", other)

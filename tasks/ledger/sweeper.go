@@ -89,7 +89,8 @@ const sweepBatch = 500
 // not hold up the others; the first error is returned with what was done.
 func (s *Sweeper) Sweep(ctx context.Context) (SweepStats, error) {
 	var st SweepStats
-	var firstErr error
+	n, firstErr := s.repairQueueLoss(ctx)
+	st.Repaired += n
 	for _, sh := range allShards() {
 		n, err := s.repairAfterLoss(ctx, sh)
 		st.Repaired += n
@@ -186,6 +187,41 @@ func (s *Sweeper) repairAfterLoss(ctx context.Context, sh shard) (int, error) {
 	}
 	// Only a complete pass counts; a failed one is tried again next time.
 	return n, l.rdb.HSet(ctx, sh.metaKey(), "repaired_ms", loss).Err()
+}
+
+// repairQueueLoss watches the Redis that holds asynq's queue. On Redis
+// Cluster it may be another node than a shard's: a loss there loses tasks of
+// jobs in every shard, and no shard's own check would see it. It keeps a
+// meta hash in the queue's hash slot ("{postings}"), checked like a shard's,
+// and after a loss re-enqueues the live jobs of every shard.
+func (s *Sweeper) repairQueueLoss(ctx context.Context) (int, error) {
+	l := s.ledger
+	meta := queueMetaKey(l.opts.Queue)
+	res, err := checkShardScript.Run(ctx, l.rdb, []string{meta}).Int64Slice()
+	if err != nil {
+		return 0, err
+	}
+	loss := res[1]
+	if loss == 0 {
+		return 0, nil
+	}
+	repaired, err := l.rdb.HGet(ctx, meta, "repaired_ms").Int64()
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return 0, err
+	}
+	if repaired >= loss {
+		return 0, nil
+	}
+	l.log.Warn("the Redis holding the queue lost writes; re-enqueueing live jobs whose tasks are gone", "queue", l.opts.Queue, "loss_ms", loss)
+	n := 0
+	for _, sh := range allShards() {
+		m, err := s.requeueLive(ctx, sh)
+		n += m
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, l.rdb.HSet(ctx, meta, "repaired_ms", loss).Err()
 }
 
 func (s *Sweeper) requeueLive(ctx context.Context, sh shard) (int, error) {
