@@ -14,20 +14,26 @@ var glAccountLineItemSet = &entitySet{
 		"ReferenceDocument", "CostCenter", "TransactionCurrency", "AmountInTransactionCurrency",
 		"CompanyCodeCurrency", "AmountInCompanyCodeCurrency", "DebitCreditCode", "FiscalPeriod", "PostingDate",
 		"DocumentDate", "AccountingDocumentType", "AccountingDocumentItem", "AssignmentReference",
-		"DocumentItemText", "AccountingDocCreatedByUser", "CreationDateTime", "Supplier",
+		"DocumentItemText", "AccountingDocCreatedByUser", "CreationDateTime", "Customer", "Supplier",
 		"IsReversal", "IsReversed", "ReversalReferenceDocument"},
 }
 
-func (s *Server) serveGLAccountLineItems(w http.ResponseWriter, r *http.Request, pred string) {
-	svc := s.glLineItemSvc
-	rows := func(queryOptions) []object {
-		s.mu.Lock()
-		defer s.mu.Unlock()
+// GLAccountLineItemPath is where API_GLACCOUNTLINEITEM is served.
+const GLAccountLineItemPath = "/sap/opu/odata/sap/API_GLACCOUNTLINEITEM"
+
+var glAccountLineItemService = &odataService{
+	name:        "API_GLACCOUNTLINEITEM",
+	path:        GLAccountLineItemPath,
+	componentID: "FI-GL-IS",
+	entitySets:  []*entitySet{glAccountLineItemSet},
+}
+
+func init() {
+	glAccountLineItemSet.rows = func(s *Server, _ *http.Request, _ *odataService, _ queryOptions) []object {
 		out := make([]object, len(s.books.lines))
 		for i, l := range s.books.lines {
 			out[i] = l.properties()
 		}
 		return out
 	}
-	s.serveReadOnly(w, r, svc, glAccountLineItemSet, pred, rows)
 }

@@ -53,18 +53,31 @@ type jeRequest struct {
 
 type jeEntry struct {
 	XMLName                       xml.Name
-	OriginalReferenceDocumentType string     `xml:"OriginalReferenceDocumentType"`
-	BusinessTransactionType       string     `xml:"BusinessTransactionType"`
-	AccountingDocumentType        string     `xml:"AccountingDocumentType"`
-	DocumentReferenceID           string     `xml:"DocumentReferenceID"`
-	DocumentHeaderText            string     `xml:"DocumentHeaderText"`
-	CreatedByUser                 string     `xml:"CreatedByUser"`
-	CompanyCode                   string     `xml:"CompanyCode"`
-	DocumentDate                  string     `xml:"DocumentDate"`
-	PostingDate                   string     `xml:"PostingDate"`
-	Items                         []jeItem   `xml:"Item"`
-	DebtorItems                   []struct{} `xml:"DebtorItem"`
-	CreditorItems                 []struct{} `xml:"CreditorItem"`
+	OriginalReferenceDocumentType string          `xml:"OriginalReferenceDocumentType"`
+	BusinessTransactionType       string          `xml:"BusinessTransactionType"`
+	AccountingDocumentType        string          `xml:"AccountingDocumentType"`
+	DocumentReferenceID           string          `xml:"DocumentReferenceID"`
+	DocumentHeaderText            string          `xml:"DocumentHeaderText"`
+	CreatedByUser                 string          `xml:"CreatedByUser"`
+	CompanyCode                   string          `xml:"CompanyCode"`
+	DocumentDate                  string          `xml:"DocumentDate"`
+	PostingDate                   string          `xml:"PostingDate"`
+	Items                         []jeItem        `xml:"Item"`
+	DebtorItems                   []jePartnerItem `xml:"DebtorItem"`
+	CreditorItems                 []jePartnerItem `xml:"CreditorItem"`
+}
+
+// jePartnerItem is a customer line (DebtorItem, Debtor) or a supplier line
+// (CreditorItem, Creditor).
+type jePartnerItem struct {
+	XMLName               xml.Name
+	ReferenceDocumentItem string   `xml:"ReferenceDocumentItem"`
+	Debtor                string   `xml:"Debtor"`
+	Creditor              string   `xml:"Creditor"`
+	Amount                jeAmount `xml:"AmountInTransactionCurrency"`
+	DebitCreditCode       string   `xml:"DebitCreditCode"`
+	DocumentItemText      string   `xml:"DocumentItemText"`
+	AssignmentReference   string   `xml:"AssignmentReference"`
 }
 
 type jeItem struct {
@@ -86,13 +99,25 @@ type jeAmount struct {
 	Currency string `xml:"currencyCode,attr"`
 }
 
-// parsedEntry is a journal entry after deserialization: dates and amounts typed.
+// parsedEntry is a journal entry after deserialization: dates and amounts
+// typed, and its G/L, customer and supplier lines in one list.
 type parsedEntry struct {
 	header       jeMessageHeader
 	entry        jeEntry
 	documentDate time.Time
 	postingDate  time.Time
-	amounts      []decimal.Decimal
+	lines        []entryLine
+}
+
+// entryLine is one line of a journal entry, of whichever list.
+type entryLine struct {
+	itemNo                string
+	glAccount             string // a G/L line's account
+	customer, supplier    string // a customer's or supplier's line
+	costCenter            string
+	amount                decimal.Decimal
+	currency, debitCredit string
+	text, assignment      string
 }
 
 // deserialize turns the envelope into typed journal entries. Its errors are what
@@ -144,7 +169,7 @@ func deserializeJournalEntries(body []byte) (*jeBulkRequest, []parsedEntry, erro
 			{"AccountingDocumentType", je.AccountingDocumentType, 2}, {"BusinessTransactionType", je.BusinessTransactionType, 4},
 			{"OriginalReferenceDocumentType", je.OriginalReferenceDocumentType, 5},
 		}
-		for _, it := range je.Items {
+		for i, it := range je.Items {
 			if err := checkUnqualified(it.XMLName); err != nil {
 				return nil, nil, err
 			}
@@ -160,7 +185,31 @@ func deserializeJournalEntries(body []byte) (*jeBulkRequest, []parsedEntry, erro
 			if err != nil {
 				return nil, nil, fmt.Errorf("invalid value %q for AmountInTransactionCurrency", it.Amount.Value)
 			}
-			p.amounts = append(p.amounts, amount)
+			p.lines = append(p.lines, entryLine{itemNo: cmp.Or(it.ReferenceDocumentItem, fmt.Sprint(i+1)), glAccount: it.GLAccount,
+				costCenter: it.AccountAssignment.CostCenter, amount: amount, currency: it.Amount.Currency, debitCredit: it.DebitCreditCode,
+				text: it.DocumentItemText, assignment: it.AssignmentReference})
+		}
+		for _, list := range [][]jePartnerItem{je.DebtorItems, je.CreditorItems} {
+			for _, it := range list {
+				if err := checkUnqualified(it.XMLName); err != nil {
+					return nil, nil, err
+				}
+				lims = append(lims, []struct {
+					name, v string
+					max     int
+				}{
+					{"Debtor", it.Debtor, 10}, {"Creditor", it.Creditor, 10}, {"DocumentItemText", it.DocumentItemText, 50},
+					{"AssignmentReference", it.AssignmentReference, 18}, {"DebitCreditCode", it.DebitCreditCode, 1},
+					{"currencyCode", it.Amount.Currency, 3},
+				}...)
+				amount, err := decimal.NewFromString(strings.TrimSpace(it.Amount.Value))
+				if err != nil {
+					return nil, nil, fmt.Errorf("invalid value %q for AmountInTransactionCurrency", it.Amount.Value)
+				}
+				p.lines = append(p.lines, entryLine{itemNo: cmp.Or(it.ReferenceDocumentItem, fmt.Sprint(len(p.lines)+1)),
+					customer: it.Debtor, supplier: it.Creditor, amount: amount, currency: it.Amount.Currency,
+					debitCredit: it.DebitCreditCode, text: it.DocumentItemText, assignment: it.AssignmentReference})
+			}
 		}
 		for _, l := range lims {
 			if n := len([]rune(l.v)); n > l.max {
@@ -285,7 +334,21 @@ func writeSOAPFault(w http.ResponseWriter, status int, code, text string) {
 	writeSOAP(w, status, marshalEnvelope(env))
 }
 
-// --- handler -------------------------------------------------------------------------
+// --- service -------------------------------------------------------------------------
+
+// JournalEntrySOAPPath is where JournalEntryCreateRequestConfirmation_In is served.
+const JournalEntrySOAPPath = "/sap/bc/srt/scs_ext/sap/journalentrycreaterequestconfi"
+
+// journalEntryService is the SOAP endpoint of journal entries.
+var journalEntryService soapEndpoint = JournalEntrySOAPPath
+
+// soapEndpoint serves journal entries at a path.
+type soapEndpoint string
+
+func (p soapEndpoint) mount(s *Server, mux *http.ServeMux) {
+	mux.HandleFunc(string(p), s.serveJournalEntry)
+	mux.HandleFunc(string(p)+"/", s.serveJournalEntry)
+}
 
 func (s *Server) serveJournalEntry(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost {
@@ -449,7 +512,7 @@ func (s *Server) validateJournalEntry(p *parsedEntry) []sapMessage {
 		{"CompanyCode", je.CompanyCode != ""},
 		{"DocumentDate", !p.documentDate.IsZero()},
 		{"PostingDate", !p.postingDate.IsZero()},
-		{"Item", len(je.Items) > 0},
+		{"Item", len(p.lines) > 0},
 	} {
 		if !req.ok {
 			msgs = append(msgs, msgRequired(req.name))
@@ -465,35 +528,39 @@ func (s *Server) validateJournalEntry(p *parsedEntry) []sapMessage {
 	if !s.periodOpen(p.postingDate) {
 		msgs = append(msgs, msgPeriodClosed(p.postingDate))
 	}
-	if len(je.DebtorItems)+len(je.CreditorItems) > 0 {
-		msgs = append(msgs, sapMessage{Code: "SIM/001", Text: "DebtorItem and CreditorItem are not supported by the simulator; use G/L items"})
-	}
 	balance := decimal.Zero
 	currency := ""
-	for i, it := range je.Items {
-		amount := p.amounts[i]
-		itemNo := cmp.Or(it.ReferenceDocumentItem, fmt.Sprint(i+1))
-		if it.GLAccount == "" {
+	for _, l := range p.lines {
+		switch {
+		case l.customer != "":
+			if !s.md.hasCustomer(je.CompanyCode, l.customer) {
+				msgs = append(msgs, msgCustomerUnknown(l.customer, je.CompanyCode))
+			}
+		case l.supplier != "":
+			if !s.md.hasSupplier(je.CompanyCode, l.supplier) {
+				msgs = append(msgs, msgVendorUnknown(l.supplier, je.CompanyCode))
+			}
+		case l.glAccount == "":
 			msgs = append(msgs, msgRequired("GLAccount"))
-		} else if !s.md.hasGLAccount(cc.ChartOfAccounts, it.GLAccount) {
-			msgs = append(msgs, msgGLAccountUnknown(it.GLAccount, cc.ChartOfAccounts))
+		case !s.md.hasGLAccount(cc.ChartOfAccounts, l.glAccount):
+			msgs = append(msgs, msgGLAccountUnknown(l.glAccount, cc.ChartOfAccounts))
 		}
-		if costCenter := it.AccountAssignment.CostCenter; costCenter != "" && !s.md.hasCostCenter(cc.ControllingArea, costCenter) {
-			msgs = append(msgs, msgCostCenterUnknown(cc.ControllingArea, costCenter, p.postingDate))
+		if l.costCenter != "" && !s.md.hasCostCenter(cc.ControllingArea, l.costCenter) {
+			msgs = append(msgs, msgCostCenterUnknown(cc.ControllingArea, l.costCenter, p.postingDate))
 		}
-		if !currencyKey.MatchString(it.Amount.Currency) {
-			msgs = append(msgs, msgCurrencyUnknown(it.Amount.Currency))
+		if !currencyKey.MatchString(l.currency) {
+			msgs = append(msgs, msgCurrencyUnknown(l.currency))
 		}
-		currency = cmp.Or(currency, it.Amount.Currency)
-		switch it.DebitCreditCode {
+		currency = cmp.Or(currency, l.currency)
+		switch l.debitCredit {
 		case "", "S", "H":
 		default:
-			msgs = append(msgs, msgDebitCredit(itemNo, it.DebitCreditCode, amount))
+			msgs = append(msgs, msgDebitCredit(l.itemNo, l.debitCredit, l.amount))
 		}
-		if (it.DebitCreditCode == "S" && amount.IsNegative()) || (it.DebitCreditCode == "H" && amount.IsPositive()) {
-			msgs = append(msgs, msgDebitCredit(itemNo, it.DebitCreditCode, amount))
+		if (l.debitCredit == "S" && l.amount.IsNegative()) || (l.debitCredit == "H" && l.amount.IsPositive()) {
+			msgs = append(msgs, msgDebitCredit(l.itemNo, l.debitCredit, l.amount))
 		}
-		balance = balance.Add(amount)
+		balance = balance.Add(l.amount)
 	}
 	if !balance.IsZero() {
 		msgs = append(msgs, msgBalance(balance, currency))
@@ -510,28 +577,36 @@ func (s *Server) postJournalEntry(p *parsedEntry) string {
 	doc := s.books.nextNumber("SA/"+je.CompanyCode+"/"+fy, firstJournalEntry)
 	now := s.opts.Now()
 	reference := ""
-	for i, it := range je.Items {
-		amount := p.amounts[i]
-		dc := it.DebitCreditCode
+	for i, l := range p.lines {
+		dc := l.debitCredit
 		if dc == "" {
 			dc = "S"
-			if amount.IsNegative() {
+			if l.amount.IsNegative() {
 				dc = "H"
 			}
 		}
+		// A customer's or supplier's line posts to its reconciliation
+		// account.
+		account := l.glAccount
+		switch {
+		case l.customer != "":
+			account = cc.ReceivablesAccount
+		case l.supplier != "":
+			account = cc.PayablesAccount
+		}
 		s.books.lines = append(s.books.lines, &glLine{
 			CompanyCode: je.CompanyCode, FiscalYear: fy, AccountingDocument: doc,
-			LedgerGLLineItem: fmt.Sprintf("%06d", i+1), GLAccount: it.GLAccount, ChartOfAccounts: cc.ChartOfAccounts,
-			CostCenter: it.AccountAssignment.CostCenter, DebitCreditCode: dc,
-			TransactionCurrency: it.Amount.Currency, Amount: amount, CompanyCodeCurrency: cc.Currency,
+			LedgerGLLineItem: fmt.Sprintf("%06d", i+1), GLAccount: account, ChartOfAccounts: cc.ChartOfAccounts,
+			CostCenter: l.costCenter, Customer: l.customer, Supplier: l.supplier, DebitCreditCode: dc,
+			TransactionCurrency: l.currency, Amount: l.amount, CompanyCodeCurrency: cc.Currency,
 			PostingDate: p.postingDate, DocumentDate: p.documentDate,
-			AccountingDocumentType: je.AccountingDocumentType, AssignmentReference: it.AssignmentReference,
-			DocumentItemText:      it.DocumentItemText,
+			AccountingDocumentType: je.AccountingDocumentType, AssignmentReference: l.assignment,
+			DocumentItemText:      l.text,
 			ReferenceDocumentType: je.OriginalReferenceDocumentType, ReferenceDocument: doc,
 			BusinessTransactionType: je.BusinessTransactionType, CreatedByUser: je.CreatedByUser,
 			CreationDateTime: now,
 		})
-		reference = cmp.Or(reference, it.AssignmentReference)
+		reference = cmp.Or(reference, l.assignment)
 	}
 	s.books.ledger = append(s.books.ledger, LedgerDocument{
 		Kind: KindJournalEntry, Document: doc, FiscalYear: fy, CompanyCode: je.CompanyCode,

@@ -111,6 +111,7 @@ type glLine struct {
 	GLAccount               string
 	ChartOfAccounts         string
 	CostCenter              string
+	Customer                string
 	Supplier                string
 	DebitCreditCode         string
 	TransactionCurrency     string
@@ -172,6 +173,7 @@ func (l *glLine) properties() object {
 		{"DocumentItemText", l.DocumentItemText},
 		{"AccountingDocCreatedByUser", l.CreatedByUser},
 		{"CreationDateTime", formatEdmDateTimeOffset(l.CreationDateTime)},
+		{"Customer", l.Customer},
 		{"Supplier", l.Supplier},
 		{"IsReversal", l.IsReversal},
 		{"IsReversed", l.IsReversed},

@@ -15,8 +15,9 @@ type CompanyCode struct {
 	// ControllingArea is the controlling area the company code is assigned to, e.g.
 	// "A000"; cost centers are checked against it (message KI/248).
 	ControllingArea string
-	// PayablesAccount is the reconciliation account of supplier invoices' vendor line.
-	PayablesAccount string
+	// PayablesAccount and ReceivablesAccount are the reconciliation accounts
+	// of suppliers' and customers' lines.
+	PayablesAccount, ReceivablesAccount string
 }
 
 // MasterData is the customising and master data the simulator validates postings
@@ -37,6 +38,8 @@ type MasterData struct {
 	// Suppliers by company code, then supplier: in SAP a supplier must be extended to a
 	// company code before invoices can be posted there (message F5/104).
 	Suppliers map[string]map[string]bool
+	// Customers by company code, then customer (message F5/102).
+	Customers map[string]map[string]bool
 }
 
 // DefaultMasterData returns a fresh copy of the simulator's default data, modelled on
@@ -45,11 +48,11 @@ type MasterData struct {
 func DefaultMasterData() *MasterData {
 	return &MasterData{
 		CompanyCodes: map[string]CompanyCode{
-			"1010": {Currency: "EUR", ChartOfAccounts: "YCOA", ControllingArea: "A000", PayablesAccount: "21100000"},
-			"1710": {Currency: "USD", ChartOfAccounts: "YCOA", ControllingArea: "A000", PayablesAccount: "21100000"},
+			"1010": {Currency: "EUR", ChartOfAccounts: "YCOA", ControllingArea: "A000", PayablesAccount: "21100000", ReceivablesAccount: "12100000"},
+			"1710": {Currency: "USD", ChartOfAccounts: "YCOA", ControllingArea: "A000", PayablesAccount: "21100000", ReceivablesAccount: "12100000"},
 		},
 		GLAccounts: map[string]map[string]bool{
-			"YCOA": set("61003000", "65008000", "11001000", "21100000"),
+			"YCOA": set("61003000", "65008000", "11001000", "21100000", "12100000", "11002000"),
 		},
 		CostCenters: map[string]map[string]bool{
 			"A000": set("10101101", "10101102"),
@@ -57,6 +60,10 @@ func DefaultMasterData() *MasterData {
 		Suppliers: map[string]map[string]bool{
 			"1010": set("17300001", "17300002"),
 			"1710": set("17300001", "17300002"),
+		},
+		Customers: map[string]map[string]bool{
+			"1010": set("10100001", "10100002"),
+			"1710": set("10100001"),
 		},
 	}
 }
@@ -82,6 +89,7 @@ func (md *MasterData) clone() *MasterData {
 		GLAccounts:   cloneSets(md.GLAccounts),
 		CostCenters:  cloneSets(md.CostCenters),
 		Suppliers:    cloneSets(md.Suppliers),
+		Customers:    cloneSets(md.Customers),
 	}
 }
 
@@ -96,6 +104,10 @@ func (md *MasterData) hasGLAccount(chart, account string) bool {
 
 func (md *MasterData) hasCostCenter(area, cc string) bool {
 	return containsAlpha(md.CostCenters[area], cc)
+}
+
+func (md *MasterData) hasCustomer(companyCode, customer string) bool {
+	return containsAlpha(md.Customers[companyCode], customer)
 }
 
 func (md *MasterData) hasSupplier(companyCode, supplier string) bool {

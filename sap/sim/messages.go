@@ -23,6 +23,10 @@ func msgVendorUnknown(supplier, cc string) sapMessage {
 	return sapMessage{Code: "F5/104", Text: fmt.Sprintf("Vendor %s is not defined in company code %s", supplier, cc), Target: "InvoicingParty"}
 }
 
+func msgCustomerUnknown(customer, cc string) sapMessage {
+	return sapMessage{Code: "F5/102", Text: fmt.Sprintf("Customer %s is not defined in company code %s", customer, cc), Target: "Debtor"}
+}
+
 func msgGLAccountUnknown(account, chart string) sapMessage {
 	return sapMessage{Code: "F5/507", Text: fmt.Sprintf("G/L account %s is not defined in chart of accounts %s", account, chart), Target: "GLAccount"}
 }

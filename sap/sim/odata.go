@@ -15,12 +15,20 @@ import (
 	"github.com/shopspring/decimal"
 )
 
-// odataService describes one OData V2 service the simulator exposes.
+// odataService describes one OData V2 service the simulator exposes: its
+// entity sets, which are read with the query options SAP Gateway supports
+// and some of which take creates through the posting pipeline, and its
+// function imports. One generic handler serves every service.
 type odataService struct {
 	name        string // technical service name, e.g. API_SUPPLIERINVOICE_PROCESS_SRV
 	path        string // service root without trailing slash
 	componentID string // application component reported in errors
 	entitySets  []*entitySet
+	// functions are the service's function imports by name; each is a
+	// posting (POST, through the posting pipeline) of kind functionKinds[name].
+	functions map[string]func(s *Server, w http.ResponseWriter, r *http.Request, body []byte)
+	// functionKinds is the kind of document each function import posts.
+	functionKinds map[string]Kind
 }
 
 // entitySet describes an entity set well enough to serve queries on it.
@@ -32,6 +40,72 @@ type entitySet struct {
 	// props lists all structural properties; $filter and $select are checked
 	// against it.
 	props []string
+	// rows lists the set's entities (read under the simulator's lock).
+	rows func(s *Server, r *http.Request, svc *odataService, qo queryOptions) []object
+	// create, when set, posts a deep insert of kind through the posting
+	// pipeline; without it the set is read-only.
+	create func(s *Server, w http.ResponseWriter, r *http.Request, body []byte)
+	kind   Kind
+}
+
+// mount serves the service at its path.
+func (svc *odataService) mount(s *Server, mux *http.ServeMux) {
+	h := func(w http.ResponseWriter, r *http.Request) { s.serveOData(w, r, svc) }
+	mux.HandleFunc(svc.path, h)
+	mux.HandleFunc(svc.path+"/", h)
+}
+
+// serveOData handles CSRF and dispatches a request within an OData service.
+func (s *Server) serveOData(w http.ResponseWriter, r *http.Request, svc *odataService) {
+	rest := strings.TrimPrefix(strings.TrimPrefix(r.URL.Path, svc.path), "/")
+	// SAP hands out a token on any GET/HEAD that asks for one, typically the
+	// service root.
+	if (r.Method == http.MethodGet || r.Method == http.MethodHead) && isFetch(r) {
+		s.issueCSRFToken(w, r)
+	}
+	if isModifying(r.Method) && !s.checkCSRF(w, r) {
+		return
+	}
+	switch rest {
+	case "":
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			s.writeODataError(w, http.StatusMethodNotAllowed, svc, msgMethodNotAllowed(r.Method))
+			return
+		}
+		serveServiceDocument(w, r, svc)
+		return
+	case "$metadata":
+		serveMetadata(w, svc)
+		return
+	}
+	name, pred, _ := strings.Cut(rest, "(")
+	if pred != "" {
+		pred = "(" + pred
+	}
+	if fn, ok := svc.functions[name]; ok && pred == "" {
+		if r.Method != http.MethodPost {
+			s.writeODataError(w, http.StatusMethodNotAllowed, svc, msgMethodNotAllowed(r.Method))
+			return
+		}
+		s.servePosting(w, r, svc, svc.functionKinds[name], func(w http.ResponseWriter, r *http.Request, body []byte) { fn(s, w, r, body) })
+		return
+	}
+	for _, es := range svc.entitySets {
+		if es.name != name {
+			continue
+		}
+		if r.Method == http.MethodPost && pred == "" && es.create != nil {
+			s.servePosting(w, r, svc, es.kind, func(w http.ResponseWriter, r *http.Request, body []byte) { es.create(s, w, r, body) })
+			return
+		}
+		s.serveReadOnly(w, r, svc, es, pred, func(qo queryOptions) []object {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			return es.rows(s, r, svc, qo)
+		})
+		return
+	}
+	s.writeODataError(w, http.StatusNotFound, svc, msgNotFound(name))
 }
 
 func (es *entitySet) hasProp(name string) bool {
@@ -593,6 +667,32 @@ func (s *Server) serveReadOnly(w http.ResponseWriter, r *http.Request, svc *odat
 	default:
 		s.writeODataError(w, http.StatusMethodNotAllowed, svc, msgMethodNotAllowed(r.Method))
 	}
+}
+
+// serveEntity answers a GET by key.
+func (s *Server) serveEntity(w http.ResponseWriter, r *http.Request, svc *odataService, es *entitySet, pred string, rows func(queryOptions) []object) {
+	keys, err := parseKeyPredicate(pred, es)
+	if err != nil {
+		s.writeODataError(w, http.StatusBadRequest, svc, msgBadQuery("%v", err))
+		return
+	}
+	q := r.URL.Query()
+	q.Del("$filter") // not applicable to a single entity
+	qo, err := parseQuery(q, es)
+	if err != nil {
+		s.writeODataError(w, http.StatusBadRequest, svc, msgBadQuery("%v", err))
+		return
+	}
+	for _, k := range es.keys {
+		qo.filter = append(qo.filter, filterClause{prop: k, lit: literal{text: keys[k]}})
+	}
+	for _, o := range rows(qo) {
+		if qo.matches(o) {
+			writeJSON(w, http.StatusOK, object{{"d", qo.project(withMetadata(r, svc, es, o))}})
+			return
+		}
+	}
+	s.writeODataError(w, http.StatusNotFound, svc, msgNotFound(es.name+pred))
 }
 
 // serveCollection answers a GET on an entity set with the rows that match the query.

@@ -12,13 +12,6 @@ import (
 	"time"
 )
 
-// Paths served, relative to the host.
-const (
-	SupplierInvoiceServicePath = "/sap/opu/odata/sap/API_SUPPLIERINVOICE_PROCESS_SRV"
-	GLAccountLineItemPath      = "/sap/opu/odata/sap/API_GLACCOUNTLINEITEM"
-	JournalEntrySOAPPath       = "/sap/bc/srt/scs_ext/sap/journalentrycreaterequestconfi"
-)
-
 // maxBodyBytes bounds request bodies; SAP's ICM has a comparable limit.
 const maxBodyBytes = 10 << 20
 
@@ -62,8 +55,7 @@ type Server struct {
 	faults   *faultInjector
 	holds    holds
 
-	supplierInvoiceSvc *odataService
-	glLineItemSvc      *odataService
+	mux *http.ServeMux // the services'
 
 	mu    sync.Mutex // guards books and stats
 	books books
@@ -107,17 +99,9 @@ func New(opts Options) *Server {
 		books:    newBooks(),
 		stats:    newStats(),
 	}
-	s.supplierInvoiceSvc = &odataService{
-		name:        "API_SUPPLIERINVOICE_PROCESS_SRV",
-		path:        SupplierInvoiceServicePath,
-		componentID: "MM-IV-LIV",
-		entitySets:  []*entitySet{supplierInvoiceSet, supplierInvoiceItemGLAcctSet},
-	}
-	s.glLineItemSvc = &odataService{
-		name:        "API_GLACCOUNTLINEITEM",
-		path:        GLAccountLineItemPath,
-		componentID: "FI-GL-IS",
-		entitySets:  []*entitySet{glAccountLineItemSet},
+	s.mux = http.NewServeMux()
+	for _, svc := range services {
+		svc.mount(s, s.mux)
 	}
 	return s
 }
@@ -156,20 +140,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !s.authenticate(w, r) {
 		return
 	}
-	switch {
-	case p == JournalEntrySOAPPath || p == JournalEntrySOAPPath+"/":
-		s.serveJournalEntry(w, r)
-	case underPath(p, SupplierInvoiceServicePath):
-		s.serveOData(w, r, s.supplierInvoiceSvc)
-	case underPath(p, GLAccountLineItemPath):
-		s.serveOData(w, r, s.glLineItemSvc)
-	default:
-		http.NotFound(w, r)
-	}
-}
-
-func underPath(p, root string) bool {
-	return p == root || strings.HasPrefix(p, root+"/")
+	s.mux.ServeHTTP(w, r)
 }
 
 // authenticate checks Basic credentials and the client, answering 401 like the SAP
@@ -191,45 +162,6 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) bool {
 	w.WriteHeader(http.StatusUnauthorized)
 	fmt.Fprint(w, "<html><head><title>Logon Error Message</title></head><body>Logon failed</body></html>\n")
 	return false
-}
-
-// serveOData handles CSRF and dispatches a request within an OData service.
-func (s *Server) serveOData(w http.ResponseWriter, r *http.Request, svc *odataService) {
-	rest := strings.TrimPrefix(strings.TrimPrefix(r.URL.Path, svc.path), "/")
-	// SAP hands out a token on any GET/HEAD that asks for one, typically the
-	// service root.
-	if (r.Method == http.MethodGet || r.Method == http.MethodHead) && isFetch(r) {
-		s.issueCSRFToken(w, r)
-	}
-	if isModifying(r.Method) && !s.checkCSRF(w, r) {
-		return
-	}
-	switch rest {
-	case "":
-		if r.Method != http.MethodGet && r.Method != http.MethodHead {
-			s.writeODataError(w, http.StatusMethodNotAllowed, svc, msgMethodNotAllowed(r.Method))
-			return
-		}
-		serveServiceDocument(w, r, svc)
-		return
-	case "$metadata":
-		serveMetadata(w, svc)
-		return
-	}
-	name, pred, _ := strings.Cut(rest, "(")
-	if pred != "" {
-		pred = "(" + pred
-	}
-	switch {
-	case svc == s.supplierInvoiceSvc && name == supplierInvoiceSet.name:
-		s.serveSupplierInvoice(w, r, pred)
-	case svc == s.supplierInvoiceSvc && name == supplierInvoiceItemGLAcctSet.name:
-		s.serveSupplierInvoiceItems(w, r, pred)
-	case svc == s.glLineItemSvc && name == glAccountLineItemSet.name:
-		s.serveGLAccountLineItems(w, r, pred)
-	default:
-		s.writeODataError(w, http.StatusNotFound, svc, msgNotFound(name))
-	}
 }
 
 // readBody reads a request body up to maxBodyBytes. On failure it has answered with

@@ -6,10 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"maps"
 	"mime"
 	"net/http"
-	"net/http/httptest"
 	"regexp"
 	"strings"
 	"time"
@@ -266,22 +264,29 @@ func (p *supplierInvoicePayload) checkLengths() error {
 	return nil
 }
 
-// --- handlers ------------------------------------------------------------------------
+// --- service -------------------------------------------------------------------------
 
-func (s *Server) serveSupplierInvoice(w http.ResponseWriter, r *http.Request, pred string) {
-	svc := s.supplierInvoiceSvc
-	if r.Method == http.MethodPost && pred == "" {
-		s.postSupplierInvoice(w, r)
-		return
-	}
-	s.serveReadOnly(w, r, svc, supplierInvoiceSet, pred, s.invoiceRows(r, svc))
+// SupplierInvoiceServicePath is where API_SUPPLIERINVOICE_PROCESS_SRV is served.
+const SupplierInvoiceServicePath = "/sap/opu/odata/sap/API_SUPPLIERINVOICE_PROCESS_SRV"
+
+var supplierInvoiceService = &odataService{
+	name:        "API_SUPPLIERINVOICE_PROCESS_SRV",
+	path:        SupplierInvoiceServicePath,
+	componentID: "MM-IV-LIV",
+	entitySets:  []*entitySet{supplierInvoiceSet, supplierInvoiceItemGLAcctSet},
 }
 
-func (s *Server) serveSupplierInvoiceItems(w http.ResponseWriter, r *http.Request, pred string) {
-	svc := s.supplierInvoiceSvc
-	rows := func(queryOptions) []object {
-		s.mu.Lock()
-		defer s.mu.Unlock()
+func init() {
+	supplierInvoiceSet.kind = KindSupplierInvoice
+	supplierInvoiceSet.create = (*Server).createSupplierInvoice
+	supplierInvoiceSet.rows = func(s *Server, r *http.Request, svc *odataService, qo queryOptions) []object {
+		out := make([]object, len(s.books.invoices))
+		for i, inv := range s.books.invoices {
+			out[i] = inv.entity(r, svc, qo.expand["to_SupplierInvoiceItemGLAcct"])
+		}
+		return out
+	}
+	supplierInvoiceItemGLAcctSet.rows = func(s *Server, _ *http.Request, _ *odataService, _ queryOptions) []object {
 		var out []object
 		for _, inv := range s.books.invoices {
 			for _, it := range inv.Items {
@@ -290,89 +295,11 @@ func (s *Server) serveSupplierInvoiceItems(w http.ResponseWriter, r *http.Reques
 		}
 		return out
 	}
-	s.serveReadOnly(w, r, svc, supplierInvoiceItemGLAcctSet, pred, rows)
-}
-
-func (s *Server) invoiceRows(r *http.Request, svc *odataService) func(queryOptions) []object {
-	return func(qo queryOptions) []object {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		out := make([]object, len(s.books.invoices))
-		for i, inv := range s.books.invoices {
-			out[i] = inv.entity(r, svc, qo.expand["to_SupplierInvoiceItemGLAcct"])
-		}
-		return out
-	}
-}
-
-// serveEntity answers a GET by key.
-func (s *Server) serveEntity(w http.ResponseWriter, r *http.Request, svc *odataService, es *entitySet, pred string, rows func(queryOptions) []object) {
-	keys, err := parseKeyPredicate(pred, es)
-	if err != nil {
-		s.writeODataError(w, http.StatusBadRequest, svc, msgBadQuery("%v", err))
-		return
-	}
-	q := r.URL.Query()
-	q.Del("$filter") // not applicable to a single entity
-	qo, err := parseQuery(q, es)
-	if err != nil {
-		s.writeODataError(w, http.StatusBadRequest, svc, msgBadQuery("%v", err))
-		return
-	}
-	for _, k := range es.keys {
-		qo.filter = append(qo.filter, filterClause{prop: k, lit: literal{text: keys[k]}})
-	}
-	for _, o := range rows(qo) {
-		if qo.matches(o) {
-			writeJSON(w, http.StatusOK, object{{"d", qo.project(withMetadata(r, svc, es, o))}})
-			return
-		}
-	}
-	s.writeODataError(w, http.StatusNotFound, svc, msgNotFound(es.name+pred))
-}
-
-func (s *Server) postSupplierInvoice(w http.ResponseWriter, r *http.Request) {
-	svc := s.supplierInvoiceSvc
-	s.countAttempt(KindSupplierInvoice)
-	body, ok := readBody(w, r, func() {
-		s.writeODataError(w, http.StatusRequestEntityTooLarge, svc, msgSyntax("request body too large"))
-	})
-	if !ok {
-		return
-	}
-	fault, latency, ok := s.admit(w, KindSupplierInvoice, func() {
-		s.writeODataError(w, http.StatusServiceUnavailable, svc,
-			sapMessage{Code: "/IWFND/CM_BEC/026", Text: "Service unavailable: SAP system is temporarily not available"})
-	})
-	if !ok {
-		return
-	}
-	s.work(r, KindSupplierInvoice, fault, latency)
-	switch fault {
-	case FaultLock:
-		s.writeODataError(w, http.StatusBadRequest, svc, msgLocked())
-	case FaultAmbiguous:
-		s.createSupplierInvoice(&discardWriter{}, r, body)
-		s.loseResponse(w, r, KindSupplierInvoice)
-	case FaultServerError:
-		rec := httptest.NewRecorder()
-		s.createSupplierInvoice(rec, r, body)
-		if rec.Code < 300 {
-			s.writeODataError(w, http.StatusInternalServerError, svc, msgRuntimeError())
-			return
-		}
-		// The refusal's body, under a status that does not prove it.
-		maps.Copy(w.Header(), rec.Header())
-		w.WriteHeader(http.StatusInternalServerError)
-		w.Write(rec.Body.Bytes())
-	default:
-		s.createSupplierInvoice(w, r, body)
-	}
 }
 
 // createSupplierInvoice deserializes, validates and posts a deep insert.
 func (s *Server) createSupplierInvoice(w http.ResponseWriter, r *http.Request, body []byte) {
-	svc := s.supplierInvoiceSvc
+	svc := supplierInvoiceService
 	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/json" {
 		s.writeODataError(w, http.StatusUnsupportedMediaType, svc, msgSyntax("content type must be application/json"))
 		return

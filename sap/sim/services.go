@@ -1,0 +1,72 @@
+package sim
+
+import (
+	"maps"
+	"net/http"
+	"net/http/httptest"
+)
+
+// A service is one SAP service the simulator offers: an OData service
+// (odataService) or a SOAP endpoint. Each lives in its own file, built on
+// the shared pieces (authentication, CSRF, the posting pipeline with its
+// faults, number ranges, the books); services lists them, so that adding an
+// SAP service is adding its file and one line here.
+type service interface {
+	// mount registers the service's handlers on the simulator's mux.
+	mount(s *Server, mux *http.ServeMux)
+}
+
+var services = []service{
+	supplierInvoiceService,
+	glAccountLineItemService,
+	journalEntryService,
+}
+
+// servePosting runs a create request through what SAP and the gateway in
+// front of it do to every posting, then hands it to process, the service's
+// own validation and posting:
+//
+//  1. the gateway: faults "fail" (503 with Retry-After) and "throttle" (429)
+//     answer at once, and the request never reaches SAP;
+//  2. SAP's processing time (latency, a slow commit, a held request), which
+//     a client that leaves does not cut short;
+//  3. the faults SAP itself shows: "lock" refuses with SAP's lock message,
+//     "ambiguous" processes and loses the answer, "server_error" processes
+//     and answers HTTP 500 with SAP's messages.
+func (s *Server) servePosting(w http.ResponseWriter, r *http.Request, svc *odataService, kind Kind, process func(w http.ResponseWriter, r *http.Request, body []byte)) {
+	s.countAttempt(kind)
+	body, ok := readBody(w, r, func() {
+		s.writeODataError(w, http.StatusRequestEntityTooLarge, svc, msgSyntax("request body too large"))
+	})
+	if !ok {
+		return
+	}
+	fault, latency, ok := s.admit(w, kind, func() {
+		s.writeODataError(w, http.StatusServiceUnavailable, svc,
+			sapMessage{Code: "/IWFND/CM_BEC/026", Text: "Service unavailable: SAP system is temporarily not available"})
+	})
+	if !ok {
+		return
+	}
+	s.work(r, kind, fault, latency)
+	switch fault {
+	case FaultLock:
+		s.writeODataError(w, http.StatusBadRequest, svc, msgLocked())
+	case FaultAmbiguous:
+		process(&discardWriter{}, r, body)
+		s.loseResponse(w, r, kind)
+	case FaultServerError:
+		rec := httptest.NewRecorder()
+		process(rec, r, body)
+		if rec.Code < 300 {
+			s.writeODataError(w, http.StatusInternalServerError, svc, msgRuntimeError())
+			return
+		}
+		// The refusal's body, under a status that does not prove it.
+		maps.Copy(w.Header(), rec.Header())
+		w.WriteHeader(http.StatusInternalServerError)
+		w.Write(rec.Body.Bytes())
+	default:
+		process(w, r, body)
+	}
+}
