@@ -29,9 +29,13 @@ var glAccountLineItemService = &odataService{
 }
 
 func init() {
-	glAccountLineItemSet.rows = func(s *Server, _ *http.Request, _ *odataService, _ queryOptions) []object {
-		out := make([]object, len(s.books.lines))
-		for i, l := range s.books.lines {
+	glAccountLineItemSet.rows = func(s *Server, _ *http.Request, _ *odataService, qo queryOptions) []object {
+		lines := s.books.lines
+		if ref, ok := qo.equals("AssignmentReference"); ok {
+			lines = s.books.linesByAssignment[ref]
+		}
+		out := make([]object, len(lines))
+		for i, l := range lines {
 			out[i] = l.properties()
 		}
 		return out

@@ -594,7 +594,7 @@ func (s *Server) postJournalEntry(p *parsedEntry) string {
 		case l.supplier != "":
 			account = cc.PayablesAccount
 		}
-		s.books.lines = append(s.books.lines, &glLine{
+		s.books.addLines(&glLine{
 			CompanyCode: je.CompanyCode, FiscalYear: fy, AccountingDocument: doc,
 			LedgerGLLineItem: fmt.Sprintf("%06d", i+1), GLAccount: account, ChartOfAccounts: cc.ChartOfAccounts,
 			CostCenter: l.costCenter, Customer: l.customer, Supplier: l.supplier, DebitCreditCode: dc,

@@ -73,13 +73,20 @@ type books struct {
 	numbers      map[string]int64  // number range -> last number issued
 	soapReplies  map[string][]byte // request MessageHeader/UUID -> original response
 	soapInFlight map[string]bool   // request UUIDs being processed
+	// The look-ups clients make after every lost answer filter by
+	// AssignmentReference: these indexes answer them without building every
+	// row, as a database index would.
+	linesByAssignment    map[string][]*glLine
+	invoicesByAssignment map[string][]*supplierInvoice
 }
 
 func newBooks() books {
 	return books{
-		numbers:      map[string]int64{},
-		soapReplies:  map[string][]byte{},
-		soapInFlight: map[string]bool{},
+		numbers:              map[string]int64{},
+		soapReplies:          map[string][]byte{},
+		soapInFlight:         map[string]bool{},
+		linesByAssignment:    map[string][]*glLine{},
+		invoicesByAssignment: map[string][]*supplierInvoice{},
 	}
 }
 
@@ -89,6 +96,24 @@ const (
 	firstInvoiceFIDoc    = 5100000001 // FI documents of supplier invoices (type RE)
 	firstJournalEntry    = 100000001  // FI documents of type SA
 )
+
+// addLines books G/L line items. Callers hold s.mu.
+func (b *books) addLines(lines ...*glLine) {
+	b.lines = append(b.lines, lines...)
+	for _, l := range lines {
+		if l.AssignmentReference != "" {
+			b.linesByAssignment[l.AssignmentReference] = append(b.linesByAssignment[l.AssignmentReference], l)
+		}
+	}
+}
+
+// addInvoice books a supplier invoice. Callers hold s.mu.
+func (b *books) addInvoice(inv *supplierInvoice) {
+	b.invoices = append(b.invoices, inv)
+	if inv.AssignmentReference != "" {
+		b.invoicesByAssignment[inv.AssignmentReference] = append(b.invoicesByAssignment[inv.AssignmentReference], inv)
+	}
+}
 
 // nextNumber draws the next 10-digit number from a number range. Numbers are never
 // reused, and a document that fails validation does not consume one.
@@ -239,7 +264,7 @@ func (s *Server) Reverse(kind Kind, companyCode, document, fiscalYear string) (s
 		rev.AccountingDocument = s.books.nextNumber("RE/"+companyCode+"/"+fiscalYear, firstInvoiceFIDoc)
 		rev.IsReversal, rev.ReverseDocument, rev.ReverseDocumentFiscalYear = true, "", ""
 		inv.IsReversed, inv.ReverseDocument, inv.ReverseDocumentFiscalYear = true, rev.SupplierInvoice, fiscalYear
-		s.books.invoices = append(s.books.invoices, &rev)
+		s.books.addInvoice(&rev)
 		fiDoc, reversal = inv.AccountingDocument, rev.SupplierInvoice
 		s.reverseLines(companyCode, fiscalYear, fiDoc, rev.AccountingDocument, now)
 	case KindJournalEntry:
@@ -269,7 +294,7 @@ func (s *Server) reverseLines(companyCode, fiscalYear, document, reversal string
 		r.IsReversed, r.IsReversal, r.ReversalReferenceDocument = false, true, document
 		added = append(added, &r)
 	}
-	s.books.lines = append(s.books.lines, added...)
+	s.books.addLines(added...)
 }
 
 // Stats returns a snapshot of the simulator's counters.

@@ -625,6 +625,18 @@ func (qo queryOptions) project(o object) object {
 	return out
 }
 
+// equals returns the string a filter requires prop to equal, if it does: a
+// set's rows may use it to read an index instead of every entity (the
+// filter still applies to what they return).
+func (qo queryOptions) equals(prop string) (string, bool) {
+	for _, c := range qo.filter {
+		if c.prop == prop && c.lit.typ == "" {
+			return c.lit.text, true
+		}
+	}
+	return "", false
+}
+
 func (qo queryOptions) matches(o object) bool {
 	for _, c := range qo.filter {
 		if !c.matches(o) {

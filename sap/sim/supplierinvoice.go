@@ -280,8 +280,12 @@ func init() {
 	supplierInvoiceSet.kind = KindSupplierInvoice
 	supplierInvoiceSet.create = (*Server).createSupplierInvoice
 	supplierInvoiceSet.rows = func(s *Server, r *http.Request, svc *odataService, qo queryOptions) []object {
-		out := make([]object, len(s.books.invoices))
-		for i, inv := range s.books.invoices {
+		invoices := s.books.invoices
+		if ref, ok := qo.equals("AssignmentReference"); ok {
+			invoices = s.books.invoicesByAssignment[ref]
+		}
+		out := make([]object, len(invoices))
+		for i, inv := range invoices {
 			out[i] = inv.entity(r, svc, qo.expand["to_SupplierInvoiceItemGLAcct"])
 		}
 		return out
@@ -467,7 +471,7 @@ func (s *Server) postInvoice(inv *supplierInvoice) {
 	// A_SupplierInvoice has no company code.
 	inv.SupplierInvoice = s.books.nextNumber("RBKP/"+inv.FiscalYear, firstSupplierInvoice)
 	inv.AccountingDocument = s.books.nextNumber("RE/"+inv.CompanyCode+"/"+inv.FiscalYear, firstInvoiceFIDoc)
-	s.books.invoices = append(s.books.invoices, inv)
+	s.books.addInvoice(inv)
 
 	line := func(n int) *glLine {
 		return &glLine{
@@ -484,7 +488,7 @@ func (s *Server) postInvoice(inv *supplierInvoice) {
 	vendor.GLAccount, vendor.Supplier = cc.PayablesAccount, inv.InvoicingParty
 	vendor.Amount, vendor.DebitCreditCode = inv.InvoiceGrossAmount.Neg(), "H"
 	vendor.AssignmentReference, vendor.DocumentItemText = inv.AssignmentReference, inv.SupplierPostingLineItemText
-	s.books.lines = append(s.books.lines, vendor)
+	s.books.addLines(vendor)
 	for i, it := range inv.Items {
 		l := line(i + 2)
 		l.GLAccount, l.CostCenter, l.DebitCreditCode = it.GLAccount, it.CostCenter, it.DebitCreditCode
@@ -493,7 +497,7 @@ func (s *Server) postInvoice(inv *supplierInvoice) {
 			l.Amount = it.Amount.Neg()
 		}
 		l.AssignmentReference, l.DocumentItemText = it.AssignmentReference, it.Text
-		s.books.lines = append(s.books.lines, l)
+		s.books.addLines(l)
 	}
 	s.books.ledger = append(s.books.ledger, LedgerDocument{
 		Kind: KindSupplierInvoice, Document: inv.SupplierInvoice, FiscalYear: inv.FiscalYear,
