@@ -1,0 +1,261 @@
+package chaos
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"sync"
+	"time"
+
+	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/sapq/sapq/internal/testutil"
+	"github.com/sapq/sapq/mcpfront"
+)
+
+// Tool error codes an agent acts on (mcpfront's "sapq/error" codes).
+const (
+	codeNotFound = "not_found"
+	codeInternal = "internal"
+	codeConflict = "idempotency_conflict"
+)
+
+// callTimeout bounds one MCP call; a call that runs out is retried.
+const callTimeout = 10 * time.Second
+
+// agent is one caller with its own token and MCP session, as an AI agent
+// would have: it submits its keys, follows each job with get_posting until
+// it ends, and resubmits a key whose job the ledger no longer knows.
+type agent struct {
+	caller string
+	cs     *sdk.ClientSession
+	tr     *http.Transport
+	// harnessErr receives what must stop the run: a tool answer no agent
+	// should ever get (a posting the harness made refused as invalid).
+	harnessErr func(error)
+}
+
+func dialAgent(ctx context.Context, url, caller, token string) (*agent, error) {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConnsPerHost = 64
+	c := sdk.NewClient(&sdk.Implementation{Name: "sapq-chaos-" + caller, Version: "1"}, nil)
+	cs, err := c.Connect(ctx, &sdk.StreamableClientTransport{
+		Endpoint:             url,
+		HTTPClient:           &http.Client{Transport: testutil.Bearer{Token: token, Next: tr}},
+		DisableStandaloneSSE: true,
+	}, nil)
+	if err != nil {
+		return nil, fmt.Errorf("chaos: agent %s: connect to MCP: %w", caller, err)
+	}
+	return &agent{caller: caller, cs: cs, tr: tr}, nil
+}
+
+// close ends the session and drops idle connections: the MCP front's
+// graceful shutdown would wait for them.
+func (a *agent) close() {
+	a.cs.Close()
+	a.tr.CloseIdleConnections()
+}
+
+// call calls a tool and decodes its structured result into out. It returns
+// the tool error's code when the tool answered with one, or err when the
+// call itself failed (transport, timeout).
+func (a *agent) call(ctx context.Context, tool string, args any, out any) (code, msg string, err error) {
+	ctx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
+	res, err := a.cs.CallTool(ctx, &sdk.CallToolParams{Name: tool, Arguments: args})
+	if err != nil {
+		return "", "", err
+	}
+	if res.IsError {
+		var te mcpfront.ToolError
+		if raw, ok := res.Meta["sapq/error"]; ok {
+			b, _ := json.Marshal(raw)
+			json.Unmarshal(b, &te)
+		}
+		if te.Code == "" {
+			te.Code = "unknown"
+			for _, c := range res.Content {
+				if t, ok := c.(*sdk.TextContent); ok {
+					te.Message += t.Text
+				}
+			}
+		}
+		return te.Code, te.Message, nil
+	}
+	b, err := json.Marshal(res.StructuredContent)
+	if err == nil {
+		err = json.Unmarshal(b, out)
+	}
+	if err != nil {
+		return "", "", fmt.Errorf("%s: unreadable result: %w", tool, err)
+	}
+	return "", "", nil
+}
+
+// keyRun is a key while its agent works on it: the outcome, guarded
+// because a key's copies are submitted from several goroutines.
+type keyRun struct {
+	mu      sync.Mutex
+	out     outcome
+	current string // the job the latest submission answered; followed by polls
+	// pollAfter is the wait between polls that sapq asked for.
+	pollAfter time.Duration
+}
+
+func (k *keyRun) poll() time.Duration {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return max(k.pollAfter, 200*time.Millisecond)
+}
+
+func (k *keyRun) job() string {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.current
+}
+
+// pause is how long an agent waits before retrying a call that failed.
+func pause() time.Duration { return 200*time.Millisecond + rand.N(300*time.Millisecond) }
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// submit sends the key's posting until sapq answers with a job, and makes
+// that job the one followed. It returns the job ID, or "" if the run ended
+// or the key was refused.
+func (a *agent) submit(ctx context.Context, k *keyRun) string {
+	plan := k.out.plan
+	for ctx.Err() == nil {
+		var res mcpfront.SubmitResult
+		code, msg, err := a.call(ctx, plan.Spec.tool, plan.Args, &res)
+		switch {
+		case err != nil || code == codeInternal:
+			// Redis restarting, or the call cut short: an agent sends the
+			// same key and payload again.
+			sleep(ctx, pause())
+			continue
+		case code == codeConflict:
+			k.mu.Lock()
+			k.out.conflict = msg
+			k.mu.Unlock()
+			return ""
+		case code != "":
+			a.harnessErr(fmt.Errorf("chaos: %s refused key %s: %s: %s", plan.Spec.tool, plan.Key, code, msg))
+			return ""
+		}
+		k.mu.Lock()
+		k.out.submissions++
+		k.out.addJob(res.JobID)
+		k.current = res.JobID
+		k.pollAfter = time.Duration(res.PollAfterSeconds) * time.Second
+		k.mu.Unlock()
+		return res.JobID
+	}
+	return ""
+}
+
+// follow polls the key's job until it is terminal and returns that state
+// (nil if the run ended first). On not_found it resubmits the key, as an
+// agent whose job vanished does, and follows the job that answers.
+func (a *agent) follow(ctx context.Context, k *keyRun) *mcpfront.Posting {
+	for ctx.Err() == nil {
+		id := k.job()
+		if id == "" {
+			if id = a.submit(ctx, k); id == "" {
+				return nil
+			}
+		}
+		var p mcpfront.Posting
+		code, msg, err := a.call(ctx, mcpfront.ToolGetPosting, map[string]string{"job_id": id}, &p)
+		switch {
+		case err != nil || code == codeInternal:
+			sleep(ctx, pause())
+			continue
+		case code == codeNotFound:
+			k.mu.Lock()
+			k.out.notFound++
+			stale := k.current != id // a copy's submission already answered another job
+			if !stale {
+				k.out.resubmits++
+			}
+			k.mu.Unlock()
+			if !stale && a.submit(ctx, k) == "" {
+				return nil
+			}
+			continue
+		case code != "":
+			a.harnessErr(fmt.Errorf("chaos: get_posting %s of key %s: %s: %s", id, k.out.plan.Key, code, msg))
+			return nil
+		}
+		if k.job() != id {
+			continue // a copy's submission answered another job meanwhile: follow that one
+		}
+		if p.Status.Terminal() {
+			return &p
+		}
+		sleep(ctx, k.poll())
+	}
+	return nil
+}
+
+// run works one key: its first submission (with its copies, together or
+// later), then following the job to its end.
+func (a *agent) run(ctx context.Context, k *keyRun) {
+	plan := k.out.plan
+	var copies sync.WaitGroup
+	if plan.Concurrent {
+		for range plan.Copies - 1 {
+			copies.Go(func() { a.submit(ctx, k) })
+		}
+		a.submit(ctx, k)
+	} else {
+		a.submit(ctx, k)
+		copies.Go(func() {
+			for _, d := range plan.Delays {
+				if !sleep(ctx, d) {
+					return
+				}
+				a.submit(ctx, k)
+			}
+		})
+	}
+	seen := a.follow(ctx, k)
+	copies.Wait()
+	k.mu.Lock()
+	k.out.seen = seen
+	k.mu.Unlock()
+}
+
+// audit reads the key's job once more at the end of the run, following it
+// again (resubmitting if it is gone) until it is terminal.
+func (a *agent) audit(ctx context.Context, k *keyRun) (changed bool) {
+	k.mu.Lock()
+	prev, resubmits := k.out.final, k.out.resubmits
+	if prev == nil {
+		prev = k.out.seen
+	}
+	k.mu.Unlock()
+	p := a.follow(ctx, k)
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.out.final = p
+	return !samePosting(p, prev) || k.out.resubmits != resubmits
+}
+
+func samePosting(a, b *mcpfront.Posting) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return a.JobID == b.JobID && a.Status == b.Status && a.UpdatedAt.Equal(b.UpdatedAt)
+}
