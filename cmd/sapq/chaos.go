@@ -19,7 +19,7 @@ func runChaos(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.IntVar(&o.N, "n", 10000, "postings (idempotency keys) to submit")
 	fs.IntVar(&o.Workers, "workers", 2, "sapq worker processes")
 	fs.IntVar(&o.Agents, "agents", 4, "concurrent agents, each its own caller with its own token")
-	fs.Float64Var(&o.Rate, "rate", 100, "new postings submitted per second")
+	fs.Float64Var(&o.Rate, "rate", 50, "new postings submitted per second")
 	fs.DurationVar(&o.KillEvery, "kill-every", 5*time.Second, "SIGKILL a worker this often (restarted at once); negative disables")
 	fault := fs.String("redis-fault", string(chaos.RedisRollback), "the Redis failure mid-run: shutdown (clean restart), kill (SIGKILL, restart) or rollback (SIGKILL, restart from an older copy of the AOF)")
 	fs.DurationVar(&o.RollbackAge, "rollback-age", 5*time.Second, "rollback: how much older the AOF copy is")

@@ -47,7 +47,7 @@ type Options struct {
 	// its own token and MCP session [4].
 	Agents int
 	// Rate is how many new postings the agents submit per second, so that
-	// the faults meet a steady load [100].
+	// the faults meet a steady load [50].
 	Rate float64
 	// KillEvery is the pause between worker SIGKILLs; negative disables
 	// them [5s].
@@ -100,7 +100,7 @@ func (o Options) withDefaults() (Options, error) {
 	defDur(&o.SlowLatency, 3*time.Second)
 	defDur(&o.ReconcileAfter, 6*time.Second)
 	if o.Rate <= 0 {
-		o.Rate = 100
+		o.Rate = 50
 	}
 	if o.RedisFault == "" {
 		o.RedisFault = RedisRollback
@@ -130,7 +130,7 @@ func (o Options) withDefaults() (Options, error) {
 const (
 	// sapLatency is how long SAP takes to process any posting, faults or
 	// not, so that a worker killed at any moment is likely in a call.
-	sapLatency    = 100 * time.Millisecond
+	sapLatency    = 200 * time.Millisecond
 	failRate      = 0.03 // 503 with Retry-After, nothing posted
 	ambiguousRate = 0.03 // posted, answer lost (connection drop or 504)
 	lockRate      = 0.02 // MC/601, nothing posted
@@ -326,25 +326,32 @@ func (r *run) run(parent context.Context) (*Report, error) {
 	}
 	progressDone := make(chan struct{})
 	go r.progress(runCtx, progressDone)
-	defer close(progressDone)
 
 	var following sync.WaitGroup
 	r.dispatch(runCtx, agents, keys, &following)
 	r.printf("all %d postings submitted", len(keys))
+	// Worker kills go on until the Redis fault happened and half of the
+	// postings ended, so that they meet postings in flight however long
+	// the workers hold them back; each kill strands the tasks it hit for
+	// asynq's lease recovery (about a minute), so they stop then. The
+	// simulator's faults last until every posting ended once.
 	select {
 	case <-redisDone:
 	case <-runCtx.Done():
 	}
+	for r.finished.Load() < int64(len(keys)/2) && sleep(runCtx, 50*time.Millisecond) {
+	}
 	endChaos()
 	chaos.Wait()
 	kills, _ := r.workers.counts()
-	// Calm: no more faults, so that every posting can end.
-	if err := r.setFaults(runCtx, false); err != nil && runCtx.Err() == nil {
+	r.printf("worker kills over (%d kills, redis %s); waiting for every posting to end", kills, r.redisNote)
+	following.Wait()
+	close(progressDone)
+	if err := r.failure(); err != nil {
 		return nil, err
 	}
-	r.printf("chaos over (%d worker kills, redis %s); waiting for every posting to end", kills, r.redisNote)
-	following.Wait()
-	if err := r.failure(); err != nil {
+	// Calm: the audit that follows reads the postings as they settled.
+	if err := r.setFaults(runCtx, false); err != nil && runCtx.Err() == nil {
 		return nil, err
 	}
 	r.printf("%d of %d postings ended; waiting for the queue to drain", r.finished.Load(), len(keys))
