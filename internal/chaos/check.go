@@ -186,20 +186,10 @@ func (v *verdict) checkKey(k *outcome, docs []sim.LedgerDocument) {
 }
 
 // sapReferences are the references under which SAP may hold the key's
-// document. Protocol version 2 derives one from the submission (tasks
-// Identity). The old protocol (version 1), which the harness must be able to
-// run against to show where it breaks, used the supplier's invoice number
-// for supplier invoices and a reference derived from each job ID for journal
-// entries; drop those once version 2 is the only one.
+// document: protocol version 2 derives one from the submission (tasks
+// Identity), the old protocol others (v1refs.go).
 func sapReferences(k *outcome) []string {
-	refs := []string{k.plan.Identity().Reference()}
-	if k.plan.InvoiceNumber != "" {
-		refs = append(refs, k.plan.InvoiceNumber)
-	}
-	for _, id := range k.jobIDs {
-		refs = append(refs, tasks.ReferenceFor(id))
-	}
-	return refs
+	return append([]string{k.plan.Identity().Reference()}, v1References(k)...)
 }
 
 func sameDocument(d sim.LedgerDocument, r *tasks.Result) bool {

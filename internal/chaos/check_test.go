@@ -21,7 +21,7 @@ var (
 func key(n int, spec *kindSpec, flaw Flaw) *outcome {
 	p := &keyPlan{Index: n, Caller: "agent-1", Key: fmt.Sprintf("key-%d", n), Spec: spec, Flaw: flaw, Copies: 1}
 	if spec.kind == tasks.KindSupplierInvoice {
-		p.InvoiceNumber = fmt.Sprintf("INV%d", n)
+		p.Args = []byte(fmt.Sprintf(`{"invoice_reference":"INV%d"}`, n))
 	}
 	return &outcome{plan: p, jobIDs: []string{fmt.Sprintf("job-%d", n)}, submissions: 1}
 }
@@ -174,7 +174,7 @@ func TestCheckVerdicts(t *testing.T) {
 				b := succeeded(key(2, journalSpec, Sound), "0100000002")
 				b.jobIDs = append(b.jobIDs, "job-2-again")
 				inv := docOf(a, "5105600001")
-				inv.Reference = a.plan.InvoiceNumber
+				inv.Reference = "INV1"
 				first, second := docOf(b, "0100000001"), docOf(b, "0100000002")
 				first.Reference, second.Reference = tasks.ReferenceFor("job-2"), tasks.ReferenceFor("job-2-again")
 				return world{[]*outcome{a, b}, []sim.LedgerDocument{inv, first, second}}

@@ -30,10 +30,8 @@ type keyPlan struct {
 	Key    string
 	Spec   *kindSpec
 	Flaw   Flaw
-	// Args is the posting as the tool's arguments; InvoiceNumber is the
-	// supplier's invoice number of a supplier invoice, else "".
-	Args          json.RawMessage
-	InvoiceNumber string
+	// Args is the posting as the tool's arguments.
+	Args json.RawMessage
 	// Copies is how many times the key is submitted (1 to 3); Concurrent
 	// says the copies go out together with the first submission.
 	Copies     int
@@ -72,11 +70,7 @@ func makePlan(n int, callers []string, seed uint64, now time.Time) ([]*keyPlan, 
 			Flaw:   flaw,
 			Copies: 1,
 		}
-		p := spec.make(g, k.Key, k.Flaw)
-		if inv, ok := p.(*tasks.SupplierInvoice); ok {
-			k.InvoiceNumber = inv.InvoiceReference
-		}
-		raw, err := json.Marshal(p)
+		raw, err := json.Marshal(spec.make(g, k.Key, k.Flaw))
 		if err != nil {
 			return nil, fmt.Errorf("chaos: encode %s: %w", k.Key, err)
 		}

@@ -48,9 +48,6 @@ func TestPlanShares(t *testing.T) {
 		default:
 			t.Fatalf("key %d: %d copies", i, k.Copies)
 		}
-		if (k.Spec.kind == tasks.KindSupplierInvoice) != (k.InvoiceNumber != "") {
-			t.Fatalf("key %d (%s): invoice number %q", i, k.Spec.kind, k.InvoiceNumber)
-		}
 	}
 	if flawed != n/flawEvery {
 		t.Errorf("%d flawed keys, want %d", flawed, n/flawEvery)
