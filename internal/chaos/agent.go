@@ -165,15 +165,16 @@ func (a *agent) submit(ctx context.Context, k *keyRun) string {
 	return ""
 }
 
-// follow polls the key's job until it is terminal and returns that state
-// (nil if the run ended first). On not_found it resubmits the key, as an
-// agent whose job vanished does, and follows the job that answers.
-func (a *agent) follow(ctx context.Context, k *keyRun) *mcpfront.Posting {
+// follow polls the key's job until it is terminal. On not_found it
+// resubmits the key, as an agent whose job vanished does, and follows the
+// job that answers. It returns the last state read and whether it is
+// terminal: the run may end first.
+func (a *agent) follow(ctx context.Context, k *keyRun) (last *mcpfront.Posting, ended bool) {
 	for ctx.Err() == nil {
 		id := k.job()
 		if id == "" {
 			if id = a.submit(ctx, k); id == "" {
-				return nil
+				return last, false
 			}
 		}
 		var p mcpfront.Posting
@@ -183,6 +184,7 @@ func (a *agent) follow(ctx context.Context, k *keyRun) *mcpfront.Posting {
 			sleep(ctx, pause())
 			continue
 		case code == codeNotFound:
+			last = nil
 			k.mu.Lock()
 			k.out.notFound++
 			stale := k.current != id // a copy's submission already answered another job
@@ -191,22 +193,23 @@ func (a *agent) follow(ctx context.Context, k *keyRun) *mcpfront.Posting {
 			}
 			k.mu.Unlock()
 			if !stale && a.submit(ctx, k) == "" {
-				return nil
+				return nil, false
 			}
 			continue
 		case code != "":
 			a.harnessErr(fmt.Errorf("chaos: get_posting %s of key %s: %s: %s", id, k.out.plan.Key, code, msg))
-			return nil
+			return last, false
 		}
 		if k.job() != id {
 			continue // a copy's submission answered another job meanwhile: follow that one
 		}
+		last = &p
 		if p.Status.Terminal() {
-			return &p
+			return last, true
 		}
 		sleep(ctx, k.poll())
 	}
-	return nil
+	return last, false
 }
 
 // run works one key: its first submission (with its copies, together or
@@ -230,15 +233,18 @@ func (a *agent) run(ctx context.Context, k *keyRun) {
 			}
 		})
 	}
-	seen := a.follow(ctx, k)
+	last, ended := a.follow(ctx, k)
 	copies.Wait()
-	k.mu.Lock()
-	k.out.seen = seen
-	k.mu.Unlock()
+	if ended {
+		k.mu.Lock()
+		k.out.seen = last
+		k.mu.Unlock()
+	}
 }
 
 // audit reads the key's job once more at the end of the run, following it
-// again (resubmitting if it is gone) until it is terminal.
+// again (resubmitting if it is gone) until it is terminal; the state read
+// last is the key's final one.
 func (a *agent) audit(ctx context.Context, k *keyRun) (changed bool) {
 	k.mu.Lock()
 	prev, resubmits := k.out.final, k.out.resubmits
@@ -246,7 +252,7 @@ func (a *agent) audit(ctx context.Context, k *keyRun) (changed bool) {
 		prev = k.out.seen
 	}
 	k.mu.Unlock()
-	p := a.follow(ctx, k)
+	p, _ := a.follow(ctx, k)
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	k.out.final = p

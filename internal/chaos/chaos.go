@@ -350,6 +350,9 @@ func (r *run) run(parent context.Context) (*Report, error) {
 	if err := r.failure(); err != nil {
 		return nil, err
 	}
+	if err := parent.Err(); err != nil {
+		return nil, fmt.Errorf("chaos: interrupted: %w", err)
+	}
 	// Calm: the audit that follows reads the postings as they settled.
 	if err := r.setFaults(runCtx, false); err != nil && runCtx.Err() == nil {
 		return nil, err
