@@ -213,8 +213,9 @@ func (a *agent) follow(ctx context.Context, k *keyRun) (last *mcpfront.Posting, 
 }
 
 // run works one key: its first submission (with its copies, together or
-// later), then following the job to its end.
-func (a *agent) run(ctx context.Context, k *keyRun) {
+// later), then following the job to its end. It reports whether the job
+// ended before the run did.
+func (a *agent) run(ctx context.Context, k *keyRun) bool {
 	plan := k.out.plan
 	var copies sync.WaitGroup
 	if plan.Concurrent {
@@ -240,6 +241,7 @@ func (a *agent) run(ctx context.Context, k *keyRun) {
 		k.out.seen = last
 		k.mu.Unlock()
 	}
+	return ended
 }
 
 // audit reads the key's job once more at the end of the run, following it

@@ -544,8 +544,9 @@ func (r *run) dispatch(ctx context.Context, agents []*agent, keys []*keyRun, fol
 		r.dispatched.Add(1)
 		a := agents[k.out.plan.Agent]
 		following.Go(func() {
-			a.run(ctx, k)
-			r.finished.Add(1)
+			if a.run(ctx, k) {
+				r.finished.Add(1)
+			}
 		})
 	}
 }

@@ -145,7 +145,7 @@ func (v *verdict) checkKey(k *outcome, docs []sim.LedgerDocument) {
 	p := k.final
 	switch {
 	case p == nil:
-		lost(fmt.Sprintf("never accepted or never read back; SAP holds %d documents", len(docs)))
+		lost(fmt.Sprintf("never accepted or never read back; SAP holds %d document(s)", len(docs)))
 	case p.Status == tasks.StatusSucceeded:
 		v.succeeded++
 		if p.Result == nil {
@@ -181,7 +181,7 @@ func (v *verdict) checkKey(k *outcome, docs []sim.LedgerDocument) {
 			v.add(breach{kind: breachWrongCode, key: k, detail: fmt.Sprintf("expected %s", k.plan.Flaw.Code())})
 		}
 	default:
-		lost(fmt.Sprintf("ended %s; SAP holds %d documents", p.Status, len(docs)))
+		lost(fmt.Sprintf("still %s when the run ended; SAP holds %d document(s)", p.Status, len(docs)))
 	}
 }
 
