@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"net/http"
 	"sync"
@@ -27,35 +28,92 @@ const callTimeout = 10 * time.Second
 
 // agent is one caller with its own token and MCP session, as an AI agent
 // would have: it submits its keys, follows each job with get_posting until
-// it ends, and resubmits a key whose job the ledger no longer knows.
+// it ends, and resubmits a key whose job the ledger no longer knows. Like a
+// real client it opens a new session when a call fails: the SDK's
+// Streamable HTTP connection fails for good on some errors (a response body
+// cut short by a call's timeout), and every call on it fails from then on.
 type agent struct {
 	caller string
-	cs     *sdk.ClientSession
-	tr     *http.Transport
+	log    *slog.Logger
 	// harnessErr receives what must stop the run: a tool answer no agent
 	// should ever get (a posting the harness made refused as invalid).
 	harnessErr func(error)
+	connect    func(context.Context) (*sdk.ClientSession, error)
+	tr         *http.Transport
+
+	mu       sync.Mutex
+	cs       *sdk.ClientSession
+	renewals int
+	errs     map[string]int // call errors by message
 }
 
-func dialAgent(ctx context.Context, url, caller, token string) (*agent, error) {
+func dialAgent(ctx context.Context, url, caller, token string, log *slog.Logger) (*agent, error) {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConnsPerHost = 64
 	c := sdk.NewClient(&sdk.Implementation{Name: "sapq-chaos-" + caller, Version: "1"}, nil)
-	cs, err := c.Connect(ctx, &sdk.StreamableClientTransport{
-		Endpoint:             url,
-		HTTPClient:           &http.Client{Transport: testutil.Bearer{Token: token, Next: tr}},
-		DisableStandaloneSSE: true,
-	}, nil)
-	if err != nil {
+	a := &agent{caller: caller, log: log.With("agent", caller), tr: tr, errs: map[string]int{}}
+	a.connect = func(ctx context.Context) (*sdk.ClientSession, error) {
+		ctx, cancel := context.WithTimeout(ctx, callTimeout)
+		defer cancel()
+		return c.Connect(ctx, &sdk.StreamableClientTransport{
+			Endpoint:             url,
+			HTTPClient:           &http.Client{Transport: testutil.Bearer{Token: token, Next: tr}},
+			DisableStandaloneSSE: true,
+		}, nil)
+	}
+	var err error
+	if a.cs, err = a.connect(ctx); err != nil {
 		return nil, fmt.Errorf("chaos: agent %s: connect to MCP: %w", caller, err)
 	}
-	return &agent{caller: caller, cs: cs, tr: tr}, nil
+	return a, nil
+}
+
+func (a *agent) session() *sdk.ClientSession {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.cs
+}
+
+// failed notes a call that failed on session cs and replaces cs with a new
+// session, unless another call did so already. Calls wait for the new
+// session meanwhile; one that cannot be opened is tried on the next failure.
+func (a *agent) failed(ctx context.Context, cs *sdk.ClientSession, err error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	msg := err.Error()
+	if len(msg) > 200 {
+		msg = msg[:200]
+	}
+	if a.errs[msg]++; a.errs[msg] == 1 {
+		a.log.Warn("MCP call failed", "err", msg)
+	}
+	if a.cs != cs || ctx.Err() != nil {
+		return
+	}
+	next, err := a.connect(ctx)
+	if err != nil {
+		a.log.Warn("new MCP session failed", "err", err)
+		return
+	}
+	a.renewals++
+	go cs.Close() // its DELETE may wait for a server that is busy
+	a.cs = next
+}
+
+// counts are the agent's session renewals and failed calls.
+func (a *agent) counts() (renewals, errs int) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, n := range a.errs {
+		errs += n
+	}
+	return a.renewals, errs
 }
 
 // close ends the session and drops idle connections: the MCP front's
 // graceful shutdown would wait for them.
 func (a *agent) close() {
-	a.cs.Close()
+	a.session().Close()
 	a.tr.CloseIdleConnections()
 }
 
@@ -63,10 +121,12 @@ func (a *agent) close() {
 // the tool error's code when the tool answered with one, or err when the
 // call itself failed (transport, timeout).
 func (a *agent) call(ctx context.Context, tool string, args any, out any) (code, msg string, err error) {
-	ctx, cancel := context.WithTimeout(ctx, callTimeout)
+	callCtx, cancel := context.WithTimeout(ctx, callTimeout)
 	defer cancel()
-	res, err := a.cs.CallTool(ctx, &sdk.CallToolParams{Name: tool, Arguments: args})
+	cs := a.session()
+	res, err := cs.CallTool(callCtx, &sdk.CallToolParams{Name: tool, Arguments: args})
 	if err != nil {
+		a.failed(ctx, cs, err)
 		return "", "", err
 	}
 	if res.IsError {

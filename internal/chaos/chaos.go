@@ -9,20 +9,16 @@
 package chaos
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	mrand "math/rand/v2"
-	"net/http"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -31,7 +27,6 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/sapq/sapq/sap/sim"
 	"github.com/sapq/sapq/tasks/ledger"
 )
 
@@ -123,70 +118,6 @@ func (o Options) withDefaults() (Options, error) {
 		o.Agents = o.N
 	}
 	return o, nil
-}
-
-// Simulator faults while the chaos lasts. Each posting request rolls once.
-// The flawed postings add about 2% permanent refusals.
-const (
-	// sapLatency is how long SAP takes to process any posting, faults or
-	// not, so that a worker killed at any moment is likely in a call.
-	sapLatency    = 200 * time.Millisecond
-	failRate      = 0.03 // 503 with Retry-After, nothing posted
-	ambiguousRate = 0.03 // posted, answer lost (connection drop or 504)
-	lockRate      = 0.02 // MC/601, nothing posted
-	throttleRate  = 0.02 // 429, nothing posted
-	slowRate      = 0.02 // committed after SlowLatency, long after the client gave up
-)
-
-// simFaults is the JSON of the simulator's POST /sim/faults. The slow
-// commit fields are left out for a simulator that has none.
-type simFaults struct {
-	FailRate      float64 `json:"fail_rate"`
-	AmbiguousRate float64 `json:"ambiguous_rate"`
-	LockRate      float64 `json:"lock_rate"`
-	ThrottleRate  float64 `json:"throttle_rate"`
-	SlowRate      float64 `json:"slow_rate,omitempty"`
-	SlowLatency   string  `json:"slow_latency,omitempty"`
-	Latency       string  `json:"latency"`
-}
-
-// Report is what a run found.
-type Report struct {
-	Seed                  uint64
-	Dir                   string // the run's directory: logs/ and Redis's data
-	Postings, Submissions int
-	Documents             int
-	Succeeded, Failed     int
-	Duplicates, Lost      int
-	Faults                map[string]int // injected by the simulator, by type
-	Kills, WorkerExits    int
-	RedisFault            string
-	Wall                  time.Duration
-	Breaches              []string
-	Notes                 []string
-}
-
-// OK reports whether the run found no breach.
-func (r *Report) OK() bool { return len(r.Breaches) == 0 }
-
-// Summary is the one line a run ends with.
-func (r *Report) Summary() string {
-	verdict := "PASS"
-	if !r.OK() {
-		verdict = "FAIL"
-	}
-	names := make([]string, 0, len(r.Faults))
-	for name := range r.Faults {
-		names = append(names, name)
-	}
-	slices.Sort(names)
-	faults := make([]string, len(names))
-	for i, name := range names {
-		faults[i] = fmt.Sprintf("%s:%d", name, r.Faults[name])
-	}
-	return fmt.Sprintf("chaos %s: breaches=%d postings=%d submissions=%d documents=%d duplicates=%d lost=%d failed=%d faults=%s kills=%d redis=%s wall=%s seed=%d",
-		verdict, len(r.Breaches), r.Postings, r.Submissions, r.Documents, r.Duplicates, r.Lost, r.Failed, strings.Join(faults, ","),
-		r.Kills, r.RedisFault, r.Wall.Round(100*time.Millisecond), r.Seed)
 }
 
 // Run runs the harness once. A breach is reported in the Report; an error
@@ -305,13 +236,42 @@ func (r *run) run(parent context.Context) (*Report, error) {
 	}
 
 	// The run's deadline covers submitting and following every posting,
-	// and the queue draining afterwards.
+	// and the queue draining afterwards; the audit gets 30s more.
 	runCtx, stopRun := context.WithTimeout(ctx, r.opts.Timeout)
 	defer stopRun()
-	if err := r.setFaults(runCtx, true); err != nil {
+	if err := r.storm(runCtx, agents, keys); err != nil {
 		return nil, err
 	}
-	chaosCtx, endChaos := context.WithCancel(runCtx)
+	if err := parent.Err(); err != nil {
+		return nil, fmt.Errorf("chaos: interrupted: %w", err)
+	}
+	var notes []string
+	if !r.slowSupported {
+		notes = append(notes, "the simulator has no slow commits (slow_rate, slow_latency): the run had none")
+	}
+	if note := r.settle(runCtx); note != "" {
+		notes = append(notes, note)
+	}
+	deadline, _ := runCtx.Deadline()
+	if now := time.Now(); deadline.Before(now) {
+		deadline = now
+	}
+	auditCtx, stopAudit := context.WithDeadline(ctx, deadline.Add(30*time.Second))
+	defer stopAudit()
+	notes = append(notes, r.auditRounds(auditCtx, agents, keys)...)
+	if err := r.failure(); err != nil {
+		return nil, err
+	}
+	return r.report(ctx, agents, keys, notes)
+}
+
+// storm submits every posting while the faults go on, and follows each
+// until it ended once (or the run's deadline came).
+func (r *run) storm(ctx context.Context, agents []*agent, keys []*keyRun) error {
+	if err := r.setFaults(ctx, true); err != nil {
+		return err
+	}
+	chaosCtx, endChaos := context.WithCancel(ctx)
 	defer endChaos()
 	var chaos sync.WaitGroup
 	redisDone := make(chan struct{})
@@ -325,10 +285,11 @@ func (r *run) run(parent context.Context) (*Report, error) {
 		chaos.Go(func() { r.killWorkers(chaosCtx) })
 	}
 	progressDone := make(chan struct{})
-	go r.progress(runCtx, progressDone)
+	go r.progress(ctx, progressDone)
+	defer close(progressDone)
 
 	var following sync.WaitGroup
-	r.dispatch(runCtx, agents, keys, &following)
+	r.dispatch(ctx, agents, keys, &following)
 	r.printf("all %d postings submitted", len(keys))
 	// Worker kills go on until the Redis fault happened and half of the
 	// postings ended, so that they meet postings in flight however long
@@ -337,90 +298,42 @@ func (r *run) run(parent context.Context) (*Report, error) {
 	// simulator's faults last until every posting ended once.
 	select {
 	case <-redisDone:
-	case <-runCtx.Done():
+	case <-ctx.Done():
 	}
-	for r.finished.Load() < int64(len(keys)/2) && sleep(runCtx, 50*time.Millisecond) {
+	for r.finished.Load() < int64(len(keys)/2) && sleep(ctx, 50*time.Millisecond) {
 	}
 	endChaos()
 	chaos.Wait()
 	kills, _ := r.workers.counts()
 	r.printf("worker kills over (%d kills, redis %s); waiting for every posting to end", kills, r.redisNote)
 	following.Wait()
-	close(progressDone)
 	if err := r.failure(); err != nil {
-		return nil, err
-	}
-	if err := parent.Err(); err != nil {
-		return nil, fmt.Errorf("chaos: interrupted: %w", err)
-	}
-	// Calm: the audit that follows reads the postings as they settled.
-	if err := r.setFaults(runCtx, false); err != nil && runCtx.Err() == nil {
-		return nil, err
+		return err
 	}
 	r.printf("%d of %d postings ended; waiting for the queue to drain", r.finished.Load(), len(keys))
+	// Calm: the audit reads the postings as they settle without faults.
+	if err := r.setFaults(ctx, false); err != nil && ctx.Err() == nil {
+		return err
+	}
+	return nil
+}
 
-	var notes []string
-	if !r.slowSupported {
-		notes = append(notes, "the simulator has no slow commits (slow_rate, slow_latency): the run had none")
-	}
-	if note := r.settle(runCtx); note != "" {
-		notes = append(notes, note)
-	}
-	// The audit reads every key's job once more, after the queue drained:
-	// a delivery that ran after an agent saw its job end may have changed
-	// it. It follows up what it finds (not_found: resubmit), then looks
-	// again, until a round changes nothing.
-	deadline, _ := runCtx.Deadline()
-	if now := time.Now(); deadline.Before(now) {
-		deadline = now
-	}
-	auditCtx, stopAudit := context.WithDeadline(ctx, deadline.Add(30*time.Second))
-	defer stopAudit()
+// auditRounds reads every key's job once more, after the queue drained: a
+// delivery that ran after an agent saw its job end may have changed it.
+// What it finds is followed up (not_found: resubmit) and looked at again,
+// until a round changes nothing.
+func (r *run) auditRounds(ctx context.Context, agents []*agent, keys []*keyRun) (notes []string) {
 	for round := 1; round <= 3; round++ {
-		changed := r.audit(auditCtx, agents, keys)
+		changed := r.audit(ctx, agents, keys)
 		r.printf("audit round %d: %d postings changed since they were last read", round, changed)
-		if changed == 0 || auditCtx.Err() != nil {
+		if changed == 0 || ctx.Err() != nil {
 			break
 		}
-		if note := r.settle(auditCtx); note != "" {
+		if note := r.settle(ctx); note != "" {
 			notes = append(notes, note)
 		}
 	}
-	if err := r.failure(); err != nil {
-		return nil, err
-	}
-
-	docs, stats, err := r.readSimulator(ctx)
-	if err != nil {
-		return nil, err
-	}
-	outcomes := make([]*outcome, len(keys))
-	submissions := 0
-	for i, k := range keys {
-		k.mu.Lock()
-		o := k.out
-		k.mu.Unlock()
-		outcomes[i] = &o
-		submissions += o.submissions
-	}
-	v := check(outcomes, docs)
-	kills, exits := r.workers.counts()
-	rep := &Report{
-		Seed: r.opts.Seed, Postings: v.postings, Submissions: submissions, Documents: v.documents,
-		Succeeded: v.succeeded, Failed: v.failed, Duplicates: v.duplicates, Lost: v.lost,
-		Faults: map[string]int{}, Kills: kills, WorkerExits: exits, RedisFault: r.redisNote,
-		Wall: time.Since(r.began), Notes: notes,
-	}
-	for kind, n := range stats.Faults {
-		rep.Faults[string(kind)] = n
-	}
-	for _, b := range v.breaches {
-		rep.Breaches = append(rep.Breaches, b.String())
-	}
-	if exits > 0 {
-		rep.Notes = append(rep.Notes, fmt.Sprintf("workers exited on their own %d times and were restarted (see the worker logs)", exits))
-	}
-	return rep, nil
+	return notes
 }
 
 // startAll starts Redis, the simulator, the MCP front and the workers, and
@@ -490,7 +403,7 @@ func (r *run) startAll(ctx context.Context) ([]*agent, error) {
 
 	agents := make([]*agent, r.opts.Agents)
 	for i := range agents {
-		a, err := dialAgent(ctx, r.mcpURL, fmt.Sprintf("agent-%d", i+1), tokens[i])
+		a, err := dialAgent(ctx, r.mcpURL, fmt.Sprintf("agent-%d", i+1), tokens[i], r.log)
 		if err != nil {
 			for _, a := range agents[:i] {
 				a.close()
@@ -567,94 +480,6 @@ func (r *run) progress(ctx context.Context, done <-chan struct{}) {
 	}
 }
 
-// killWorkers SIGKILLs a worker every KillEvery until the chaos ends.
-func (r *run) killWorkers(ctx context.Context) {
-	rng := mrand.New(mrand.NewPCG(r.opts.Seed, 0x6b111))
-	t := time.NewTicker(r.opts.KillEvery)
-	defer t.Stop()
-	for {
-		select {
-		case <-t.C:
-			r.workers.killOne(rng)
-		case <-ctx.Done():
-			return
-		}
-	}
-}
-
-// awaitProgress waits until the given share of the keys was submitted.
-func (r *run) awaitProgress(ctx context.Context, share float64) bool {
-	for float64(r.dispatched.Load()) < share*float64(r.opts.N) {
-		if !sleep(ctx, 50*time.Millisecond) {
-			return false
-		}
-	}
-	return true
-}
-
-// redisFault injects the run's Redis failure once half of the postings
-// were submitted. Workers and the MCP front are left alone: they must
-// reconnect by themselves.
-func (r *run) redisFault(ctx context.Context) error {
-	rd := r.redis
-	aofBytes := func() int64 { return dirSize(filepath.Join(rd.dir, aofDir)) }
-	switch r.opts.RedisFault {
-	case RedisShutdown, RedisKill:
-		if !r.awaitProgress(ctx, 0.5) {
-			return nil
-		}
-		began := time.Now()
-		if r.opts.RedisFault == RedisShutdown {
-			if err := rd.shutdown(); err != nil {
-				return err
-			}
-		} else {
-			rd.kill()
-		}
-		if err := rd.start(); err != nil {
-			return err
-		}
-		r.redisNote = fmt.Sprintf("%s(down %.1fs)", r.opts.RedisFault, time.Since(began).Seconds())
-	case RedisRollback:
-		if !r.awaitProgress(ctx, 0.4) {
-			return nil
-		}
-		snap := filepath.Join(r.dir, "redis-snapshot")
-		taken := time.Now()
-		if err := rd.snapshot(snap); err != nil {
-			return err
-		}
-		snapBytes := dirSize(snap)
-		r.log.Info("redis AOF snapshot taken", "bytes", snapBytes)
-		if !sleep(ctx, time.Until(taken.Add(r.opts.RollbackAge))) {
-			return nil
-		}
-		began := time.Now()
-		rd.kill()
-		lost := aofBytes() - snapBytes
-		if err := rd.restore(snap); err != nil {
-			return err
-		}
-		if err := rd.start(); err != nil {
-			return err
-		}
-		r.redisNote = fmt.Sprintf("rollback(%.1fs, %d AOF bytes lost, down %.1fs)", time.Since(taken).Seconds()-time.Since(began).Seconds(), lost, time.Since(began).Seconds())
-	}
-	r.printf("redis fault: %s", r.redisNote)
-	return nil
-}
-
-func dirSize(dir string) int64 {
-	var n int64
-	entries, _ := os.ReadDir(dir)
-	for _, e := range entries {
-		if info, err := e.Info(); err == nil {
-			n += info.Size()
-		}
-	}
-	return n
-}
-
 // settle waits until the queue holds no task that may still run (pending,
 // active, scheduled, retry), then as long as a slow commit takes, so that
 // any call to SAP still in flight has ended. It returns a note when the
@@ -703,78 +528,4 @@ func (r *run) audit(ctx context.Context, agents []*agent, keys []*keyRun) int {
 	}
 	wg.Wait()
 	return int(changed.Load())
-}
-
-// --- the simulator's control endpoints ---
-
-func (r *run) simHasSlowCommits(ctx context.Context) (bool, error) {
-	var faults map[string]any
-	if err := r.simGet(ctx, "/sim/faults", &faults); err != nil {
-		return false, err
-	}
-	_, ok := faults["slow_rate"]
-	return ok, nil
-}
-
-// setFaults sets the chaos faults, or clears them.
-func (r *run) setFaults(ctx context.Context, on bool) error {
-	f := simFaults{Latency: sapLatency.String()}
-	if on {
-		f.FailRate, f.AmbiguousRate, f.LockRate, f.ThrottleRate = failRate, ambiguousRate, lockRate, throttleRate
-		if r.slowSupported {
-			f.SlowRate, f.SlowLatency = slowRate, r.opts.SlowLatency.String()
-		}
-	}
-	body, _ := json.Marshal(f)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, r.simURL+"/sim/faults", bytes.NewReader(body))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return fmt.Errorf("chaos: set simulator faults: %w", err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<10))
-		return fmt.Errorf("chaos: set simulator faults %s: %s: %s", body, resp.Status, bytes.TrimSpace(msg))
-	}
-	r.log.Info("simulator faults set", "faults", string(body))
-	return nil
-}
-
-func (r *run) readSimulator(ctx context.Context) ([]sim.LedgerDocument, sim.Stats, error) {
-	var ledgerDocs struct {
-		Documents []sim.LedgerDocument `json:"documents"`
-	}
-	var stats sim.Stats
-	if err := r.simGet(ctx, "/sim/ledger", &ledgerDocs); err != nil {
-		return nil, stats, err
-	}
-	if err := r.simGet(ctx, "/sim/stats", &stats); err != nil {
-		return nil, stats, err
-	}
-	return ledgerDocs.Documents, stats, nil
-}
-
-func (r *run) simGet(ctx context.Context, path string, out any) error {
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.simURL+path, nil)
-	if err != nil {
-		return err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return fmt.Errorf("chaos: GET %s: %w", path, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("chaos: GET %s: %s", path, resp.Status)
-	}
-	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
-		return fmt.Errorf("chaos: GET %s: %w", path, err)
-	}
-	return nil
 }

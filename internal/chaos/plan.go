@@ -45,15 +45,15 @@ func (k *keyPlan) Identity() tasks.Identity {
 	return tasks.Identity{Caller: k.Caller, Key: k.Key, Destination: tasks.DefaultDestination}
 }
 
-// makePlan lays out n keys over the agents: kinds in turn, one flawed key in
-// flawEvery, repeated keys at random. It depends only on its arguments,
+// makePlan lays out n keys over the agents in turn: kinds at random, one
+// flawed key in flawEvery, repeated keys at random. It depends only on its arguments,
 // so a seed names a plan.
 func makePlan(n int, callers []string, seed uint64, now time.Time) ([]*keyPlan, error) {
 	g := newGenerator(seed, now)
 	keys := make([]*keyPlan, n)
 	for i := range n {
 		agent := i % len(callers)
-		spec, flaw := &kinds[i%len(kinds)], Sound
+		spec, flaw := &kinds[g.rng.IntN(len(kinds))], Sound
 		// Every flawEvery-th key, the first one early; the flawed keys go
 		// through every pair of flaw and kind in turn.
 		if (i+flawEvery/2)%flawEvery == 0 {

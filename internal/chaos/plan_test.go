@@ -18,7 +18,12 @@ func TestPlanShares(t *testing.T) {
 	keys := map[string]bool{}
 	flawed, repeated, concurrent := 0, 0, 0
 	combos := map[tasks.Kind]map[Flaw]int{}
+	perAgent := map[int]map[tasks.Kind]int{}
 	for i, k := range plan {
+		if perAgent[k.Agent] == nil {
+			perAgent[k.Agent] = map[tasks.Kind]int{}
+		}
+		perAgent[k.Agent][k.Spec.kind]++
 		if keys[k.Key] {
 			t.Fatalf("key %s planned twice", k.Key)
 		}
@@ -56,6 +61,13 @@ func TestPlanShares(t *testing.T) {
 		for _, f := range flaws {
 			if combos[spec.kind][f] == 0 {
 				t.Errorf("no %s key with flaw %s", spec.kind, f)
+			}
+		}
+	}
+	for agent := range callers {
+		for _, spec := range kinds {
+			if perAgent[agent][spec.kind] < n/len(callers)/len(kinds)/2 {
+				t.Errorf("agent %d submits %d %s postings: every agent must submit every kind", agent, perAgent[agent][spec.kind], spec.kind)
 			}
 		}
 	}
