@@ -223,8 +223,8 @@ func TestReportSummary(t *testing.T) {
 	if got := r.Summary(); got != want {
 		t.Errorf("summary\n%s\nwant\n%s", got, want)
 	}
-	r.Breaches = []string{"x"}
-	if r.OK() || !strings.HasPrefix(r.Summary(), "chaos FAIL: breaches=1 ") {
+	r.Breaches, r.BreachKinds = []string{"x", "y", "z"}, map[string]int{"lost": 1, "duplicate": 2}
+	if r.OK() || !strings.HasPrefix(r.Summary(), "chaos FAIL: breaches=3[duplicate:2,lost:1] ") {
 		t.Errorf("a report with a breach: OK %t, %s", r.OK(), r.Summary())
 	}
 }

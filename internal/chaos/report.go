@@ -20,30 +20,38 @@ type Report struct {
 	Kills, WorkerExits    int
 	RedisFault            string
 	Wall                  time.Duration
-	Breaches              []string
+	Breaches              []string       // each in detail
+	BreachKinds           map[string]int // how many of each kind
 	Notes                 []string
 }
 
 // OK reports whether the run found no breach.
 func (r *Report) OK() bool { return len(r.Breaches) == 0 }
 
-// Summary is the one line a run ends with.
-func (r *Report) Summary() string {
-	verdict := "PASS"
-	if !r.OK() {
-		verdict = "FAIL"
-	}
-	names := make([]string, 0, len(r.Faults))
-	for name := range r.Faults {
+// Kinds lists the breaches by kind, as "duplicate:3,lost:1".
+func (r *Report) Kinds() string { return counts(r.BreachKinds) }
+
+func counts(m map[string]int) string {
+	names := make([]string, 0, len(m))
+	for name := range m {
 		names = append(names, name)
 	}
 	slices.Sort(names)
-	faults := make([]string, len(names))
+	out := make([]string, len(names))
 	for i, name := range names {
-		faults[i] = fmt.Sprintf("%s:%d", name, r.Faults[name])
+		out[i] = fmt.Sprintf("%s:%d", name, m[name])
 	}
-	return fmt.Sprintf("chaos %s: breaches=%d postings=%d submissions=%d documents=%d duplicates=%d lost=%d failed=%d faults=%s kills=%d redis=%s wall=%s seed=%d",
-		verdict, len(r.Breaches), r.Postings, r.Submissions, r.Documents, r.Duplicates, r.Lost, r.Failed, strings.Join(faults, ","),
+	return strings.Join(out, ",")
+}
+
+// Summary is the one line a run ends with.
+func (r *Report) Summary() string {
+	verdict, breaches := "PASS", "0"
+	if !r.OK() {
+		verdict, breaches = "FAIL", fmt.Sprintf("%d[%s]", len(r.Breaches), r.Kinds())
+	}
+	return fmt.Sprintf("chaos %s: breaches=%s postings=%d submissions=%d documents=%d duplicates=%d lost=%d failed=%d faults=%s kills=%d redis=%s wall=%s seed=%d",
+		verdict, breaches, r.Postings, r.Submissions, r.Documents, r.Duplicates, r.Lost, r.Failed, counts(r.Faults),
 		r.Kills, r.RedisFault, r.Wall.Round(100*time.Millisecond), r.Seed)
 }
 
@@ -72,13 +80,14 @@ func (r *run) report(ctx context.Context, agents []*agent, keys []*keyRun, notes
 		Seed: r.opts.Seed, Postings: v.postings, Submissions: submissions, Documents: v.documents,
 		Succeeded: v.succeeded, Failed: v.failed, Duplicates: v.duplicates, Lost: v.lost,
 		Faults: map[string]int{}, Kills: kills, WorkerExits: exits, RedisFault: redisNote,
-		Wall: time.Since(r.began), Notes: notes,
+		Wall: time.Since(r.began), Notes: notes, BreachKinds: map[string]int{},
 	}
 	for kind, n := range stats.Faults {
 		rep.Faults[string(kind)] = n
 	}
 	for _, b := range v.breaches {
 		rep.Breaches = append(rep.Breaches, b.String())
+		rep.BreachKinds[b.kind]++
 	}
 	renewals, errs := 0, 0
 	for _, a := range agents {
