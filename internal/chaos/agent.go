@@ -18,10 +18,24 @@ import (
 
 // Tool error codes an agent acts on (mcpfront's "sapq/error" codes).
 const (
-	codeNotFound = "not_found"
-	codeInternal = "internal"
-	codeConflict = "idempotency_conflict"
+	codeNotFound    = "not_found"
+	codeInternal    = "internal"
+	codeConflict    = "idempotency_conflict"
+	codeRateLimited = "rate_limited"
 )
+
+// toolError is the "sapq/error" of a failed tool call: what an agent reads
+// to decide what to do.
+type toolError struct {
+	Code              string `json:"code"`
+	Message           string `json:"message"`
+	RetryAfterSeconds int    `json:"retry_after_seconds"`
+}
+
+// retryAfter is how long to wait before calling again after err.
+func (e toolError) retryAfter() time.Duration {
+	return max(time.Duration(e.RetryAfterSeconds)*time.Second, pause())
+}
 
 // callTimeout bounds one MCP call; a call that runs out is retried.
 const callTimeout = 10 * time.Second
@@ -118,19 +132,19 @@ func (a *agent) close() {
 }
 
 // call calls a tool and decodes its structured result into out. It returns
-// the tool error's code when the tool answered with one, or err when the
-// call itself failed (transport, timeout).
-func (a *agent) call(ctx context.Context, tool string, args any, out any) (code, msg string, err error) {
+// the tool's error when the tool answered with one (Code set), or err when
+// the call itself failed (transport, timeout).
+func (a *agent) call(ctx context.Context, tool string, args any, out any) (toolError, error) {
 	callCtx, cancel := context.WithTimeout(ctx, callTimeout)
 	defer cancel()
 	cs := a.session()
 	res, err := cs.CallTool(callCtx, &sdk.CallToolParams{Name: tool, Arguments: args})
 	if err != nil {
 		a.failed(ctx, cs, err)
-		return "", "", err
+		return toolError{}, err
 	}
 	if res.IsError {
-		var te mcpfront.ToolError
+		var te toolError
 		if raw, ok := res.Meta["sapq/error"]; ok {
 			b, _ := json.Marshal(raw)
 			json.Unmarshal(b, &te)
@@ -143,16 +157,16 @@ func (a *agent) call(ctx context.Context, tool string, args any, out any) (code,
 				}
 			}
 		}
-		return te.Code, te.Message, nil
+		return te, nil
 	}
 	b, err := json.Marshal(res.StructuredContent)
 	if err == nil {
 		err = json.Unmarshal(b, out)
 	}
 	if err != nil {
-		return "", "", fmt.Errorf("%s: unreadable result: %w", tool, err)
+		return toolError{}, fmt.Errorf("%s: unreadable result: %w", tool, err)
 	}
-	return "", "", nil
+	return toolError{}, nil
 }
 
 // keyRun is a key while its agent works on it: the outcome, guarded
@@ -198,20 +212,20 @@ func (a *agent) submit(ctx context.Context, k *keyRun) string {
 	plan := k.out.plan
 	for ctx.Err() == nil {
 		var res mcpfront.SubmitResult
-		code, msg, err := a.call(ctx, plan.Spec.tool, plan.Args, &res)
+		te, err := a.call(ctx, plan.Spec.tool, plan.Args, &res)
 		switch {
-		case err != nil || code == codeInternal:
-			// Redis restarting, or the call cut short: an agent sends the
-			// same key and payload again.
-			sleep(ctx, pause())
+		case err != nil || te.Code == codeInternal || te.Code == codeRateLimited:
+			// Redis restarting, the call cut short, or too many calls: an
+			// agent sends the same key and payload again, later.
+			sleep(ctx, te.retryAfter())
 			continue
-		case code == codeConflict:
+		case te.Code == codeConflict:
 			k.mu.Lock()
-			k.out.conflict = msg
+			k.out.conflict = te.Message
 			k.mu.Unlock()
 			return ""
-		case code != "":
-			a.harnessErr(fmt.Errorf("chaos: %s refused key %s: %s: %s", plan.Spec.tool, plan.Key, code, msg))
+		case te.Code != "":
+			a.harnessErr(fmt.Errorf("chaos: %s refused key %s: %s: %s", plan.Spec.tool, plan.Key, te.Code, te.Message))
 			return ""
 		}
 		k.mu.Lock()
@@ -238,12 +252,12 @@ func (a *agent) follow(ctx context.Context, k *keyRun) (last *mcpfront.Posting, 
 			}
 		}
 		var p mcpfront.Posting
-		code, msg, err := a.call(ctx, mcpfront.ToolGetPosting, map[string]string{"job_id": id}, &p)
+		te, err := a.call(ctx, mcpfront.ToolGetPosting, map[string]string{"job_id": id}, &p)
 		switch {
-		case err != nil || code == codeInternal:
-			sleep(ctx, pause())
+		case err != nil || te.Code == codeInternal || te.Code == codeRateLimited:
+			sleep(ctx, te.retryAfter())
 			continue
-		case code == codeNotFound:
+		case te.Code == codeNotFound:
 			last = nil
 			k.mu.Lock()
 			k.out.notFound++
@@ -256,8 +270,8 @@ func (a *agent) follow(ctx context.Context, k *keyRun) (last *mcpfront.Posting, 
 				return nil, false
 			}
 			continue
-		case code != "":
-			a.harnessErr(fmt.Errorf("chaos: get_posting %s of key %s: %s: %s", id, k.out.plan.Key, code, msg))
+		case te.Code != "":
+			a.harnessErr(fmt.Errorf("chaos: get_posting %s of key %s: %s: %s", id, k.out.plan.Key, te.Code, te.Message))
 			return last, false
 		}
 		if k.job() != id {

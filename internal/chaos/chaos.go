@@ -376,7 +376,10 @@ func (r *run) startAll(ctx context.Context) ([]*agent, error) {
 		func(port int) []string {
 			return []string{"mcp", "--transport", "http", "--addr", fmt.Sprintf("127.0.0.1:%d", port), "--redis-url", redisURL}
 		},
-		childEnv("SAPQ_MCP_TOKENS_FILE="+tokenFile),
+		// The per-caller submission quota is a policy, not what the run
+		// proves: off, so that the agents keep up the rate. They wait
+		// and retry on rate_limited all the same.
+		childEnv("SAPQ_MCP_TOKENS_FILE="+tokenFile, "SAPQ_MCP_SUBMISSIONS_PER_MINUTE=-1"),
 		func(port int) string {
 			r.mcpURL = fmt.Sprintf("http://127.0.0.1:%d/mcp", port)
 			return fmt.Sprintf("http://127.0.0.1:%d/healthz", port)
