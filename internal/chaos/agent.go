@@ -32,7 +32,8 @@ type toolError struct {
 	RetryAfterSeconds int    `json:"retry_after_seconds"`
 }
 
-// retryAfter is how long to wait before calling again after err.
+// retryAfter is how long to wait before calling again: what the tool said
+// (rate_limited), or a short pause.
 func (e toolError) retryAfter() time.Duration {
 	return max(time.Duration(e.RetryAfterSeconds)*time.Second, pause())
 }
