@@ -240,11 +240,17 @@ func (a *agent) submit(ctx context.Context, k *keyRun) string {
 	return ""
 }
 
+// maxPollEvery caps the wait between polls of a job that takes long.
+const maxPollEvery = 10 * time.Second
+
 // follow polls the key's job until it is terminal. On not_found it
 // resubmits the key, as an agent whose job vanished does, and follows the
 // job that answers. It returns the last state read and whether it is
-// terminal: the run may end first.
+// terminal: the run may end first. It polls first after the wait sapq
+// asked for, then less and less often, as a patient agent does: polls
+// that kept their pace while a backlog grew would multiply with it.
 func (a *agent) follow(ctx context.Context, k *keyRun) (last *mcpfront.Posting, ended bool) {
+	every, polled := k.poll(), ""
 	for ctx.Err() == nil {
 		id := k.job()
 		if id == "" {
@@ -282,7 +288,11 @@ func (a *agent) follow(ctx context.Context, k *keyRun) (last *mcpfront.Posting, 
 		if p.Status.Terminal() {
 			return last, true
 		}
-		sleep(ctx, k.poll())
+		if polled != id {
+			every, polled = k.poll(), id
+		}
+		sleep(ctx, every)
+		every = min(every*3/2, maxPollEvery)
 	}
 	return last, false
 }
