@@ -37,15 +37,6 @@ type simFaults struct {
 	Latency       string  `json:"latency"`
 }
 
-func (r *run) simHasSlowCommits(ctx context.Context) (bool, error) {
-	var faults map[string]any
-	if err := r.simGet(ctx, "/sim/faults", &faults); err != nil {
-		return false, err
-	}
-	_, ok := faults["slow_rate"]
-	return ok, nil
-}
-
 // setFaults sets the chaos faults, or clears them.
 func (r *run) setFaults(ctx context.Context, on bool) error {
 	f := simFaults{Latency: sapLatency.String()}
