@@ -1,0 +1,209 @@
+package chaos
+
+import (
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/sapq/sapq/mcpfront"
+	"github.com/sapq/sapq/sap/sim"
+	"github.com/sapq/sapq/tasks"
+)
+
+// outcome is what the agents learnt about one key over the run.
+type outcome struct {
+	plan *keyPlan
+	// jobIDs are the distinct job IDs the key's submissions answered, in the
+	// order they were first seen: more than one means the ledger forgot a
+	// job and a resubmission created another.
+	jobIDs      []string
+	submissions int // submit calls that got an answer (accepted or replayed)
+	resubmits   int // submissions after a not_found
+	notFound    int // get_posting answers not_found
+	conflict    string
+	// seen is the first terminal state an agent saw; final is the job's
+	// state when the run ended (nil if it was never read).
+	seen, final *mcpfront.Posting
+}
+
+func (o *outcome) addJob(id string) {
+	if !slices.Contains(o.jobIDs, id) {
+		o.jobIDs = append(o.jobIDs, id)
+	}
+}
+
+// Breach kinds.
+const (
+	breachDuplicate    = "duplicate"         // more than one document for a key
+	breachUnattributed = "unattributed"      // a document no key accounts for
+	breachLost         = "lost"              // neither its document nor a clear failure
+	breachMismatch     = "document_mismatch" // the job names another document than SAP holds
+	breachFailedPosted = "failed_with_document"
+	breachConflict     = "idempotency_conflict" // the same key and payload refused as different
+	breachAcceptedBad  = "flaw_accepted"        // SAP posted a document the harness made invalid
+	breachWrongCode    = "wrong_failure"        // a flawed posting failed for another reason
+)
+
+// breach is one violation of the exactly-once promise.
+type breach struct {
+	kind   string
+	key    *outcome // nil for an unattributed document
+	detail string
+}
+
+func (b breach) String() string {
+	if b.key == nil {
+		return b.kind + ": " + b.detail
+	}
+	k := b.key
+	var s strings.Builder
+	fmt.Fprintf(&s, "%s: key %s (caller %s, %s, %s): %s", b.kind, k.plan.Key, k.plan.Caller, k.plan.Spec.kind, k.plan.Flaw, b.detail)
+	fmt.Fprintf(&s, "\n    reference %s, jobs %v, submissions %d, not_found %d, resubmits %d",
+		k.plan.Identity().Reference(), k.jobIDs, k.submissions, k.notFound, k.resubmits)
+	if k.seen != nil {
+		fmt.Fprintf(&s, "\n    first terminal state seen: %s", describePosting(k.seen))
+	}
+	if k.final != nil {
+		fmt.Fprintf(&s, "\n    final state: %s", describePosting(k.final))
+	}
+	return s.String()
+}
+
+func describePosting(p *mcpfront.Posting) string {
+	s := fmt.Sprintf("job %s %s attempts %d", p.JobID, p.Status, p.Attempts)
+	if p.Result != nil {
+		s += fmt.Sprintf(" document %s/%s/%s reconciled=%t", p.Result.CompanyCode, p.Result.Document, p.Result.FiscalYear, p.Result.Reconciled)
+	}
+	if p.Error != nil {
+		s += fmt.Sprintf(" error [%s] %s %q", p.Error.Category, p.Error.Code, p.Error.Message)
+	}
+	return s
+}
+
+// verdict is the checker's finding over a run.
+type verdict struct {
+	postings, documents int
+	succeeded, failed   int
+	// duplicates counts documents beyond the first of a key, and documents
+	// no key accounts for; lost counts keys with neither their document nor
+	// a failure that carries SAP's message.
+	duplicates, lost int
+	breaches         []breach
+}
+
+// sapMessageCode is a T100 message class and number, such as F5/201.
+var sapMessageCode = regexp.MustCompile(`^[A-Z0-9/_]{1,20}/[0-9]{3}$`)
+
+// check holds the run's outcomes against SAP's ledger: every key has exactly
+// one document, or a failed job whose error carries SAP's message and no
+// document; there are no other documents.
+func check(keys []*outcome, docs []sim.LedgerDocument) verdict {
+	v := verdict{postings: len(keys), documents: len(docs)}
+	byRef := map[string][]int{}
+	for i, d := range docs {
+		byRef[d.Reference] = append(byRef[d.Reference], i)
+	}
+	claimed := make([]bool, len(docs))
+	for _, k := range keys {
+		var mine []sim.LedgerDocument
+		for _, ref := range sapReferences(k) {
+			for _, i := range byRef[ref] {
+				if !claimed[i] {
+					claimed[i] = true
+					mine = append(mine, docs[i])
+				}
+			}
+		}
+		v.checkKey(k, mine)
+	}
+	for i, d := range docs {
+		if !claimed[i] {
+			v.duplicates++
+			v.add(breach{kind: breachUnattributed, detail: fmt.Sprintf("%s %s posted at %s with reference %q, which no key accounts for",
+				d.Kind, docName(d), d.PostedAt.Format(time.RFC3339Nano), d.Reference)})
+		}
+	}
+	return v
+}
+
+func (v *verdict) add(b breach) { v.breaches = append(v.breaches, b) }
+
+func (v *verdict) checkKey(k *outcome, docs []sim.LedgerDocument) {
+	if k.conflict != "" {
+		v.add(breach{kind: breachConflict, key: k, detail: k.conflict})
+	}
+	if len(docs) > 1 {
+		v.duplicates += len(docs) - 1
+		v.add(breach{kind: breachDuplicate, key: k, detail: fmt.Sprintf("SAP holds %d documents: %s", len(docs), docNames(docs))})
+	}
+	lost := func(detail string) {
+		v.lost++
+		v.add(breach{kind: breachLost, key: k, detail: detail})
+	}
+	p := k.final
+	switch {
+	case p == nil:
+		lost(fmt.Sprintf("never accepted or never read back; SAP holds %d document(s)", len(docs)))
+	case p.Status == tasks.StatusSucceeded:
+		v.succeeded++
+		if p.Result == nil {
+			lost("succeeded without a result")
+			return
+		}
+		if k.plan.Flaw != Sound {
+			v.add(breach{kind: breachAcceptedBad, key: k, detail: fmt.Sprintf("expected SAP to refuse it with %s", k.plan.Flaw.Code())})
+		}
+		if len(docs) == 0 {
+			lost(fmt.Sprintf("job says document %s/%s/%s but SAP holds none for the key", p.Result.CompanyCode, p.Result.Document, p.Result.FiscalYear))
+			return
+		}
+		if !slices.ContainsFunc(docs, func(d sim.LedgerDocument) bool { return sameDocument(d, p.Result) }) {
+			v.add(breach{kind: breachMismatch, key: k, detail: fmt.Sprintf("job says document %s/%s/%s, SAP holds %s",
+				p.Result.CompanyCode, p.Result.Document, p.Result.FiscalYear, docNames(docs))})
+		}
+	case p.Status == tasks.StatusFailed:
+		v.failed++
+		if len(docs) > 0 {
+			v.add(breach{kind: breachFailedPosted, key: k, detail: "the job failed but SAP holds " + docNames(docs)})
+			return
+		}
+		if p.Error == nil || p.Error.Category != tasks.CategoryPermanent || !sapMessageCode.MatchString(p.Error.Code) {
+			lost("failed without a refusal from SAP, and SAP holds no document")
+			return
+		}
+		if k.plan.Flaw == Sound {
+			lost("a sound posting failed permanently, and SAP holds no document")
+			return
+		}
+		if p.Error.Code != k.plan.Flaw.Code() {
+			v.add(breach{kind: breachWrongCode, key: k, detail: fmt.Sprintf("expected %s", k.plan.Flaw.Code())})
+		}
+	default:
+		lost(fmt.Sprintf("still %s when the run ended; SAP holds %d document(s)", p.Status, len(docs)))
+	}
+}
+
+// sapReferences are the references under which SAP may hold the key's
+// document: protocol version 2 derives one from the submission (tasks
+// Identity), the old protocol others (v1refs.go).
+func sapReferences(k *outcome) []string {
+	return append([]string{k.plan.Identity().Reference()}, v1References(k)...)
+}
+
+func sameDocument(d sim.LedgerDocument, r *tasks.Result) bool {
+	return d.CompanyCode == r.CompanyCode && d.Document == r.Document && d.FiscalYear == r.FiscalYear
+}
+
+func docName(d sim.LedgerDocument) string {
+	return d.CompanyCode + "/" + d.Document + "/" + d.FiscalYear
+}
+
+func docNames(docs []sim.LedgerDocument) string {
+	names := make([]string, len(docs))
+	for i, d := range docs {
+		names[i] = docName(d) + " (posted " + d.PostedAt.Format("15:04:05.000") + ")"
+	}
+	return strings.Join(names, ", ")
+}

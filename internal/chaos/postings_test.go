@@ -1,0 +1,138 @@
+package chaos
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sapq/sapq/sap/sim"
+	"github.com/sapq/sapq/tasks"
+)
+
+func TestEveryKindHasAGenerator(t *testing.T) {
+	for _, kind := range tasks.Kinds {
+		if !slices.ContainsFunc(kinds, func(s kindSpec) bool { return s.kind == kind }) {
+			t.Errorf("kind %s has no entry in kinds: sapq chaos would not submit it", kind)
+		}
+	}
+	for _, s := range kinds {
+		if want := "submit_" + string(s.kind); s.tool != want {
+			t.Errorf("kind %s is submitted with tool %q, want %q", s.kind, s.tool, want)
+		}
+	}
+}
+
+// TestGeneratedPostingsAreAccepted: every posting the harness makes passes
+// sapq's validation, so that only SAP can refuse the flawed ones; sound
+// ones use only the simulator's master data and open periods, flawed ones
+// break exactly what their flaw says.
+func TestGeneratedPostingsAreAccepted(t *testing.T) {
+	md := sim.DefaultMasterData()
+	for _, now := range []time.Time{
+		time.Now(),
+		time.Date(2027, time.March, 1, 0, 0, 0, 0, time.UTC),       // first of a month
+		time.Date(2028, time.February, 29, 23, 59, 0, 0, time.UTC), // leap day, end of month
+		time.Date(2027, time.January, 15, 12, 0, 0, 0, time.UTC),   // the closed period is in the year before
+	} {
+		g := newGenerator(7, now)
+		today := now.UTC().Format(time.DateOnly)
+		month := now.UTC().Format("2006-01")
+		closed := time.Date(now.Year(), now.Month()-3, 1, 0, 0, 0, 0, time.UTC).Format("2006-01")
+		for _, spec := range kinds {
+			for _, flaw := range []Flaw{Sound, UnknownGLAccount, ClosedPeriod} {
+				for i := range 50 {
+					key := "k-" + string(spec.kind) + "-" + flaw.String() + "-" + string(rune('a'+i%26))
+					p := spec.make(g, key, flaw)
+					raw, err := json.Marshal(p)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if _, err := tasks.Decode(spec.kind, raw); err != nil {
+						t.Fatalf("%s %s: sapq refuses the generated posting: %v\n%s", spec.kind, flaw, err, raw)
+					}
+					f := facts(t, p)
+					if f.key != key {
+						t.Errorf("%s: key %q, want %q", spec.kind, f.key, key)
+					}
+					cc, ok := md.CompanyCodes[f.companyCode]
+					if !ok || cc.Currency != f.currency {
+						t.Errorf("%s: company code %s in %s is not in the simulator's master data", spec.kind, f.companyCode, f.currency)
+					}
+					if flaw == ClosedPeriod {
+						if !strings.HasPrefix(f.postingDate, closed) {
+							t.Errorf("%s closed period: posting date %s, want one in %s", spec.kind, f.postingDate, closed)
+						}
+					} else if !strings.HasPrefix(f.postingDate, month) || f.postingDate > today {
+						t.Errorf("%s %s: posting date %s is not in %s up to %s", spec.kind, flaw, f.postingDate, month, today)
+					}
+					missing := 0
+					for _, acct := range f.accounts {
+						if !md.GLAccounts[cc.ChartOfAccounts][acct] {
+							missing++
+						}
+					}
+					if want := map[Flaw]int{UnknownGLAccount: 1}[flaw]; missing != want {
+						t.Errorf("%s %s: %d G/L accounts missing from the master data, want %d: %v", spec.kind, flaw, missing, want, f.accounts)
+					}
+					for _, c := range f.costCenters {
+						if c != "" && !md.CostCenters[cc.ControllingArea][c] {
+							t.Errorf("%s: cost center %s not in the master data", spec.kind, c)
+						}
+					}
+					if f.supplier != "" && !md.Suppliers[f.companyCode][f.supplier] {
+						t.Errorf("%s: supplier %s not in company code %s", spec.kind, f.supplier, f.companyCode)
+					}
+				}
+			}
+		}
+	}
+}
+
+// postingFacts is what the test checks of a posting of any kind; a new
+// kind adds a case to facts.
+type postingFacts struct {
+	key, companyCode, currency, postingDate, supplier string
+	accounts, costCenters                             []string
+}
+
+func facts(t *testing.T, p tasks.Posting) postingFacts {
+	switch p := p.(type) {
+	case *tasks.SupplierInvoice:
+		f := postingFacts{key: p.Key, companyCode: p.CompanyCode, currency: p.Currency, postingDate: p.PostingDate, supplier: p.Supplier}
+		for _, it := range p.Items {
+			f.accounts = append(f.accounts, it.GLAccount)
+			f.costCenters = append(f.costCenters, it.CostCenter)
+		}
+		return f
+	case *tasks.JournalEntry:
+		f := postingFacts{key: p.Key, companyCode: p.CompanyCode, currency: p.Currency, postingDate: p.PostingDate}
+		for _, it := range p.Items {
+			f.accounts = append(f.accounts, it.GLAccount)
+			f.costCenters = append(f.costCenters, it.CostCenter)
+		}
+		return f
+	}
+	t.Fatalf("no facts for %T: add a case", p)
+	return postingFacts{}
+}
+
+func TestInvoiceNumbersAreDistinct(t *testing.T) {
+	g := newGenerator(42, time.Now())
+	seen := map[string]bool{}
+	for i := range 20000 {
+		n := g.invoiceNumber(fmt.Sprint("key-", i))
+		if len(n) > tasks.LenInvoiceReference || strings.ToUpper(n) != n {
+			t.Fatalf("invoice number %q: must be upper case and at most %d characters", n, tasks.LenInvoiceReference)
+		}
+		if seen[n] {
+			t.Fatalf("invoice number %q drawn twice", n)
+		}
+		seen[n] = true
+	}
+	if newGenerator(43, time.Now()).invoiceNumber("k") == g.invoiceNumber("k") {
+		t.Error("two runs give a key the same invoice number")
+	}
+}
