@@ -158,17 +158,16 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 
 // run is one chaos run in progress.
 type run struct {
-	opts          Options
-	dir, logDir   string
-	began         time.Time
-	log           *slog.Logger
-	simPassword   string
-	redis         *redisServer
-	sim, mcp      *proc
-	simURL        string
-	mcpURL        string
-	workers       *workerPool
-	slowSupported bool
+	opts        Options
+	dir, logDir string
+	began       time.Time
+	log         *slog.Logger
+	simPassword string
+	redis       *redisServer
+	sim, mcp    *proc
+	simURL      string
+	mcpURL      string
+	workers     *workerPool
 
 	mu       sync.Mutex
 	failErr  error
@@ -246,9 +245,6 @@ func (r *run) run(parent context.Context) (*Report, error) {
 		return nil, fmt.Errorf("chaos: interrupted: %w", err)
 	}
 	var notes []string
-	if !r.slowSupported {
-		notes = append(notes, "the simulator has no slow commits (slow_rate, slow_latency): the run had none")
-	}
 	if note := r.settle(runCtx); note != "" {
 		notes = append(notes, note)
 	}
@@ -353,9 +349,6 @@ func (r *run) startAll(ctx context.Context) ([]*agent, error) {
 			return r.simURL + "/sim/faults"
 		})
 	if err != nil {
-		return nil, err
-	}
-	if r.slowSupported, err = r.simHasSlowCommits(ctx); err != nil {
 		return nil, err
 	}
 

@@ -186,10 +186,9 @@ func (v *verdict) checkKey(k *outcome, docs []sim.LedgerDocument) {
 }
 
 // sapReferences are the references under which SAP may hold the key's
-// document: protocol version 2 derives one from the submission (tasks
-// Identity), the old protocol others (v1refs.go).
+// document: the one derived from the submission (tasks.Identity).
 func sapReferences(k *outcome) []string {
-	return append([]string{k.plan.Identity().Reference()}, v1References(k)...)
+	return []string{k.plan.Identity().Reference()}
 }
 
 func sameDocument(d sim.LedgerDocument, r *tasks.Result) bool {

@@ -164,23 +164,6 @@ func TestCheckVerdicts(t *testing.T) {
 			},
 			breaches: []string{breachConflict}, succeededN: 1,
 		},
-		{
-			// The old protocol: invoices found by the supplier's invoice
-			// number, journal entries by a reference of the job ID. A key
-			// whose job the ledger forgot has two job IDs.
-			name: "protocol v1 references",
-			world: func() world {
-				a := succeeded(key(1, invoiceSpec, Sound), "5105600001")
-				b := succeeded(key(2, journalSpec, Sound), "0100000002")
-				b.jobIDs = append(b.jobIDs, "job-2-again")
-				inv := docOf(a, "5105600001")
-				inv.Reference = "INV1"
-				first, second := docOf(b, "0100000001"), docOf(b, "0100000002")
-				first.Reference, second.Reference = tasks.ReferenceFor("job-2"), tasks.ReferenceFor("job-2-again")
-				return world{[]*outcome{a, b}, []sim.LedgerDocument{inv, first, second}}
-			},
-			breaches: []string{breachDuplicate}, duplicates: 1, succeededN: 2,
-		},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -42,7 +42,23 @@ type keyPlan struct {
 
 // Identity is the posting's identity as sapq derives its SAP reference.
 func (k *keyPlan) Identity() tasks.Identity {
-	return tasks.Identity{Caller: k.Caller, Key: k.Key, Destination: tasks.DefaultDestination}
+	spec, ok := tasks.SpecOf(k.Spec.kind)
+	if !ok {
+		panic("chaos: no spec of kind " + string(k.Spec.kind))
+	}
+	// The fingerprint is of the posting as sapq decodes it (the arguments
+	// the agent sends, in the type's canonical form).
+	p := spec.New()
+	if len(k.Args) > 0 {
+		if err := json.Unmarshal(k.Args, p); err != nil {
+			panic(fmt.Sprintf("chaos: planned posting %s: %v", k.Key, err))
+		}
+	}
+	id, err := tasks.IdentityOfPosting(k.Caller, p, tasks.DefaultDestination)
+	if err != nil {
+		panic(err)
+	}
+	return id
 }
 
 // makePlan lays out n keys over the agents in turn: kinds at random, one

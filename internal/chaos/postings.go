@@ -9,7 +9,6 @@ import (
 
 	"github.com/shopspring/decimal"
 
-	"github.com/sapq/sapq/mcpfront"
 	"github.com/sapq/sapq/tasks"
 )
 
@@ -60,8 +59,17 @@ type kindSpec struct {
 }
 
 var kinds = []kindSpec{
-	{tasks.KindSupplierInvoice, mcpfront.ToolSubmitSupplierInvoice, (*generator).supplierInvoice},
-	{tasks.KindJournalEntry, mcpfront.ToolSubmitJournalEntry, (*generator).journalEntry},
+	{tasks.KindSupplierInvoice, toolOf(tasks.KindSupplierInvoice), (*generator).supplierInvoice},
+	{tasks.KindJournalEntry, toolOf(tasks.KindJournalEntry), (*generator).journalEntry},
+}
+
+// toolOf is the submit tool of a kind, as its spec names it.
+func toolOf(k tasks.Kind) string {
+	spec, ok := tasks.SpecOf(k)
+	if !ok {
+		panic("chaos: no spec of kind " + string(k))
+	}
+	return spec.Tool
 }
 
 // Master data of the simulator's default company codes (sap/sim

@@ -42,9 +42,7 @@ func (r *run) setFaults(ctx context.Context, on bool) error {
 	f := simFaults{Latency: sapLatency.String()}
 	if on {
 		f.FailRate, f.AmbiguousRate, f.LockRate, f.ThrottleRate = failRate, ambiguousRate, lockRate, throttleRate
-		if r.slowSupported {
-			f.SlowRate, f.SlowLatency = slowRate, r.opts.SlowLatency.String()
-		}
+		f.SlowRate, f.SlowLatency = slowRate, r.opts.SlowLatency.String()
 	}
 	body, _ := json.Marshal(f)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, r.simURL+"/sim/faults", bytes.NewReader(body))
