@@ -31,6 +31,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -40,6 +41,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/sapq/sapq/tasks"
 	"github.com/sapq/sapq/tasks/ledger"
 )
 
@@ -334,11 +336,21 @@ func httpContext(ctx context.Context, r *http.Request) context.Context {
 	return ctx
 }
 
-const instructions = `sapq posts business documents (supplier invoices, G/L journal entries) into SAP exactly once.
+// instructions tell a model what the server is for, from the kinds'
+// declarations.
+var instructions = func() string {
+	var kinds, tools []string
+	for _, spec := range tasks.Specs() {
+		kinds = append(kinds, "- "+spec.Tool+": "+spec.Summary)
+		tools = append(tools, spec.Tool)
+	}
+	return `sapq posts business documents into SAP exactly once:
+` + strings.Join(kinds, "\n") + `
 
 Workflow:
-1. Call submit_supplier_invoice or submit_journal_entry with a unique idempotency_key per business document. The call only records and queues the posting and returns a job_id at once; SAP is called later by a worker.
+1. Call a submit tool (` + strings.Join(tools, ", ") + `) with a unique idempotency_key per business document. The call only records and queues the posting and returns a job_id at once; SAP is called later by a worker.
 2. Wait poll_after_seconds, then call get_posting with the job_id. Repeat until status is succeeded (result.document holds the SAP document number), failed (error explains why) or cancelled.
 3. If a submit call fails or times out, resend it unchanged with the SAME idempotency_key: you get the same job back (replayed=true) and the document is never posted twice. Never invent a new key for a retry.
 
 Use list_postings to find your earlier jobs and cancel_posting to withdraw a job that SAP has not been called for yet.`
+}()

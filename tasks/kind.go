@@ -28,8 +28,10 @@ type Spec struct {
 	// the server's instructions); Description adds what an agent must know
 	// to fill it in.
 	Summary, Description string
-	// SAP names the SAP service and entity the kind posts to.
-	SAP string
+	// SAP names the SAP service and entity the kind posts to, and
+	// Reference the field of it sapq's own reference goes into (see
+	// Identity), where the look-up before every call searches.
+	SAP, Reference string
 	// New returns an empty posting of the kind.
 	New func() Posting
 }

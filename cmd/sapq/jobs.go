@@ -34,7 +34,7 @@ func runJobs(ctx context.Context, args []string, stdout io.Writer) error {
 	lf.register(fs, &e)
 	var sel selector
 	fs.StringVar(&sel.status, "status", "", "only postings in this status ("+joinStatuses()+")")
-	fs.StringVar(&sel.kind, "kind", "", "only postings of this kind (supplier_invoice, journal_entry)")
+	fs.StringVar(&sel.kind, "kind", "", "only postings of this kind ("+joinKinds()+")")
 	fs.StringVar(&sel.caller, "caller", "", "only this caller's postings")
 	fs.StringVar(&sel.code, "code", "", "only postings whose last error has this SAP code, e.g. F5/201")
 	fs.Var(&sel.ids, "id", "a posting ID (repeatable)")
@@ -201,3 +201,11 @@ type stringList []string
 
 func (l *stringList) String() string     { return strings.Join(*l, ",") }
 func (l *stringList) Set(v string) error { *l = append(*l, v); return nil }
+
+func joinKinds() string {
+	names := make([]string, len(tasks.Kinds))
+	for i, k := range tasks.Kinds {
+		names[i] = string(k)
+	}
+	return strings.Join(names, ", ")
+}

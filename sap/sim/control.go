@@ -15,6 +15,7 @@ import (
 //	GET  /sim/stats         counters (see Stats)
 //	POST /sim/csrf/expire   invalidate every CSRF token issued so far
 //	POST /sim/release       let the oldest request held by a "hold" fault go on (404 when none is held)
+//	POST /sim/periods       open a posting period: {"open":"2026-11"}
 func (s *Server) serveControl(w http.ResponseWriter, r *http.Request) {
 	route := r.Method + " " + strings.TrimSuffix(r.URL.Path, "/")
 	switch route {
@@ -44,6 +45,21 @@ func (s *Server) serveControl(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, s.Stats())
 	case "POST /sim/csrf/expire":
 		s.ExpireCSRFTokens()
+		w.WriteHeader(http.StatusNoContent)
+	case "POST /sim/periods":
+		var req struct {
+			Open string `json:"open"`
+		}
+		dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<10))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&req); err != nil {
+			writeControlError(w, http.StatusBadRequest, "invalid request: "+err.Error())
+			return
+		}
+		if err := s.OpenPeriod(req.Open); err != nil {
+			writeControlError(w, http.StatusBadRequest, err.Error())
+			return
+		}
 		w.WriteHeader(http.StatusNoContent)
 	case "POST /sim/release":
 		if !s.Release() {

@@ -78,6 +78,9 @@ type books struct {
 	// row, as a database index would.
 	linesByAssignment    map[string][]*glLine
 	invoicesByAssignment map[string][]*supplierInvoice
+	// openPeriods are months opened besides the current and the previous
+	// one ("2026-11").
+	openPeriods []string
 }
 
 func newBooks() books {

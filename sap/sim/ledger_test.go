@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"sort"
 	"sync"
+	"strings"
 	"testing"
 	"time"
 )
@@ -190,5 +191,25 @@ func TestReverse(t *testing.T) {
 		if d.Document == "5105600001" && d.ReversedBy != "5105600002" {
 			t.Errorf("ledger entry of the reversed invoice: %+v", d)
 		}
+	}
+}
+
+// A closed period refuses postings until finance opens it.
+func TestOpenPeriod(t *testing.T) {
+	h := newHarness(t, Options{})
+	old := defaultInvoice("INV-OLD")
+	old.Posting = edmDateJSON(2026, 8, 14)
+	if resp, b := h.postInvoice(old.json()); resp.StatusCode != http.StatusBadRequest || odataCode(t, b) != "F5/201" {
+		t.Fatalf("closed period: %d %s", resp.StatusCode, b)
+	}
+	resp, err := http.Post(h.srv.URL+"/sim/periods", "application/json", strings.NewReader(`{"open":"2026-08"}`))
+	if err != nil || resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("open the period: %v %v", resp, err)
+	}
+	if resp, b := h.postInvoice(old.json()); resp.StatusCode != http.StatusCreated {
+		t.Fatalf("after opening the period: %d %s", resp.StatusCode, b)
+	}
+	if err := h.sim.OpenPeriod("August"); err == nil {
+		t.Fatal("a period that is not a month was accepted")
 	}
 }

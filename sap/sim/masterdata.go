@@ -40,11 +40,51 @@ type MasterData struct {
 	Suppliers map[string]map[string]bool
 	// Customers by company code, then customer (message F5/102).
 	Customers map[string]map[string]bool
+
+	// Logistics: materials, plants with their storage locations, the stock
+	// each plant and storage location holds at start, and sales areas.
+	Materials map[string]Material
+	// Plants by plant ("1010"), with the company code they belong to and
+	// their storage locations.
+	Plants map[string]Plant
+	// Stock is the unrestricted stock at start, by material, plant and
+	// storage location: "TG11/1010/101A". Goods movements change it.
+	Stock map[string]string
+	// SalesAreas lists sales organisation/distribution channel/division
+	// ("1010/10/00"), with the company code each sales organisation belongs to.
+	SalesAreas map[string]SalesArea
+	// SalesCustomers are the customers (sold-to parties) of each sales area.
+	SalesCustomers map[string]map[string]bool
+}
+
+// Material is a material's master record.
+type Material struct {
+	// BaseUnit is the unit stock is kept in, e.g. "PC"; quantities of
+	// goods movements and sales orders are in it.
+	BaseUnit string
+	// Price is the material's price per base unit, for sales orders, as a
+	// decimal string in the sales area's currency.
+	Price string
+	// Plants the material is extended to.
+	Plants []string
+}
+
+// Plant is a plant's customising.
+type Plant struct {
+	CompanyCode      string
+	StorageLocations []string
+}
+
+// SalesArea is a sales area's customising.
+type SalesArea struct {
+	CompanyCode, Currency string
 }
 
 // DefaultMasterData returns a fresh copy of the simulator's default data, modelled on
 // an S/4HANA best-practice system: company codes 1010 (EUR) and 1710 (USD) on chart
-// YCOA and controlling area A000.
+// YCOA and controlling area A000; plant 1010 with storage locations 101A and 101B;
+// trading goods TG11 and TG12; sales area 1010/10/00 selling to customers 10100001
+// and 10100002.
 func DefaultMasterData() *MasterData {
 	return &MasterData{
 		CompanyCodes: map[string]CompanyCode{
@@ -64,6 +104,23 @@ func DefaultMasterData() *MasterData {
 		Customers: map[string]map[string]bool{
 			"1010": set("10100001", "10100002"),
 			"1710": set("10100001"),
+		},
+		Materials: map[string]Material{
+			"TG11": {BaseUnit: "PC", Price: "25.00", Plants: []string{"1010"}},
+			"TG12": {BaseUnit: "PC", Price: "40.00", Plants: []string{"1010"}},
+		},
+		Plants: map[string]Plant{
+			"1010": {CompanyCode: "1010", StorageLocations: []string{"101A", "101B"}},
+		},
+		Stock: map[string]string{
+			"TG11/1010/101A": "500",
+			"TG12/1010/101A": "200",
+		},
+		SalesAreas: map[string]SalesArea{
+			"1010/10/00": {CompanyCode: "1010", Currency: "EUR"},
+		},
+		SalesCustomers: map[string]map[string]bool{
+			"1010/10/00": set("10100001", "10100002"),
 		},
 	}
 }
@@ -85,11 +142,16 @@ func (md *MasterData) clone() *MasterData {
 		return out
 	}
 	return &MasterData{
-		CompanyCodes: maps.Clone(md.CompanyCodes),
-		GLAccounts:   cloneSets(md.GLAccounts),
-		CostCenters:  cloneSets(md.CostCenters),
-		Suppliers:    cloneSets(md.Suppliers),
-		Customers:    cloneSets(md.Customers),
+		CompanyCodes:   maps.Clone(md.CompanyCodes),
+		GLAccounts:     cloneSets(md.GLAccounts),
+		CostCenters:    cloneSets(md.CostCenters),
+		Suppliers:      cloneSets(md.Suppliers),
+		Customers:      cloneSets(md.Customers),
+		Materials:      maps.Clone(md.Materials),
+		Plants:         maps.Clone(md.Plants),
+		Stock:          maps.Clone(md.Stock),
+		SalesAreas:     maps.Clone(md.SalesAreas),
+		SalesCustomers: cloneSets(md.SalesCustomers),
 	}
 }
 

@@ -28,8 +28,10 @@ type Options struct {
 	// SAP_SESSIONID_<SystemID>_<Client>.
 	SystemID string
 	// Now is the simulator's clock (default time.Now). Open posting periods are the
-	// month of Now and the month before.
+	// month of Now and the month before, and OpenPeriods.
 	Now func() time.Time
+	// OpenPeriods are further open posting periods, as months: "2026-11".
+	OpenPeriods []string
 	// Faults are injected into posting requests from the start. New panics if they
 	// are invalid; use Faults.Validate on untrusted input first.
 	Faults Faults
@@ -98,6 +100,11 @@ func New(opts Options) *Server {
 		faults:   newFaultInjector(opts.Faults, opts.Seed),
 		books:    newBooks(),
 		stats:    newStats(),
+	}
+	for _, m := range opts.OpenPeriods {
+		if err := s.OpenPeriod(m); err != nil {
+			panic(err)
+		}
 	}
 	s.mux = http.NewServeMux()
 	for _, svc := range services {

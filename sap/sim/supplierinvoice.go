@@ -506,12 +506,3 @@ func (s *Server) postInvoice(inv *supplierInvoice) {
 	s.stats.Posted[KindSupplierInvoice]++
 }
 
-// periodOpen reports whether postings into the month of date are allowed: the
-// current month and the previous one, as a typical period-end close leaves them.
-func (s *Server) periodOpen(date time.Time) bool {
-	now := s.opts.Now().UTC()
-	cur := time.Date(now.Year(), now.Month(), 1, 0, 0, 0, 0, time.UTC)
-	prev := cur.AddDate(0, -1, 0)
-	month := time.Date(date.Year(), date.Month(), 1, 0, 0, 0, 0, time.UTC)
-	return month.Equal(cur) || month.Equal(prev)
-}
