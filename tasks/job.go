@@ -1,9 +1,11 @@
 package tasks
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"encoding/base32"
 	"encoding/json"
+	"fmt"
 	"time"
 )
 
@@ -11,16 +13,22 @@ import (
 type Status string
 
 const (
-	StatusQueued    Status = "queued"    // recorded and waiting for a worker
-	StatusRunning   Status = "running"   // a worker is on it
-	StatusRetrying  Status = "retrying"  // an attempt failed; another follows after a backoff
-	StatusSucceeded Status = "succeeded" // SAP posted it; Result holds the document
-	StatusFailed    Status = "failed"    // gave up; Error says why; operators can reprocess
-	StatusCancelled Status = "cancelled" // withdrawn while SAP held no document for it
+	// StatusAwaitingApproval: recorded, and held until an operator other
+	// than the submitter approves it (four-eyes); nothing is sent before.
+	StatusAwaitingApproval Status = "awaiting_approval"
+	StatusQueued           Status = "queued"    // recorded and waiting for a worker
+	StatusRunning          Status = "running"   // a worker is on it
+	StatusRetrying         Status = "retrying"  // an attempt failed; another follows after a backoff
+	StatusSucceeded        Status = "succeeded" // SAP posted it; Result holds the document
+	StatusFailed           Status = "failed"    // gave up; Error says why; operators can reprocess
+	StatusCancelled        Status = "cancelled" // withdrawn while SAP held no document for it
+	// StatusRejected: an operator rejected it, or its approval expired;
+	// it was never sent, and never will be.
+	StatusRejected Status = "rejected"
 )
 
 // Statuses lists every job status.
-var Statuses = []Status{StatusQueued, StatusRunning, StatusRetrying, StatusSucceeded, StatusFailed, StatusCancelled}
+var Statuses = []Status{StatusAwaitingApproval, StatusQueued, StatusRunning, StatusRetrying, StatusSucceeded, StatusFailed, StatusCancelled, StatusRejected}
 
 // Valid reports whether s is a known status.
 func (s Status) Valid() bool {
@@ -34,7 +42,14 @@ func (s Status) Valid() bool {
 
 // Terminal reports whether no worker will touch the job again on its own.
 func (s Status) Terminal() bool {
-	return s == StatusSucceeded || s == StatusFailed || s == StatusCancelled
+	return s == StatusSucceeded || s == StatusFailed || s == StatusCancelled || s == StatusRejected
+}
+
+// InQueue reports whether the queue holds (or is about to hold) a task
+// that runs the job: a job awaiting approval has none until it is
+// approved, and an ended job none any more.
+func (s Status) InQueue() bool {
+	return s == StatusQueued || s == StatusRunning || s == StatusRetrying
 }
 
 // Phase is the exactly-once protocol's view of a job, modelled on tRFC
@@ -94,6 +109,32 @@ type JobError struct {
 	Category ErrorCategory `json:"category" jsonschema:"permanent (fix the data and reprocess), transient (retried automatically) or outcome_unknown (reconciled with SAP before any resend)"`
 }
 
+// Decision is an operator's answer to a posting awaiting approval.
+type Decision string
+
+const (
+	DecisionApproved Decision = "approved"
+	DecisionRejected Decision = "rejected"
+	// DecisionExpired: nobody decided within the approval's time; the
+	// posting was rejected on its own.
+	DecisionExpired Decision = "expired"
+)
+
+// Approval is the four-eyes record of a posting that needed an operator's
+// approval: why, until when, and who decided what. The approval is bound to
+// PayloadHash, the fingerprint of the exact payload the operator was shown;
+// the worker sends nothing whose payload does not hash to it.
+type Approval struct {
+	Reason      string    `json:"reason" jsonschema:"Why the posting needs an operator's approval, naming the policy rule"`
+	PayloadHash string    `json:"payload_hash" jsonschema:"Fingerprint of the exact payload to approve; approve_posting must quote it"`
+	RequestedAt time.Time `json:"requested_at" jsonschema:"When approval was requested (RFC 3339)"`
+	ExpiresAt   time.Time `json:"expires_at" jsonschema:"When the posting is rejected on its own if nobody decides (RFC 3339)"`
+	Decision    Decision  `json:"decision,omitempty" jsonschema:"approved, rejected or expired; empty while waiting"`
+	DecidedBy   string    `json:"decided_by,omitempty" jsonschema:"The operator who approved or rejected it"`
+	DecidedAt   time.Time `json:"decided_at,omitzero" jsonschema:"When it was decided (RFC 3339)"`
+	Comment     string    `json:"comment,omitempty" jsonschema:"The operator's comment or reason"`
+}
+
 // Job is one posting as recorded in the ledger: the source of truth for its
 // status and result, independent of the queue's own retention.
 type Job struct {
@@ -125,6 +166,8 @@ type Job struct {
 	NextAttemptAt time.Time `json:"next_attempt_at,omitzero"`
 	Result        *Result   `json:"result,omitempty"`
 	Error         *JobError `json:"error,omitempty"`
+	// Approval is set for a posting that needed an operator's approval.
+	Approval *Approval `json:"approval,omitempty"`
 	// WrittenAt is when the ledger last wrote the job's state, by Redis's
 	// clock: a state written before a Redis loss may be older than what
 	// SAP holds.
@@ -132,6 +175,40 @@ type Job struct {
 	// SendToken is the ledger's fence of the call in flight: the outcome of
 	// a call is recorded only by the delivery that began it.
 	SendToken string `json:"-"`
+}
+
+// CheckApproval reports whether the job may be sent as far as four-eyes
+// approval goes: it needed none, or an operator approved exactly this
+// payload. It recomputes the payload's fingerprint rather than trusting the
+// stored one, so that a payload changed after the approval (by hand in
+// Redis, or by a bug) cannot ride on it.
+func (j *Job) CheckApproval() error {
+	if j.Approval == nil {
+		return nil
+	}
+	if j.Approval.Decision != DecisionApproved {
+		return fmt.Errorf("the posting needs an operator's approval and has none (%s)", cmp.Or(string(j.Approval.Decision), "waiting"))
+	}
+	fp, err := j.PayloadFingerprint()
+	if err != nil {
+		return err
+	}
+	if fp != j.Approval.PayloadHash {
+		return fmt.Errorf("the payload is not the one %s approved (fingerprint %s, approved %s); it is not sent", j.Approval.DecidedBy, fp, j.Approval.PayloadHash)
+	}
+	return nil
+}
+
+// PayloadFingerprint computes the fingerprint of the stored payload, as
+// opposed to the stored Fingerprint, which a changed payload would not
+// change.
+func (j *Job) PayloadFingerprint() (string, error) {
+	p, err := j.Posting()
+	if err != nil {
+		return "", err
+	}
+	fp, _, err := Fingerprint(p)
+	return fp, err
 }
 
 // Posting decodes the job's stored payload. It was validated when it was

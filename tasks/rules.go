@@ -186,6 +186,15 @@ type fieldContext struct {
 	unitDecimals   int
 }
 
+// CheckFields applies the tag rules of the struct v points to, as
+// Validate does for postings; for the arguments of other tools, such as an
+// operator's comment. It returns a *ValidationError or nil.
+func CheckFields(v any) error {
+	var c checker
+	c.checkFields(v)
+	return c.err()
+}
+
 // checkFields applies the tag rules of every field of the struct v points
 // to, and of the structs in its lists, with paths under prefix.
 func (c *checker) checkFields(v any) {

@@ -87,6 +87,11 @@ func (w *Worker) claim(ctx context.Context, p ledger.TaskPayload, log *slog.Logg
 	case errors.Is(err, ledger.ErrStaleRun):
 		log.Info("task belongs to an earlier run of the job; dropping it", "task_run", p.Run, "job_run", job.Run)
 		return nil, nil
+	case errors.Is(err, ledger.ErrUnapproved):
+		// Awaiting approval or rejected: approval, not the queue, lets it
+		// run (a task run by hand, or one that outlived a Redis rollback).
+		log.Warn("job is not approved; dropping the task", "status", job.Status)
+		return nil, nil
 	case errors.Is(err, ledger.ErrNotFound):
 		// Without its ledger entry the job cannot be checked against SAP,
 		// so it must not be sent.
@@ -119,6 +124,9 @@ func (a *attempt) run(ctx context.Context) error {
 	w, job := a.w, a.job
 	if !sap.Supports(job.Kind) {
 		return a.unsendable(ctx, "unknown_kind", "this worker cannot post postings of kind "+string(job.Kind))
+	}
+	if err := job.CheckApproval(); err != nil {
+		return a.unsendable(ctx, "not_approved", err.Error())
 	}
 	destination, reference := a.identity()
 	c, err := newCall(w.opts.SAP, job, reference)
@@ -158,7 +166,7 @@ func (a *attempt) run(ctx context.Context) error {
 		w.metrics.waited("loss_window")
 		return &waitError{reason: lossWindow.Error(), after: lossWindow.Wait}
 	case errors.Is(err, ledger.ErrCancelled), errors.Is(err, ledger.ErrPosted),
-		errors.Is(err, ledger.ErrFailed), errors.Is(err, ledger.ErrStaleRun):
+		errors.Is(err, ledger.ErrFailed), errors.Is(err, ledger.ErrStaleRun), errors.Is(err, ledger.ErrUnapproved):
 		return nil
 	case errors.Is(err, ledger.ErrConcurrentAttempt):
 		// The delivery that is sending owns the outcome; this one records

@@ -22,6 +22,10 @@ var (
 	// ErrFailed means the job failed: no delivery may run it again until
 	// it is reprocessed.
 	ErrFailed = errors.New("posting failed; only a reprocess reopens it")
+	// ErrUnapproved means the job awaits an operator's approval or was
+	// rejected: the queue has no business running it (a task that an
+	// operator ran by hand, or one that outlived a Redis rollback).
+	ErrUnapproved = errors.New("posting is not approved")
 	// ErrStaleRun means the delivery's task belongs to an earlier run of
 	// the job (the job has been reprocessed since it was enqueued).
 	ErrStaleRun = errors.New("task belongs to an earlier run of this posting")
@@ -58,7 +62,8 @@ type Claimed struct {
 
 // Claim starts an attempt of a delivery of run run on a job. It returns the
 // job as the claim left it, ErrNotFound, or (with the job) ErrCancelled,
-// ErrPosted (SAP holds the recorded document), ErrFailed or ErrStaleRun:
+// ErrPosted (SAP holds the recorded document), ErrFailed, ErrUnapproved or
+// ErrStaleRun:
 // for each of those the delivery must do nothing.
 func (l *Ledger) Claim(ctx context.Context, id string, run int) (Claimed, error) {
 	k, ok := keysOf(id)
@@ -97,6 +102,8 @@ func (l *Ledger) Claim(ctx context.Context, id string, run int) (Claimed, error)
 		return c, ErrPosted
 	case "failed":
 		return c, ErrFailed
+	case "unapproved":
+		return c, ErrUnapproved
 	case "stale":
 		return c, ErrStaleRun
 	}
@@ -150,6 +157,8 @@ func (l *Ledger) BeginSend(ctx context.Context, job tasks.Job, destination, refe
 		return job, ErrPosted
 	case "failed":
 		return job, ErrFailed
+	case "unapproved":
+		return job, ErrUnapproved
 	case "stale":
 		return job, ErrStaleRun
 	case "concurrent":
@@ -225,7 +234,7 @@ func (l *Ledger) finish(ctx context.Context, job tasks.Job, status tasks.Status,
 // they end.
 func (l *Ledger) ttl(status tasks.Status) time.Duration {
 	switch status {
-	case tasks.StatusSucceeded, tasks.StatusCancelled:
+	case tasks.StatusSucceeded, tasks.StatusCancelled, tasks.StatusRejected:
 		return l.opts.Retention
 	case tasks.StatusFailed:
 		return l.opts.FailedRetention

@@ -27,7 +27,7 @@ func (l *Ledger) Get(ctx context.Context, caller, id string) (tasks.Job, error) 
 	if caller != "" && job.Caller != caller {
 		return tasks.Job{}, ErrNotFound
 	}
-	if !job.Status.Terminal() {
+	if job.Status.InQueue() {
 		job = l.overlayQueueState(ctx, job)
 	}
 	return job, nil
@@ -89,7 +89,7 @@ func (l *Ledger) reload(ctx context.Context, job tasks.Job) (tasks.Job, bool) {
 	if err != nil {
 		return job, false
 	}
-	return now, !now.Status.Terminal()
+	return now, now.Status.InQueue()
 }
 
 // firstLine shortens what asynq recorded as a task's last error (a panic
@@ -209,7 +209,7 @@ func (l *Ledger) List(ctx context.Context, caller string, f ListFilter) (Page, e
 			if !ok {
 				continue // expired past retention; the sweeper trims the index
 			}
-			if !job.Status.Terminal() {
+			if job.Status.InQueue() {
 				job = l.overlayQueueState(ctx, job)
 			}
 			if (f.Status != "" && job.Status != f.Status) || (f.Kind != "" && job.Kind != f.Kind) {
@@ -283,7 +283,7 @@ func (l *Ledger) loadMany(ctx context.Context, ids []string) ([]tasks.Job, error
 }
 
 // Cancel withdraws one of the caller's jobs while SAP holds no document for
-// it and no call is in flight: queued, waiting to retry after an attempt that
+// it and no call is in flight: awaiting approval, queued, waiting to retry after an attempt that
 // certainly posted nothing, or failed that way. A cancelled job is never sent
 // and cannot be reprocessed, so an agent that corrects a rejected document
 // can withdraw the old job before submitting the new one. A job whose last
@@ -298,7 +298,7 @@ func (l *Ledger) Cancel(ctx context.Context, caller, id string) (tasks.Job, erro
 		return tasks.Job{}, ErrNotFound
 	}
 	k, _ := keysOf(id)
-	res, err := cancelScript.Run(ctx, l.rdb, []string{k.meta(), k.job(), idemKeyOf(job.Caller, job.IdempotencyKey), k.expiry()},
+	res, err := cancelScript.Run(ctx, l.rdb, []string{k.meta(), k.job(), idemKeyOf(job.Caller, job.IdempotencyKey), k.expiry(), k.approvals()},
 		caller, ms(l.opts.Now()), l.opts.Retention.Milliseconds(), expiryMember(id, job.Caller)).Text()
 	if err != nil {
 		return tasks.Job{}, l.ctxErr(ctx, err)

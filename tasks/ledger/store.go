@@ -23,6 +23,7 @@ const (
 	fCreated, fUpdated, fSendStarted, fWritten        = "created_ms", "updated_ms", "send_started_ms", "written_us"
 	fSendToken                                        = "send_token"
 	fResult, fError                                   = "result", "error"
+	fApproval                                         = "approval"
 )
 
 func (l *Ledger) load(ctx context.Context, id string) (tasks.Job, error) {
@@ -86,6 +87,12 @@ func decodeJob(m map[string]string) (tasks.Job, error) {
 		j.Error = new(tasks.JobError)
 		if err := json.Unmarshal([]byte(s), j.Error); err != nil {
 			return j, fmt.Errorf("ledger: job %s: error: %w", j.ID, err)
+		}
+	}
+	if s := m[fApproval]; s != "" {
+		j.Approval = new(tasks.Approval)
+		if err := json.Unmarshal([]byte(s), j.Approval); err != nil {
+			return j, fmt.Errorf("ledger: job %s: approval: %w", j.ID, err)
 		}
 	}
 	return j, nil
@@ -175,9 +182,13 @@ func capError(e tasks.JobError) tasks.JobError {
 
 // submitScript records a new job under an idempotency key, unless the key
 // names another job already. A second run of the same call finds its own
-// job ID under the key and answers as the first run did.
-// KEYS: idem, job, shard jobs, caller index, unenqueued.
-// ARGV: id, caller, kind, key, fingerprint, payload, now_ms.
+// job ID under the key and answers as the first run did. A job that needs
+// an operator's approval (ARGV[8], the approval JSON) is recorded awaiting
+// it, entered in the shard's approvals index by its expiry, and not marked
+// for enqueueing: nothing takes it to the queue before the approval.
+// KEYS: idem, job, shard jobs, caller index, unenqueued, approvals.
+// ARGV: id, caller, kind, key, fingerprint, payload, now_ms, approval json
+// (” for none), approval expiry ms.
 // Returns {1, job hash, unenqueued (1|0)} for the call's own job, or
 // {0, id} when the key names another job.
 var submitScript = redis.NewScript(serverNow + `
@@ -185,12 +196,19 @@ local id = redis.call('GET', KEYS[1])
 if id and id ~= ARGV[1] then return {0, id} end
 if not id then
   redis.call('SET', KEYS[1], ARGV[1])
+  local status = 'queued'
+  if ARGV[8] ~= '' then status = 'awaiting_approval' end
   redis.call('HSET', KEYS[2], 'id', ARGV[1], 'caller', ARGV[2], 'kind', ARGV[3], 'key', ARGV[4],
-    'fingerprint', ARGV[5], 'payload', ARGV[6], 'status', 'queued', 'phase', 'pending',
+    'fingerprint', ARGV[5], 'payload', ARGV[6], 'status', status, 'phase', 'pending',
     'attempts', 0, 'gen', 0, 'run', 0, 'created_ms', ARGV[7], 'updated_ms', ARGV[7], 'written_us', nowus)
   redis.call('ZADD', KEYS[3], 0, ARGV[1])
   redis.call('ZADD', KEYS[4], 0, ARGV[1])
-  redis.call('ZADD', KEYS[5], ARGV[7], ARGV[1])
+  if ARGV[8] ~= '' then
+    redis.call('HSET', KEYS[2], 'approval', ARGV[8], 'approval_expires_ms', ARGV[9])
+    redis.call('ZADD', KEYS[6], ARGV[9], ARGV[1])
+  else
+    redis.call('ZADD', KEYS[5], ARGV[7], ARGV[1])
+  end
 end
 local unenqueued = 0
 if redis.call('ZSCORE', KEYS[5], ARGV[1]) then unenqueued = 1 end
@@ -221,7 +239,8 @@ return 'ok'
 // step, and with the server's clock. A delivery does nothing unless the
 // job is live and its run is the delivery's: a cancelled, posted or failed
 // job is final for deliveries (only a reprocess reopens a failed job), and
-// a task of an earlier run is stale. Only the current run's delivery
+// a task of an earlier run is stale; a job awaiting approval or rejected is
+// not the queue's to run at all. Only the current run's delivery
 // clears the job's unenqueued mark: a stale one proves nothing about the
 // current run's task.
 // KEYS: meta, job, unenqueued. ARGV: now_ms, run.
@@ -236,6 +255,7 @@ local verdict = 'ok'
 if st == 'cancelled' then verdict = 'cancelled'
 elseif ph == 'posted' then verdict = 'posted'
 elseif st == 'failed' then verdict = 'failed'
+elseif st == 'awaiting_approval' or st == 'rejected' then verdict = 'unapproved'
 elseif run ~= tonumber(ARGV[2]) then verdict = 'stale'
 else
   redis.call('ZREM', KEYS[3], redis.call('HGET', KEYS[2], 'id'))
@@ -260,6 +280,7 @@ if f[6] == ARGV[4] then return {'ok', tonumber(f[3]), tonumber(f[4]), now, loss,
 if f[1] == 'cancelled' then return {'cancelled'} end
 if f[2] == 'posted' then return {'posted'} end
 if f[1] == 'failed' then return {'failed'} end
+if f[1] == 'awaiting_approval' or f[1] == 'rejected' then return {'unapproved'} end
 if tonumber(f[5] or '0') ~= tonumber(ARGV[3]) then return {'stale'} end
 if f[3] ~= ARGV[2] then return {'concurrent'} end
 if loss > 0 and now < loss + tonumber(ARGV[7]) then return {'loss_window', 0, 0, now, loss, seq} end
@@ -290,7 +311,7 @@ if redis.call('EXISTS', KEYS[1]) == 0 then return 'missing' end
 local f = redis.call('HMGET', KEYS[1], 'status', 'phase', 'attempts', 'send_token', 'run')
 if ARGV[2] ~= 'posted' then
   if f[2] == 'posted' then return 'posted' end
-  if f[1] == 'cancelled' then return 'cancelled' end
+  if f[1] == 'cancelled' or f[1] == 'rejected' then return 'cancelled' end
   if ARGV[9] ~= '' then
     if f[4] ~= ARGV[9] then return 'stale' end
   elseif f[3] ~= ARGV[7] or tonumber(f[5] or '0') ~= tonumber(ARGV[10]) then
@@ -315,23 +336,24 @@ return 'ok'
 
 // cancelScript cancels a job that SAP holds no document for and that no
 // worker is calling SAP for right now: queued, waiting to retry, or failed,
-// always in PhasePending. What the ledger says is trusted only if it was
+// always in PhasePending, or awaiting approval. What the ledger says is trusted only if it was
 // written after the shard's last Redis loss: a "pending" that a rollback
 // restored may hide a call SAP committed. Cancelling a cancelled job
 // changes nothing and answers "ok", so a second run of one call answers as
 // the first.
-// KEYS: meta, job, idem, expiry. ARGV: caller, now_ms, ttl_ms, expiry member.
-// Returns "ok", "missing", "suspect" or the status and phase that forbid it.
+// KEYS: meta, job, idem, expiry, approvals. ARGV: caller, now_ms, ttl_ms,
+// expiry member. Returns "ok", "missing", "suspect" or the status and phase that forbid it.
 var cancelScript = redis.NewScript(checkServer + `
 if redis.call('EXISTS', KEYS[2]) == 0 then return 'missing' end
 if ARGV[1] ~= '' and redis.call('HGET', KEYS[2], 'caller') ~= ARGV[1] then return 'missing' end
 local st = redis.call('HGET', KEYS[2], 'status')
 local ph = redis.call('HGET', KEYS[2], 'phase')
 if st == 'cancelled' then return 'ok' end
-if ph ~= 'pending' or (st ~= 'queued' and st ~= 'retrying' and st ~= 'failed') then return st .. '/' .. ph end
+if ph ~= 'pending' or (st ~= 'queued' and st ~= 'retrying' and st ~= 'failed' and st ~= 'awaiting_approval') then return st .. '/' .. ph end
 if lossus > 0 and lossus >= tonumber(redis.call('HGET', KEYS[2], 'written_us') or '0') then return 'suspect' end
 redis.call('HSET', KEYS[2], 'status', 'cancelled', 'updated_ms', ARGV[2], 'written_us', nowus)
 redis.call('HDEL', KEYS[2], 'error')
+redis.call('ZREM', KEYS[5], redis.call('HGET', KEYS[2], 'id'))
 redis.call('PEXPIRE', KEYS[2], ARGV[3])
 redis.call('PEXPIRE', KEYS[3], ARGV[3])
 redis.call('ZADD', KEYS[4], tonumber(ARGV[2]) + tonumber(ARGV[3]), ARGV[4])

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/hibiken/asynq"
 
@@ -22,6 +23,39 @@ import (
 // replay of the key or the Sweeper enqueues it. Enqueueing twice is harmless:
 // the task ID is the job ID, and the worker's protocol skips posted jobs.
 func (l *Ledger) Submit(ctx context.Context, caller string, p tasks.Posting) (tasks.Job, bool, error) {
+	return l.submit(ctx, caller, p, nil)
+}
+
+// ApprovalRequest asks for an operator's approval before a posting may be
+// sent (four-eyes).
+type ApprovalRequest struct {
+	// Reason says why, naming the policy rule; the approver reads it.
+	Reason string
+	// TTL is how long the posting waits for a decision before it is
+	// rejected on its own (default DefaultApprovalTTL).
+	TTL time.Duration
+}
+
+// DefaultApprovalTTL is how long a posting waits for approval by default:
+// over a weekend.
+const DefaultApprovalTTL = 72 * time.Hour
+
+// SubmitForApproval records a posting as Submit does, but awaiting an
+// operator's approval (tasks.StatusAwaitingApproval): it is not enqueued
+// until Approve, and Reject or the approval's expiry end it unsent. The
+// approval is bound to the posting's fingerprint. A replayed key returns
+// its job as it stands, approved or not.
+func (l *Ledger) SubmitForApproval(ctx context.Context, caller string, p tasks.Posting, req ApprovalRequest) (tasks.Job, bool, error) {
+	if req.Reason == "" {
+		return tasks.Job{}, false, errors.New("ledger: an approval request needs a reason")
+	}
+	if req.TTL <= 0 {
+		req.TTL = DefaultApprovalTTL
+	}
+	return l.submit(ctx, caller, p, &req)
+}
+
+func (l *Ledger) submit(ctx context.Context, caller string, p tasks.Posting, approval *ApprovalRequest) (tasks.Job, bool, error) {
 	if caller == "" {
 		return tasks.Job{}, false, errors.New("ledger: submit without a caller")
 	}
@@ -32,7 +66,16 @@ func (l *Ledger) Submit(ctx context.Context, caller string, p tasks.Posting) (ta
 	if err != nil {
 		return tasks.Job{}, false, fmt.Errorf("ledger: fingerprint: %w", err)
 	}
-	job, unenqueued, created, err := l.record(ctx, caller, p, fp, canonical)
+	var approvalJSON string
+	var expires time.Time
+	if approval != nil {
+		now := l.opts.Now().UTC()
+		expires = now.Add(approval.TTL)
+		if approvalJSON, err = marshalJSON(tasks.Approval{Reason: cutText(approval.Reason), PayloadHash: fp, RequestedAt: now, ExpiresAt: expires}); err != nil {
+			return tasks.Job{}, false, err
+		}
+	}
+	job, unenqueued, created, err := l.record(ctx, caller, p, fp, canonical, approvalJSON, expires)
 	if err != nil {
 		return tasks.Job{}, false, err
 	}
@@ -52,14 +95,14 @@ func (l *Ledger) Submit(ctx context.Context, caller string, p tasks.Posting) (ta
 // that job. A key whose job no longer exists is dropped and the posting
 // recorded anew: whatever the old job did in SAP, the worker's look-up
 // before its first call finds it.
-func (l *Ledger) record(ctx context.Context, caller string, p tasks.Posting, fp string, canonical []byte) (job tasks.Job, unenqueued, created bool, err error) {
+func (l *Ledger) record(ctx context.Context, caller string, p tasks.Posting, fp string, canonical []byte, approval string, expires time.Time) (job tasks.Job, unenqueued, created bool, err error) {
 	s := shardOfKey(caller, p.IdempotencyKey())
 	idem := idemKeyOf(caller, p.IdempotencyKey())
 	for range 2 {
 		id := newJobID(s)
 		res, err := submitScript.Run(ctx, l.rdb,
-			[]string{idem, s.jobKey(id), s.jobsKey(), s.callerKey(callerHash(caller)), s.unenqueuedKey()},
-			id, caller, string(p.Kind()), p.IdempotencyKey(), fp, string(canonical), ms(l.opts.Now())).Slice()
+			[]string{idem, s.jobKey(id), s.jobsKey(), s.callerKey(callerHash(caller)), s.unenqueuedKey(), s.approvalsKey()},
+			id, caller, string(p.Kind()), p.IdempotencyKey(), fp, string(canonical), ms(l.opts.Now()), approval, ms(expires)).Slice()
 		if err != nil {
 			return job, false, false, l.ctxErr(ctx, fmt.Errorf("ledger: record: %w", err))
 		}
@@ -107,7 +150,7 @@ func (l *Ledger) awaitingEnqueue(ctx context.Context, id string) bool {
 
 func (l *Ledger) enqueue(ctx context.Context, job tasks.Job) error {
 	k, _ := keysOf(job.ID)
-	if job.Status.Terminal() {
+	if !job.Status.InQueue() {
 		return l.rdb.ZRem(ctx, k.unenqueued(), job.ID).Err()
 	}
 	payload, err := json.Marshal(TaskPayload{JobID: job.ID, Caller: job.Caller, Run: job.Run, Posting: job.Payload})

@@ -22,7 +22,8 @@ import (
 //   - trims the indexes of jobs whose retention has ended, so that they do
 //     not grow without bound;
 //   - after a Redis loss (see loss.go), re-enqueues every live job whose
-//     queue task is gone: Redis may have kept the job and lost its task.
+//     queue task is gone: Redis may have kept the job and lost its task;
+//   - rejects postings whose approval expired undecided.
 //
 // Any number of sweepers may run (one per worker); every step is idempotent.
 type Sweeper struct {
@@ -61,7 +62,7 @@ func (s *Sweeper) Start() {
 				if st, err := s.Sweep(ctx); err != nil {
 					s.ledger.log.Warn("sweep failed", "err", err)
 				} else if st != (SweepStats{}) {
-					s.ledger.log.Info("swept the ledger", "enqueued", st.Enqueued, "trimmed", st.Trimmed, "repaired", st.Repaired)
+					s.ledger.log.Info("swept the ledger", "enqueued", st.Enqueued, "trimmed", st.Trimmed, "repaired", st.Repaired, "approvals_expired", st.Expired)
 				}
 				cancel()
 			}
@@ -80,6 +81,7 @@ type SweepStats struct {
 	Enqueued int // recorded jobs put into the queue
 	Trimmed  int // index entries of expired jobs removed
 	Repaired int // live jobs re-enqueued after a Redis loss
+	Expired  int // postings rejected because nobody approved them in time
 }
 
 // sweepBatch bounds the entries one pass handles per shard and step.
@@ -100,6 +102,9 @@ func (s *Sweeper) Sweep(ctx context.Context) (SweepStats, error) {
 		firstErr = cmp.Or(firstErr, err)
 		n, err = s.trim(ctx, sh)
 		st.Trimmed += n
+		firstErr = cmp.Or(firstErr, err)
+		n, err = s.expireApprovals(ctx, sh)
+		st.Expired += n
 		firstErr = cmp.Or(firstErr, err)
 	}
 	return st, firstErr
@@ -238,7 +243,7 @@ func (s *Sweeper) requeueLive(ctx context.Context, sh shard) (int, error) {
 			return n, err
 		}
 		for _, job := range jobs {
-			if job.ID == "" || job.Status.Terminal() {
+			if job.ID == "" || !job.Status.InQueue() {
 				continue
 			}
 			_, err := l.inspector.GetTaskInfo(l.opts.Queue, job.ID)
