@@ -117,7 +117,9 @@ func TestBadRedisURLRefusesToStart(t *testing.T) {
 		"mcp":    func() error { return runMCP(ctx, []string{"--addr", "127.0.0.1:0"}, &strings.Builder{}) },
 		"ui":     func() error { return runUI(ctx, []string{"--addr", "127.0.0.1:0"}, &strings.Builder{}) },
 		"jobs":   func() error { return runJobs(ctx, []string{"list"}, &strings.Builder{}) },
-		"dev":    func() error { return runDev(ctx, []string{"--addr", "127.0.0.1:0", "--redis-url", "redis-cluster://n1:6379/2"}, &strings.Builder{}) },
+		"dev": func() error {
+			return runDev(ctx, []string{"--addr", "127.0.0.1:0", "--redis-url", "redis-cluster://n1:6379/2"}, &strings.Builder{})
+		},
 	} {
 		err := run()
 		if err == nil || !strings.Contains(err.Error(), "--redis-url") || (name != "dev" && !strings.Contains(err.Error(), "SAPQ_REDIS_URL")) {

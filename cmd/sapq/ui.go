@@ -63,7 +63,7 @@ func newUI(redisOpt asynq.RedisConnOpt, readOnly bool) *asynqmon.HTTPHandler {
 	return asynqmon.New(asynqmon.Options{
 		RootPath:     "/ui",
 		RedisConnOpt: redisOpt,
-		ReadOnly: readOnly,
+		ReadOnly:     readOnly,
 		PayloadFormatter: asynqmon.PayloadFormatterFunc(func(taskType string, payload []byte) string {
 			p, err := ledger.ParseTaskPayload(payload)
 			if err != nil {
