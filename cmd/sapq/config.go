@@ -258,10 +258,7 @@ func (s *sapFlags) checks() []func() error {
 	}
 }
 
-func (s *sapFlags) newClient(log *slog.Logger) (*sap.Client, error) {
-	pw, err := secret("SAP_PASSWORD")
-	if err != nil {
-		return nil, err
-	}
-	return sap.New(sap.Config{BaseURL: s.url, Client: s.client, Language: s.language, User: s.user, Password: pw, Timeout: s.timeout, Logger: log})
+// newClient returns the SAP client; the password is SAPQ_SAP_PASSWORD's.
+func (s *sapFlags) newClient(password string, log *slog.Logger) (*sap.Client, error) {
+	return sap.New(sap.Config{BaseURL: s.url, Client: s.client, Language: s.language, User: s.user, Password: password, Timeout: s.timeout, Logger: log})
 }

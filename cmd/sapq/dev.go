@@ -131,7 +131,10 @@ func runDev(ctx context.Context, args []string, stdout io.Writer) error {
 	ui := newUI(target.connOpt(), false)
 	defer ui.Close()
 
-	mux := opsMux(reg)
+	var ready readiness
+	ready.add("redis", pingRedis(rdb))
+	ready.add("sap", sapReady(&sapFlags{url: base, client: "100", user: "SAPQ_COMM", language: "EN", timeout: sapTimeout}, simPassword))
+	mux := opsMux(reg, &ready)
 	mux.Handle("/sap/", simulator)
 	var simControl http.Handler = simulator
 	if !isLoopback(ln.Addr()) {
@@ -153,7 +156,7 @@ func runDev(ctx context.Context, args []string, stdout io.Writer) error {
   MCP (Streamable HTTP)  %[1]s/mcp      Authorization: Bearer %[2]s
   Asynq UI               %[1]s/ui/?token=%[2]s
   SAP simulator          %[1]s/sap/...   faults: POST %[1]s/sim/faults   ledger: GET %[1]s/sim/ledger
-  Metrics, health        %[1]s/metrics  %[1]s/healthz
+  Metrics, health        %[1]s/metrics  %[1]s/healthz  %[1]s/readyz
   Token                  %[2]s (caller %q)
 `, base, *token, devCaller)
 	return serve(ctx, ln, mux, func() { front.Close(context.Background()) }, sapClient.CloseIdleConnections)

@@ -57,7 +57,9 @@ func runMCP(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	mux := opsMux(reg)
+	var ready readiness
+	ready.add("redis", pingRedis(rdb))
+	mux := opsMux(reg, &ready)
 	mux.Handle("/mcp", srv.HTTPHandler())
 	log.Info("MCP server listening", "url", "http://"+ln.Addr().String()+"/mcp")
 	return serve(ctx, ln, mux, func() { srv.Close(context.Background()) })

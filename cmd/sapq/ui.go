@@ -49,7 +49,9 @@ func runUI(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	mux := opsMux(newRegistry())
+	var ready readiness
+	ready.add("redis", pingRedis(rdb))
+	mux := opsMux(newRegistry(), &ready)
 	mux.Handle("/ui/", requireToken(token, ui))
 	mux.Handle("/", http.RedirectHandler("/ui/", http.StatusFound))
 	log.Info("Asynq UI listening", "url", "http://"+ln.Addr().String()+"/ui/")
