@@ -6,6 +6,7 @@
 //	sapq ui       the Asynq web UI for operators, behind a token
 //	sapq jobs     inspect and reprocess postings
 //	sapq sapsim   the SAP simulator on its own
+//	sapq probe    GET a health endpoint: the healthcheck of a container without curl
 //
 // Configuration comes from flags and SAPQ_* environment variables; secrets
 // (SAP password, tokens) only from the environment or files, never flags.
@@ -36,6 +37,7 @@ var commands = []command{
 	{"ui", "serve the Asynq web UI behind a token", runUI},
 	{"jobs", "inspect and reprocess postings", runJobs},
 	{"sapsim", "serve the SAP simulator", runSAPSim},
+	{"probe", "GET a health endpoint and exit 0 on 2xx (container healthchecks)", runProbe},
 }
 
 func main() {
