@@ -473,3 +473,18 @@ func num(s string) int {
 	n, _ := strconv.Atoi(s)
 	return n
 }
+
+// The README's configuration table names every SAPQ_* variable the binary
+// reads (a NAME_FILE as "`NAME` / `_FILE`").
+func TestREADMEDocumentsEveryVariable(t *testing.T) {
+	readme := string(repoFile(t, "README.md"))
+	for _, name := range keys(knownEnv(t)) {
+		if strings.Contains(readme, "`"+name+"`") {
+			continue
+		}
+		if base, ok := strings.CutSuffix(name, "_FILE"); ok && strings.Contains(readme, "`"+base+"` / `_FILE`") {
+			continue
+		}
+		t.Errorf("README.md does not document %s", name)
+	}
+}
