@@ -21,6 +21,7 @@ require (
 	github.com/shopspring/decimal v1.6.0
 	golang.org/x/net v0.62.0
 	golang.org/x/text v0.43.0
+	go.yaml.in/yaml/v3 v3.0.5
 )
 
 require (

@@ -137,43 +137,59 @@ func newLogger() (*slog.Logger, error) {
 type redisFlags struct {
 	url    string
 	unsafe bool
+	target redisTarget // set by check
 }
 
 func (r *redisFlags) register(fs *flag.FlagSet, e *envDefaults) {
-	fs.StringVar(&r.url, "redis-url", env("REDIS_URL", "redis://127.0.0.1:6379/0"), "Redis URL (env SAPQ_REDIS_URL); a password in it is better given through SAPQ_REDIS_PASSWORD")
+	fs.StringVar(&r.url, "redis-url", env("REDIS_URL", "redis://127.0.0.1:6379/0"), "Redis: "+redisURLForms+" (env SAPQ_REDIS_URL); the password is better given through SAPQ_REDIS_PASSWORD(_FILE), the sentinels' own through SAPQ_REDIS_SENTINEL_PASSWORD(_FILE)")
 	fs.BoolVar(&r.unsafe, "redis-unsafe", e.bool("REDIS_UNSAFE", false), "allow a Redis that may evict keys or keeps nothing on disk, for throwaway setups (env SAPQ_REDIS_UNSAFE)")
 }
 
-// options parses the URL and adds the password from the environment.
-func (r *redisFlags) options() (*redis.Options, error) {
-	opt, err := redis.ParseURL(r.url)
+// check parses the URL and adds the passwords from the environment; it
+// runs with the other checks once the flags are parsed.
+func (r *redisFlags) check() error {
+	t, err := redisTargetOf(r.url)
 	if err != nil {
-		return nil, fmt.Errorf("--redis-url (SAPQ_REDIS_URL): %w", err)
+		return fmt.Errorf("--redis-url (SAPQ_REDIS_URL): %w", err)
+	}
+	r.target = t
+	return nil
+}
+
+// redisTargetOf parses a Redis URL and adds the passwords from
+// SAPQ_REDIS_PASSWORD and SAPQ_REDIS_SENTINEL_PASSWORD (or their _FILE).
+func redisTargetOf(rawURL string) (redisTarget, error) {
+	t, err := parseRedisURL(rawURL)
+	if err != nil {
+		return redisTarget{}, err
 	}
 	pw, err := secret("REDIS_PASSWORD")
 	if err != nil {
-		return nil, err
+		return redisTarget{}, err
 	}
-	if pw != "" {
-		opt.Password = pw
+	sentinelPW, err := secret("REDIS_SENTINEL_PASSWORD")
+	if err != nil {
+		return redisTarget{}, err
 	}
-	return opt, nil
+	t.setPasswords(pw, sentinelPW)
+	return t, nil
 }
 
 // client connects to Redis and checks that it keeps what the ledger writes
-// (see ledger.CheckRedis).
+// (see ledger.CheckRedis) on every master.
 func (r *redisFlags) client(ctx context.Context, log *slog.Logger) (redis.UniversalClient, error) {
-	opt, err := r.options()
-	if err != nil {
-		return nil, err
-	}
-	rdb := redis.NewClient(opt)
+	return connectRedis(ctx, r.target, r.unsafe, log)
+}
+
+func connectRedis(ctx context.Context, t redisTarget, unsafe bool, log *slog.Logger) (redis.UniversalClient, error) {
+	rdb := t.client()
 	checkCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	if err := ledger.CheckRedis(checkCtx, rdb, r.unsafe, log); err != nil {
+	if err := ledger.CheckRedis(checkCtx, rdb, unsafe, log); err != nil {
 		rdb.Close()
-		return nil, err
+		return nil, fmt.Errorf("redis %s: %w", t, err)
 	}
+	log.Info("redis", "redis", t.String())
 	return rdb, nil
 }
 
@@ -194,6 +210,7 @@ func (l *ledgerFlags) register(fs *flag.FlagSet, e *envDefaults) {
 
 func (l *ledgerFlags) checks() []func() error {
 	return []func() error{
+		l.redis.check,
 		positive("retention", "RETENTION", &l.retention),
 		positive("failed-retention", "FAILED_RETENTION", &l.failedRetention),
 	}
@@ -241,10 +258,7 @@ func (s *sapFlags) checks() []func() error {
 	}
 }
 
-func (s *sapFlags) newClient(log *slog.Logger) (*sap.Client, error) {
-	pw, err := secret("SAP_PASSWORD")
-	if err != nil {
-		return nil, err
-	}
-	return sap.New(sap.Config{BaseURL: s.url, Client: s.client, Language: s.language, User: s.user, Password: pw, Timeout: s.timeout, Logger: log})
+// newClient returns the SAP client; the password is SAPQ_SAP_PASSWORD's.
+func (s *sapFlags) newClient(password string, log *slog.Logger) (*sap.Client, error) {
+	return sap.New(sap.Config{BaseURL: s.url, Client: s.client, Language: s.language, User: s.user, Password: password, Timeout: s.timeout, Logger: log})
 }

@@ -33,7 +33,7 @@ func runDev(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("dev", flag.ContinueOnError)
 	addr := fs.String("addr", "127.0.0.1:8080", "listen address for everything")
 	token := fs.String("token", "", "bearer token for MCP and the UI (a development convenience; random when empty)")
-	redisURL := fs.String("redis-url", "", "use this Redis instead of the embedded one")
+	redisURL := fs.String("redis-url", "", "use this Redis instead of the embedded one: "+redisURLForms)
 	faults := fs.String("faults", "", `initial simulator faults as JSON, e.g. {"fail_rate":0.1,"ambiguous_rate":0.05}`)
 	redisUnsafe := fs.Bool("redis-unsafe", false, "with --redis-url: allow a Redis that may evict keys or keeps nothing on disk")
 	if err := fs.Parse(args); err != nil {
@@ -60,7 +60,7 @@ func runDev(ctx context.Context, args []string, stdout io.Writer) error {
 	// The embedded Redis keeps everything in this process's memory: it is
 	// as durable as the process, which is the point of a development setup.
 	unsafe := *redisURL == "" || *redisUnsafe
-	var redisOpt *redis.Options
+	var target redisTarget
 	if *redisURL == "" {
 		mr := miniredis.NewMiniRedis()
 		// Without ClockTTL, miniredis never expires keys: asynq's leases,
@@ -70,18 +70,18 @@ func runDev(ctx context.Context, args []string, stdout io.Writer) error {
 			return fmt.Errorf("embedded redis: %w", err)
 		}
 		defer mr.Close()
-		redisOpt = &redis.Options{Addr: mr.Addr()}
+		target.single = &redis.Options{Addr: mr.Addr()}
 	} else {
 		var err error
-		if redisOpt, err = redis.ParseURL(*redisURL); err != nil {
+		if target, err = redisTargetOf(*redisURL); err != nil {
 			return fmt.Errorf("--redis-url: %w", err)
 		}
 	}
-	rdb := redis.NewClient(redisOpt)
-	defer rdb.Close()
-	if err := ledger.CheckRedis(ctx, rdb, unsafe, log); err != nil {
+	rdb, err := connectRedis(ctx, target, unsafe, log)
+	if err != nil {
 		return err
 	}
+	defer rdb.Close()
 
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
@@ -128,10 +128,13 @@ func runDev(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	ui := newUI(redisOpt, false)
+	ui := newUI(target.connOpt(), false)
 	defer ui.Close()
 
-	mux := opsMux(reg)
+	var ready readiness
+	ready.add("redis", pingRedis(rdb))
+	ready.add("sap", sapReady(&sapFlags{url: base, client: "100", user: "SAPQ_COMM", language: "EN", timeout: sapTimeout}, simPassword))
+	mux := opsMux(reg, &ready)
 	mux.Handle("/sap/", simulator)
 	var simControl http.Handler = simulator
 	if !isLoopback(ln.Addr()) {
@@ -153,7 +156,7 @@ func runDev(ctx context.Context, args []string, stdout io.Writer) error {
   MCP (Streamable HTTP)  %[1]s/mcp      Authorization: Bearer %[2]s
   Asynq UI               %[1]s/ui/?token=%[2]s
   SAP simulator          %[1]s/sap/...   faults: POST %[1]s/sim/faults   ledger: GET %[1]s/sim/ledger
-  Metrics, health        %[1]s/metrics  %[1]s/healthz
+  Metrics, health        %[1]s/metrics  %[1]s/healthz  %[1]s/readyz
   Token                  %[2]s (caller %q)
 `, base, *token, devCaller)
 	var limits mcpfront.HTTPLimits

@@ -290,6 +290,9 @@ func TestDevGuardsUIAndMCP(t *testing.T) {
 	if r := get("/healthz", ""); r.StatusCode != http.StatusOK {
 		t.Fatalf("/healthz = %d", r.StatusCode)
 	}
+	if r := get("/readyz", ""); r.StatusCode != http.StatusOK {
+		t.Fatalf("/readyz = %d: Redis and the simulator are up", r.StatusCode)
+	}
 	if r := get("/ui/", ""); r.StatusCode != http.StatusUnauthorized {
 		t.Fatalf("/ui/ without token = %d, want 401", r.StatusCode)
 	}

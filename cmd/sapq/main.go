@@ -7,6 +7,7 @@
 //	sapq jobs     inspect and reprocess postings
 //	sapq sapsim   the SAP simulator on its own
 //	sapq chaos    prove the exactly-once promise under faults, as separate processes
+//	sapq probe    GET a health endpoint: the healthcheck of a container without curl
 //
 // Configuration comes from flags and SAPQ_* environment variables; secrets
 // (SAP password, tokens) only from the environment or files, never flags.
@@ -38,6 +39,7 @@ var commands = []command{
 	{"jobs", "inspect and reprocess postings", runJobs},
 	{"sapsim", "serve the SAP simulator", runSAPSim},
 	{"chaos", "prove exactly-once under worker kills, SAP faults and a Redis failure", runChaos},
+	{"probe", "GET a health endpoint and exit 0 on 2xx (container healthchecks)", runProbe},
 }
 
 func main() {

@@ -145,7 +145,9 @@ func runMCP(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	ln = mcpfront.LimitListener(ln, cfg.limits())
-	mux := opsMux(reg)
+	var ready readiness
+	ready.add("redis", pingRedis(rdb))
+	mux := opsMux(reg, &ready)
 	srv.Register(mux, "/mcp")
 	log.Info("MCP server listening", "url", "http://"+ln.Addr().String()+"/mcp")
 	return serveWith(ctx, ln, mcpfront.NewHTTPServer(mux, cfg.limits()), func() { srv.Close(context.Background()) })

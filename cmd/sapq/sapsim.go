@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 
 	"github.com/sapq/sapq/sap/sim"
 )
@@ -46,5 +47,8 @@ func runSAPSim(ctx context.Context, args []string, stdout io.Writer) error {
 	if !isLoopback(ln.Addr()) {
 		log.Warn("the simulator's /sim/ endpoints (faults, ledger) need no credentials; anyone who can reach this address can change its faults")
 	}
-	return serve(ctx, ln, s)
+	mux := http.NewServeMux()
+	mux.HandleFunc("/healthz", healthz)
+	mux.Handle("/", s)
+	return serve(ctx, ln, mux)
 }

@@ -58,11 +58,6 @@ func metricsHandler(reg *prometheus.Registry) http.Handler {
 	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})
 }
 
-func healthz(w http.ResponseWriter, _ *http.Request) {
-	w.Header().Set("Content-Type", "text/plain")
-	w.Write([]byte("ok\n"))
-}
-
 const uiCookie = "sapq_ui"
 
 // requireToken guards a browser-facing handler (the Asynq UI, which has no
@@ -96,10 +91,12 @@ func requireToken(token string, next http.Handler) http.Handler {
 	})
 }
 
-// opsMux serves /metrics and /healthz, the endpoints every process has.
-func opsMux(reg *prometheus.Registry) *http.ServeMux {
+// opsMux serves /metrics, /healthz and /readyz, the endpoints every
+// process that listens has.
+func opsMux(reg *prometheus.Registry, ready *readiness) *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", metricsHandler(reg))
 	mux.HandleFunc("/healthz", healthz)
+	mux.Handle("/readyz", ready)
 	return mux
 }

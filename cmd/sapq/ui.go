@@ -11,7 +11,6 @@ import (
 
 	"github.com/hibiken/asynq"
 	"github.com/hibiken/asynqmon"
-	"github.com/redis/go-redis/v9"
 
 	"github.com/sapq/sapq/tasks/ledger"
 )
@@ -23,7 +22,7 @@ func runUI(ctx context.Context, args []string, stdout io.Writer) error {
 	rf.register(fs, &e)
 	addr := fs.String("addr", env("UI_ADDR", "127.0.0.1:8082"), "listen address (env SAPQ_UI_ADDR)")
 	readOnly := fs.Bool("read-only", e.bool("UI_READ_ONLY", false), "view only: no run, delete or archive buttons (env SAPQ_UI_READ_ONLY)")
-	if err := e.parse(fs, args); err != nil {
+	if err := e.parse(fs, args, rf.check); err != nil {
 		return err
 	}
 	log, err := newLogger()
@@ -37,22 +36,22 @@ func runUI(ctx context.Context, args []string, stdout io.Writer) error {
 	if token == "" {
 		return errors.New("no UI token: set SAPQ_UI_TOKEN or SAPQ_UI_TOKEN_FILE (the Asynq UI has no authentication of its own)")
 	}
-	rdb, err := rf.client(ctx, log) // checks Redis as every process does
+	// asynqmon opens connections of its own; this client checks Redis at
+	// start as every process does, and answers /readyz.
+	rdb, err := rf.client(ctx, log)
 	if err != nil {
 		return err
 	}
-	rdb.Close()
-	opt, err := rf.options()
-	if err != nil {
-		return err
-	}
-	ui := newUI(opt, *readOnly)
+	defer rdb.Close()
+	ui := newUI(rf.target.connOpt(), *readOnly)
 	defer ui.Close()
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
 		return err
 	}
-	mux := opsMux(newRegistry())
+	var ready readiness
+	ready.add("redis", pingRedis(rdb))
+	mux := opsMux(newRegistry(), &ready)
 	mux.Handle("/ui/", requireToken(token, ui))
 	mux.Handle("/", http.RedirectHandler("/ui/", http.StatusFound))
 	log.Info("Asynq UI listening", "url", "http://"+ln.Addr().String()+"/ui/")
@@ -60,15 +59,13 @@ func runUI(ctx context.Context, args []string, stdout io.Writer) error {
 }
 
 // newUI mounts asynqmon at /ui. asynqmon opens its own Redis connections,
-// from the same options as the rest of the process. Payloads are shown as
+// from the same target as the rest of the process. Payloads are shown as
 // sapq wrote them (job ID, caller and the posting); they hold no secrets.
-func newUI(opt *redis.Options, readOnly bool) *asynqmon.HTTPHandler {
+func newUI(redisOpt asynq.RedisConnOpt, readOnly bool) *asynqmon.HTTPHandler {
 	return asynqmon.New(asynqmon.Options{
-		RootPath: "/ui",
-		RedisConnOpt: asynq.RedisClientOpt{
-			Addr: opt.Addr, Username: opt.Username, Password: opt.Password, DB: opt.DB, TLSConfig: opt.TLSConfig,
-		},
-		ReadOnly: readOnly,
+		RootPath:     "/ui",
+		RedisConnOpt: redisOpt,
+		ReadOnly:     readOnly,
 		PayloadFormatter: asynqmon.PayloadFormatterFunc(func(taskType string, payload []byte) string {
 			p, err := ledger.ParseTaskPayload(payload)
 			if err != nil {

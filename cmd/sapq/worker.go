@@ -24,7 +24,7 @@ func runWorker(ctx context.Context, args []string, stdout io.Writer) error {
 	sf.register(fs, &e)
 	concurrency := fs.Int("concurrency", e.int("CONCURRENCY", 10), "postings processed at once (env SAPQ_CONCURRENCY)")
 	settle := fs.Duration("reconcile-after", e.duration("RECONCILE_AFTER", 0), "settle time: how long after a call to SAP began a look-up that finds nothing is trusted, and how long no call goes out after Redis lost writes; the request may reach SAP up to --sap-timeout after the call began, so this must exceed --sap-timeout by the longest time SAP takes to process a request it received (env SAPQ_RECONCILE_AFTER; default --sap-timeout + 60s, the SAP ICM's default processing timeout)")
-	metricsAddr := fs.String("metrics-addr", env("METRICS_ADDR", ":9090"), "address for /metrics and /healthz; empty disables (env SAPQ_METRICS_ADDR)")
+	metricsAddr := fs.String("metrics-addr", env("METRICS_ADDR", "127.0.0.1:9090"), "address for /metrics, /healthz and /readyz, loopback only by default: :9090 for Prometheus and Kubernetes probes from elsewhere; empty disables (env SAPQ_METRICS_ADDR)")
 	checks := append(lf.checks(), sf.checks()...)
 	checks = append(checks, positive("concurrency", "CONCURRENCY", concurrency), func() error {
 		if *settle == 0 {
@@ -47,7 +47,11 @@ func runWorker(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	defer rdb.Close()
-	sapClient, err := sf.newClient(log)
+	sapPassword, err := secret("SAP_PASSWORD")
+	if err != nil {
+		return err
+	}
+	sapClient, err := sf.newClient(sapPassword, log)
 	if err != nil {
 		return err
 	}
@@ -71,6 +75,9 @@ func runWorker(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("metrics listener: %w", err)
 	}
-	log.Info("worker metrics", "addr", ln.Addr().String())
-	return serve(ctx, ln, opsMux(reg))
+	var ready readiness
+	ready.add("redis", pingRedis(rdb))
+	ready.add("sap", sapReady(&sf, sapPassword))
+	log.Info("worker metrics and health", "addr", ln.Addr().String())
+	return serve(ctx, ln, opsMux(reg, &ready))
 }
