@@ -17,9 +17,14 @@ import (
 const (
 	decisionAccepted = "accepted" // a submission was recorded
 	decisionReplayed = "replayed" // a submission returned the job its key already had
-	decisionOK       = "ok"       // a read or a cancellation succeeded
-	decisionRefused  = "refused"  // refused: invalid, policy, quota, scope, conflict, not found
-	decisionError    = "error"    // sapq failed (internal)
+	// decisionAwaitingApproval: a submission was recorded to wait for an
+	// operator's approval; the rule says why.
+	decisionAwaitingApproval = "awaiting_approval"
+	decisionApproved         = "approved" // an operator approved a posting
+	decisionRejected         = "rejected" // an operator rejected a posting
+	decisionOK               = "ok"       // a read or a cancellation succeeded
+	decisionRefused          = "refused"  // refused: invalid, policy, quota, scope, conflict, not found
+	decisionError            = "error"    // sapq failed (internal)
 )
 
 // auditNote is what a tool handler tells the audit log about one call. It

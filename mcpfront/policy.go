@@ -50,7 +50,8 @@ type PolicySpec struct {
 	// MaxAmountPerDay bounds the sum of the caller's accepted postings per
 	// currency and UTC day, counted in Redis.
 	MaxAmountPerDay map[string]string `json:"max_amount_per_day,omitempty"`
-	// ApprovalThreshold: postings above it need an operator's approval.
+	// ApprovalThreshold: postings above it wait in awaiting_approval until
+	// an operator other than the submitter approves them.
 	ApprovalThreshold map[string]string `json:"approval_threshold,omitempty"`
 	// SubmissionsPerMinute overrides the server's default quota for this
 	// caller; 0 means no quota.
@@ -188,9 +189,10 @@ func (p Policy) unitRules() map[tasks.OrgUnitKind]struct {
 
 // check applies the rules that need no state, all at once: kind,
 // organisational units, amount per posting and the approval threshold.
-// The daily amount is checked afterwards in Redis, only if these pass.
-func (p Policy) check(f postingFacts) []Violation {
-	var out []Violation
+// The daily amount is checked afterwards in Redis, only if these pass. A
+// posting above the approval threshold is not refused: approval says why
+// it must wait for an operator's approval.
+func (p Policy) check(f postingFacts) (out []Violation, approval *Violation) {
 	if !p.AllowsKind(f.kind) {
 		out = append(out, Violation{RuleAllowedKinds, "", fmt.Sprintf("you may not submit %s postings; allowed: %s", f.kind, strings.Join(enumOf(p.Kinds), ", "))})
 	}
@@ -203,7 +205,7 @@ func (p Policy) check(f postingFacts) []Violation {
 	}
 	if f.Currency == "" {
 		// A posting that moves no money by itself: no amount rule applies.
-		return out
+		return out, nil
 	}
 	amount := f.Amount.StringFixed(tasks.MaxFractionDigits) + " " + f.Currency
 	if v, ok := amountRule(p.MaxPerPosting, RuleMaxAmountPerPosting, f); !ok {
@@ -214,16 +216,14 @@ func (p Policy) check(f postingFacts) []Violation {
 	if v, ok := amountRule(p.ApprovalThreshold, RuleApprovalThreshold, f); !ok {
 		out = append(out, v)
 	} else if lim, set := p.ApprovalThreshold[f.Currency]; set && f.Amount.GreaterThan(lim) {
-		// Approval by an operator (four-eyes) is not offered yet; a posting
-		// that would need it is refused, never posted unapproved.
-		out = append(out, Violation{RuleApprovalThreshold, f.AmountField, fmt.Sprintf("the amount %s is above your approval threshold of %s %s and needs an operator's approval, which this server does not offer yet", amount, lim.StringFixed(2), f.Currency)})
+		approval = &Violation{RuleApprovalThreshold, f.AmountField, fmt.Sprintf("the amount %s is above the submitter's approval threshold of %s %s", amount, lim.StringFixed(2), f.Currency)}
 	}
 	if v, ok := amountRule(p.MaxPerDay, RuleMaxAmountPerDay, f); !ok {
 		out = append(out, v)
 	} else if lim, set := p.MaxPerDay[f.Currency]; set && f.Amount.GreaterThan(lim) {
 		out = append(out, Violation{RuleMaxAmountPerDay, f.AmountField, fmt.Sprintf("the amount %s alone is above your limit of %s %s per day", amount, lim.StringFixed(2), f.Currency)})
 	}
-	return out
+	return out, approval
 }
 
 // amountRule refuses a currency that a rule with amounts does not list.

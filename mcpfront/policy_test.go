@@ -29,6 +29,7 @@ const (
 	glToken   = "gl-agent-token-c3d9"
 	openToken = "open-agent-token-81aa"
 	opToken   = "operator-token-77f0"
+	op2Token  = "operator-token-2-91c4"
 )
 
 // callersJSON is a callers file with an accounts-payable agent limited by
@@ -45,8 +46,9 @@ func callersJSON() string {
      "submissions_per_minute": 100}},
   {"name": "gl-agent", "token_sha256": %q, "role": "agent", "policy": {"kinds": ["journal_entry"], "submissions_per_minute": 3}},
   {"name": "open-agent", "token_sha256": %q, "role": "agent"},
-  {"name": "controller", "token_sha256": %q, "role": "operator"}
-]}`, sha(apToken), sha(glToken), sha(openToken), sha(opToken))
+  {"name": "controller", "token_sha256": %q, "role": "operator"},
+  {"name": "auditor", "token_sha256": %q, "role": "operator", "policy": {"approval_threshold": {"EUR": "100.00"}}}
+]}`, sha(apToken), sha(glToken), sha(openToken), sha(opToken), sha(op2Token))
 }
 
 func policyEnv(t *testing.T) *env {
@@ -107,15 +109,13 @@ func TestPolicyRefusalsNameTheRule(t *testing.T) {
 			"allowed_company_codes", []string{"company_code: you may not post in company code 2000; allowed: 1010, 1710 (rule allowed_company_codes)"}},
 		{"amount per posting", withAmount(invoice("p-max"), "2100.00", "2000.00", "100.00"),
 			"max_amount_per_posting", []string{"gross_amount: the amount 2100.00 EUR is above your limit of 2000.00 EUR per posting (rule max_amount_per_posting)"}},
-		{"approval threshold", withAmount(invoice("p-appr"), "1600.00", "1500.00", "100.00"),
-			"approval_threshold", []string{"above your approval threshold of 1500.00 EUR", "needs an operator's approval", "(rule approval_threshold)"}},
 		{"currency no rule lists", func() map[string]any { m := invoice("p-chf"); m["currency"] = "CHF"; return m }(),
 			"max_amount_per_posting", []string{"currency: you have no max amount per posting for CHF; allowed currencies: EUR, USD"}},
 		{"several rules at once", func() map[string]any {
 			m := withAmount(invoice("p-multi"), "2100.00", "2000.00", "100.00")
 			m["company_code"] = "2000"
 			return m
-		}(), "allowed_company_codes", []string{"rule allowed_company_codes", "rule max_amount_per_posting", "rule approval_threshold"}},
+		}(), "allowed_company_codes", []string{"rule allowed_company_codes", "rule max_amount_per_posting"}},
 	}
 	for _, tc := range cases {
 		te, text := toolErrorMeta(t, ap, "submit_supplier_invoice", tc.args)
@@ -197,7 +197,7 @@ func TestToolsFollowRoleAndPolicy(t *testing.T) {
 		apToken:   {"cancel_posting", "get_posting", "list_postings", "submit_supplier_invoice"},
 		glToken:   {"cancel_posting", "get_posting", "list_postings", "submit_journal_entry"},
 		openToken: toolNames,
-		opToken:   toolNames,
+		opToken:   operatorToolNames,
 	} {
 		for _, version := range []string{"", legacyVersion} {
 			mc := dialMCPGo(t, e.url, token, version)

@@ -55,7 +55,7 @@ func policySummary(c *Caller) string {
 	}{
 		{"most per posting", amountsText(p.MaxPerPosting)},
 		{"most per UTC day, all postings together", amountsText(p.MaxPerDay)},
-		{"above this, a posting needs an operator's approval (not offered yet: such postings are refused)", amountsText(p.ApprovalThreshold)},
+		{"above this, a posting waits for an operator's approval before it is sent", amountsText(p.ApprovalThreshold)},
 	} {
 		if r.limits != nil {
 			var parts []string
@@ -82,12 +82,14 @@ How to post one document:
 3. Wait poll_after_seconds, then call get_posting with the job_id. Repeat until the status is final.
 
 States of a posting:
+- awaiting_approval: above your approval threshold; recorded, and nothing is sent to SAP until an operator other than you approves it (waiting_for says who must act and until when). Tell the person you work for; do not resubmit it.
 - queued: recorded, waiting for a worker.
 - running: a worker is posting it now.
 - retrying: an attempt failed; another follows at next_attempt_at. Keep polling.
 - succeeded (final): result.document, result.fiscal_year and result.company_code identify the SAP document.
 - failed (final): error.message says why. error.category permanent: SAP refused it and nothing was posted; if the data was wrong, cancel the job and submit the corrected document under a NEW key. transient: nothing posted, retried automatically. outcome_unknown: SAP may have posted; sapq checks SAP before any resend and never posts twice.
 - cancelled (final): withdrawn; SAP holds no document for it.
+- rejected (final): an operator rejected it, or nobody approved it in time (approval.comment says why); it was never sent.
 
 The exactly-once contract:
 - If a submit call fails, times out, or you are unsure whether it went through, send it again UNCHANGED with the SAME idempotency_key. You get the original job back (replayed=true); SAP never receives the document twice.

@@ -12,11 +12,13 @@ import (
 
 // SubmitResult is what the submit tools return.
 type SubmitResult struct {
-	JobID            string       `json:"job_id" jsonschema:"The job's ID: pass it to get_posting to follow the posting"`
-	Kind             tasks.Kind   `json:"kind" jsonschema:"Posting kind: supplier_invoice or journal_entry"`
-	Status           tasks.Status `json:"status" jsonschema:"The job's status now; usually queued"`
-	Replayed         bool         `json:"replayed" jsonschema:"True when this idempotency key was already submitted with the same content: this is the original job and nothing new was recorded"`
-	PollAfterSeconds int          `json:"poll_after_seconds" jsonschema:"Seconds to wait before calling get_posting"`
+	JobID            string          `json:"job_id" jsonschema:"The job's ID: pass it to get_posting to follow the posting"`
+	Kind             tasks.Kind      `json:"kind" jsonschema:"Posting kind: supplier_invoice or journal_entry"`
+	Status           tasks.Status    `json:"status" jsonschema:"The job's status now; usually queued"`
+	Replayed         bool            `json:"replayed" jsonschema:"True when this idempotency key was already submitted with the same content: this is the original job and nothing new was recorded"`
+	PollAfterSeconds int             `json:"poll_after_seconds" jsonschema:"Seconds to wait before calling get_posting"`
+	Approval         *tasks.Approval `json:"approval,omitempty" jsonschema:"Set when the posting needs an operator's approval: why, and until when"`
+	WaitingFor       string          `json:"waiting_for,omitempty" jsonschema:"Who must act before the posting goes on, when it is not sapq"`
 }
 
 // Posting is a job as agents see it: get_posting returns one, list_postings
@@ -25,13 +27,15 @@ type Posting struct {
 	JobID          string          `json:"job_id" jsonschema:"The job's ID"`
 	Kind           tasks.Kind      `json:"kind" jsonschema:"Posting kind: supplier_invoice or journal_entry"`
 	IdempotencyKey string          `json:"idempotency_key" jsonschema:"The idempotency key the job was submitted with"`
-	Status         tasks.Status    `json:"status" jsonschema:"queued, running, retrying, succeeded (result holds the SAP document), failed (error says why) or cancelled"`
+	Status         tasks.Status    `json:"status" jsonschema:"awaiting_approval (an operator must approve it first), queued, running, retrying, succeeded (result holds the SAP document), failed (error says why), cancelled or rejected (by an operator, or unapproved in time)"`
 	Attempts       int             `json:"attempts" jsonschema:"How many times a worker has tried to post the job"`
 	NextAttemptAt  *time.Time      `json:"next_attempt_at,omitempty" jsonschema:"When the next attempt is due (status retrying)"`
 	CreatedAt      time.Time       `json:"created_at" jsonschema:"When the job was submitted (RFC 3339)"`
 	UpdatedAt      time.Time       `json:"updated_at" jsonschema:"When the job last changed (RFC 3339)"`
 	Result         *tasks.Result   `json:"result,omitempty" jsonschema:"The SAP document (status succeeded)"`
 	Error          *tasks.JobError `json:"error,omitempty" jsonschema:"The last failure (status failed or retrying)"`
+	Approval       *tasks.Approval `json:"approval,omitempty" jsonschema:"The four-eyes record of a posting that needed an operator's approval"`
+	WaitingFor     string          `json:"waiting_for,omitempty" jsonschema:"Who must act before the posting goes on (status awaiting_approval)"`
 }
 
 // PostingList is what list_postings returns.
@@ -51,12 +55,23 @@ func postingOf(j tasks.Job) Posting {
 		UpdatedAt:      j.UpdatedAt.UTC(),
 		Result:         j.Result,
 		Error:          j.Error,
+		Approval:       j.Approval,
+		WaitingFor:     waitingFor(j),
 	}
 	if !j.NextAttemptAt.IsZero() {
 		t := j.NextAttemptAt.UTC()
 		p.NextAttemptAt = &t
 	}
 	return p
+}
+
+// waitingFor says who must act on a job awaiting approval.
+func waitingFor(j tasks.Job) string {
+	if j.Status != tasks.StatusAwaitingApproval || j.Approval == nil {
+		return ""
+	}
+	return fmt.Sprintf("an operator other than %s must approve or reject it before %s (approve_posting or reject_posting, or sapq jobs approve|reject); nothing is sent to SAP before that, and unapproved it is rejected at that time",
+		j.Caller, j.Approval.ExpiresAt.UTC().Format(time.RFC3339))
 }
 
 // Error codes of failed tool calls, also the metrics' outcomes.

@@ -190,11 +190,20 @@ func fixPosting(s map[string]any) {
 	}
 	prop(s, "error", "category")["enum"] = enumOf(tasks.ErrorCategories)
 	prop(s, "result", "messages", "[]", "severity")["enum"] = enumOf(tasks.Severities)
+	fixApproval(prop(s, "approval"))
+}
+
+func fixApproval(s map[string]any) {
+	for _, f := range []string{"requested_at", "expires_at", "decided_at"} {
+		prop(s, f)["format"] = "date-time"
+	}
+	prop(s, "decision")["enum"] = enumOf(tasks.Decisions)
 }
 
 func fixSubmitResult(s map[string]any) {
 	prop(s, "kind")["enum"] = enumOf(tasks.Kinds)
 	prop(s, "status")["enum"] = enumOf(tasks.Statuses)
+	fixApproval(prop(s, "approval"))
 }
 
 func fixPostingList(s map[string]any) { fixPosting(prop(s, "postings", "[]")) }

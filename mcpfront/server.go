@@ -107,6 +107,10 @@ type Options struct {
 	// amount count; set it to the ledger's retention. Default
 	// ledger.DefaultRetention.
 	Retention time.Duration
+	// ApprovalTTL is how long a posting above its submitter's approval
+	// threshold waits for an operator's decision before it is rejected on
+	// its own. Default ledger.DefaultApprovalTTL.
+	ApprovalTTL time.Duration
 	// Metrics, when set, receives tool call and authentication metrics.
 	Metrics prometheus.Registerer
 	// Now is the clock for the daily amounts' day. Default time.Now.
@@ -115,25 +119,26 @@ type Options struct {
 
 // Server is the MCP front end. It is safe for concurrent use.
 type Server struct {
-	ledger    *ledger.Ledger
-	budget    *budget
-	fromFile  atomic.Pointer[Callers] // the callers file's part, swapped on reload
-	callers   atomic.Pointer[Callers] // fromFile merged with tokens
-	tokens    *Callers
-	oauth     *oauthVerifier
-	log       *slog.Logger
-	audit     *slog.Logger
-	maxBytes  int64
-	maxDepth  int
-	pollAfter int
-	quota     int // default submissions per minute; 0: none
-	origins   []string
-	sessions  *sessionStore
-	metrics   *metrics
-	mcp       *server.MCPServer
-	http      *server.StreamableHTTPServer
-	handler   http.Handler
-	warnOnce  sync.Once
+	ledger      *ledger.Ledger
+	budget      *budget
+	fromFile    atomic.Pointer[Callers] // the callers file's part, swapped on reload
+	callers     atomic.Pointer[Callers] // fromFile merged with tokens
+	tokens      *Callers
+	oauth       *oauthVerifier
+	log         *slog.Logger
+	audit       *slog.Logger
+	maxBytes    int64
+	maxDepth    int
+	pollAfter   int
+	quota       int // default submissions per minute; 0: none
+	approvalTTL time.Duration
+	origins     []string
+	sessions    *sessionStore
+	metrics     *metrics
+	mcp         *server.MCPServer
+	http        *server.StreamableHTTPServer
+	handler     http.Handler
+	warnOnce    sync.Once
 }
 
 // New builds a Server and registers its tools.
@@ -174,21 +179,25 @@ func New(opts Options) (*Server, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if opts.ApprovalTTL <= 0 {
+		opts.ApprovalTTL = ledger.DefaultApprovalTTL
+	}
 	origins, err := parseOrigins(opts.AllowedOrigins)
 	if err != nil {
 		return nil, err
 	}
 	s := &Server{
-		ledger:    opts.Ledger,
-		budget:    &budget{rdb: opts.Redis, limiter: redis_rate.NewLimiter(opts.Redis), retention: opts.Retention, now: opts.Now},
-		tokens:    opts.Tokens.Callers(),
-		log:       opts.Logger.With("component", "mcpfront"),
-		audit:     opts.Audit,
-		maxBytes:  opts.MaxRequestBytes,
-		maxDepth:  opts.MaxJSONDepth,
-		pollAfter: max(1, int((opts.PollAfter+time.Second-1)/time.Second)),
-		quota:     opts.SubmissionsPerMinute,
-		origins:   origins,
+		ledger:      opts.Ledger,
+		budget:      &budget{rdb: opts.Redis, limiter: redis_rate.NewLimiter(opts.Redis), retention: opts.Retention, now: opts.Now},
+		tokens:      opts.Tokens.Callers(),
+		log:         opts.Logger.With("component", "mcpfront"),
+		audit:       opts.Audit,
+		maxBytes:    opts.MaxRequestBytes,
+		maxDepth:    opts.MaxJSONDepth,
+		pollAfter:   max(1, int((opts.PollAfter+time.Second-1)/time.Second)),
+		quota:       opts.SubmissionsPerMinute,
+		approvalTTL: opts.ApprovalTTL,
+		origins:     origins,
 	}
 	if err := s.SetCallers(opts.Callers); err != nil {
 		return nil, err

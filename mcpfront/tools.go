@@ -28,9 +28,12 @@ const (
 // the tool and cannot call it.
 var toolScopes = func() map[string]Scope {
 	m := map[string]Scope{
-		ToolCancelPosting: ScopeWrite,
-		ToolGetPosting:    ScopeRead,
-		ToolListPostings:  ScopeRead,
+		ToolCancelPosting:  ScopeWrite,
+		ToolGetPosting:     ScopeRead,
+		ToolListPostings:   ScopeRead,
+		ToolListApprovals:  ScopeOperate,
+		ToolApprovePosting: ScopeOperate,
+		ToolRejectPosting:  ScopeOperate,
 	}
 	for _, spec := range tasks.Specs() {
 		m[spec.Tool] = ScopeWrite
@@ -54,7 +57,7 @@ func toolNames() []string {
 	for _, spec := range tasks.Specs() {
 		out = append(out, spec.Tool)
 	}
-	return append(out, ToolGetPosting, ToolListPostings, ToolCancelPosting)
+	return append(out, ToolGetPosting, ToolListPostings, ToolCancelPosting, ToolListApprovals, ToolApprovePosting, ToolRejectPosting)
 }
 
 // mayUse reports whether a caller may use a tool, and if not, which rule
@@ -106,7 +109,9 @@ type listArgs struct {
 }
 
 const (
-	submitCommon = `Posting is asynchronous: this call validates the document, records it under your idempotency_key and queues it, then returns at once with a job_id (status "queued"); it does not wait for SAP. Wait poll_after_seconds, then call get_posting with the job_id, repeating until status is succeeded (result.document is the SAP document number), failed (error says why) or cancelled.
+	submitCommon = `Posting is asynchronous: this call validates the document, records it under your idempotency_key and queues it, then returns at once with a job_id (status "queued"); it does not wait for SAP. Wait poll_after_seconds, then call get_posting with the job_id, repeating until status is succeeded (result.document is the SAP document number), failed (error says why), cancelled or rejected.
+
+Approval: a document above your policy's approval threshold is recorded with status "awaiting_approval" and nothing is sent to SAP until an operator other than you approves it (approval.reason says why; waiting_for says who must act, and until when). Tell the person you work for that it awaits approval; do not resubmit it. If it is rejected (status rejected, approval.comment says why), it is never posted.
 
 Idempotency: use one idempotency_key per business document, for example derived from the source document's ID. If this call fails, times out, or you are unsure whether it went through, call again with the SAME idempotency_key and the same content: you get the original job back with replayed=true and SAP never receives the document twice. The same key with different content is refused (idempotency_conflict); use a new key only for a different document.
 
@@ -116,7 +121,7 @@ Errors: invalid_argument lists every wrong field as "path: problem" (nothing was
 
 	descGetPosting = `Get the current state of one of your postings by job_id. Read-only; call it as often as needed, waiting poll_after_seconds between calls.
 
-Statuses: queued (waiting for a worker), running (being posted now), retrying (an attempt failed and another follows at next_attempt_at), succeeded (final: result.document, result.fiscal_year and result.company_code identify the SAP document), failed (final: error says why), cancelled (final: withdrawn; SAP holds no document for it).
+Statuses: awaiting_approval (waiting for an operator other than you to approve it; nothing is sent to SAP before that; waiting_for says who must act and until when), queued (waiting for a worker), running (being posted now), retrying (an attempt failed and another follows at next_attempt_at), succeeded (final: result.document, result.fiscal_year and result.company_code identify the SAP document), failed (final: error says why), cancelled (final: withdrawn; SAP holds no document for it), rejected (final: an operator rejected it or nobody approved it in time, approval.comment says why; it was never sent).
 
 error.category: permanent (SAP rejected the document and nothing was posted; error.message is SAP's reason. If the data is wrong, cancel this job with cancel_posting and submit the corrected document under a NEW idempotency_key. If the cause is on SAP's side, such as a closed posting period, leave the job: operators reprocess failed jobs once the cause is fixed, and never a cancelled one), transient (nothing was posted; sapq retries automatically), outcome_unknown (SAP may have posted; sapq checks SAP before any resend, never posts twice — keep polling).
 
@@ -124,7 +129,7 @@ A job_id that is not yours, or unknown, gives not_found.`
 
 	descListPostings = `List your postings, newest first, optionally filtered by status and kind. Returns up to limit postings (default 20, at most 100) and next_cursor: pass it as cursor to get the next page; it is empty on the last page. Use it to find a job_id you lost, or to check which documents are still in progress. Each posting has the same shape as get_posting's result.`
 
-	descCancelPosting = `Cancel one of your postings while SAP holds no document for it: status queued, or retrying or failed after attempts that certainly posted nothing. The job becomes cancelled and will never be posted or reprocessed; cancel a rejected job this way before submitting a corrected document under a new idempotency_key. Once a worker is calling SAP, or the outcome of a call is unknown, or the job is finished, it cannot be cancelled and you get not_cancellable with the reason: a posted document must then be reversed in SAP. Cancelling an already cancelled job succeeds again. Returns the posting. Unknown or foreign job_id: not_found.`
+	descCancelPosting = `Cancel one of your postings while SAP holds no document for it: status awaiting_approval, queued, or retrying or failed after attempts that certainly posted nothing. The job becomes cancelled and will never be posted or reprocessed; cancel a rejected job this way before submitting a corrected document under a new idempotency_key. Once a worker is calling SAP, or the outcome of a call is unknown, or the job is finished, it cannot be cancelled and you get not_cancellable with the reason: a posted document must then be reversed in SAP. Cancelling an already cancelled job succeeds again. Returns the posting. Unknown or foreign job_id: not_found.`
 )
 
 func (s *Server) registerTools() {
@@ -173,6 +178,7 @@ func (s *Server) registerTools() {
 			Handler: asCaller(s.cancelPosting),
 		},
 	)
+	s.mcp.AddTools(s.approvalTools()...)
 }
 
 func (s *Server) submit(kind tasks.Kind) callerHandler {
@@ -196,10 +202,18 @@ func (s *Server) submit(kind tasks.Kind) callerHandler {
 		if facts.Currency != "" {
 			note.amount = facts.Amount.StringFixed(tasks.MaxFractionDigits)
 		}
-		if res := s.applyPolicy(ctx, req, caller, p, facts); res != nil {
+		approval, res := s.applyPolicy(ctx, req, caller, p, facts)
+		if res != nil {
 			return res, nil
 		}
-		job, replayed, err := s.ledger.Submit(ctx, caller.Name, p)
+		var job tasks.Job
+		var replayed bool
+		if approval != nil {
+			job, replayed, err = s.ledger.SubmitForApproval(ctx, caller.Name, p, ledger.ApprovalRequest{
+				Reason: fmt.Sprintf("%s (rule %s)", approval.Message, approval.Rule), TTL: s.approvalTTL})
+		} else {
+			job, replayed, err = s.ledger.Submit(ctx, caller.Name, p)
+		}
 		var conflict *ledger.ConflictError
 		switch {
 		case errors.As(err, &conflict):
@@ -212,16 +226,21 @@ func (s *Server) submit(kind tasks.Kind) callerHandler {
 			return s.rejected(ctx, req, caller, err), nil
 		}
 		note.jobID, note.decision = job.ID, decisionAccepted
-		if replayed {
+		switch {
+		case replayed:
 			note.decision = decisionReplayed
+		case job.Status == tasks.StatusAwaitingApproval:
+			note.decision, note.rule = decisionAwaitingApproval, string(approval.Rule)
 		}
-		s.log.InfoContext(ctx, "posting submitted", "caller", caller.Name, "job_id", job.ID, "kind", kind, "replayed", replayed)
+		s.log.InfoContext(ctx, "posting submitted", "caller", caller.Name, "job_id", job.ID, "kind", kind, "replayed", replayed, "status", job.Status)
 		return mcp.NewToolResultStructuredOnly(SubmitResult{
 			JobID:            job.ID,
 			Kind:             job.Kind,
 			Status:           job.Status,
 			Replayed:         replayed,
 			PollAfterSeconds: s.pollAfter,
+			Approval:         job.Approval,
+			WaitingFor:       waitingFor(job),
 		}), nil
 	}
 }
@@ -254,15 +273,17 @@ func (s *Server) spendQuota(ctx context.Context, req mcp.CallToolRequest, caller
 }
 
 // applyPolicy checks the caller's policy, the stateless rules at once and
-// then the daily amount in Redis; it returns a result only on a refusal.
-func (s *Server) applyPolicy(ctx context.Context, req mcp.CallToolRequest, caller *Caller, p tasks.Posting, f postingFacts) *mcp.CallToolResult {
+// then the daily amount in Redis; it returns a result only on a refusal,
+// and otherwise the rule that makes the posting wait for approval, if one
+// does.
+func (s *Server) applyPolicy(ctx context.Context, req mcp.CallToolRequest, caller *Caller, p tasks.Posting, f postingFacts) (*Violation, *mcp.CallToolResult) {
 	pol := caller.Policy
-	violations := pol.check(f)
+	violations, approval := pol.check(f)
 	if len(violations) == 0 {
 		if limit, ok := pol.MaxPerDay[f.Currency]; ok {
 			fits, sum, err := s.budget.countDay(ctx, caller.Name, p.IdempotencyKey(), f.Currency, f.Amount, limit)
 			if err != nil {
-				return s.internal(ctx, req, caller, err)
+				return nil, s.internal(ctx, req, caller, err)
 			}
 			if !fits {
 				violations = append(violations, Violation{RuleMaxAmountPerDay, f.AmountField, fmt.Sprintf(
@@ -273,7 +294,7 @@ func (s *Server) applyPolicy(ctx context.Context, req mcp.CallToolRequest, calle
 		}
 	}
 	if len(violations) == 0 {
-		return nil
+		return approval, nil
 	}
 	note := noteOf(ctx)
 	note.decision, note.rule = decisionRefused, string(violations[0].Rule)
@@ -287,7 +308,7 @@ func (s *Server) applyPolicy(ctx context.Context, req mcp.CallToolRequest, calle
 	te := res.Meta.AdditionalFields[errorMetaKey].(ToolError)
 	te.Rule = string(violations[0].Rule)
 	res.Meta.AdditionalFields[errorMetaKey] = te
-	return res
+	return nil, res
 }
 
 // rejected turns a validation error into invalid_argument and anything else

@@ -20,6 +20,10 @@ import (
 
 var toolNames = []string{"cancel_posting", "get_posting", "list_postings", "submit_journal_entry", "submit_supplier_invoice"}
 
+// operatorToolNames are the tools an operator sees: an agent's and those
+// of four-eyes approval.
+var operatorToolNames = []string{"approve_posting", "cancel_posting", "get_posting", "list_approvals", "list_postings", "reject_posting", "submit_journal_entry", "submit_supplier_invoice"}
+
 // hints are the four annotations every tool must state: readOnly,
 // destructive, idempotent, openWorld.
 var wantHints = map[string][4]bool{
@@ -462,7 +466,9 @@ func TestSchemasCarryWhatIsEnforced(t *testing.T) {
 		{je, []string{"reference"}, "maxLength", 16.0},
 		{je, []string{"customer_items", "[]", "customer"}, "maxLength", 10.0},
 		{je, []string{"supplier_items"}, "maxItems", 999.0},
-		{schemas["get_posting"][1], []string{"status"}, "enum", []any{"queued", "running", "retrying", "succeeded", "failed", "cancelled"}},
+		{schemas["get_posting"][1], []string{"status"}, "enum", []any{"awaiting_approval", "queued", "running", "retrying", "succeeded", "failed", "cancelled", "rejected"}},
+		{schemas["get_posting"][1], []string{"approval", "decision"}, "enum", []any{"approved", "rejected", "expired"}},
+		{schemas["get_posting"][1], []string{"approval", "expires_at"}, "format", "date-time"},
 		{schemas["get_posting"][1], []string{"result", "messages", "[]", "severity"}, "enum", []any{"success", "info", "warning", "error"}},
 		{schemas["get_posting"][1], []string{"error", "category"}, "enum", []any{"permanent", "transient", "outcome_unknown", "reversed"}},
 	} {

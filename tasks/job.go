@@ -120,6 +120,9 @@ const (
 	DecisionExpired Decision = "expired"
 )
 
+// Decisions lists every decision.
+var Decisions = []Decision{DecisionApproved, DecisionRejected, DecisionExpired}
+
 // Approval is the four-eyes record of a posting that needed an operator's
 // approval: why, until when, and who decided what. The approval is bound to
 // PayloadHash, the fingerprint of the exact payload the operator was shown;

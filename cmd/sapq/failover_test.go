@@ -85,13 +85,16 @@ func testPostingsThroughFailover(t *testing.T, redisURL string, failover func())
 
 	agent := &failoverClient{t: t, cs: connect(t, "http://"+mcpAddr+"/mcp", token), jobs: map[string]string{}}
 	var keys []string
+	postings := map[string]tasks.Posting{}
 	posting := func(i int) tasks.Posting {
 		key := fmt.Sprintf("FAILOVER-%02d", i)
 		keys = append(keys, key)
+		var p tasks.Posting = taskstest.JournalEntry(key)
 		if i%2 == 0 {
-			return taskstest.SupplierInvoice(key)
+			p = taskstest.SupplierInvoice(key)
 		}
-		return taskstest.JournalEntry(key)
+		postings[key] = p
+		return p
 	}
 	const before, after = 20, 10
 	for i := range before {
@@ -114,8 +117,11 @@ func testPostingsThroughFailover(t *testing.T, redisURL string, failover func())
 	t.Logf("all %d postings succeeded %s after the failover", len(keys), time.Since(failedOver).Round(time.Second))
 
 	for _, key := range keys {
-		ref := tasks.Identity{Caller: failoverAgent, Key: key, Destination: tasks.DefaultDestination}.Reference()
-		if n := simulator.CountByReference(ref); n != 1 {
+		id, err := tasks.IdentityOfPosting(failoverAgent, postings[key], tasks.DefaultDestination)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := simulator.CountByReference(id.Reference()); n != 1 {
 			t.Errorf("%s: %d documents in SAP, want exactly 1", key, n)
 		}
 	}

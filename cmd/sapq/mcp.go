@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/sapq/sapq/mcpfront"
+	"github.com/sapq/sapq/tasks/ledger"
 )
 
 // mcpConfig is sapq mcp's configuration beyond the ledger's.
@@ -30,6 +31,7 @@ type mcpConfig struct {
 	maxRequestBytes           int64
 	sessionIdle, readTimeout  time.Duration
 	idleTimeout, readHeaderTo time.Duration
+	approvalExpiry            time.Duration
 }
 
 func (c *mcpConfig) register(fs *flag.FlagSet, e *envDefaults) {
@@ -50,6 +52,7 @@ func (c *mcpConfig) register(fs *flag.FlagSet, e *envDefaults) {
 	fs.DurationVar(&c.readTimeout, "read-timeout", e.duration("MCP_READ_TIMEOUT", 30*time.Second), "time to read a whole request, headers and body (env SAPQ_MCP_READ_TIMEOUT)")
 	fs.DurationVar(&c.idleTimeout, "idle-timeout", e.duration("MCP_IDLE_TIMEOUT", 60*time.Second), "idle keep-alive connections close after this (env SAPQ_MCP_IDLE_TIMEOUT)")
 	fs.Int64Var(&c.maxRequestBytes, "max-request-bytes", int64(e.int("MCP_MAX_REQUEST_BYTES", mcpfront.DefaultMaxRequestBytes)), "largest request body or stdio message (env SAPQ_MCP_MAX_REQUEST_BYTES)")
+	fs.DurationVar(&c.approvalExpiry, "approval-expiry", e.duration("APPROVAL_EXPIRY", ledger.DefaultApprovalTTL), "a posting above its submitter's approval threshold that no operator approves within this time is rejected (env SAPQ_APPROVAL_EXPIRY)")
 	fs.IntVar(&c.maxDepth, "max-json-depth", e.int("MCP_MAX_JSON_DEPTH", mcpfront.DefaultMaxJSONDepth), "deepest JSON nesting of a request (env SAPQ_MCP_MAX_JSON_DEPTH)")
 }
 
@@ -80,7 +83,7 @@ func runMCP(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 		return nil
 	}
-	if err := e.parse(fs, args, append(lf.checks(), transportKnown)...); err != nil {
+	if err := e.parse(fs, args, append(lf.checks(), transportKnown, positive("approval-expiry", "APPROVAL_EXPIRY", &cfg.approvalExpiry))...); err != nil {
 		return err
 	}
 	log, err := newLogger()
@@ -102,6 +105,7 @@ func runMCP(ctx context.Context, args []string, stdout io.Writer) error {
 		MaxRequestBytes:      cfg.maxRequestBytes,
 		MaxJSONDepth:         cfg.maxDepth,
 		Retention:            lf.retention,
+		ApprovalTTL:          cfg.approvalExpiry,
 	}
 	if cfg.callersFile != "" {
 		if opts.Callers, err = mcpfront.LoadCallersFile(cfg.callersFile); err != nil {

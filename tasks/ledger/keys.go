@@ -61,6 +61,7 @@ func (s shard) jobsKey() string       { return s.key("jobs") }       // sorted s
 func (s shard) unenqueuedKey() string { return s.key("unenqueued") } // sorted set (by time): recorded, not yet confirmed enqueued
 func (s shard) expiryKey() string     { return s.key("expiry") }     // sorted set (by expiry time): "<id>|<caller hash>" of ended jobs
 func (s shard) approvalsKey() string  { return s.key("approvals") }  // sorted set (by approval expiry): jobs awaiting approval
+func (s shard) failedKey() string     { return s.key("failed") }     // sorted set (by time of failure): failed jobs, for operators' bulk actions
 
 // queueMetaKey is a meta hash in the hash slot of asynq's keys of a queue
 // ("asynq:{postings}:..."): the ledger watches that Redis node too.
@@ -117,6 +118,7 @@ func (k jobKeys) meta() string       { return k.shard.metaKey() }
 func (k jobKeys) unenqueued() string { return k.shard.unenqueuedKey() }
 func (k jobKeys) expiry() string     { return k.shard.expiryKey() }
 func (k jobKeys) approvals() string  { return k.shard.approvalsKey() }
+func (k jobKeys) failed() string     { return k.shard.failedKey() }
 
 // allShards lists every shard, for operators' views over all jobs.
 func allShards() []shard {

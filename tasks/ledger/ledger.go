@@ -17,6 +17,7 @@
 //	sapq:{sqN}:unenqueued           sorted set (by time): recorded, not yet confirmed enqueued
 //	sapq:{sqN}:expiry               sorted set (by expiry time): ended jobs, for trimming the indexes
 //	sapq:{sqN}:approvals            sorted set (by approval expiry): jobs awaiting an operator's approval
+//	sapq:{sqN}:failed               sorted set (by time of failure): failed jobs, for operators' bulk actions
 //	sapq:{sqN}:meta                 hash: run_id of the Redis serving the shard, time of its last loss
 //
 // Job IDs are UUIDv7 whose last hex digit names the shard, so lexical order

@@ -210,7 +210,7 @@ func (l *Ledger) finish(ctx context.Context, job tasks.Job, status tasks.Status,
 			return err
 		}
 	}
-	res, err := finishScript.Run(ctx, l.rdb, []string{k.job(), idemKeyOf(job.Caller, job.IdempotencyKey), k.expiry()},
+	res, err := finishScript.Run(ctx, l.rdb, []string{k.job(), idemKeyOf(job.Caller, job.IdempotencyKey), k.expiry(), k.failed()},
 		string(status), string(phase), resJSON, errJSON, ms(l.opts.Now()), l.ttl(status).Milliseconds(), job.Attempts,
 		expiryMember(job.ID, job.Caller), job.SendToken, job.Run).Text()
 	if err != nil {

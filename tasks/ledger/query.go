@@ -298,7 +298,7 @@ func (l *Ledger) Cancel(ctx context.Context, caller, id string) (tasks.Job, erro
 		return tasks.Job{}, ErrNotFound
 	}
 	k, _ := keysOf(id)
-	res, err := cancelScript.Run(ctx, l.rdb, []string{k.meta(), k.job(), idemKeyOf(job.Caller, job.IdempotencyKey), k.expiry(), k.approvals()},
+	res, err := cancelScript.Run(ctx, l.rdb, []string{k.meta(), k.job(), idemKeyOf(job.Caller, job.IdempotencyKey), k.expiry(), k.approvals(), k.failed()},
 		caller, ms(l.opts.Now()), l.opts.Retention.Milliseconds(), expiryMember(id, job.Caller)).Text()
 	if err != nil {
 		return tasks.Job{}, l.ctxErr(ctx, err)

@@ -53,7 +53,7 @@ func (l *Ledger) Reprocess(ctx context.Context, id string) (tasks.Job, error) {
 	}
 	k, _ := keysOf(id)
 	res, err := reprocessScript.Run(ctx, l.rdb,
-		[]string{k.job(), idemKeyOf(job.Caller, job.IdempotencyKey), k.unenqueued(), k.expiry()},
+		[]string{k.job(), idemKeyOf(job.Caller, job.IdempotencyKey), k.unenqueued(), k.expiry(), k.failed()},
 		ms(l.opts.Now()), gone, callToken(), expiryMember(id, job.Caller)).Slice()
 	if err != nil {
 		return tasks.Job{}, l.ctxErr(ctx, err)

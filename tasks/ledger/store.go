@@ -303,7 +303,7 @@ return {'ok', attempts, gen, now, loss, seq}
 // or, before any call of its own, the one that saw the job's present
 // attempt count and run; and never over a cancelled job. Run twice, it
 // writes the same and answers the same.
-// KEYS: job, idem, expiry. ARGV: status, phase, result json, error json,
+// KEYS: job, idem, expiry, failed. ARGV: status, phase, result json, error json,
 // now_ms, ttl_ms (0 = keep), expected attempts, expiry member, send token
 // (” before a call), run.
 var finishScript = redis.NewScript(serverNow + `
@@ -319,6 +319,11 @@ if ARGV[2] ~= 'posted' then
   end
 end
 redis.call('HSET', KEYS[1], 'status', ARGV[1], 'phase', ARGV[2], 'updated_ms', ARGV[5], 'written_us', nowus)
+if ARGV[1] == 'failed' then
+  redis.call('ZADD', KEYS[4], ARGV[5], redis.call('HGET', KEYS[1], 'id'))
+else
+  redis.call('ZREM', KEYS[4], redis.call('HGET', KEYS[1], 'id'))
+end
 if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], 'result', ARGV[3]) end
 if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], 'error', ARGV[4]) else redis.call('HDEL', KEYS[1], 'error') end
 local ttl = tonumber(ARGV[6])
@@ -341,7 +346,7 @@ return 'ok'
 // restored may hide a call SAP committed. Cancelling a cancelled job
 // changes nothing and answers "ok", so a second run of one call answers as
 // the first.
-// KEYS: meta, job, idem, expiry, approvals. ARGV: caller, now_ms, ttl_ms,
+// KEYS: meta, job, idem, expiry, approvals, failed. ARGV: caller, now_ms, ttl_ms,
 // expiry member. Returns "ok", "missing", "suspect" or the status and phase that forbid it.
 var cancelScript = redis.NewScript(checkServer + `
 if redis.call('EXISTS', KEYS[2]) == 0 then return 'missing' end
@@ -354,6 +359,7 @@ if lossus > 0 and lossus >= tonumber(redis.call('HGET', KEYS[2], 'written_us') o
 redis.call('HSET', KEYS[2], 'status', 'cancelled', 'updated_ms', ARGV[2], 'written_us', nowus)
 redis.call('HDEL', KEYS[2], 'error')
 redis.call('ZREM', KEYS[5], redis.call('HGET', KEYS[2], 'id'))
+redis.call('ZREM', KEYS[6], redis.call('HGET', KEYS[2], 'id'))
 redis.call('PEXPIRE', KEYS[2], ARGV[3])
 redis.call('PEXPIRE', KEYS[3], ARGV[3])
 redis.call('ZADD', KEYS[4], tonumber(ARGV[2]) + tonumber(ARGV[3]), ARGV[4])
@@ -365,7 +371,7 @@ return 'ok'
 // reconciled first. A job whose task the queue gave up on without the
 // worker recording it (a crash on the last attempt: ARGV[2] = 1) counts as
 // failed too. A second run of the same call answers as the first.
-// KEYS: job, idem, unenqueued, expiry. ARGV: now_ms, task gone (0|1), call
+// KEYS: job, idem, unenqueued, expiry, failed. ARGV: now_ms, task gone (0|1), call
 // token, expiry member. Returns {"ok", run}, {"missing"} or {status}.
 var reprocessScript = redis.NewScript(serverNow + `
 if redis.call('EXISTS', KEYS[1]) == 0 then return {'missing'} end
@@ -383,6 +389,7 @@ redis.call('HSET', KEYS[1], 'status', 'queued', 'updated_ms', ARGV[1], 'reproces
 redis.call('PERSIST', KEYS[1])
 redis.call('PERSIST', KEYS[2])
 redis.call('ZREM', KEYS[4], ARGV[4])
+redis.call('ZREM', KEYS[5], redis.call('HGET', KEYS[1], 'id'))
 redis.call('ZADD', KEYS[3], ARGV[1], redis.call('HGET', KEYS[1], 'id'))
 return {'ok', run}
 `)

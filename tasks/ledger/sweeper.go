@@ -157,6 +157,7 @@ func (s *Sweeper) trim(ctx context.Context, sh shard) (int, error) {
 		if err == nil {
 			pipe.ZRem(ctx, sh.jobsKey(), id)
 			pipe.ZRem(ctx, sh.callerKey(hash), id)
+			pipe.ZRem(ctx, sh.failedKey(), id)
 		}
 		pipe.ZRem(ctx, sh.expiryKey(), m)
 	}
