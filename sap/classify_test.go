@@ -134,7 +134,7 @@ func TestClassifyTable(t *testing.T) {
 		{"codes before texts", 400, msg("F5/201", "Posting blocked by the central posting block", "error"), Permanent, false},
 		{"locked by is a word, not part of blocked by", 400, msg("", "Posting blocked by the central posting block", "error"), Permanent, false},
 		{"info ignored", 500, msg("F5/201", "Posting period", "info"), Unknown, false},
-		{"soap business error", 200, msg("RW/614", "Error in document", "error"), Permanent, false},
+		{"soap business error", 200, msg("RW/609", "Error in document", "error"), Permanent, false},
 		{"401", 401, nil, Permanent, false},
 		{"403", 403, nil, Permanent, false},
 		{"429", 429, nil, Transient, false},

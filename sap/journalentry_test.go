@@ -157,7 +157,7 @@ func TestJournalEntryEscaping(t *testing.T) {
 }
 
 func TestPostJournalEntryFailures(t *testing.T) {
-	generic := logItem{"614(RW)", "3", "Error in document: BKPFF $ S4HCLNT100"}
+	generic := logItem{"609(RW)", "3", "Error in document: BKPFF $ S4HCLNT100"}
 	tests := []struct {
 		name     string
 		status   int
@@ -179,7 +179,7 @@ func TestPostJournalEntryFailures(t *testing.T) {
 			wantCat: Permanent, wantCode: "F5/507"},
 		{name: "only generic message", status: 200,
 			body:    soapConfirmation("0000000000", "1010", "0000", "3", generic),
-			wantCat: Permanent, wantCode: "RW/614"},
+			wantCat: Permanent, wantCode: "RW/609"},
 		{name: "neither document nor error", status: 200,
 			body:    soapConfirmation("0000000000", "1010", "0000", "1"),
 			wantCat: Unknown},

@@ -20,6 +20,32 @@ type Request interface {
 	find(ctx context.Context, c *Client, reference string) (Match, error)
 }
 
+// checker is a Request that SAP can check without posting (journal
+// entries: a test run; sales orders: the simulation service).
+type checker interface {
+	check(ctx context.Context, c *Client, s Send) (CheckResult, error)
+}
+
+// CheckResult is SAP's verdict on a posting it checked without posting it.
+type CheckResult struct {
+	// Checked is false when SAP offers no check without posting for the
+	// posting's kind; then nothing was sent.
+	Checked bool
+	// Passed is true when SAP found no error; Messages are SAP's log.
+	Passed   bool
+	Messages []Message
+}
+
+// Check has SAP check the request's posting without posting it, where SAP
+// offers a check; s.MessageUUID is not used (a check sends its own).
+func (c *Client) Check(ctx context.Context, r Request, s Send) (CheckResult, error) {
+	ch, ok := r.(checker)
+	if !ok {
+		return CheckResult{}, nil
+	}
+	return ch.check(ctx, c, s)
+}
+
 // Send identifies one call of a posting in SAP.
 type Send struct {
 	// Reference is the posting's reference (tasks.Identity.Reference),

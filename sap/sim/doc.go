@@ -30,7 +30,7 @@
 //     message classes and numbers (F5/201, F5/702, F5/104, F5/507, F5/165, KI/248,
 //     M8/108, MC/601).
 //   - SOAP business errors as HTTP 200 with a severity 3 log, AccountingDocument
-//     0000000000 and TypeIDs such as 614(RW) and 201(F5); malformed requests as a
+//     0000000000 and TypeIDs such as 609(RW) and 201(F5); malformed requests as a
 //     SOAP Client fault with HTTP 500. Only the body's root element is namespace
 //     qualified; qualified children are refused, as SAP's deserializer does.
 //   - A SOAP request MessageHeader/UUID is processed once: a repeat is answered

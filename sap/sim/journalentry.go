@@ -39,10 +39,11 @@ type jeBulkRequest struct {
 }
 
 type jeMessageHeader struct {
-	XMLName          xml.Name
-	ID               string `xml:"ID"`
-	UUID             string `xml:"UUID"`
-	CreationDateTime string `xml:"CreationDateTime"`
+	XMLName           xml.Name
+	ID                string `xml:"ID"`
+	UUID              string `xml:"UUID"`
+	CreationDateTime  string `xml:"CreationDateTime"`
+	TestDataIndicator string `xml:"TestDataIndicator"`
 }
 
 type jeRequest struct {
@@ -403,7 +404,8 @@ func (s *Server) serveJournalEntry(w http.ResponseWriter, r *http.Request) {
 		defer s.endMessage(requestUUID)
 	}
 	s.work(r, KindJournalEntry, fault, latency)
-	s.answerJournalEntry(w, r, fault, s.processJournalEntries(entries, requestUUID, fault == FaultLock))
+	testRun := strings.TrimSpace(bulk.MessageHeader.TestDataIndicator) == "true"
+	s.answerJournalEntry(w, r, fault, s.processJournalEntries(entries, requestUUID, fault == FaultLock, testRun))
 }
 
 // answerJournalEntry sends SAP's answer, or loses it for an ambiguous fault.
@@ -444,8 +446,10 @@ func (s *Server) endMessage(id string) {
 // processJournalEntries validates and posts the journal entries of one bulk request
 // and returns the confirmation, which is kept for replays of the request's UUID.
 // With locked set, the (injected) lock error is reported for every entry instead and
-// nothing is posted.
-func (s *Server) processJournalEntries(entries []parsedEntry, requestUUID string, locked bool) []byte {
+// nothing is posted. A test run (MessageHeader/TestDataIndicator) checks the
+// entries and posts nothing, answering "Document check without errors" for
+// each sound one, with no document number.
+func (s *Server) processJournalEntries(entries []parsedEntry, requestUUID string, locked, testRun bool) []byte {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.opts.Now().UTC()
@@ -473,6 +477,11 @@ func (s *Server) processJournalEntries(entries []parsedEntry, requestUUID string
 				c.Log.Items = append(c.Log.Items, logItem{TypeID: m.typeID(), SeverityCode: severityError, Note: m.Text})
 			}
 			s.log.Info("sim: journal entry rejected", "code", msgs[0].Code, "message", msgs[0].Text, "uuid", requestUUID)
+		} else if testRun {
+			c.Document = jeConfirmationDoc{AccountingDocument: "", CompanyCode: p.entry.CompanyCode, FiscalYear: fmt.Sprint(p.postingDate.Year())}
+			m := msgJournalEntryChecked()
+			c.Log = confLog{MaximumLogItemSeverityCode: severitySuccess, Items: []logItem{{TypeID: m.typeID(), SeverityCode: severitySuccess, Note: m.Text}}}
+			s.log.Info("sim: journal entry checked in a test run; nothing posted", "company_code", p.entry.CompanyCode, "uuid", requestUUID)
 		} else {
 			doc := s.postJournalEntry(&p)
 			c.Document = jeConfirmationDoc{AccountingDocument: doc, CompanyCode: p.entry.CompanyCode, FiscalYear: fmt.Sprint(p.postingDate.Year())}

@@ -94,7 +94,7 @@ func TestJournalEntryBusinessErrors(t *testing.T) {
 				t.Errorf("severities: inner %s outer %+v", conf.Log.Max, r.Body.Conf.Log)
 			}
 			items := conf.Log.Items
-			if len(items) < 2 || items[0].TypeID != "614(RW)" || items[0].Note != "Error in document: BKPFF $ S4HCLNT100" {
+			if len(items) < 2 || items[0].TypeID != "609(RW)" || items[0].Note != "Error in document: BKPFF $ S4HCLNT100" {
 				t.Fatalf("log items = %+v", items)
 			}
 			found := false

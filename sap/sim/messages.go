@@ -74,7 +74,13 @@ func msgJournalEntryPosted(document, cc, fiscalYear, logicalSystem string) sapMe
 }
 
 func msgJournalEntryError(logicalSystem string) sapMessage {
-	return sapMessage{Code: "RW/614", Text: "Error in document: BKPFF $ " + logicalSystem}
+	return sapMessage{Code: "RW/609", Text: "Error in document: BKPFF $ " + logicalSystem}
+}
+
+// msgJournalEntryChecked answers a test run (TestDataIndicator) that found
+// no error, as the accounting interface's document check does.
+func msgJournalEntryChecked() sapMessage {
+	return sapMessage{Code: "RW/614", Text: "Document check without errors"}
 }
 
 func msgRuntimeError() sapMessage {
