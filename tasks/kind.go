@@ -101,6 +101,10 @@ type Facts struct {
 	// while it posts ("supplier/1010/17300001"): postings that share one
 	// are never sent at the same time.
 	Objects []string
+	// Destination is the SAP destination the posting names (its
+	// `destination` field), or "" to route it by its company code (see
+	// Routes).
+	Destination string
 }
 
 // OrgUnitKind is a kind of organisational unit.
