@@ -173,7 +173,9 @@ func ParseDestinationsFile(path string, data []byte) (*DestinationsFile, error) 
 		return nil, fmt.Errorf("destinations file %s: %w", path, err)
 	}
 	var problems []string
-	fail := func(at, format string, args ...any) { problems = append(problems, at+": "+fmt.Sprintf(format, args...)) }
+	fail := func(at, format string, args ...any) {
+		problems = append(problems, at+": "+fmt.Sprintf(format, args...))
+	}
 	secretSource := func(at, what, env, file string) {
 		switch {
 		case env == "" && file == "":
