@@ -120,7 +120,8 @@ const (
 // the posting type (json tags name the properties, jsonschema tags describe
 // them, fields without omitempty are required), tightened by each field's
 // rule (tasks.Rules) so that it states what validation enforces.
-func postingSchema(spec tasks.Spec) mcp.ToolOption {
+// The destination property lists the configured destinations' names.
+func postingSchema(spec tasks.Spec, destinations []string) mcp.ToolOption {
 	t := reflect.TypeOf(spec.New()).Elem()
 	js, err := jsonschema.ForType(t, &jsonschema.ForOptions{IgnoreInvalidTypes: true})
 	if err != nil {
@@ -138,6 +139,9 @@ func postingSchema(spec tasks.Spec) mcp.ToolOption {
 	tidy(s)
 	for _, fr := range tasks.Rules(t) {
 		constrain(prop(s, fr.Path...), fr.Rule)
+		if fr.Rule.Kind == tasks.RuleName && len(fr.Path) == 1 && fr.Path[0] == "destination" && len(destinations) > 0 {
+			prop(s, fr.Path...)["enum"] = destinations
+		}
 	}
 	raw, err := json.Marshal(s)
 	if err != nil {
@@ -176,6 +180,8 @@ func constrain(s map[string]any, r tasks.Rule) {
 		s["enum"] = r.Values
 	case tasks.RuleList:
 		s["minItems"], s["maxItems"] = r.Min, r.Max
+	case tasks.RuleName:
+		s["pattern"], s["minLength"], s["maxLength"] = tasks.DestinationNamePattern, r.Min, r.Max
 	}
 	if r.Default != "" {
 		s["default"] = r.Default

@@ -29,6 +29,7 @@ package mcpfront
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -107,6 +108,11 @@ type Options struct {
 	// amount count; set it to the ledger's retention. Default
 	// ledger.DefaultRetention.
 	Retention time.Duration
+	// Routes say which SAP destination each submission goes to, as the
+	// worker's do (the same destinations file): a submission that names an
+	// unknown destination, or whose company code no destination takes, is
+	// refused. Zero: the one destination tasks.DefaultDestination.
+	Routes tasks.Routes
 	// Metrics, when set, receives tool call and authentication metrics.
 	Metrics prometheus.Registerer
 	// Now is the clock for the daily amounts' day. Default time.Now.
@@ -128,6 +134,7 @@ type Server struct {
 	pollAfter int
 	quota     int // default submissions per minute; 0: none
 	origins   []string
+	routes    tasks.Routes
 	sessions  *sessionStore
 	metrics   *metrics
 	mcp       *server.MCPServer
@@ -178,6 +185,12 @@ func New(opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	if len(opts.Routes.Destinations) == 0 {
+		opts.Routes = tasks.SingleRoute(tasks.DefaultDestination)
+	}
+	if err := opts.Routes.Validate(); err != nil {
+		return nil, fmt.Errorf("mcpfront: Options.Routes: %w", err)
+	}
 	s := &Server{
 		ledger:    opts.Ledger,
 		budget:    &budget{rdb: opts.Redis, limiter: redis_rate.NewLimiter(opts.Redis), retention: opts.Retention, now: opts.Now},
@@ -189,6 +202,7 @@ func New(opts Options) (*Server, error) {
 		pollAfter: max(1, int((opts.PollAfter+time.Second-1)/time.Second)),
 		quota:     opts.SubmissionsPerMinute,
 		origins:   origins,
+		routes:    opts.Routes,
 	}
 	if err := s.SetCallers(opts.Callers); err != nil {
 		return nil, err

@@ -153,7 +153,7 @@ func (s *Server) registerTools() {
 
 	for _, spec := range tasks.Specs() {
 		s.mcp.AddTool(tool(spec.Tool, spec.Title, spec.Description+"\n\n"+submitCommon,
-			postingSchema(spec), outputSchema[SubmitResult](fixSubmitResult), submitAnnotations),
+			postingSchema(spec, s.routes.Destinations), outputSchema[SubmitResult](fixSubmitResult), submitAnnotations),
 			asCaller(s.submit(spec.Kind)))
 	}
 	s.mcp.AddTools(
@@ -191,6 +191,11 @@ func (s *Server) submit(kind tasks.Kind) callerHandler {
 			return s.rejected(ctx, req, caller, err), nil
 		}
 		note.key = p.IdempotencyKey()
+		// Routed here as the worker will route it, so that a posting no
+		// SAP system takes is refused now rather than failed later.
+		if _, err := s.routes.Route(p); err != nil {
+			return s.rejected(ctx, req, caller, err), nil
+		}
 		facts := factsOf(p)
 		note.companyCode, note.currency = facts.CompanyCode(), facts.Currency
 		if facts.Currency != "" {
