@@ -28,7 +28,7 @@ type Options struct {
 	// the ledger's Settle, the time after which a call is taken to have
 	// ended in SAP and a look-up that finds nothing is trusted.
 	SAPTimeout time.Duration
-	Retry       RetryPolicy
+	Retry      RetryPolicy
 	// RecordTimeout bounds how long an attempt keeps retrying to record its
 	// outcome while Redis is away; default 30s.
 	RecordTimeout time.Duration
