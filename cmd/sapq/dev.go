@@ -18,6 +18,7 @@ import (
 	"github.com/sapq/sapq/mcpfront"
 	"github.com/sapq/sapq/sap"
 	"github.com/sapq/sapq/sap/sim"
+	"github.com/sapq/sapq/tasks"
 	"github.com/sapq/sapq/tasks/ledger"
 	"github.com/sapq/sapq/worker"
 )
@@ -106,6 +107,10 @@ func runDev(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
+	destinations, err := sap.SingleDestination(tasks.DefaultDestination, sapClient)
+	if err != nil {
+		return err
+	}
 
 	reg := newRegistry()
 	l, err := ledger.New(ledger.Options{Redis: rdb, Logger: log, Settle: settle})
@@ -113,7 +118,7 @@ func runDev(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	w, err := worker.New(worker.Options{
-		Redis: rdb, Ledger: l, SAP: sapClient,
+		Redis: rdb, Ledger: l, SAP: destinations,
 		SAPTimeout: sapTimeout, PollInterval: 200 * time.Millisecond,
 		Retry: worker.RetryPolicy{Initial: time.Second, Max: time.Minute}, Logger: log, Metrics: reg,
 	})

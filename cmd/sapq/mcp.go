@@ -74,13 +74,15 @@ func runMCP(ctx context.Context, args []string, stdout io.Writer) error {
 	lf.register(fs, &e)
 	var cfg mcpConfig
 	cfg.register(fs, &e)
+	var rf routeFlags
+	rf.register(fs)
 	transportKnown := func() error {
 		if cfg.transport != "http" && cfg.transport != "stdio" {
 			return fmt.Errorf("--transport (SAPQ_MCP_TRANSPORT) must be http or stdio, got %q", cfg.transport)
 		}
 		return nil
 	}
-	if err := e.parse(fs, args, append(lf.checks(), transportKnown)...); err != nil {
+	if err := e.parse(fs, args, append(append(lf.checks(), rf.checks()...), transportKnown)...); err != nil {
 		return err
 	}
 	log, err := newLogger()
@@ -102,6 +104,7 @@ func runMCP(ctx context.Context, args []string, stdout io.Writer) error {
 		MaxRequestBytes:      cfg.maxRequestBytes,
 		MaxJSONDepth:         cfg.maxDepth,
 		Retention:            lf.retention,
+		Routes:               rf.routes(),
 	}
 	if cfg.callersFile != "" {
 		if opts.Callers, err = mcpfront.LoadCallersFile(cfg.callersFile); err != nil {

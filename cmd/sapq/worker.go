@@ -42,18 +42,19 @@ func runWorker(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
+	destinations, err := sf.destinations(log)
+	if err != nil {
+		return err
+	}
+	log.Info("SAP destinations", "destinations", destinations.Names())
 	rdb, l, err := lf.open(ctx, log, *settle)
 	if err != nil {
 		return err
 	}
 	defer rdb.Close()
-	sapClient, err := sf.newClient(log)
-	if err != nil {
-		return err
-	}
 	reg := newRegistry()
 	w, err := worker.New(worker.Options{
-		Redis: rdb, Ledger: l, SAP: sapClient, Destination: sf.destination,
+		Redis: rdb, Ledger: l, SAP: destinations,
 		Concurrency: *concurrency, SAPTimeout: sf.timeout, Logger: log, Metrics: reg,
 	})
 	if err != nil {
