@@ -177,14 +177,14 @@ func (s *Server) decodeOperatorArgs(req mcp.CallToolRequest, v any) *mcp.CallToo
 		}
 		switch a := v.(type) {
 		case *approveArgs:
-			fields = append(fields, checkJobID(a.JobID)...)
+			fields = append(fields, checkJobID(a.JobID, "list_approvals")...)
 			if a.PayloadHash == "" {
 				fields = append(fields, tasks.FieldError{Field: "payload_hash", Message: "is required: the approval.payload_hash list_approvals showed for this posting"})
 			} else if len(a.PayloadHash) > maxJobIDLen {
 				fields = append(fields, tasks.FieldError{Field: "payload_hash", Message: "is not a payload hash; quote approval.payload_hash unchanged"})
 			}
 		case *rejectArgs:
-			fields = append(fields, checkJobID(a.JobID)...)
+			fields = append(fields, checkJobID(a.JobID, "list_approvals")...)
 			if a.Reason == "" {
 				fields = append(fields, tasks.FieldError{Field: "reason", Message: "is required: say why, the submitter reads it"})
 			}
@@ -199,10 +199,11 @@ func (s *Server) decodeOperatorArgs(req mcp.CallToolRequest, v any) *mcp.CallToo
 	return nil
 }
 
-func checkJobID(id string) []tasks.FieldError {
+// checkJobID checks a job_id argument; from names where it comes from.
+func checkJobID(id, from string) []tasks.FieldError {
 	switch {
 	case id == "":
-		return []tasks.FieldError{{Field: "job_id", Message: "is required: the job_id from list_approvals"}}
+		return []tasks.FieldError{{Field: "job_id", Message: "is required: the job_id from " + from}}
 	case len(id) > maxJobIDLen:
 		return []tasks.FieldError{{Field: "job_id", Message: fmt.Sprintf("is not a job ID (at most %d characters)", maxJobIDLen)}}
 	}

@@ -22,6 +22,7 @@ const (
 	decisionAwaitingApproval = "awaiting_approval"
 	decisionApproved         = "approved" // an operator approved a posting
 	decisionRejected         = "rejected" // an operator rejected a posting
+	decisionDryRun           = "dry_run"  // a submission with dry_run was checked; nothing recorded
 	decisionOK               = "ok"       // a read or a cancellation succeeded
 	decisionRefused          = "refused"  // refused: invalid, policy, quota, scope, conflict, not found
 	decisionError            = "error"    // sapq failed (internal)

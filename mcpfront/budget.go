@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"time"
 
@@ -100,4 +101,21 @@ func (b *budget) countDay(ctx context.Context, caller, key, cur string, amount, 
 		return false, decimal.Zero, fmt.Errorf("mcpfront: daily amount %q: %w", sumStr, err)
 	}
 	return ok == 1, fromMinorUnits(sum.IntPart()), nil
+}
+
+// peekDay is countDay that counts nothing: whether the amount would fit,
+// and the day's sum so far. A key counted already fits, as in countDay.
+func (b *budget) peekDay(ctx context.Context, caller, key, cur string, amount, limit decimal.Decimal) (bool, decimal.Decimal, error) {
+	day := b.now().UTC().Format("20060102")
+	tag := callerTag(caller)
+	kh := sha256.Sum256([]byte(key))
+	pipe := b.rdb.Pipeline()
+	sumCmd := pipe.HGet(ctx, tag+"day:"+day, cur)
+	counted := pipe.Exists(ctx, tag+"counted:"+hex.EncodeToString(kh[:16]))
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return false, decimal.Zero, fmt.Errorf("mcpfront: daily amount: %w", err)
+	}
+	n, _ := sumCmd.Int64()
+	sum := fromMinorUnits(n)
+	return counted.Val() == 1 || minorUnits(sum)+minorUnits(amount) <= minorUnits(limit), sum, nil
 }

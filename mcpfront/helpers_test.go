@@ -72,6 +72,7 @@ func newEnvWith(t *testing.T, opts mcpfront.Options) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { l.Close() })
 	logs, audit := &testutil.SyncBuffer{}, &testutil.SyncBuffer{}
 	reg := prometheus.NewRegistry()
 	opts.Ledger, opts.Redis, opts.Metrics = l, rdb, reg

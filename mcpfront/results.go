@@ -10,13 +10,15 @@ import (
 	"github.com/sapq/sapq/tasks"
 )
 
-// SubmitResult is what the submit tools return.
+// SubmitResult is what the submit tools return: the job, or for a dry run
+// what a submission would do.
 type SubmitResult struct {
-	JobID            string          `json:"job_id" jsonschema:"The job's ID: pass it to get_posting to follow the posting"`
-	Kind             tasks.Kind      `json:"kind" jsonschema:"Posting kind: supplier_invoice or journal_entry"`
-	Status           tasks.Status    `json:"status" jsonschema:"The job's status now; usually queued"`
+	JobID            string          `json:"job_id,omitempty" jsonschema:"The job's ID: pass it to get_posting to follow the posting (absent for a dry run)"`
+	Kind             tasks.Kind      `json:"kind" jsonschema:"Posting kind"`
+	Status           tasks.Status    `json:"status,omitempty" jsonschema:"The job's status now; usually queued (absent for a dry run)"`
 	Replayed         bool            `json:"replayed" jsonschema:"True when this idempotency key was already submitted with the same content: this is the original job and nothing new was recorded"`
-	PollAfterSeconds int             `json:"poll_after_seconds" jsonschema:"Seconds to wait before calling get_posting"`
+	PollAfterSeconds int             `json:"poll_after_seconds,omitempty" jsonschema:"Seconds to wait before calling get_posting"`
+	DryRun           *DryRun         `json:"dry_run,omitempty" jsonschema:"Set for a call with dry_run true: what the call would do, and SAP's check; nothing was recorded or sent"`
 	Approval         *tasks.Approval `json:"approval,omitempty" jsonschema:"Set when the posting needs an operator's approval: why, and until when"`
 	WaitingFor       string          `json:"waiting_for,omitempty" jsonschema:"Who must act before the posting goes on, when it is not sapq"`
 }

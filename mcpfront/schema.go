@@ -120,7 +120,8 @@ const (
 // the posting type (json tags name the properties, jsonschema tags describe
 // them, fields without omitempty are required), tightened by each field's
 // rule (tasks.Rules) so that it states what validation enforces.
-func postingSchema(spec tasks.Spec) mcp.ToolOption {
+// The destination property lists the configured destinations' names.
+func postingSchema(spec tasks.Spec, destinations []string) mcp.ToolOption {
 	t := reflect.TypeOf(spec.New()).Elem()
 	js, err := jsonschema.ForType(t, &jsonschema.ForOptions{IgnoreInvalidTypes: true})
 	if err != nil {
@@ -138,6 +139,24 @@ func postingSchema(spec tasks.Spec) mcp.ToolOption {
 	tidy(s)
 	for _, fr := range tasks.Rules(t) {
 		constrain(prop(s, fr.Path...), fr.Rule)
+		if fr.Rule.Kind == tasks.RuleName && len(fr.Path) == 1 && fr.Path[0] == "destination" && len(destinations) > 0 {
+			prop(s, fr.Path...)["enum"] = destinations
+		}
+	}
+	// The submit options (tasks.SubmitOptions) beside the posting's fields.
+	opts := map[string]any{}
+	optsSchema, err := jsonschema.For[tasks.SubmitOptions](nil)
+	if err != nil {
+		panic(err)
+	}
+	b, _ = json.Marshal(optsSchema)
+	json.Unmarshal(b, &opts)
+	for name, v := range opts["properties"].(map[string]any) {
+		m := v.(map[string]any)
+		if m["type"] == "boolean" {
+			m["default"] = false
+		}
+		s["properties"].(map[string]any)[name] = m
 	}
 	raw, err := json.Marshal(s)
 	if err != nil {
@@ -176,6 +195,8 @@ func constrain(s map[string]any, r tasks.Rule) {
 		s["enum"] = r.Values
 	case tasks.RuleList:
 		s["minItems"], s["maxItems"] = r.Min, r.Max
+	case tasks.RuleName:
+		s["pattern"], s["minLength"], s["maxLength"] = tasks.DestinationNamePattern, r.Min, r.Max
 	}
 	if r.Default != "" {
 		s["default"] = r.Default
@@ -204,6 +225,8 @@ func fixSubmitResult(s map[string]any) {
 	prop(s, "kind")["enum"] = enumOf(tasks.Kinds)
 	prop(s, "status")["enum"] = enumOf(tasks.Statuses)
 	fixApproval(prop(s, "approval"))
+	prop(s, "dry_run", "verdict")["enum"] = Verdicts
+	prop(s, "dry_run", "sap_check", "messages", "[]", "severity")["enum"] = enumOf(tasks.Severities)
 }
 
 func fixPostingList(s map[string]any) { fixPosting(prop(s, "postings", "[]")) }
@@ -214,6 +237,13 @@ func fixListArgs(s map[string]any) {
 	limit := prop(s, "limit")
 	limit["type"] = "integer" // generated as nullable from *int; null is not accepted
 	limit["minimum"], limit["maximum"], limit["default"] = 1, maxListLimit, defaultListLimit
+}
+
+func fixGetArgs(s map[string]any) {
+	fixJobRef(s)
+	w := prop(s, "wait_seconds")
+	w["type"] = "integer"
+	w["minimum"], w["maximum"], w["default"] = 0, maxWaitSeconds, 0
 }
 
 func fixJobRef(s map[string]any) {

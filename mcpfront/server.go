@@ -29,6 +29,7 @@ package mcpfront
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -111,6 +112,15 @@ type Options struct {
 	// threshold waits for an operator's decision before it is rejected on
 	// its own. Default ledger.DefaultApprovalTTL.
 	ApprovalTTL time.Duration
+	// Routes say which SAP destination each submission goes to, as the
+	// worker's do (the same destinations file): a submission that names an
+	// unknown destination, or whose company code no destination takes, is
+	// refused. Zero: the one destination tasks.DefaultDestination.
+	Routes tasks.Routes
+	// SAP, when set, is asked to check dry runs' documents without posting
+	// them (*sap.Destinations); without it, dry runs check everything but
+	// SAP's own rules and say so.
+	SAP SAPChecker
 	// Metrics, when set, receives tool call and authentication metrics.
 	Metrics prometheus.Registerer
 	// Now is the clock for the daily amounts' day. Default time.Now.
@@ -133,6 +143,8 @@ type Server struct {
 	quota       int // default submissions per minute; 0: none
 	approvalTTL time.Duration
 	origins     []string
+	routes      tasks.Routes
+	checker     SAPChecker
 	sessions    *sessionStore
 	metrics     *metrics
 	mcp         *server.MCPServer
@@ -186,6 +198,12 @@ func New(opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	if len(opts.Routes.Destinations) == 0 {
+		opts.Routes = tasks.SingleRoute(tasks.DefaultDestination)
+	}
+	if err := opts.Routes.Validate(); err != nil {
+		return nil, fmt.Errorf("mcpfront: Options.Routes: %w", err)
+	}
 	s := &Server{
 		ledger:      opts.Ledger,
 		budget:      &budget{rdb: opts.Redis, limiter: redis_rate.NewLimiter(opts.Redis), retention: opts.Retention, now: opts.Now},
@@ -198,6 +216,8 @@ func New(opts Options) (*Server, error) {
 		quota:       opts.SubmissionsPerMinute,
 		approvalTTL: opts.ApprovalTTL,
 		origins:     origins,
+		routes:      opts.Routes,
+		checker:     opts.SAP,
 	}
 	if err := s.SetCallers(opts.Callers); err != nil {
 		return nil, err

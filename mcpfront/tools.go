@@ -100,6 +100,16 @@ type jobRef struct {
 	JobID string `json:"job_id" jsonschema:"The job_id returned by the submit call"`
 }
 
+// getArgs is the input of get_posting.
+type getArgs struct {
+	JobID       string `json:"job_id" jsonschema:"The job_id returned by the submit call"`
+	WaitSeconds *int   `json:"wait_seconds,omitempty" jsonschema:"Wait up to this many seconds (0 to 25) for the status to change before answering; 0 answers at once"`
+}
+
+// maxWaitSeconds bounds get_posting's wait_seconds: below the 30 s that
+// many HTTP clients and proxies allow a response.
+const maxWaitSeconds = 25
+
 // listArgs is the input of list_postings.
 type listArgs struct {
 	Status tasks.Status `json:"status,omitempty" jsonschema:"Only postings in this status"`
@@ -115,11 +125,13 @@ Approval: a document above your policy's approval threshold is recorded with sta
 
 Idempotency: use one idempotency_key per business document, for example derived from the source document's ID. If this call fails, times out, or you are unsure whether it went through, call again with the SAME idempotency_key and the same content: you get the original job back with replayed=true and SAP never receives the document twice. The same key with different content is refused (idempotency_conflict); use a new key only for a different document.
 
+Dry run: with dry_run true, nothing is recorded or sent. The document goes through every check a submission does (validation, your policy, approval) and SAP's own check where SAP offers one without posting (journal entries: a test run); the answer's dry_run.verdict says what the call without dry_run would do, and dry_run.sap_check holds SAP's messages. Use it to check a document before you submit it; then submit it unchanged, without dry_run, under the same idempotency_key.
+
 Amounts are decimal strings with at most 2 decimals ("1190.00", "-50.5"), never numbers; dates are YYYY-MM-DD; codes are upper case.
 
 Errors: invalid_argument lists every wrong field as "path: problem" (nothing was recorded; fix the fields and call again with the same key); policy_violation names the rule of your policy that refuses the document (nothing was recorded; do not retry it unchanged, ask a person); rate_limited means too many submissions this minute (nothing was processed; call again unchanged after retry_after_seconds); idempotency_conflict (see above); internal (call again unchanged).`
 
-	descGetPosting = `Get the current state of one of your postings by job_id. Read-only; call it as often as needed, waiting poll_after_seconds between calls.
+	descGetPosting = `Get the current state of one of your postings by job_id. Read-only. Pass wait_seconds (up to 25) to have the call wait until the status changes (or the job is final) and answer then: one call instead of many polls; call again with wait_seconds until the status is final. Without it, the call answers at once; wait poll_after_seconds between such calls.
 
 Statuses: awaiting_approval (waiting for an operator other than you to approve it; nothing is sent to SAP before that; waiting_for says who must act and until when), queued (waiting for a worker), running (being posted now), retrying (an attempt failed and another follows at next_attempt_at), succeeded (final: result.document, result.fiscal_year and result.company_code identify the SAP document), failed (final: error says why), cancelled (final: withdrawn; SAP holds no document for it), rejected (final: an operator rejected it or nobody approved it in time, approval.comment says why; it was never sent).
 
@@ -158,13 +170,13 @@ func (s *Server) registerTools() {
 
 	for _, spec := range tasks.Specs() {
 		s.mcp.AddTool(tool(spec.Tool, spec.Title, spec.Description+"\n\n"+submitCommon,
-			postingSchema(spec), outputSchema[SubmitResult](fixSubmitResult), submitAnnotations),
+			postingSchema(spec, s.routes.Destinations), outputSchema[SubmitResult](fixSubmitResult), submitAnnotations),
 			asCaller(s.submit(spec.Kind)))
 	}
 	s.mcp.AddTools(
 		server.ServerTool{
 			Tool: tool(ToolGetPosting, "Get posting", descGetPosting,
-				inputSchema[jobRef](fixJobRef), outputSchema[Posting](fixPosting), readAnnotations),
+				inputSchema[getArgs](fixGetArgs), outputSchema[Posting](fixPosting), readAnnotations),
 			Handler: asCaller(s.getPosting),
 		},
 		server.ServerTool{
@@ -192,19 +204,28 @@ func (s *Server) submit(kind tasks.Kind) callerHandler {
 		if err != nil {
 			return s.internal(ctx, req, caller, err), nil
 		}
-		p, err := tasks.Decode(kind, raw)
+		p, opts, err := tasks.DecodeSubmission(kind, raw)
 		if err != nil {
 			return s.rejected(ctx, req, caller, err), nil
 		}
 		note.key = p.IdempotencyKey()
+		// Routed here as the worker will route it, so that a posting no
+		// SAP system takes is refused now rather than failed later.
+		destination, err := s.routes.Route(p)
+		if err != nil {
+			return s.rejected(ctx, req, caller, err), nil
+		}
 		facts := factsOf(p)
 		note.companyCode, note.currency = facts.CompanyCode(), facts.Currency
 		if facts.Currency != "" {
 			note.amount = facts.Amount.StringFixed(tasks.MaxFractionDigits)
 		}
-		approval, res := s.applyPolicy(ctx, req, caller, p, facts)
+		approval, res := s.applyPolicy(ctx, req, caller, p, facts, opts.DryRun)
 		if res != nil {
 			return res, nil
+		}
+		if opts.DryRun {
+			return s.dryRun(ctx, req, caller, p, destination, approval), nil
 		}
 		var job tasks.Job
 		var replayed bool
@@ -276,12 +297,17 @@ func (s *Server) spendQuota(ctx context.Context, req mcp.CallToolRequest, caller
 // then the daily amount in Redis; it returns a result only on a refusal,
 // and otherwise the rule that makes the posting wait for approval, if one
 // does.
-func (s *Server) applyPolicy(ctx context.Context, req mcp.CallToolRequest, caller *Caller, p tasks.Posting, f postingFacts) (*Violation, *mcp.CallToolResult) {
+// A dry run checks the daily amount without counting it.
+func (s *Server) applyPolicy(ctx context.Context, req mcp.CallToolRequest, caller *Caller, p tasks.Posting, f postingFacts, dryRun bool) (*Violation, *mcp.CallToolResult) {
 	pol := caller.Policy
 	violations, approval := pol.check(f)
 	if len(violations) == 0 {
 		if limit, ok := pol.MaxPerDay[f.Currency]; ok {
-			fits, sum, err := s.budget.countDay(ctx, caller.Name, p.IdempotencyKey(), f.Currency, f.Amount, limit)
+			count := s.budget.countDay
+			if dryRun {
+				count = s.budget.peekDay
+			}
+			fits, sum, err := count(ctx, caller.Name, p.IdempotencyKey(), f.Currency, f.Amount, limit)
 			if err != nil {
 				return nil, s.internal(ctx, req, caller, err)
 			}
@@ -322,11 +348,31 @@ func (s *Server) rejected(ctx context.Context, req mcp.CallToolRequest, caller *
 }
 
 func (s *Server) getPosting(ctx context.Context, caller *Caller, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
-	var args jobRef
-	if res := s.decodeJobRef(req, &args); res != nil {
-		return res, nil
+	var args getArgs
+	raw, err := rawArguments(req)
+	if err != nil {
+		return errorResult(codeInvalidArgument, "arguments are not a JSON object", nil), nil
 	}
-	job, err := s.ledger.Get(ctx, caller.Name, args.JobID)
+	verr := decodeArgs(raw, &args)
+	if verr == nil {
+		fields := checkJobID(args.JobID, "the submit call")
+		if w := args.WaitSeconds; w != nil && (*w < 0 || *w > maxWaitSeconds) {
+			fields = append(fields, tasks.FieldError{Field: "wait_seconds", Message: fmt.Sprintf("must be between 0 and %d, got %d", maxWaitSeconds, *w)})
+		}
+		if fields != nil {
+			verr = &tasks.ValidationError{Fields: fields}
+		}
+	}
+	if verr != nil {
+		return invalidArgument(verr, "invalid get_posting arguments:"), nil
+	}
+	wait := time.Duration(0)
+	if args.WaitSeconds != nil {
+		wait = time.Duration(*args.WaitSeconds) * time.Second
+	}
+	// Waiting is a notification from the ledger when the job changes, not
+	// a poll of Redis (ledger.Wait).
+	job, err := s.ledger.Wait(ctx, caller.Name, args.JobID, wait)
 	if err != nil {
 		return s.lookupError(ctx, req, caller, args.JobID, err), nil
 	}

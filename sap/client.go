@@ -3,6 +3,8 @@ package sap
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -38,8 +40,19 @@ type Config struct {
 	// message in the communication user's German would be taken for a
 	// data error.
 	Language string
+	// User is the communication user. With Basic authentication it logs
+	// on; with OAuth it names the user journal entries are created by
+	// (CreatedByUser), which SAP requires.
 	User     string
-	Password string `json:"-"` // never logged, never in errors, never marshalled
+	Password string `json:"-"` // Basic authentication; never logged, never in errors, never marshalled
+	// OAuth, when set, authenticates with OAuth 2.0 client credentials
+	// instead of Basic (Password must then be empty).
+	OAuth *OAuth
+	// RootCAs, when set, are the certificate authorities trusted for SAP's
+	// and the token endpoint's TLS certificates (see LoadCAFile); nil means
+	// the system's. It applies to the Client's own transport, so it cannot
+	// be combined with an HTTPClient that brings a Transport.
+	RootCAs *x509.CertPool
 	// Timeout bounds each HTTP exchange with SAP (default 30s). It is applied
 	// with context.WithTimeout on top of the caller's ctx, per request, so a
 	// post that first needs a CSRF token still gets the full Timeout.
@@ -57,12 +70,8 @@ const redacted = "[REDACTED]"
 // String describes cfg without the password, so a Config can be logged or
 // printed with %v safely.
 func (cfg Config) String() string {
-	pw := ""
-	if cfg.Password != "" {
-		pw = redacted
-	}
-	return fmt.Sprintf("sap.Config{BaseURL:%q Client:%q Language:%q User:%q Password:%q Timeout:%s}",
-		cfg.BaseURL, cfg.Client, cfg.Language, cfg.User, pw, cfg.Timeout)
+	return fmt.Sprintf("sap.Config{BaseURL:%q Client:%q Language:%q User:%q Password:%q OAuth:%s CustomCAs:%t Timeout:%s}",
+		cfg.BaseURL, cfg.Client, cfg.Language, cfg.User, redactedIf(cfg.Password), cfg.OAuth, cfg.RootCAs != nil, cfg.Timeout)
 }
 
 // GoString is String: %#v must not print the password either.
@@ -70,18 +79,20 @@ func (cfg Config) GoString() string { return cfg.String() }
 
 // LogValue makes slog print cfg without the password.
 func (cfg Config) LogValue() slog.Value {
-	pw := ""
-	if cfg.Password != "" {
-		pw = redacted
-	}
-	return slog.GroupValue(
+	attrs := []slog.Attr{
 		slog.String("base_url", cfg.BaseURL),
 		slog.String("client", cfg.Client),
 		slog.String("language", cfg.Language),
 		slog.String("user", cfg.User),
-		slog.String("password", pw),
+		slog.String("auth", describeAuth(cfg)),
+		slog.String("password", redactedIf(cfg.Password)),
+		slog.Bool("custom_cas", cfg.RootCAs != nil),
 		slog.Duration("timeout", cfg.Timeout),
-	)
+	}
+	if cfg.OAuth != nil {
+		attrs = append(attrs, slog.Any("oauth", cfg.OAuth))
+	}
+	return slog.GroupValue(attrs...)
 }
 
 // Client talks to one SAP system. It is safe for concurrent use; share one
@@ -92,6 +103,7 @@ type Client struct {
 	hc      *http.Client
 	log     *slog.Logger
 	secrets []string // strings that must never appear in an error
+	tokens  *tokens  // OAuth access tokens; nil with Basic authentication
 	csrf    csrfCache
 	// traced is true when the transport is net/http's, which reports
 	// GotConn before it writes a request. Another transport may never report
@@ -121,6 +133,17 @@ func New(cfg Config) (*Client, error) {
 	if cfg.User == "" {
 		return nil, errors.New("sap: Config.User is required")
 	}
+	if cfg.OAuth != nil {
+		if cfg.Password != "" {
+			return nil, errors.New("sap: Config.Password and Config.OAuth exclude each other")
+		}
+		if err := cfg.OAuth.validate(); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.RootCAs != nil && cfg.HTTPClient != nil && cfg.HTTPClient.Transport != nil {
+		return nil, errors.New("sap: Config.RootCAs needs the Client's own transport; configure the HTTPClient's Transport instead")
+	}
 	if cfg.Client == "" {
 		cfg.Client = defaultSAPClient
 	}
@@ -138,7 +161,11 @@ func New(cfg Config) (*Client, error) {
 	if hc.Transport == nil {
 		// A pool of its own, which CloseIdleConnections can empty without
 		// touching anyone else's.
-		hc.Transport = http.DefaultTransport.(*http.Transport).Clone()
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		if cfg.RootCAs != nil {
+			t.TLSClientConfig = &tls.Config{RootCAs: cfg.RootCAs, MinVersion: tls.VersionTLS12}
+		}
+		hc.Transport = t
 	}
 	if hc.Jar == nil {
 		jar, err := cookiejar.New(nil)
@@ -161,6 +188,16 @@ func New(cfg Config) (*Client, error) {
 		c.secrets = append(c.secrets,
 			cfg.Password,
 			base64.StdEncoding.EncodeToString([]byte(cfg.User+":"+cfg.Password)))
+	}
+	if cfg.OAuth != nil {
+		c.secrets = append(c.secrets, cfg.OAuth.secrets()...)
+		// The token endpoint is not SAP: no session cookies for it, no
+		// redirects (a redirect would carry the credentials elsewhere).
+		c.tokens = newTokens(cfg.OAuth, &http.Client{
+			Transport:     hc.Transport,
+			Timeout:       cfg.Timeout,
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		})
 	}
 	return c, nil
 }
@@ -198,7 +235,25 @@ type reply struct {
 // do performs one exchange. It returns a reply for every HTTP status; the
 // error is a *Error for failures without a complete answer, classified by
 // whether the request can have reached SAP.
+//
+// With OAuth, a 401 means SAP refused the access token before doing
+// anything with the request (revoked, or its signing key rotated before the
+// token expired): do drops the token and sends the request once more with a
+// new one. A second 401 is returned as is.
 func (c *Client) do(ctx context.Context, k call) (*reply, error) {
+	var rejected string
+	for attempt := 0; ; attempt++ {
+		r, sent, err := c.exchange(ctx, k, rejected)
+		if err != nil || r.status != http.StatusUnauthorized || c.tokens == nil || attempt > 0 {
+			return r, err
+		}
+		rejected = sent
+	}
+}
+
+// exchange is one HTTP round trip of do; sent is the access token it
+// carried, if any.
+func (c *Client) exchange(ctx context.Context, k call, rejected string) (_ *reply, sent string, _ error) {
 	callerCtx := ctx
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
 	defer cancel()
@@ -217,18 +272,27 @@ func (c *Client) do(ctx context.Context, k call) (*reply, error) {
 	}
 	req, err := http.NewRequestWithContext(ctx, k.method, c.url(k.path, k.query), body)
 	if err != nil {
-		return nil, c.scrub(&Error{Category: Permanent, Op: k.op, Message: "cannot build request", Err: err})
+		return nil, "", c.scrub(&Error{Category: Permanent, Op: k.op, Message: "cannot build request", Err: err})
 	}
 	for name, vals := range k.header {
 		req.Header[name] = vals
 	}
-	req.SetBasicAuth(c.cfg.User, c.cfg.Password)
+	if c.tokens != nil {
+		tok, err := c.tokens.token(rejected)
+		if err != nil {
+			return nil, "", c.tokenError(err)
+		}
+		tok.SetAuthHeader(req)
+		sent = tok.AccessToken
+	} else {
+		req.SetBasicAuth(c.cfg.User, c.cfg.Password)
+	}
 
 	start := time.Now()
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		c.logRequest(callerCtx, k, 0, start, err)
-		return nil, c.transportError(callerCtx, k.op, err, gotConn.Load() || !c.traced)
+		return nil, sent, c.transportError(callerCtx, k.op, err, gotConn.Load() || !c.traced)
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, maxBodyBytes+1))
@@ -236,14 +300,14 @@ func (c *Client) do(ctx context.Context, k call) (*reply, error) {
 	if err != nil {
 		// SAP answered but the answer broke off: for a post that may
 		// already have committed.
-		return nil, c.scrub(&Error{Category: Unknown, Op: k.op, HTTPStatus: resp.StatusCode,
+		return nil, sent, c.scrub(&Error{Category: Unknown, Op: k.op, HTTPStatus: resp.StatusCode,
 			Message: "response from SAP broke off", Err: err})
 	}
 	if len(data) > maxBodyBytes {
-		return nil, c.scrub(&Error{Category: Unknown, Op: k.op, HTTPStatus: resp.StatusCode,
+		return nil, sent, c.scrub(&Error{Category: Unknown, Op: k.op, HTTPStatus: resp.StatusCode,
 			Message: fmt.Sprintf("response from SAP exceeds %d bytes", maxBodyBytes)})
 	}
-	return &reply{status: resp.StatusCode, header: resp.Header, body: data}, nil
+	return &reply{status: resp.StatusCode, header: resp.Header, body: data}, sent, nil
 }
 
 func (c *Client) url(path string, query url.Values) string {
@@ -348,6 +412,13 @@ func (c *Client) scrubString(s string) string {
 	for _, secret := range c.secrets {
 		s = strings.ReplaceAll(s, secret, redacted)
 	}
+	if c.tokens != nil {
+		for _, tok := range c.tokens.issued() {
+			if tok != "" {
+				s = strings.ReplaceAll(s, tok, redacted)
+			}
+		}
+	}
 	return s
 }
 
@@ -360,3 +431,25 @@ type scrubbedError struct {
 
 func (e scrubbedError) Error() string { return e.text }
 func (e scrubbedError) Unwrap() error { return e.err }
+
+// Ping checks that SAP answers the communication user: a GET of the
+// supplier invoice service's root (its service document, a few hundred
+// bytes) with the client's logon, sap-client and language. Any 2xx means
+// SAP is up and the logon works; a 401 or 403 is reported as a refused
+// logon, a redirect as a logon page.
+func (c *Client) Ping(ctx context.Context) error {
+	r, err := c.do(ctx, call{op: "ping", method: http.MethodGet, path: supplierInvoiceService,
+		header: http.Header{"Accept": {"application/json"}}})
+	if err != nil {
+		return err
+	}
+	switch {
+	case r.status >= 200 && r.status < 300:
+		return nil
+	case r.status == http.StatusUnauthorized || r.status == http.StatusForbidden:
+		return fmt.Errorf("GET %s: HTTP %d: SAP refuses the logon of %s (check the user, its password or OAuth client, and the sap-client)", supplierInvoiceService, r.status, c.cfg.User)
+	case r.status >= 300 && r.status < 400:
+		return fmt.Errorf("GET %s: HTTP %d: SAP redirects (to a logon page?)", supplierInvoiceService, r.status)
+	}
+	return fmt.Errorf("GET %s: HTTP %d", supplierInvoiceService, r.status)
+}

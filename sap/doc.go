@@ -23,4 +23,10 @@
 // synchronous SOAP service JournalEntryCreateRequestConfirmation_In, whose
 // MessageHeader/UUID lets SAP itself drop repeats. One Client is safe for use
 // by many goroutines.
+//
+// A Client logs on with Basic authentication or OAuth 2.0 client credentials
+// (Config.OAuth: the token is cached, renewed before it expires and once
+// more when SAP refuses it), and may trust a company's own CA (LoadCAFile).
+// Destinations holds one Client per SAP system and routes postings among
+// them (tasks.Routes), from a destinations file or a single system.
 package sap

@@ -42,6 +42,21 @@ type fakeSAP struct {
 	csrfRejects   int  // posts answered 403 Required
 	posts         int  // posts that passed the CSRF check
 	rejectAllCSRF bool // answer every post with 403 Required
+	unauthorized  int  // requests answered 401
+	// tokens, when set, makes SAP take OAuth bearer tokens from this token
+	// endpoint instead of Basic authentication.
+	tokens *tokenServer
+}
+
+// authorized checks a request's credentials: Basic, or a bearer token the
+// token endpoint issued and has not revoked.
+func (f *fakeSAP) authorized(r *http.Request) bool {
+	if f.tokens != nil {
+		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		return ok && f.tokens.valid(tok)
+	}
+	u, p, ok := r.BasicAuth()
+	return ok && u == testUser && p == testPassword
 }
 
 func newFakeSAP(t *testing.T) *fakeSAP {
@@ -91,8 +106,15 @@ func (f *fakeSAP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "wrong client", http.StatusUnauthorized)
 		return
 	}
-	if u, p, ok := r.BasicAuth(); !ok || u != testUser || p != testPassword {
-		w.Header().Set("WWW-Authenticate", `Basic realm="SAP NetWeaver Application Server [S4H/100]"`)
+	if !f.authorized(r) {
+		f.mu.Lock()
+		f.unauthorized++
+		f.mu.Unlock()
+		if f.tokens != nil {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="SAP NetWeaver Application Server [S4H/100]", error="invalid_token"`)
+		} else {
+			w.Header().Set("WWW-Authenticate", `Basic realm="SAP NetWeaver Application Server [S4H/100]"`)
+		}
 		w.WriteHeader(http.StatusUnauthorized)
 		return
 	}

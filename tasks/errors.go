@@ -2,6 +2,7 @@ package tasks
 
 import (
 	"fmt"
+	"reflect"
 	"strings"
 )
 
@@ -50,6 +51,8 @@ type checker struct {
 	// badUTF8 holds the offsets of invalid UTF-8 in the raw input not yet
 	// attributed to a field.
 	badUTF8 []badByte
+	// extra are top-level fields accepted beside the decoded type's own.
+	extra map[string]reflect.Type
 }
 
 // utf8In reports the invalid UTF-8 that the token just read contained, as

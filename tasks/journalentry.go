@@ -38,6 +38,7 @@ type JournalEntry struct {
 	Items         []JournalEntryItem         `json:"items,omitempty" sapq:"list,0,999" sap:"Item" jsonschema:"G/L lines: positive amounts are debits, negative amounts credits"`
 	CustomerItems []JournalEntryCustomerItem `json:"customer_items,omitempty" sapq:"list,0,999" sap:"DebtorItem" jsonschema:"Customer lines: a negative amount credits the customer's account (an incoming payment), a positive one debits it"`
 	SupplierItems []JournalEntrySupplierItem `json:"supplier_items,omitempty" sapq:"list,0,999" sap:"CreditorItem" jsonschema:"Supplier lines: a positive amount debits the supplier's account (an outgoing payment), a negative one credits it"`
+	Destination   string                     `json:"destination,omitempty" sapq:"name,64" jsonschema:"Optional: the SAP system to post to, by its configured name; omit it to let sapq choose by company code"`
 }
 
 // JournalEntryItem is one G/L line; a positive amount is a debit, a negative
@@ -133,7 +134,8 @@ func (j *JournalEntry) Facts() Facts {
 	}
 	f := Facts{
 		Amount: debits, Currency: j.Currency, AmountField: "items",
-		Units: []OrgUnit{{UnitCompanyCode, "company_code", j.CompanyCode}},
+		Units:       []OrgUnit{{UnitCompanyCode, "company_code", j.CompanyCode}},
+		Destination: j.Destination,
 	}
 	for _, it := range j.CustomerItems {
 		f.Objects = append(f.Objects, "customer/"+j.CompanyCode+"/"+it.Customer)

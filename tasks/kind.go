@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 
@@ -101,6 +102,10 @@ type Facts struct {
 	// while it posts ("supplier/1010/17300001"): postings that share one
 	// are never sent at the same time.
 	Objects []string
+	// Destination is the SAP destination the posting names (its
+	// `destination` field), or "" to route it by its company code (see
+	// Routes).
+	Destination string
 }
 
 // OrgUnitKind is a kind of organisational unit.
@@ -157,6 +162,39 @@ func Decode(kind Kind, raw []byte) (Posting, error) {
 	return p, nil
 }
 
+// SubmitOptions are the arguments every submit tool takes beside the
+// posting's own fields: how to submit it, not what it is. They are not
+// part of the posting, its fingerprint or its identity.
+type SubmitOptions struct {
+	// DryRun: validate, apply the policy and have SAP check the document
+	// where it can, but record and send nothing.
+	DryRun bool `json:"dry_run,omitempty" jsonschema:"true: check the document (validation, your policy, approval, and SAP's own check where SAP offers one) without recording or posting anything"`
+}
+
+var submitOptionFields = jsonFields(reflect.TypeOf(SubmitOptions{}))
+
+// DecodeSubmission decodes a submit tool's arguments as Decode does, with
+// the SubmitOptions beside the posting's fields.
+func DecodeSubmission(kind Kind, raw []byte) (Posting, SubmitOptions, error) {
+	var opts SubmitOptions
+	p, err := decodeWith(kind, raw, submitOptionFields)
+	if err != nil {
+		var shape *ValidationError
+		if errors.As(err, &shape) && len(raw) <= MaxPayloadBytes {
+			return nil, opts, withContentErrors(kind, raw, shape)
+		}
+		return nil, opts, err
+	}
+	// The shape check has typed the options' fields already.
+	if err := json.Unmarshal(raw, &opts); err != nil {
+		return nil, opts, invalid("", err.Error())
+	}
+	if err := p.Validate(); err != nil {
+		return nil, opts, err
+	}
+	return p, opts, nil
+}
+
 // withContentErrors adds to shape errors the content violations of a
 // lenient decoding (encoding/json skips values of the wrong type and
 // unknown fields), except for fields a shape error already names.
@@ -198,7 +236,9 @@ func newPosting(kind Kind) Posting {
 }
 
 // decode is Decode without the validation of the content.
-func decode(kind Kind, raw []byte) (Posting, error) {
+func decode(kind Kind, raw []byte) (Posting, error) { return decodeWith(kind, raw, nil) }
+
+func decodeWith(kind Kind, raw []byte, extra map[string]reflect.Type) (Posting, error) {
 	if len(raw) > MaxPayloadBytes {
 		return nil, invalid("", fmt.Sprintf("request is %d bytes; the limit is %d bytes", len(raw), MaxPayloadBytes))
 	}
@@ -210,7 +250,7 @@ func decode(kind Kind, raw []byte) (Posting, error) {
 		}
 		return nil, invalid("kind", fmt.Sprintf("unknown posting kind %q; known kinds: %s", kind, strings.Join(names, ", ")))
 	}
-	if err := DecodeStrict(raw, p); err != nil {
+	if err := decodeStrict(raw, p, extra); err != nil {
 		return nil, err
 	}
 	return p, nil

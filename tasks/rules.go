@@ -24,6 +24,7 @@ import (
 //	sapq:"quantity"       a positive decimal string with the unit's decimals
 //	sapq:"enum,01,02"     one of the values listed
 //	sapq:"list,1,999"     a list of 1 to 999 elements, each checked by its own tags
+//	sapq:"name,64"        a name from sapq's configuration (a destination), up to 64 characters
 //
 // A field is required unless its json tag says omitempty. `default:"SA"`
 // documents the value an omitted field stands for.
@@ -45,6 +46,7 @@ const (
 	RuleQuantity  RuleKind = "quantity"
 	RuleEnum      RuleKind = "enum"
 	RuleList      RuleKind = "list"
+	RuleName      RuleKind = "name"
 )
 
 // Rule is one field's rule as its tag declares it.
@@ -144,7 +146,7 @@ func parseRule(tag string) (Rule, error) {
 	switch r.Kind {
 	case RuleKey:
 		r.Min, r.Max = 1, MaxIdempotencyKey
-	case RuleCode, RuleNumber, RuleText, RuleReference:
+	case RuleCode, RuleNumber, RuleText, RuleReference, RuleName:
 		n, err := ints(1)
 		if err != nil {
 			return r, err
@@ -267,6 +269,8 @@ func (c *checker) checkStruct(v reflect.Value, prefix string, ctx fieldContext) 
 			c.checkQuantity(path, s, ctx.unitDecimals)
 		case RuleEnum:
 			c.checkEnum(path, s, r.Values)
+		case RuleName:
+			c.checkName(path, s, r.Max)
 		}
 	}
 }

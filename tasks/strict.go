@@ -22,11 +22,15 @@ import (
 // Invalid UTF-8 is refused, never repaired: encoding/json would replace each
 // bad byte by U+FFFD, so the bytes are checked first, and the field holding
 // them is named.
-func DecodeStrict(raw []byte, v any) error {
+func DecodeStrict(raw []byte, v any) error { return decodeStrict(raw, v, nil) }
+
+// decodeStrict is DecodeStrict that also accepts the top-level fields of
+// extra (checked for their JSON type, decoded by the caller).
+func decodeStrict(raw []byte, v any, extra map[string]reflect.Type) error {
 	if reflect.TypeOf(v) == nil {
 		return errors.New("tasks: DecodeStrict into nil")
 	}
-	c := checker{badUTF8: invalidUTF8(raw, MaxFieldErrors)}
+	c := checker{badUTF8: invalidUTF8(raw, MaxFieldErrors), extra: extra}
 	err := checkShape(newTokenizer(raw), reflect.TypeOf(v), "", &c)
 	if err == nil && len(c.badUTF8) > 0 {
 		// Bad bytes outside any string (between tokens) make the JSON
@@ -40,7 +44,11 @@ func DecodeStrict(raw []byte, v any) error {
 	// The shape is right, or the JSON is malformed: the decoder reports a
 	// syntax error with its offset.
 	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
+	if extra == nil {
+		// The shape check has refused unknown fields already; with extra
+		// fields, it is the only check.
+		dec.DisallowUnknownFields()
+	}
 	if err := dec.Decode(v); err != nil {
 		return decodeError(err)
 	}
@@ -78,6 +86,11 @@ func checkShape(dec *json.Decoder, t reflect.Type, path string, c *checker) erro
 	switch {
 	case t.Kind() == reflect.Struct && isDelim && delim == '{':
 		fields := jsonFields(t)
+		if path == "" {
+			for name, ft := range c.extra {
+				fields[name] = ft
+			}
+		}
 		seen := map[string]bool{}
 		for dec.More() {
 			keyTok, err := dec.Token()

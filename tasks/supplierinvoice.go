@@ -33,6 +33,7 @@ type SupplierInvoice struct {
 	GrossAmount      string                `json:"gross_amount" sapq:"amount" sap:"InvoiceGrossAmount" jsonschema:"Invoice gross amount as a decimal string with at most 2 fraction digits, for example 1190.00; must equal the sum of the item amounts"`
 	HeaderText       string                `json:"header_text,omitempty" sapq:"text,25" sap:"DocumentHeaderText" jsonschema:"Optional header text (up to 25 characters)"`
 	Items            []SupplierInvoiceItem `json:"items" sapq:"list,1,999" sap:"to_SupplierInvoiceItemGLAcct" jsonschema:"1 to 999 G/L account lines; their amounts must add up to gross_amount (SAP calculates tax)"`
+	Destination      string                `json:"destination,omitempty" sapq:"name,64" jsonschema:"Optional: the SAP system to post to, by its configured name; omit it to let sapq choose by company code"`
 }
 
 // SupplierInvoiceItem is one G/L account line of a supplier invoice.
@@ -92,8 +93,9 @@ func (s *SupplierInvoice) Facts() Facts {
 	gross, _ := parseAmount("gross_amount", s.GrossAmount)
 	return Facts{
 		Amount: gross, Currency: s.Currency, AmountField: "gross_amount",
-		Units:   []OrgUnit{{UnitCompanyCode, "company_code", s.CompanyCode}},
-		Objects: []string{"supplier/" + s.CompanyCode + "/" + s.Supplier},
+		Units:       []OrgUnit{{UnitCompanyCode, "company_code", s.CompanyCode}},
+		Objects:     []string{"supplier/" + s.CompanyCode + "/" + s.Supplier},
+		Destination: s.Destination,
 	}
 }
 

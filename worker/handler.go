@@ -118,6 +118,8 @@ type attempt struct {
 	claimed ledger.Claimed // the job as the claim found it, with Redis's clock
 	log     *slog.Logger
 	last    bool // asynq archives the task if this attempt fails
+	// destination is the SAP system this attempt calls, once known.
+	destination string
 }
 
 func (a *attempt) run(ctx context.Context) error {
@@ -128,8 +130,16 @@ func (a *attempt) run(ctx context.Context) error {
 	if err := job.CheckApproval(); err != nil {
 		return a.unsendable(ctx, "not_approved", err.Error())
 	}
-	destination, reference := a.identity()
-	c, err := newCall(w.opts.SAP, job, reference)
+	p, err := job.Posting()
+	if err != nil {
+		return a.unsendable(ctx, "invalid_payload", err.Error())
+	}
+	destination, reference, err := a.identity(p)
+	if err != nil {
+		return a.unsendable(ctx, CodeUnroutable, "no SAP destination for this posting: "+err.Error())
+	}
+	a.destination = destination
+	c, err := newCall(w.opts.SAP, p, destination, reference)
 	if err != nil {
 		return a.unsendable(ctx, "invalid_payload", err.Error())
 	}
@@ -183,7 +193,7 @@ func (a *attempt) run(ctx context.Context) error {
 	start := time.Now()
 	doc, err := c.post(callCtx, tasks.IdentityOf(&job, destination).MessageUUID(job.Generation))
 	cancel()
-	w.metrics.sapCall(job.Kind, "post", start, err)
+	w.metrics.sapCall(job.Kind, destination, "post", start, err)
 	if err == nil {
 		return a.succeed(ctx, doc, false)
 	}
@@ -205,14 +215,24 @@ func (a *attempt) run(ctx context.Context) error {
 }
 
 // identity is where the job goes and the reference it carries. Once a call
-// went out they are the job's own, whatever the configuration says now.
-func (a *attempt) identity() (destination, reference string) {
+// went out they are the job's own, whatever the configuration says now: a
+// job is never sent to another destination than its first call's. Before
+// that, the routes decide (the one the posting names, or its company
+// code's, or the default).
+func (a *attempt) identity(p tasks.Posting) (destination, reference string, err error) {
 	if a.job.Destination != "" && a.job.Reference != "" {
-		return a.job.Destination, a.job.Reference
+		return a.job.Destination, a.job.Reference, nil
 	}
-	destination = a.w.opts.Destination
-	return destination, tasks.IdentityOf(&a.job, destination).Reference()
+	if destination, err = a.w.opts.SAP.Route(p); err != nil {
+		return "", "", err
+	}
+	return destination, tasks.IdentityOf(&a.job, destination).Reference(), nil
 }
+
+// CodeUnroutable is the error code of a posting that no configured
+// destination takes (the destination it names is not configured, or its
+// company code has no route and there is no default).
+const CodeUnroutable = "sapq/unroutable"
 
 // lookUp looks for the job's document in SAP before anything is sent. It
 // returns done when the job needs no send (adopted, or failed), or the
@@ -255,7 +275,7 @@ func (a *attempt) find(ctx context.Context, c call) (sap.Match, error) {
 	defer cancel()
 	start := time.Now()
 	m, err := c.find(callCtx)
-	a.w.metrics.sapCall(a.job.Kind, "find", start, err)
+	a.w.metrics.sapCall(a.job.Kind, a.destination, "find", start, err)
 	return m, err
 }
 

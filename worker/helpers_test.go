@@ -126,8 +126,12 @@ func ref(job tasks.Job) string {
 
 // fastOptions keep retries and reconciliation quick enough for tests.
 func (r *rig) options() worker.Options {
+	dest, err := sap.SingleDestination(tasks.DefaultDestination, r.sap)
+	if err != nil {
+		r.t.Fatal(err)
+	}
 	return worker.Options{
-		Redis: r.rdb, Ledger: r.ledger, SAP: r.sap,
+		Redis: r.rdb, Ledger: r.ledger, SAP: dest,
 		Concurrency: 4, SAPTimeout: rigSAPTimeout,
 		Retry:        worker.RetryPolicy{Initial: 50 * time.Millisecond, Max: 200 * time.Millisecond},
 		PollInterval: 50 * time.Millisecond, ShutdownTimeout: 5 * time.Second, SweepInterval: -1,

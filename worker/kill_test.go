@@ -38,7 +38,11 @@ func runWorkerProcess() {
 	if err != nil {
 		panic(err)
 	}
-	w, err := worker.New(worker.Options{Redis: rdb, Ledger: l, SAP: client, PollInterval: 50 * time.Millisecond, SAPTimeout: time.Minute, Logger: log, SweepInterval: -1})
+	dest, err := sap.SingleDestination(tasks.DefaultDestination, client)
+	if err != nil {
+		panic(err)
+	}
+	w, err := worker.New(worker.Options{Redis: rdb, Ledger: l, SAP: dest, PollInterval: 50 * time.Millisecond, SAPTimeout: time.Minute, Logger: log, SweepInterval: -1})
 	if err != nil {
 		panic(err)
 	}

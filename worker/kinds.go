@@ -7,13 +7,17 @@ import (
 	"github.com/sapq/sapq/tasks"
 )
 
-// SAP is what the worker needs of an SAP system: to send a posting's
-// request and to look for the document it made. *sap.Client implements it;
-// a kind's request (sap.NewRequest) carries what is particular to it, so
-// that adding a posting kind adds nothing here.
+// SAP is what the worker needs of the SAP systems it posts to: which one
+// (destination) a posting goes to, and in that one to send a posting's
+// request and to look for the document it made. *sap.Destinations
+// implements it; a kind's request (sap.NewRequest) carries what is
+// particular to it, so that adding a posting kind adds nothing here.
 type SAP interface {
-	Post(ctx context.Context, r sap.Request, s sap.Send) (sap.Document, error)
-	Find(ctx context.Context, r sap.Request, reference string) (sap.Match, error)
+	// Route names the destination of a posting no call has been sent for
+	// yet; a job keeps the destination of its first call for good.
+	Route(p tasks.Posting) (destination string, err error)
+	Post(ctx context.Context, destination string, r sap.Request, s sap.Send) (sap.Document, error)
+	Find(ctx context.Context, destination string, r sap.Request, reference string) (sap.Match, error)
 }
 
 // call is one job's request to SAP, built before anything is recorded as
@@ -26,20 +30,16 @@ type call struct {
 	find func(ctx context.Context) (sap.Match, error)
 }
 
-// newCall builds the call of a job with its reference.
-func newCall(s SAP, job tasks.Job, reference string) (call, error) {
-	p, err := job.Posting()
-	if err != nil {
-		return call{}, err
-	}
+// newCall builds the call of a posting to destination with its reference.
+func newCall(s SAP, p tasks.Posting, destination, reference string) (call, error) {
 	r, err := sap.NewRequest(p)
 	if err != nil {
 		return call{}, err
 	}
 	return call{
 		post: func(ctx context.Context, messageUUID string) (sap.Document, error) {
-			return s.Post(ctx, r, sap.Send{Reference: reference, MessageUUID: messageUUID})
+			return s.Post(ctx, destination, r, sap.Send{Reference: reference, MessageUUID: messageUUID})
 		},
-		find: func(ctx context.Context) (sap.Match, error) { return s.Find(ctx, r, reference) },
+		find: func(ctx context.Context) (sap.Match, error) { return s.Find(ctx, destination, r, reference) },
 	}, nil
 }

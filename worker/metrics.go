@@ -25,9 +25,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "sapq_postings_finished_total", Help: "Postings that reached a final status, by kind and status.",
 		}, []string{"kind", "status"}),
 		sapCallSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name: "sapq_sap_call_seconds", Help: "Duration of SAP calls by kind, operation and error category.",
+			Name: "sapq_sap_call_seconds", Help: "Duration of SAP calls by kind, destination (SAP system), operation and error category.",
 			Buckets: prometheus.ExponentialBuckets(0.01, 2, 14),
-		}, []string{"kind", "op", "result"}),
+		}, []string{"kind", "destination", "op", "result"}),
 		reconciledTotal: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sapq_reconciliations_total", Help: "Look-ups in SAP before a call, by kind and result (adopted, absent, reversed, unreadable).",
 		}, []string{"kind", "result"}),
@@ -45,12 +45,12 @@ func (m *metrics) finished(kind tasks.Kind, status tasks.Status) {
 	m.finishedTotal.WithLabelValues(string(kind), string(status)).Inc()
 }
 
-func (m *metrics) sapCall(kind tasks.Kind, op string, start time.Time, err error) {
+func (m *metrics) sapCall(kind tasks.Kind, destination, op string, start time.Time, err error) {
 	result := "ok"
 	if err != nil {
 		result = sap.CategoryOf(err).String()
 	}
-	m.sapCallSeconds.WithLabelValues(string(kind), op, result).Observe(time.Since(start).Seconds())
+	m.sapCallSeconds.WithLabelValues(string(kind), destination, op, result).Observe(time.Since(start).Seconds())
 }
 
 func (m *metrics) reconciled(kind tasks.Kind, result string) {

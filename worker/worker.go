@@ -19,18 +19,16 @@ import (
 type Options struct {
 	Redis  redis.UniversalClient // required; owned by the caller
 	Ledger *ledger.Ledger        // required
-	SAP    SAP                   // required
+	// SAP are the SAP systems postings go to (required). The destination
+	// a job is routed to is part of its SAP-side identity (tasks.Identity).
+	SAP SAP
 	// Concurrency is how many postings run at once; default 10.
 	Concurrency int
 	// SAPTimeout bounds each SAP call; default 30s. It must be shorter than
 	// the ledger's Settle, the time after which a call is taken to have
 	// ended in SAP and a look-up that finds nothing is trusted.
 	SAPTimeout time.Duration
-	// Destination names the SAP system postings go to; it is part of every
-	// posting's SAP-side identity (tasks.Identity). Default
-	// tasks.DefaultDestination.
-	Destination string
-	Retry       RetryPolicy
+	Retry      RetryPolicy
 	// RecordTimeout bounds how long an attempt keeps retrying to record its
 	// outcome while Redis is away; default 30s.
 	RecordTimeout time.Duration
@@ -91,9 +89,6 @@ func New(opts Options) (*Worker, error) {
 	}
 	if settle := opts.Ledger.Settle(); settle <= opts.SAPTimeout {
 		return nil, fmt.Errorf("worker: the settle time (%s) must be longer than the SAP timeout (%s): a look-up before a call has ended in SAP can miss its document", settle, opts.SAPTimeout)
-	}
-	if opts.Destination == "" {
-		opts.Destination = tasks.DefaultDestination
 	}
 	if opts.RecordTimeout <= 0 {
 		opts.RecordTimeout = 30 * time.Second

@@ -13,8 +13,6 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/sapq/sapq/sap"
-	"github.com/sapq/sapq/tasks"
 	"github.com/sapq/sapq/tasks/ledger"
 )
 
@@ -229,36 +227,4 @@ func (l *ledgerFlags) open(ctx context.Context, log *slog.Logger, settle time.Du
 		return nil, nil, err
 	}
 	return rdb, led, nil
-}
-
-// sapFlags configure the SAP client.
-type sapFlags struct {
-	url, client, user, language, destination string
-	timeout                                  time.Duration
-}
-
-func (s *sapFlags) register(fs *flag.FlagSet, e *envDefaults) {
-	fs.StringVar(&s.url, "sap-url", env("SAP_URL", "http://127.0.0.1:8081"), "SAP base URL (env SAPQ_SAP_URL)")
-	fs.StringVar(&s.client, "sap-client", env("SAP_CLIENT", "100"), "SAP client, sent as sap-client (env SAPQ_SAP_CLIENT)")
-	fs.StringVar(&s.user, "sap-user", env("SAP_USER", "SAPQ_COMM"), "SAP communication user (env SAPQ_SAP_USER); the password comes from SAPQ_SAP_PASSWORD or SAPQ_SAP_PASSWORD_FILE")
-	fs.StringVar(&s.language, "sap-language", env("SAP_LANGUAGE", "EN"), "logon language, sent as sap-language: SAP's message texts come in it, and texts in English are what lock messages are recognised by (env SAPQ_SAP_LANGUAGE)")
-	fs.StringVar(&s.destination, "sap-destination", env("SAP_DESTINATION", tasks.DefaultDestination), "name of this SAP system; part of every posting's identity in SAP, so never rename it (env SAPQ_SAP_DESTINATION)")
-	fs.DurationVar(&s.timeout, "sap-timeout", e.duration("SAP_TIMEOUT", 30*time.Second), "timeout of each SAP call (env SAPQ_SAP_TIMEOUT)")
-}
-
-func (s *sapFlags) checks() []func() error {
-	return []func() error{
-		positive("sap-timeout", "SAP_TIMEOUT", &s.timeout),
-		func() error {
-			if s.destination == "" {
-				return errors.New("--sap-destination (SAPQ_SAP_DESTINATION) must not be empty")
-			}
-			return nil
-		},
-	}
-}
-
-// newClient returns the SAP client; the password is SAPQ_SAP_PASSWORD's.
-func (s *sapFlags) newClient(password string, log *slog.Logger) (*sap.Client, error) {
-	return sap.New(sap.Config{BaseURL: s.url, Client: s.client, Language: s.language, User: s.user, Password: password, Timeout: s.timeout, Logger: log})
 }

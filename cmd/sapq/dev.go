@@ -18,6 +18,7 @@ import (
 	"github.com/sapq/sapq/mcpfront"
 	"github.com/sapq/sapq/sap"
 	"github.com/sapq/sapq/sap/sim"
+	"github.com/sapq/sapq/tasks"
 	"github.com/sapq/sapq/tasks/ledger"
 	"github.com/sapq/sapq/worker"
 )
@@ -106,14 +107,19 @@ func runDev(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
+	destinations, err := sap.SingleDestination(tasks.DefaultDestination, sapClient)
+	if err != nil {
+		return err
+	}
 
 	reg := newRegistry()
 	l, err := ledger.New(ledger.Options{Redis: rdb, Logger: log, Settle: settle})
 	if err != nil {
 		return err
 	}
+	defer l.Close()
 	w, err := worker.New(worker.Options{
-		Redis: rdb, Ledger: l, SAP: sapClient,
+		Redis: rdb, Ledger: l, SAP: destinations,
 		SAPTimeout: sapTimeout, PollInterval: 200 * time.Millisecond,
 		Retry: worker.RetryPolicy{Initial: time.Second, Max: time.Minute}, Logger: log, Metrics: reg,
 	})
@@ -124,7 +130,7 @@ func runDev(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	front, err := mcpfront.New(mcpfront.Options{Ledger: l, Redis: rdb, Tokens: tokens, Logger: log, Audit: log.With("audit", true), Metrics: reg})
+	front, err := mcpfront.New(mcpfront.Options{Ledger: l, Redis: rdb, Tokens: tokens, SAP: destinations, Logger: log, Audit: log.With("audit", true), Metrics: reg})
 	if err != nil {
 		return err
 	}
@@ -133,7 +139,7 @@ func runDev(ctx context.Context, args []string, stdout io.Writer) error {
 
 	var ready readiness
 	ready.add("redis", pingRedis(rdb))
-	ready.add("sap", sapReady(&sapFlags{url: base, client: "100", user: "SAPQ_COMM", language: "EN", timeout: sapTimeout}, simPassword))
+	ready.add("sap", sapReady(destinations, sapTimeout))
 	mux := opsMux(reg, &ready)
 	mux.Handle("/sap/", simulator)
 	var simControl http.Handler = simulator

@@ -141,14 +141,14 @@ func awaitPosting(t *testing.T, cs *sdk.ClientSession, id string) posting {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		var p posting
-		call(t, cs, "get_posting", map[string]any{"job_id": id}, &p)
+		// As an agent does: each call waits for the next change.
+		call(t, cs, "get_posting", map[string]any{"job_id": id, "wait_seconds": 5}, &p)
 		if p.Status == "succeeded" || p.Status == "failed" {
 			return p
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("posting %s still %s after 30s", id, p.Status)
 		}
-		time.Sleep(50 * time.Millisecond) // an agent polls get_posting too
 	}
 }
 
@@ -199,6 +199,26 @@ func testDevEndToEnd(t *testing.T, embedded bool) {
 	je := taskstest.JournalEntry("e2e-je-1")
 	je.HeaderText = `</JournalEntry>&amp;<x>`
 	je.Items[0].Text = `]]><!-- "'`
+
+	// A dry run first: SAP checks the entry (a test run) and nothing is
+	// recorded or posted; the simulator's ledger below holds two documents.
+	var dry struct {
+		JobID  string `json:"job_id"`
+		DryRun struct {
+			Verdict  string `json:"verdict"`
+			SAPCheck struct {
+				Checked, Passed bool
+			} `json:"sap_check"`
+		} `json:"dry_run"`
+	}
+	jeArgs := map[string]any{}
+	b, _ := json.Marshal(je)
+	json.Unmarshal(b, &jeArgs)
+	jeArgs["dry_run"] = true
+	call(t, cs, "submit_journal_entry", jeArgs, &dry)
+	if dry.JobID != "" || dry.DryRun.Verdict != "would_post" || !dry.DryRun.SAPCheck.Checked || !dry.DryRun.SAPCheck.Passed {
+		t.Fatalf("dry run = %+v", dry)
+	}
 
 	var si, sj submitted
 	call(t, cs, "submit_supplier_invoice", inv, &si)

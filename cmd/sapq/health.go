@@ -2,16 +2,16 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/sapq/sapq/sap"
 )
 
 // /healthz says the process is up: a liveness probe that fails only when
@@ -118,65 +118,9 @@ func (c *cachedCheck) run(ctx context.Context) error {
 // sapReadyTTL is how long a SAP reachability result is reused.
 const sapReadyTTL = 10 * time.Second
 
-// sapProbe checks that SAP answers the communication user: a GET of the
-// supplier invoice service's root (its service document, a few hundred
-// bytes), with the worker's credentials, client and language. Any 2xx
-// means that SAP is up and the logon works.
-type sapProbe struct {
-	url      string // the service root, with sap-client and sap-language
-	user     string
-	password string
-	hc       *http.Client
-}
-
-// sapProbePath is the OData service whose root the probe reads: one the
-// worker needs (it posts supplier invoices and looks them up there).
-const sapProbePath = "/sap/opu/odata/sap/API_SUPPLIERINVOICE_PROCESS_SRV/"
-
-func newSAPProbe(s *sapFlags, password string) *sapProbe {
-	q := url.Values{"sap-client": {s.client}, "sap-language": {s.language}}
-	hc := &http.Client{
-		Transport: http.DefaultTransport.(*http.Transport).Clone(),
-		// A redirect from SAP is its logon page: not an answer.
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}
-	return &sapProbe{
-		url:  strings.TrimRight(s.url, "/") + sapProbePath + "?" + q.Encode(),
-		user: s.user, password: password, hc: hc,
-	}
-}
-
-func (p *sapProbe) check(ctx context.Context) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.url, nil)
-	if err != nil {
-		return err
-	}
-	req.SetBasicAuth(p.user, p.password)
-	req.Header.Set("Accept", "application/json")
-	resp, err := p.hc.Do(req)
-	if err != nil {
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err
-		}
-		return fmt.Errorf("GET %s: %w", sapProbePath, err)
-	}
-	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-	resp.Body.Close()
-	switch {
-	case resp.StatusCode >= 200 && resp.StatusCode < 300:
-		return nil
-	case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
-		return fmt.Errorf("GET %s: HTTP %d: SAP refuses the logon of %s (check SAPQ_SAP_USER, SAPQ_SAP_PASSWORD and SAPQ_SAP_CLIENT)", sapProbePath, resp.StatusCode, p.user)
-	case resp.StatusCode >= 300 && resp.StatusCode < 400:
-		return fmt.Errorf("GET %s: HTTP %d: SAP redirects (to a logon page?)", sapProbePath, resp.StatusCode)
-	default:
-		return fmt.Errorf("GET %s: HTTP %d", sapProbePath, resp.StatusCode)
-	}
-}
-
-// sapReady is the worker's SAP readiness check, cached for sapReadyTTL.
-func sapReady(s *sapFlags, password string) func(context.Context) error {
-	c := &cachedCheck{check: newSAPProbe(s, password).check, ttl: sapReadyTTL, timeout: min(s.timeout, readyTimeout)}
+// sapReady is the worker's SAP readiness check (every destination answers
+// its logon: sap.Destinations.Ping), cached for sapReadyTTL.
+func sapReady(d *sap.Destinations, timeout time.Duration) func(context.Context) error {
+	c := &cachedCheck{check: d.Ping, ttl: sapReadyTTL, timeout: min(timeout, readyTimeout)}
 	return c.run
 }

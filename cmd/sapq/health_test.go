@@ -47,7 +47,7 @@ func countingSAP(t *testing.T) (*sim.Server, string, *atomic.Int32) {
 	s := sim.New(sim.Options{User: "SAPQ_COMM", Password: simPassword, Logger: testLog(t)})
 	var roots atomic.Int32
 	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == sapProbePath {
+		if r.URL.Path == "/sap/opu/odata/sap/API_SUPPLIERINVOICE_PROCESS_SRV/" {
 			roots.Add(1)
 		}
 		s.ServeHTTP(w, r)
@@ -106,7 +106,7 @@ func TestWorkerHealthAndReadiness(t *testing.T) {
 
 	t.Setenv("SAPQ_SAP_PASSWORD", simPassword)
 	unreachable := worker("http://" + freeAddr(t))
-	if code, body := probe(t, unreachable, "/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "sap: GET") {
+	if code, body := probe(t, unreachable, "/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "sap: destination default") {
 		t.Fatalf("/readyz with SAP unreachable = %d:\n%s", code, body)
 	}
 }

@@ -77,13 +77,19 @@ func runMCP(ctx context.Context, args []string, stdout io.Writer) error {
 	lf.register(fs, &e)
 	var cfg mcpConfig
 	cfg.register(fs, &e)
+	// The MCP front routes submissions as the worker does; with --sap-check
+	// it also connects to SAP, with the worker's settings, to check dry
+	// runs' documents.
+	var sf sapFlags
+	sf.register(fs, &e)
+	sapCheck := fs.Bool("sap-check", e.bool("MCP_SAP_CHECK", false), "have SAP check the documents of dry runs (dry_run: true) without posting them, connecting with the --sap-* settings or the destinations file as the worker does; without it, dry runs check everything but SAP's own rules and say so (env SAPQ_MCP_SAP_CHECK)")
 	transportKnown := func() error {
 		if cfg.transport != "http" && cfg.transport != "stdio" {
 			return fmt.Errorf("--transport (SAPQ_MCP_TRANSPORT) must be http or stdio, got %q", cfg.transport)
 		}
 		return nil
 	}
-	if err := e.parse(fs, args, append(lf.checks(), transportKnown, positive("approval-expiry", "APPROVAL_EXPIRY", &cfg.approvalExpiry))...); err != nil {
+	if err := e.parse(fs, args, append(append(lf.checks(), sf.checks()...), transportKnown, positive("approval-expiry", "APPROVAL_EXPIRY", &cfg.approvalExpiry))...); err != nil {
 		return err
 	}
 	log, err := newLogger()
@@ -106,6 +112,15 @@ func runMCP(ctx context.Context, args []string, stdout io.Writer) error {
 		MaxJSONDepth:         cfg.maxDepth,
 		Retention:            lf.retention,
 		ApprovalTTL:          cfg.approvalExpiry,
+		Routes:               sf.routes(),
+	}
+	if *sapCheck {
+		destinations, err := sf.destinations(log)
+		if err != nil {
+			return err
+		}
+		defer destinations.CloseIdleConnections()
+		opts.SAP = destinations
 	}
 	if cfg.callersFile != "" {
 		if opts.Callers, err = mcpfront.LoadCallersFile(cfg.callersFile); err != nil {
@@ -132,6 +147,7 @@ func runMCP(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	defer rdb.Close()
+	defer l.Close()
 	reg := newRegistry()
 	opts.Ledger, opts.Redis, opts.Metrics = l, rdb, reg
 	srv, err := mcpfront.New(opts)

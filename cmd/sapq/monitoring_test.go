@@ -12,6 +12,7 @@ import (
 
 	"github.com/sapq/sapq/mcpfront"
 	"github.com/sapq/sapq/sap"
+	"github.com/sapq/sapq/tasks"
 	"github.com/sapq/sapq/tasks/ledger"
 	"github.com/sapq/sapq/worker"
 )
@@ -68,7 +69,11 @@ func exportedMetrics(t *testing.T) map[string]bool {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := worker.New(worker.Options{Redis: rdb, Ledger: l, SAP: client, Metrics: rec, Logger: testLog(t)}); err != nil {
+	destinations, err := sap.SingleDestination(tasks.DefaultDestination, client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := worker.New(worker.Options{Redis: rdb, Ledger: l, SAP: destinations, Metrics: rec, Logger: testLog(t)}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := mcpfront.New(mcpfront.Options{Ledger: l, Redis: rdb, Metrics: rec, Logger: testLog(t)}); err != nil {

@@ -123,6 +123,8 @@ func ruleText(r tasks.Rule) string {
 		s = "one of " + strings.Join(r.Values, ", ")
 	case tasks.RuleList:
 		s = fmt.Sprintf("%d to %d lines", r.Min, r.Max)
+	case tasks.RuleName:
+		s = "a configured SAP destination's name; without it, the company code decides"
 	}
 	if !r.Required {
 		s = "optional; " + s

@@ -42,22 +42,19 @@ func runWorker(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
+	destinations, err := sf.destinations(log)
+	if err != nil {
+		return err
+	}
+	log.Info("SAP destinations", "destinations", destinations.Names())
 	rdb, l, err := lf.open(ctx, log, *settle)
 	if err != nil {
 		return err
 	}
 	defer rdb.Close()
-	sapPassword, err := secret("SAP_PASSWORD")
-	if err != nil {
-		return err
-	}
-	sapClient, err := sf.newClient(sapPassword, log)
-	if err != nil {
-		return err
-	}
 	reg := newRegistry()
 	w, err := worker.New(worker.Options{
-		Redis: rdb, Ledger: l, SAP: sapClient, Destination: sf.destination,
+		Redis: rdb, Ledger: l, SAP: destinations,
 		Concurrency: *concurrency, SAPTimeout: sf.timeout, Logger: log, Metrics: reg,
 	})
 	if err != nil {
@@ -77,7 +74,7 @@ func runWorker(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	var ready readiness
 	ready.add("redis", pingRedis(rdb))
-	ready.add("sap", sapReady(&sf, sapPassword))
+	ready.add("sap", sapReady(destinations, sf.timeout))
 	log.Info("worker metrics and health", "addr", ln.Addr().String())
 	return serve(ctx, ln, opsMux(reg, &ready))
 }

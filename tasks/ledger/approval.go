@@ -57,7 +57,7 @@ var (
 // now_ms, ttl_ms for an ended job, expiry member.
 // Returns "ok", "missing", "own", "payload", "expired", "suspect" or
 // "status:<status>".
-var decideScript = redis.NewScript(checkServer + `
+var decideScript = redis.NewScript(checkServer + publish + `
 if redis.call('EXISTS', KEYS[2]) == 0 then return 'missing' end
 local f = redis.call('HMGET', KEYS[2], 'status', 'caller', 'payload', 'approval_expires_ms', 'approval', 'id')
 if f[5] == ARGV[3] then return 'ok' end
@@ -83,6 +83,7 @@ else
   redis.call('PEXPIRE', KEYS[3], ARGV[6])
   redis.call('ZADD', KEYS[4], tonumber(ARGV[5]) + tonumber(ARGV[6]), ARGV[7])
 end
+publish(f[6])
 return 'ok'
 `)
 

@@ -3,6 +3,7 @@ package ledger
 import (
 	"context"
 	"testing"
+	"time"
 )
 
 // OverlayQueueState lets tests drive the race between a reader and a
@@ -27,4 +28,11 @@ func TrustRedis(t testing.TB, l *Ledger) {
 	if err := l.TrustRedis(context.Background()); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// NoWaitRecheck leaves Wait to notifications alone for the test.
+func NoWaitRecheck(t testing.TB) {
+	old := waitRecheck
+	waitRecheck = time.Hour
+	t.Cleanup(func() { waitRecheck = old })
 }

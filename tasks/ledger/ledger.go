@@ -101,6 +101,7 @@ type Ledger struct {
 	opts      Options
 	log       *slog.Logger
 	seq       seqWatch
+	notify    *notifier
 }
 
 // New returns a Ledger over the given Redis client.
@@ -138,7 +139,15 @@ func New(opts Options) (*Ledger, error) {
 		inspector: asynq.NewInspectorFromRedisClient(opts.Redis),
 		opts:      opts,
 		log:       opts.Logger.With("component", "ledger"),
+		notify:    newNotifier(opts.Redis),
 	}, nil
+}
+
+// Close ends the ledger's subscription to job notifications (see Wait),
+// if it has one. The Redis client stays open: it is the caller's.
+func (l *Ledger) Close() error {
+	l.notify.close()
+	return nil
 }
 
 // Queue is the asynq queue postings are enqueued on.

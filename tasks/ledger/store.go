@@ -246,7 +246,7 @@ return 'ok'
 // KEYS: meta, job, unenqueued. ARGV: now_ms, run.
 // Returns {verdict, job hash, server now_ms, loss_ms, seq, loss_us} or
 // {'missing'}.
-var claimScript = redis.NewScript(checkServer + `
+var claimScript = redis.NewScript(checkServer + publish + `
 if redis.call('EXISTS', KEYS[2]) == 0 then return {'missing'} end
 local st = redis.call('HGET', KEYS[2], 'status')
 local ph = redis.call('HGET', KEYS[2], 'phase')
@@ -260,6 +260,7 @@ elseif run ~= tonumber(ARGV[2]) then verdict = 'stale'
 else
   redis.call('ZREM', KEYS[3], redis.call('HGET', KEYS[2], 'id'))
   redis.call('HSET', KEYS[2], 'status', 'running', 'updated_ms', ARGV[1])
+  if st ~= 'running' then publish(redis.call('HGET', KEYS[2], 'id')) end
 end
 return {verdict, redis.call('HGETALL', KEYS[2]), now, loss, seq, lossus}
 `)
@@ -306,7 +307,7 @@ return {'ok', attempts, gen, now, loss, seq}
 // KEYS: job, idem, expiry, failed. ARGV: status, phase, result json, error json,
 // now_ms, ttl_ms (0 = keep), expected attempts, expiry member, send token
 // (” before a call), run.
-var finishScript = redis.NewScript(serverNow + `
+var finishScript = redis.NewScript(serverNow + publish + `
 if redis.call('EXISTS', KEYS[1]) == 0 then return 'missing' end
 local f = redis.call('HMGET', KEYS[1], 'status', 'phase', 'attempts', 'send_token', 'run')
 if ARGV[2] ~= 'posted' then
@@ -324,6 +325,7 @@ if ARGV[1] == 'failed' then
 else
   redis.call('ZREM', KEYS[4], redis.call('HGET', KEYS[1], 'id'))
 end
+publish(redis.call('HGET', KEYS[1], 'id'))
 if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], 'result', ARGV[3]) end
 if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], 'error', ARGV[4]) else redis.call('HDEL', KEYS[1], 'error') end
 local ttl = tonumber(ARGV[6])
@@ -348,7 +350,7 @@ return 'ok'
 // the first.
 // KEYS: meta, job, idem, expiry, approvals, failed. ARGV: caller, now_ms, ttl_ms,
 // expiry member. Returns "ok", "missing", "suspect" or the status and phase that forbid it.
-var cancelScript = redis.NewScript(checkServer + `
+var cancelScript = redis.NewScript(checkServer + publish + `
 if redis.call('EXISTS', KEYS[2]) == 0 then return 'missing' end
 if ARGV[1] ~= '' and redis.call('HGET', KEYS[2], 'caller') ~= ARGV[1] then return 'missing' end
 local st = redis.call('HGET', KEYS[2], 'status')
@@ -360,6 +362,7 @@ redis.call('HSET', KEYS[2], 'status', 'cancelled', 'updated_ms', ARGV[2], 'writt
 redis.call('HDEL', KEYS[2], 'error')
 redis.call('ZREM', KEYS[5], redis.call('HGET', KEYS[2], 'id'))
 redis.call('ZREM', KEYS[6], redis.call('HGET', KEYS[2], 'id'))
+publish(redis.call('HGET', KEYS[2], 'id'))
 redis.call('PEXPIRE', KEYS[2], ARGV[3])
 redis.call('PEXPIRE', KEYS[3], ARGV[3])
 redis.call('ZADD', KEYS[4], tonumber(ARGV[2]) + tonumber(ARGV[3]), ARGV[4])
@@ -373,7 +376,7 @@ return 'ok'
 // failed too. A second run of the same call answers as the first.
 // KEYS: job, idem, unenqueued, expiry, failed. ARGV: now_ms, task gone (0|1), call
 // token, expiry member. Returns {"ok", run}, {"missing"} or {status}.
-var reprocessScript = redis.NewScript(serverNow + `
+var reprocessScript = redis.NewScript(serverNow + publish + `
 if redis.call('EXISTS', KEYS[1]) == 0 then return {'missing'} end
 if redis.call('HGET', KEYS[1], 'reprocess_token') == ARGV[3] then
   return {'ok', tonumber(redis.call('HGET', KEYS[1], 'run'))}
@@ -391,5 +394,6 @@ redis.call('PERSIST', KEYS[2])
 redis.call('ZREM', KEYS[4], ARGV[4])
 redis.call('ZREM', KEYS[5], redis.call('HGET', KEYS[1], 'id'))
 redis.call('ZADD', KEYS[3], ARGV[1], redis.call('HGET', KEYS[1], 'id'))
+publish(redis.call('HGET', KEYS[1], 'id'))
 return {'ok', run}
 `)

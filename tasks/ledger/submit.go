@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/sapq/sapq/tasks"
 )
@@ -201,4 +202,17 @@ func (l *Ledger) enqueue(ctx context.Context, job tasks.Job) error {
 		return fmt.Errorf("ledger: enqueue %s: %w", job.ID, err)
 	}
 	return l.rdb.ZRem(ctx, k.unenqueued(), job.ID).Err()
+}
+
+// Lookup returns the job a caller's idempotency key names, or ErrNotFound.
+// It changes nothing: a dry run uses it to say what a submission would do.
+func (l *Ledger) Lookup(ctx context.Context, caller, key string) (tasks.Job, error) {
+	id, err := l.rdb.Get(ctx, idemKeyOf(caller, key)).Result()
+	if errors.Is(err, redis.Nil) {
+		return tasks.Job{}, ErrNotFound
+	}
+	if err != nil {
+		return tasks.Job{}, l.ctxErr(ctx, err)
+	}
+	return l.Get(ctx, caller, id)
 }
