@@ -260,13 +260,13 @@ func (a *attempt) lookUp(ctx context.Context, c call) (bool, error) {
 		// The last call was refused with a data error inside an answer
 		// that could not prove nothing was posted (an HTTP 500). The
 		// look-up, now that the call must have ended, proves it.
-		w.metrics.reconciled(job.Kind, "absent")
+		w.metrics.reconciled(job.Kind, "not_found")
 		jobErr := *job.Error
 		jobErr.Category = tasks.CategoryPermanent
 		a.log.Info("reconciled: SAP holds no document for this posting; its last answer was a data error", "code", jobErr.Code)
 		return true, a.fail(ctx, tasks.PhasePending, jobErr, nil)
 	}
-	w.metrics.reconciled(job.Kind, "absent")
+	w.metrics.reconciled(job.Kind, "not_found")
 	return false, nil
 }
 
@@ -312,10 +312,10 @@ func (a *attempt) settleMatch(ctx context.Context, m sap.Match) (bool, error) {
 		if err != nil && !errors.Is(err, ledger.ErrPosted) {
 			return true, err
 		}
-		a.w.metrics.finished(a.job.Kind, tasks.StatusFailed)
+		a.w.metrics.finished(a.job.Kind, tasks.StatusFailed, jobErr.Code)
 		return true, fmt.Errorf("%w: %s", asynq.SkipRetry, jobErr.Message)
 	default:
-		a.w.metrics.reconciled(a.job.Kind, "adopted")
+		a.w.metrics.reconciled(a.job.Kind, "found")
 		a.log.Info("SAP already holds the document; adopting it", "document", m.Document.Number)
 		return true, a.succeed(ctx, m.Document, true)
 	}
@@ -393,7 +393,7 @@ func (a *attempt) succeed(ctx context.Context, doc sap.Document, reconciled bool
 		a.log.Error("posted but not recorded; the next attempt will adopt it by look-up", "document", doc.Number, "err", err)
 		return err
 	}
-	a.w.metrics.finished(a.job.Kind, tasks.StatusSucceeded)
+	a.w.metrics.finished(a.job.Kind, tasks.StatusSucceeded, "")
 	a.log.Info("posted", "document", doc.Number, "fiscal_year", doc.FiscalYear, "reconciled", reconciled)
 	return nil
 }
@@ -404,7 +404,7 @@ func (a *attempt) fail(ctx context.Context, phase tasks.Phase, jobErr tasks.JobE
 	if err := a.recordFailure(ctx, tasks.StatusFailed, phase, jobErr); err != nil {
 		return err
 	}
-	a.w.metrics.finished(a.job.Kind, tasks.StatusFailed)
+	a.w.metrics.finished(a.job.Kind, tasks.StatusFailed, jobErr.Code)
 	a.log.Warn("posting failed", "code", jobErr.Code, "category", jobErr.Category, "message", jobErr.Message)
 	return fmt.Errorf("%w: %s", asynq.SkipRetry, describeCause(jobErr, cause))
 }
@@ -434,7 +434,9 @@ func (a *attempt) retry(ctx context.Context, phase tasks.Phase, jobErr tasks.Job
 		return err
 	}
 	if a.last {
-		a.w.metrics.finished(a.job.Kind, tasks.StatusFailed)
+		a.w.metrics.finished(a.job.Kind, tasks.StatusFailed, jobErr.Code)
+	} else {
+		a.w.metrics.retried(a.job.Kind, jobErr)
 	}
 	a.log.Warn("attempt failed", "category", jobErr.Category, "code", jobErr.Code, "message", jobErr.Message, "last", a.last)
 	return cause
@@ -462,7 +464,7 @@ func (a *attempt) exhausted(ctx context.Context, wait *waitError) error {
 	if err := a.recordFailure(ctx, tasks.StatusFailed, phase, jobErr); err != nil {
 		return err
 	}
-	a.w.metrics.finished(a.job.Kind, tasks.StatusFailed)
+	a.w.metrics.finished(a.job.Kind, tasks.StatusFailed, jobErr.Code)
 	return wait
 }
 

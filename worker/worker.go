@@ -106,7 +106,7 @@ func New(opts Options) (*Worker, error) {
 		opts:    opts,
 		ledger:  opts.Ledger,
 		settle:  opts.Ledger.Settle(),
-		metrics: newMetrics(opts.Metrics),
+		metrics: newMetrics(opts.Metrics, opts.Ledger),
 		log:     opts.Logger.With("component", "worker"),
 	}
 	w.srv = asynq.NewServerFromRedisClient(opts.Redis, asynq.Config{
