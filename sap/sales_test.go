@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -202,6 +203,9 @@ func TestPostBillingDocumentCallsTheV4Action(t *testing.T) {
 	if req.URL.Path != "/sap/opu/odata4/sap/api_billingdocument/srvd_a2x/sap/billingdocument/0001/BillingDocument/SAP__self.CreateFromSDDocument" {
 		t.Errorf("path %s", req.URL.Path)
 	}
+	if req.Header.Get("Content-Type") != "application/json" || req.Header.Get("Accept") != "application/json" || req.Header.Get("X-Csrf-Token") == "" {
+		t.Errorf("headers %v", req.Header)
+	}
 	if !equalJSON(t, *body, `{"_Control":{"DefaultBillingDocumentDate":"2026-11-25","DefaultBillingDocumentType":"F2","AutomPostingToAcctgIsDisabled":false},
 		"_Reference":[{"SDDocument":"1"},{"SDDocument":"12"}]}`) {
 		t.Errorf("body %s", *body)
@@ -275,7 +279,7 @@ func simClient(t *testing.T, opts sim.Options) (*Client, *sim.Server, func() []s
 	var seen []string
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		mu.Lock()
-		seen = append(seen, r.Method+" "+r.URL.Path+" "+r.Header.Get("X-CSRF-Token"))
+		seen = append(seen, r.Method+" "+r.URL.Path+" "+r.Header.Get("X-CSRF-Token"), "query "+r.URL.Query().Get("$filter"))
 		mu.Unlock()
 		s.ServeHTTP(w, r)
 	}))
@@ -335,14 +339,17 @@ func TestSalesOrderAndBillingAgainstTheSimulator(t *testing.T) {
 	if err != nil || !m.Found || !reflect.DeepEqual(m.Document, Document{Number: bill.Number, CompanyCode: "1010", FiscalYear: bill.FiscalYear}) {
 		t.Fatalf("find billing: %+v %v", m, err)
 	}
-	var fetchedV4 bool
-	for _, r := range seen() {
-		if r == "GET /sap/opu/odata4/sap/api_billingdocument/srvd_a2x/sap/billingdocument/0001/ Fetch" {
-			fetchedV4 = true
+	// The V4 token came from the V4 service's root; the look-ups filtered
+	// the items by the order as SAP numbers it, then read the header.
+	for _, want := range []string{
+		"GET /sap/opu/odata4/sap/api_billingdocument/srvd_a2x/sap/billingdocument/0001/ Fetch",
+		"query ReferenceSDDocument eq '1'",
+		"query BillingDocument eq '" + bill.Number + "'",
+		"query SalesOrganization eq '1010' and AssignmentReference eq 'SQSALESORDER0001'",
+	} {
+		if !slices.Contains(seen(), want) {
+			t.Errorf("no request %q among %v", want, seen())
 		}
-	}
-	if !fetchedV4 {
-		t.Errorf("no CSRF fetch on the V4 service root: %v", seen())
 	}
 
 	// Billed again: SAP refuses, and sapq knows it for a duplicate.
