@@ -353,7 +353,7 @@ func TestCallersFileErrorsNameTheField(t *testing.T) {
   {"name": "a b", "token_sha256": %q, "role": "boss"},
   {"name": "dup", "token_sha256": %q, "role": "agent"},
   {"name": "dup", "token_sha256": %q, "role": "agent", "policy": {
-     "kinds": ["sales_order"], "company_codes": ["10100"],
+     "kinds": ["purchase_order"], "company_codes": ["10100"],
      "max_amount_per_day": {"EUR": "1e3", "eur": "5"}, "approval_threshold": {}, "submissions_per_minute": -2}},
   {"name": "nobody", "role": "agent"},
   {"name": "x", "token_sha256": %q, "role": "agent", "polcy": {}}
@@ -375,7 +375,7 @@ func TestCallersFileErrorsNameTheField(t *testing.T) {
 		"callers[0].role: must be agent or operator",
 		`callers[2].name: caller "dup" appears more than once`,
 		`callers[2].token_sha256: is the same token as caller "dup"'s`,
-		`callers[2].policy.kinds[0]: unknown kind "sales_order"`,
+		`callers[2].policy.kinds[0]: unknown kind "purchase_order"`,
 		"callers[2].policy.company_codes[0]: must be an SAP company code",
 		"callers[2].policy.max_amount_per_day.EUR: must be a decimal string",
 		"callers[2].policy.max_amount_per_day.eur: is not an ISO 4217 currency code",

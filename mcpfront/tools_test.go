@@ -18,21 +18,40 @@ import (
 	"github.com/sapq/sapq/tasks"
 )
 
-var toolNames = []string{"cancel_posting", "get_posting", "list_postings", "submit_journal_entry", "submit_supplier_invoice"}
+// toolNames are the tools every agent with an open policy sees: the
+// posting tools and a submit tool per kind in the registry.
+var toolNames = func() []string {
+	names := []string{"cancel_posting", "get_posting", "list_postings"}
+	for _, spec := range tasks.Specs() {
+		names = append(names, spec.Tool)
+	}
+	slices.Sort(names)
+	return names
+}()
 
 // operatorToolNames are the tools an operator sees: an agent's and those
 // of four-eyes approval.
-var operatorToolNames = []string{"approve_posting", "cancel_posting", "get_posting", "list_approvals", "list_postings", "reject_posting", "submit_journal_entry", "submit_supplier_invoice"}
+var operatorToolNames = func() []string {
+	names := append([]string{"approve_posting", "list_approvals", "reject_posting"}, toolNames...)
+	slices.Sort(names)
+	return names
+}()
 
 // hints are the four annotations every tool must state: readOnly,
-// destructive, idempotent, openWorld.
-var wantHints = map[string][4]bool{
-	"submit_supplier_invoice": {false, false, true, true},
-	"submit_journal_entry":    {false, false, true, true},
-	"get_posting":             {true, false, true, false},
-	"list_postings":           {true, false, true, false},
-	"cancel_posting":          {false, true, true, false},
-}
+// destructive, idempotent, openWorld. Every kind's submit tool has the
+// same: it writes, destroys nothing, is idempotent under its key and
+// reaches SAP.
+var wantHints = func() map[string][4]bool {
+	hints := map[string][4]bool{
+		"get_posting":    {true, false, true, false},
+		"list_postings":  {true, false, true, false},
+		"cancel_posting": {false, true, true, false},
+	}
+	for _, spec := range tasks.Specs() {
+		hints[spec.Tool] = [4]bool{false, false, true, true}
+	}
+	return hints
+}()
 
 func TestToolsListMCPGo(t *testing.T) {
 	e := newEnv(t)

@@ -47,11 +47,13 @@ var rules = []rule{
 		},
 	},
 	{
+		// VF/016: SAP bills an order only once; the billing document that
+		// bills it may be this posting's, from a call whose answer was lost.
 		category: Duplicate,
 		reason:   "SAP already holds an equal document; it may be this posting's own, from a call whose answer was lost",
-		codes:    []string{"M8/108"},
+		codes:    []string{"M8/108", "VF/016"},
 		texts: []*regexp.Regexp{
-			regexp.MustCompile(`(?i)\balready (been )?(entered|exists?|posted|created)\b`),
+			regexp.MustCompile(`(?i)\balready (been )?(entered|exists?|posted|created|billed|invoiced)\b`),
 		},
 	},
 	{

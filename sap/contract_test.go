@@ -155,6 +155,13 @@ func checkKindContract(t *testing.T, contracts *sapcontract.Contracts, p tasks.P
 // checkContract checks one request against the service definition of its
 // target.
 func checkContract(contracts *sapcontract.Contracts, req captured) []string {
+	if strings.HasPrefix(req.path, "/sap/opu/odata4/") {
+		// The OData V4 service of billing documents (api_billingdocument)
+		// is not among the service definitions the tables derive from;
+		// its action's body is checked field by field in
+		// billingdocument_test.go instead.
+		return nil
+	}
 	if strings.HasPrefix(req.path, "/sap/bc/srt/") {
 		// SOAP endpoints are named after their service definition:
 		// .../journalentrycreaterequestconfi serves JOURNALENTRYCREATEREQUESTCONFI.

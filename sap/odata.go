@@ -1,6 +1,7 @@
 package sap
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -104,7 +105,11 @@ type odataError struct {
 		Message    json.RawMessage `json:"message"`
 		Details    []odataDetail   `json:"details"`
 		InnerError struct {
-			ErrorDetails []odataDetail `json:"errordetails"`
+			// V2's errordetails is an array of messages. V4's innererror
+			// has an ErrorDetails object (application, transaction id),
+			// which encoding/json's case-insensitive matching would take
+			// for it: it is read only when it is an array.
+			ErrorDetails json.RawMessage `json:"errordetails"`
 		} `json:"innererror"`
 	} `json:"error"`
 }
@@ -159,8 +164,11 @@ func parseODataError(body []byte) (code, text string, msgs []Message, ok bool) {
 			text = v2.Value
 		}
 	}
-	for _, d := range e.InnerError.ErrorDetails {
-		msgs = append(msgs, d.message())
+	var v2Details []odataDetail
+	if d := bytes.TrimSpace(e.InnerError.ErrorDetails); len(d) > 0 && d[0] == '[' && json.Unmarshal(d, &v2Details) == nil {
+		for _, d := range v2Details {
+			msgs = append(msgs, d.message())
+		}
 	}
 	for _, d := range e.Details {
 		msgs = append(msgs, d.message())

@@ -66,6 +66,8 @@ type kind interface {
 var kinds = map[tasks.Kind]kind{
 	tasks.KindSupplierInvoice: builder(supplierInvoiceRequest),
 	tasks.KindJournalEntry:    builder(journalEntryRequest),
+	tasks.KindSalesOrder:      builder(salesOrderRequest),
+	tasks.KindBillingDocument: builder(billingDocumentRequest),
 }
 
 // builder adapts a request builder over the kind's posting type to kind.

@@ -17,6 +17,7 @@ var journalEntrySpec = Spec{
 	Summary:     "a journal entry of G/L, customer and supplier lines",
 	Description: `Submit a journal entry for posting into SAP: G/L lines (items), and customer and supplier lines (customer_items, supplier_items) for incoming and outgoing payments, at least two lines in all, whose signed amounts add up to zero (positive = debit, negative = credit). An outgoing payment of a supplier invoice: a supplier line with the positive amount (debit: the payable is settled) and a G/L line of the bank account with the negative amount.`,
 	SAP:         "SOAP JournalEntryCreateRequestConfirmation_In",
+	Reference:   "JournalEntry/Item/AssignmentReference (every line), beside MessageHeader/UUID",
 	New:         func() Posting { return new(JournalEntry) },
 }
 

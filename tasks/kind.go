@@ -33,6 +33,10 @@ type Spec struct {
 	// Reference the field of it sapq's own reference goes into (see
 	// Identity), where the look-up before every call searches.
 	SAP, Reference string
+	// Identity says how the look-up recognises the posting's document
+	// when SAP gives it no field for sapq's reference (Reference "none");
+	// empty when the reference is what it searches.
+	Identity string
 	// New returns an empty posting of the kind.
 	New func() Posting
 }
@@ -42,6 +46,8 @@ type Spec struct {
 var registry = []Spec{
 	supplierInvoiceSpec,
 	journalEntrySpec,
+	salesOrderSpec,
+	billingDocumentSpec,
 }
 
 // Kinds lists every posting kind sapq accepts.

@@ -23,7 +23,9 @@ import (
 //	sapq:"unit"           a unit of measure; quantities in the same struct use its decimals
 //	sapq:"quantity"       a positive decimal string with the unit's decimals
 //	sapq:"enum,01,02"     one of the values listed
-//	sapq:"list,1,999"     a list of 1 to 999 elements, each checked by its own tags
+//	sapq:"list,1,999"     a list of 1 to 999 structs, each checked by its own tags
+//	sapq:"list,1,20,number,10"
+//	                      a list of 1 to 20 strings, each checked by the rule after the counts
 //	sapq:"name,64"        a name from sapq's configuration (a destination), up to 64 characters
 //
 // A field is required unless its json tag says omitempty. `default:"SA"`
@@ -56,6 +58,9 @@ type Rule struct {
 	Values   []string // RuleEnum
 	Default  string
 	Required bool
+	// Elem is the rule of each element of a list of strings (nil for a
+	// list of structs, whose fields carry their own rules).
+	Elem *Rule
 }
 
 // FieldRule is a rule with the field's JSON path: ["items", "[]", "amount"].
@@ -70,6 +75,9 @@ func Rules(t reflect.Type) []FieldRule {
 	var out []FieldRule
 	for _, f := range structRules(t) {
 		out = append(out, FieldRule{Path: []string{f.json}, Rule: f.rule})
+		if f.rule.Elem != nil {
+			out = append(out, FieldRule{Path: []string{f.json, "[]"}, Rule: *f.rule.Elem})
+		}
 		if f.elem != nil {
 			for _, sub := range Rules(f.elem) {
 				out = append(out, FieldRule{Path: append([]string{f.json, "[]"}, sub.Path...), Rule: sub.Rule})
@@ -84,7 +92,7 @@ type fieldRule struct {
 	index int
 	json  string
 	rule  Rule
-	elem  reflect.Type // a list's element struct type
+	elem  reflect.Type // a list of structs' element type
 }
 
 var rulesCache sync.Map // reflect.Type -> []fieldRule
@@ -112,10 +120,13 @@ func structRules(t reflect.Type) []fieldRule {
 		r.Default = sf.Tag.Get("default")
 		fr := fieldRule{index: i, json: name, rule: r}
 		switch {
-		case r.Kind == RuleList && (sf.Type.Kind() != reflect.Slice || sf.Type.Elem().Kind() != reflect.Struct):
-			panic(fmt.Sprintf("tasks: %s.%s: a list must be a slice of structs", t.Name(), sf.Name))
-		case r.Kind == RuleList:
+		case r.Kind == RuleList && r.Elem != nil && (sf.Type.Kind() != reflect.Slice || sf.Type.Elem().Kind() != reflect.String):
+			panic(fmt.Sprintf("tasks: %s.%s: a list with an element rule must be a slice of strings", t.Name(), sf.Name))
+		case r.Kind == RuleList && r.Elem == nil && (sf.Type.Kind() != reflect.Slice || sf.Type.Elem().Kind() != reflect.Struct):
+			panic(fmt.Sprintf("tasks: %s.%s: a list must be a slice of structs, or of strings with an element rule", t.Name(), sf.Name))
+		case r.Kind == RuleList && r.Elem == nil:
 			fr.elem = sf.Type.Elem()
+		case r.Kind == RuleList:
 		case sf.Type.Kind() != reflect.String:
 			panic(fmt.Sprintf("tasks: %s.%s: rule %s needs a string field", t.Name(), sf.Name, r.Kind))
 		}
@@ -170,6 +181,22 @@ func parseRule(tag string) (Rule, error) {
 		}
 		r.Values = args
 	case RuleList:
+		// A list of strings names the rule of its elements after the
+		// counts: "list,1,20,number,10".
+		if len(args) > 2 {
+			elem, err := parseRule(strings.Join(args[2:], ","))
+			if err != nil {
+				return r, fmt.Errorf("list elements: %w", err)
+			}
+			switch elem.Kind {
+			case RuleCode, RuleNumber, RuleText, RuleReference, RuleDate, RuleEnum:
+			default:
+				return r, fmt.Errorf("list elements: rule %s cannot apply to list elements", elem.Kind)
+			}
+			elem.Required = true // an element is never empty
+			r.Elem = &elem
+			args = args[:2]
+		}
 		n, err := ints(2)
 		if err != nil {
 			return r, err
@@ -226,14 +253,22 @@ func (c *checker) checkStruct(v reflect.Value, prefix string, ctx fieldContext) 
 		r := f.rule
 		switch r.Kind {
 		case RuleList:
+			noun := "lines"
+			if r.Elem != nil {
+				noun = "values"
+			}
 			switch n := fv.Len(); {
 			case n < r.Min:
-				c.add(path, "must have at least %d %s, got %d", r.Min, plural(r.Min, "line", "lines"), n)
+				c.add(path, "must have at least %d %s, got %d", r.Min, plural(r.Min, strings.TrimSuffix(noun, "s"), noun), n)
 			case n > r.Max:
-				c.add(path, "must have at most %d lines, got %d", r.Max, n)
+				c.add(path, "must have at most %d %s, got %d", r.Max, noun, n)
 			}
 			for i := range fv.Len() {
-				c.checkStruct(fv.Index(i), fmt.Sprintf("%s[%d].", path, i), ctx)
+				if r.Elem != nil {
+					c.checkValue(fmt.Sprintf("%s[%d]", path, i), fv.Index(i).String(), *r.Elem, ctx)
+				} else {
+					c.checkStruct(fv.Index(i), fmt.Sprintf("%s[%d].", path, i), ctx)
+				}
 			}
 			continue
 		case RuleCurrency:
@@ -243,35 +278,40 @@ func (c *checker) checkStruct(v reflect.Value, prefix string, ctx fieldContext) 
 			c.checkUnit(path, fv.String(), r.Required)
 			continue
 		}
-		s := fv.String()
-		if s == "" {
-			if r.Required {
-				c.add(path, "is required%s", requiredHint(r))
-			}
-			continue
+		c.checkValue(path, fv.String(), r, ctx)
+	}
+}
+
+// checkValue applies a rule other than list, currency and unit to one
+// string value.
+func (c *checker) checkValue(path, s string, r Rule, ctx fieldContext) {
+	if s == "" {
+		if r.Required {
+			c.add(path, "is required%s", requiredHint(r))
 		}
-		switch r.Kind {
-		case RuleKey:
-			c.checkIdempotencyKey(s)
-		case RuleCode:
-			c.checkCode(path, s, r.Max, r.Required)
-		case RuleNumber:
-			c.checkNumber(path, s, r.Max)
-		case RuleText:
-			c.checkText(path, s, r.Max, r.Required)
-		case RuleReference:
-			c.checkReference(path, s, r.Max, r.Required)
-		case RuleDate:
-			c.checkDate(path, s)
-		case RuleAmount:
-			c.checkAmount(path, s, ctx.currencyDigits)
-		case RuleQuantity:
-			c.checkQuantity(path, s, ctx.unitDecimals)
-		case RuleEnum:
-			c.checkEnum(path, s, r.Values)
-		case RuleName:
-			c.checkName(path, s, r.Max)
-		}
+		return
+	}
+	switch r.Kind {
+	case RuleKey:
+		c.checkIdempotencyKey(s)
+	case RuleCode:
+		c.checkCode(path, s, r.Max, r.Required)
+	case RuleNumber:
+		c.checkNumber(path, s, r.Max)
+	case RuleText:
+		c.checkText(path, s, r.Max, r.Required)
+	case RuleReference:
+		c.checkReference(path, s, r.Max, r.Required)
+	case RuleDate:
+		c.checkDate(path, s)
+	case RuleAmount:
+		c.checkAmount(path, s, ctx.currencyDigits)
+	case RuleQuantity:
+		c.checkQuantity(path, s, ctx.unitDecimals)
+	case RuleEnum:
+		c.checkEnum(path, s, r.Values)
+	case RuleName:
+		c.checkName(path, s, r.Max)
 	}
 }
 

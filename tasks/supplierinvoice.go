@@ -16,6 +16,7 @@ var supplierInvoiceSpec = Spec{
 	Summary:     "a supplier invoice posted against G/L account lines",
 	Description: `Submit a supplier invoice for posting into SAP: an incoming invoice from a supplier, posted against G/L account lines (no purchase order). The line amounts must add up to gross_amount; SAP calculates tax from the lines' tax codes.`,
 	SAP:         "OData V2 API_SUPPLIERINVOICE_PROCESS_SRV, A_SupplierInvoice (deep insert)",
+	Reference:   "A_SupplierInvoice.AssignmentReference",
 	New:         func() Posting { return new(SupplierInvoice) },
 }
 

@@ -100,7 +100,7 @@ func TestInvalidPostingsNameTheField(t *testing.T) {
 			m["items"] = append(m["items"].([]any), map[string]any{"gl_account": "11001000", "amount": "0.00"})
 		}), "items[2].amount", "must not be zero"},
 		{"trailing data", tasks.KindJournalEntry, string(encode(t, je)) + "{}", "", "after the JSON object"},
-		{"unknown kind", tasks.Kind("sales_order"), "{}", "kind", "unknown posting kind"},
+		{"unknown kind", tasks.Kind("purchase_order"), "{}", "kind", "unknown posting kind"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

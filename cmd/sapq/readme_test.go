@@ -63,7 +63,11 @@ func kindTables() string {
 		fmt.Fprintf(&b, "### `%s` (`%s`) → %s\n\n", spec.Kind, spec.Tool, spec.SAP)
 		b.WriteString("| MCP argument | SAP field | rule |\n|---|---|---|\n")
 		fields(&b, t, "")
-		fmt.Fprintf(&b, "| (sapq) | %s | sapq's reference, derived from caller, key, content and destination; what the look-up searches |\n", spec.Reference)
+		if spec.Identity != "" {
+			fmt.Fprintf(&b, "| (sapq) | %s | identified by %s |\n", spec.Reference, spec.Identity)
+		} else {
+			fmt.Fprintf(&b, "| (sapq) | %s | sapq's reference, derived from caller, key, content and destination; what the look-up searches |\n", spec.Reference)
+		}
 		b.WriteString("\n")
 	}
 	return b.String()
@@ -90,7 +94,7 @@ func fields(b *strings.Builder, t reflect.Type, prefix string) {
 			sapField = "(sapq)"
 		}
 		fmt.Fprintf(b, "| `%s%s` | `%s` | %s |\n", prefix, name, strings.ReplaceAll(sapField, ", ", "`, `"), ruleText(r))
-		if r.Kind == tasks.RuleList {
+		if r.Kind == tasks.RuleList && r.Elem == nil {
 			fields(b, f.Type.Elem(), prefix+name+"[].")
 		}
 	}
@@ -123,6 +127,9 @@ func ruleText(r tasks.Rule) string {
 		s = "one of " + strings.Join(r.Values, ", ")
 	case tasks.RuleList:
 		s = fmt.Sprintf("%d to %d lines", r.Min, r.Max)
+		if r.Elem != nil {
+			s = fmt.Sprintf("%d to %d values, each %s", r.Min, r.Max, ruleText(*r.Elem))
+		}
 	case tasks.RuleName:
 		s = "a configured SAP destination's name; without it, the company code decides"
 	}

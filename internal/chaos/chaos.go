@@ -342,7 +342,9 @@ func (r *run) startAll(ctx context.Context) ([]*agent, error) {
 	r.printf("redis-server on %s (AOF everysec, noeviction)", r.redis.addr())
 	r.simPassword = randomHex(16)
 	r.sim, _, err = startListening("sapsim", r.logPath("sapsim"), r.opts.Binary,
-		func(port int) []string { return []string{"sapsim", "--addr", fmt.Sprintf("127.0.0.1:%d", port)} },
+		func(port int) []string {
+			return []string{"sapsim", "--addr", fmt.Sprintf("127.0.0.1:%d", port), "--open-sales-orders", fmt.Sprint(OpenSalesOrders(r.opts.N))}
+		},
 		childEnv("SAPQ_SAP_PASSWORD="+r.simPassword),
 		func(port int) string {
 			r.simURL = fmt.Sprintf("http://127.0.0.1:%d", port)

@@ -1,6 +1,7 @@
 package chaos
 
 import (
+	"encoding/json"
 	"fmt"
 	"regexp"
 	"slices"
@@ -103,7 +104,7 @@ func check(keys []*outcome, docs []sim.LedgerDocument) verdict {
 	v := verdict{postings: len(keys), documents: len(docs)}
 	byRef := map[string][]int{}
 	for i, d := range docs {
-		byRef[d.Reference] = append(byRef[d.Reference], i)
+		byRef[ledgerKey(d)] = append(byRef[ledgerKey(d)], i)
 	}
 	claimed := make([]bool, len(docs))
 	for _, k := range keys {
@@ -186,9 +187,30 @@ func (v *verdict) checkKey(k *outcome, docs []sim.LedgerDocument) {
 }
 
 // sapReferences are the references under which SAP may hold the key's
-// document: the one derived from the submission (tasks.Identity).
+// document: the one derived from the submission (tasks.Identity), or for a
+// billing document, which carries none, the sales documents it bills.
 func sapReferences(k *outcome) []string {
+	if k.plan.Spec.kind == tasks.KindBillingDocument {
+		var b tasks.BillingDocument
+		if err := json.Unmarshal(k.plan.Args, &b); err != nil {
+			panic(fmt.Sprintf("chaos: planned billing %s: %v", k.plan.Key, err))
+		}
+		return []string{billingKey(b.BilledDocuments())}
+	}
 	return []string{k.plan.Identity().Reference()}
+}
+
+// ledgerKey is what attributes a document of SAP's ledger to a key: its
+// reference, or for a billing document the sales documents it bills.
+func ledgerKey(d sim.LedgerDocument) string {
+	if d.Kind == sim.KindBillingDocument {
+		return billingKey(d.SalesDocuments)
+	}
+	return d.Reference
+}
+
+func billingKey(salesDocuments []string) string {
+	return "billing of " + strings.Join(salesDocuments, "+")
 }
 
 func sameDocument(d sim.LedgerDocument, r *tasks.Result) bool {

@@ -1,7 +1,9 @@
 package chaos
 
 import (
+	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -196,5 +198,28 @@ func TestBreachNamesTheKey(t *testing.T) {
 		if !strings.Contains(s, want) {
 			t.Errorf("breach does not mention %q:\n%s", want, s)
 		}
+	}
+}
+
+// A billing document carries no reference of sapq's: the checker gives it
+// to the key that bills exactly its sales documents.
+func TestCheckAttributesBillingDocumentsByTheirOrders(t *testing.T) {
+	billing := &kinds[slices.IndexFunc(kinds, func(s kindSpec) bool { return s.kind == tasks.KindBillingDocument })]
+	bill := func(n int, orders ...string) *outcome {
+		k := key(n, billing, Sound)
+		k.plan.Args, _ = json.Marshal(tasks.BillingDocument{Key: k.plan.Key, SalesDocuments: orders})
+		return k
+	}
+	doc := func(number string, orders ...string) sim.LedgerDocument {
+		return sim.LedgerDocument{Kind: sim.KindBillingDocument, Document: number, FiscalYear: "2026", CompanyCode: "1010", SalesDocuments: orders}
+	}
+	a, b := succeeded(bill(1, "0000000002", "1"), "90000000"), succeeded(bill(2, "3"), "90000001")
+	v := check([]*outcome{a, b}, []sim.LedgerDocument{doc("90000000", "1", "2"), doc("90000001", "3")})
+	if len(v.breaches) != 0 || v.succeeded != 2 {
+		t.Errorf("breaches %v", v.breaches)
+	}
+	v = check([]*outcome{succeeded(bill(1, "1"), "90000000")}, []sim.LedgerDocument{doc("90000000", "1"), doc("90000001", "1", "2")})
+	if got := strings.Join(kindsOf(v), ","); got != breachUnattributed {
+		t.Errorf("a billing document of other orders: breaches [%s], want [%s]", got, breachUnattributed)
 	}
 }

@@ -73,9 +73,8 @@ func makePlan(n int, callers []string, seed uint64, now time.Time) ([]*keyPlan, 
 		// Every flawEvery-th key, the first one early; the flawed keys go
 		// through every pair of flaw and kind in turn.
 		if (i+flawEvery/2)%flawEvery == 0 {
-			j := i / flawEvery
-			flaw = flaws[j%len(flaws)]
-			spec = &kinds[(j/len(flaws))%len(kinds)]
+			pair := flawPairs[(i/flawEvery)%len(flawPairs)]
+			spec, flaw = pair.spec, pair.flaw
 		}
 		k := &keyPlan{
 			Index:  i,

@@ -58,7 +58,7 @@ func TestPlanShares(t *testing.T) {
 		t.Errorf("%d flawed keys, want %d", flawed, n/flawEvery)
 	}
 	for _, spec := range kinds {
-		for _, f := range flaws {
+		for _, f := range spec.flaws {
 			if combos[spec.kind][f] == 0 {
 				t.Errorf("no %s key with flaw %s", spec.kind, f)
 			}

@@ -18,9 +18,11 @@ import (
 type Flaw int
 
 const (
-	Sound            Flaw = iota // SAP accepts it
-	UnknownGLAccount             // a G/L account missing from the simulator's master data: F5/507
-	ClosedPeriod                 // a posting date three months back, outside the open periods: F5/201
+	Sound             Flaw = iota // SAP accepts it
+	UnknownGLAccount              // a G/L account missing from the simulator's master data: F5/507
+	ClosedPeriod                  // a posting (or billing) date three months back, outside the open periods: F5/201
+	UnknownMaterial               // a material missing from the simulator's master data: V1/188
+	UnknownSalesOrder             // billing of a sales order the simulator does not hold: VF/010
 )
 
 // Code is the SAP message a flawed posting must fail with ("" when sound).
@@ -30,6 +32,10 @@ func (f Flaw) Code() string {
 		return "F5/507"
 	case ClosedPeriod:
 		return "F5/201"
+	case UnknownMaterial:
+		return "V1/188"
+	case UnknownSalesOrder:
+		return "VF/010"
 	}
 	return ""
 }
@@ -40,12 +46,34 @@ func (f Flaw) String() string {
 		return "unknown_gl_account"
 	case ClosedPeriod:
 		return "closed_period"
+	case UnknownMaterial:
+		return "unknown_material"
+	case UnknownSalesOrder:
+		return "unknown_sales_order"
 	}
 	return "sound"
 }
 
-// flaws are the flaws planted, in turn.
-var flaws = []Flaw{UnknownGLAccount, ClosedPeriod}
+// flawPairs are the kinds and flaws planted, in turn: every flaw each kind
+// can carry.
+var flawPairs = func() []struct {
+	spec *kindSpec
+	flaw Flaw
+} {
+	var out []struct {
+		spec *kindSpec
+		flaw Flaw
+	}
+	for i := range kinds {
+		for _, f := range kinds[i].flaws {
+			out = append(out, struct {
+				spec *kindSpec
+				flaw Flaw
+			}{&kinds[i], f})
+		}
+	}
+	return out
+}()
 
 // kindSpec is how the harness makes postings of one kind. A kind sapq learns
 // (goods movements, sales orders, billing documents) is one more entry in
@@ -56,11 +84,15 @@ type kindSpec struct {
 	// make returns a posting under key with the given flaw. The posting is
 	// the tool's arguments: the tasks types are the tools' input schemas.
 	make func(g *generator, key string, flaw Flaw) tasks.Posting
+	// flaws are the flaws the kind's postings can carry.
+	flaws []Flaw
 }
 
 var kinds = []kindSpec{
-	{tasks.KindSupplierInvoice, toolOf(tasks.KindSupplierInvoice), (*generator).supplierInvoice},
-	{tasks.KindJournalEntry, toolOf(tasks.KindJournalEntry), (*generator).journalEntry},
+	{tasks.KindSupplierInvoice, toolOf(tasks.KindSupplierInvoice), (*generator).supplierInvoice, []Flaw{UnknownGLAccount, ClosedPeriod}},
+	{tasks.KindJournalEntry, toolOf(tasks.KindJournalEntry), (*generator).journalEntry, []Flaw{UnknownGLAccount, ClosedPeriod}},
+	{tasks.KindSalesOrder, toolOf(tasks.KindSalesOrder), (*generator).salesOrder, []Flaw{UnknownMaterial}},
+	{tasks.KindBillingDocument, toolOf(tasks.KindBillingDocument), (*generator).billingDocument, []Flaw{UnknownSalesOrder, ClosedPeriod}},
 }
 
 // toolOf is the submit tool of a kind, as its spec names it.
@@ -83,7 +115,29 @@ var (
 	offsetAccount = "11001000"
 	// missingAccount is in no chart of accounts of the simulator.
 	missingAccount = "69999999"
+	// The sales area, customers and materials of sound sales orders;
+	// missingMaterial is in no plant of the simulator.
+	salesOrg, distributionChannel, division = "1010", "10", "00"
+	soldToParties                           = []string{"10100001", "10100002"}
+	materials                               = []string{"TG11", "TG12"}
+	missingMaterial                         = "ZZ99"
+	// missingSalesOrder is a number the simulator's order numbers never
+	// reach in a run.
+	missingSalesOrder = "999999999"
 )
+
+// Billing postings bill the open orders the simulator holds from the start
+// (sim.Options.OpenSalesOrders, numbered from 1): each posting takes the
+// next one or two, so that no order is billed by two keys (the second key
+// would adopt the first one's billing document, by design, and the checker
+// could not tell whose it is). The orders the run's sales order postings
+// create are not billed: their numbers are known only once SAP answers,
+// and a plan is fixed before the run.
+const maxOrdersPerBilling = 2
+
+// OpenSalesOrders is how many open orders the simulator must hold for a
+// plan of n keys.
+func OpenSalesOrders(n int) int { return n * maxOrdersPerBilling }
 
 // generator makes postings from a seeded random source and a date. Dates
 // come from the clock: the simulator's open posting periods are the current
@@ -94,6 +148,8 @@ type generator struct {
 	rng   *rand.Rand
 	today time.Time // UTC midnight
 	salt  string    // distinguishes runs' invoice numbers
+	// billed is how many open sales orders billing postings took so far.
+	billed int
 }
 
 func newGenerator(seed uint64, now time.Time) *generator {
@@ -207,4 +263,57 @@ func (g *generator) journalEntry(key string, flaw Flaw) tasks.Posting {
 		HeaderText:   "sapq chaos",
 		Items:        items,
 	}
+}
+
+func (g *generator) salesOrder(key string, flaw Flaw) tasks.Posting {
+	items := make([]tasks.SalesOrderItem, 1+g.rng.IntN(3))
+	for i := range items {
+		items[i] = tasks.SalesOrderItem{Material: g.pick(materials), Quantity: fmt.Sprint(1 + g.rng.IntN(20)), Unit: "PC"}
+	}
+	if flaw == UnknownMaterial {
+		items[g.rng.IntN(len(items))].Material = missingMaterial
+	}
+	o := &tasks.SalesOrder{
+		Key:                 key,
+		SalesOrderType:      "OR",
+		SalesOrganization:   salesOrg,
+		DistributionChannel: distributionChannel,
+		Division:            division,
+		SoldToParty:         g.pick(soldToParties),
+		CustomerReference:   customerReference(key),
+		Items:               items,
+	}
+	if g.rng.IntN(2) == 0 {
+		o.RequestedDeliveryDate = g.today.AddDate(0, 0, 1+g.rng.IntN(30)).Format(time.DateOnly)
+	}
+	return o
+}
+
+func (g *generator) billingDocument(key string, flaw Flaw) tasks.Posting {
+	b := &tasks.BillingDocument{Key: key}
+	if flaw == UnknownSalesOrder {
+		b.SalesDocuments = []string{missingSalesOrder}
+		return b
+	}
+	for range 1 + g.rng.IntN(maxOrdersPerBilling) {
+		g.billed++
+		b.SalesDocuments = append(b.SalesDocuments, fmt.Sprint(g.billed))
+	}
+	switch {
+	case flaw == ClosedPeriod:
+		b.BillingDate = g.postingDate(flaw).Format(time.DateOnly)
+	case g.rng.IntN(2) == 0:
+		b.BillingDate = g.postingDate(flaw).Format(time.DateOnly)
+	}
+	return b
+}
+
+// customerReference is the customer's purchase order number of a sales
+// order: the key's end, as PurchaseOrderByCustomer holds 35 characters.
+func customerReference(key string) string {
+	const max = 35
+	if len(key) > max {
+		key = key[len(key)-max:]
+	}
+	return key
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -27,8 +28,8 @@ func TestEveryKindHasAGenerator(t *testing.T) {
 
 // TestGeneratedPostingsAreAccepted: every posting the harness makes passes
 // sapq's validation, so that only SAP can refuse the flawed ones; sound
-// ones use only the simulator's master data and open periods, flawed ones
-// break exactly what their flaw says.
+// ones use only the simulator's master data, open periods and open sales
+// orders, flawed ones break exactly what their flaw says.
 func TestGeneratedPostingsAreAccepted(t *testing.T) {
 	md := sim.DefaultMasterData()
 	for _, now := range []time.Time{
@@ -41,9 +42,12 @@ func TestGeneratedPostingsAreAccepted(t *testing.T) {
 		today := now.UTC().Format(time.DateOnly)
 		month := now.UTC().Format("2006-01")
 		closed := time.Date(now.Year(), now.Month()-3, 1, 0, 0, 0, 0, time.UTC).Format("2006-01")
+		billedOrders := map[string]bool{}
+		keys := 0
 		for _, spec := range kinds {
-			for _, flaw := range []Flaw{Sound, UnknownGLAccount, ClosedPeriod} {
+			for _, flaw := range append([]Flaw{Sound}, spec.flaws...) {
 				for i := range 50 {
+					keys++
 					key := "k-" + string(spec.kind) + "-" + flaw.String() + "-" + string(rune('a'+i%26))
 					p := spec.make(g, key, flaw)
 					raw, err := json.Marshal(p)
@@ -57,17 +61,22 @@ func TestGeneratedPostingsAreAccepted(t *testing.T) {
 					if f.key != key {
 						t.Errorf("%s: key %q, want %q", spec.kind, f.key, key)
 					}
-					cc, ok := md.CompanyCodes[f.companyCode]
-					if !ok || cc.Currency != f.currency {
-						t.Errorf("%s: company code %s in %s is not in the simulator's master data", spec.kind, f.companyCode, f.currency)
+					if f.companyCode != "" {
+						if cc, ok := md.CompanyCodes[f.companyCode]; !ok || cc.Currency != f.currency {
+							t.Errorf("%s: company code %s in %s is not in the simulator's master data", spec.kind, f.companyCode, f.currency)
+						}
 					}
-					if flaw == ClosedPeriod {
+					switch {
+					case flaw == ClosedPeriod:
 						if !strings.HasPrefix(f.postingDate, closed) {
 							t.Errorf("%s closed period: posting date %s, want one in %s", spec.kind, f.postingDate, closed)
 						}
-					} else if !strings.HasPrefix(f.postingDate, month) || f.postingDate > today {
+					case f.postingDate == "" && !f.dateOptional:
+						t.Errorf("%s %s: no posting date", spec.kind, flaw)
+					case f.postingDate != "" && (!strings.HasPrefix(f.postingDate, month) || f.postingDate > today):
 						t.Errorf("%s %s: posting date %s is not in %s up to %s", spec.kind, flaw, f.postingDate, month, today)
 					}
+					cc := md.CompanyCodes[f.companyCode]
 					missing := 0
 					for _, acct := range f.accounts {
 						if !md.GLAccounts[cc.ChartOfAccounts][acct] {
@@ -77,6 +86,18 @@ func TestGeneratedPostingsAreAccepted(t *testing.T) {
 					if want := map[Flaw]int{UnknownGLAccount: 1}[flaw]; missing != want {
 						t.Errorf("%s %s: %d G/L accounts missing from the master data, want %d: %v", spec.kind, flaw, missing, want, f.accounts)
 					}
+					missing = 0
+					for _, m := range f.materials {
+						if _, ok := md.Materials[m]; !ok {
+							missing++
+						}
+					}
+					if want := map[Flaw]int{UnknownMaterial: 1}[flaw]; missing != want {
+						t.Errorf("%s %s: %d materials missing from the master data, want %d: %v", spec.kind, flaw, missing, want, f.materials)
+					}
+					if f.salesArea != "" && !md.SalesCustomers[f.salesArea][f.soldTo] {
+						t.Errorf("%s: sold-to party %s not in sales area %s", spec.kind, f.soldTo, f.salesArea)
+					}
 					for _, c := range f.costCenters {
 						if c != "" && !md.CostCenters[cc.ControllingArea][c] {
 							t.Errorf("%s: cost center %s not in the master data", spec.kind, c)
@@ -85,7 +106,25 @@ func TestGeneratedPostingsAreAccepted(t *testing.T) {
 					if f.supplier != "" && !md.Suppliers[f.companyCode][f.supplier] {
 						t.Errorf("%s: supplier %s not in company code %s", spec.kind, f.supplier, f.companyCode)
 					}
+					for _, o := range f.salesOrders {
+						if flaw == UnknownSalesOrder {
+							if o != missingSalesOrder {
+								t.Errorf("%s %s: bills order %s, want the missing one", spec.kind, flaw, o)
+							}
+							continue
+						}
+						if billedOrders[o] {
+							t.Errorf("%s: order %s billed by two keys", spec.kind, o)
+						}
+						billedOrders[o] = true
+					}
 				}
+			}
+		}
+		// Every order billed is one the simulator holds from the start.
+		for o := range billedOrders {
+			if n, err := strconv.Atoi(o); err != nil || n < 1 || n > OpenSalesOrders(keys) {
+				t.Errorf("billed order %s is not among the %d open orders", o, OpenSalesOrders(keys))
 			}
 		}
 	}
@@ -95,7 +134,9 @@ func TestGeneratedPostingsAreAccepted(t *testing.T) {
 // kind adds a case to facts.
 type postingFacts struct {
 	key, companyCode, currency, postingDate, supplier string
-	accounts, costCenters                             []string
+	dateOptional                                      bool
+	accounts, costCenters, materials, salesOrders     []string
+	salesArea, soldTo                                 string
 }
 
 func facts(t *testing.T, p tasks.Posting) postingFacts {
@@ -114,6 +155,17 @@ func facts(t *testing.T, p tasks.Posting) postingFacts {
 			f.costCenters = append(f.costCenters, it.CostCenter)
 		}
 		return f
+	case *tasks.SalesOrder:
+		// A sales order posts nothing to the books: no posting date.
+		f := postingFacts{key: p.Key, dateOptional: true, salesArea: p.SalesOrganization + "/" + p.DistributionChannel + "/" + p.Division, soldTo: p.SoldToParty}
+		for _, it := range p.Items {
+			f.materials = append(f.materials, it.Material)
+		}
+		return f
+	case *tasks.BillingDocument:
+		// The billing date is optional (SAP takes today) and is the
+		// invoice's posting date.
+		return postingFacts{key: p.Key, postingDate: p.BillingDate, dateOptional: true, salesOrders: p.SalesDocuments}
 	}
 	t.Fatalf("no facts for %T: add a case", p)
 	return postingFacts{}

@@ -5,7 +5,13 @@
 // Served (see the path constants): the OData V2 service API_SUPPLIERINVOICE_PROCESS_SRV
 // (deep insert and reads of A_SupplierInvoice, reads of A_SupplierInvoiceItemGLAcct),
 // the read-only OData V2 service API_GLACCOUNTLINEITEM (GLAccountLineItem) and the
-// SOAP 1.1 service JournalEntryCreateRequestConfirmation_In.
+// SOAP 1.1 service JournalEntryCreateRequestConfirmation_In. For sales: the OData V2
+// service API_SALES_ORDER_SRV (deep insert and reads of A_SalesOrder, reads of
+// A_SalesOrderItem; creates are not de-duplicated, as in SAP), the OData V4 service
+// api_billingdocument (action CreateFromSDDocument, V4 errors and sap-messages) and
+// the OData V2 service API_BILLING_DOCUMENT_SRV (reads of A_BillingDocument and
+// A_BillingDocumentItem, function import Cancel); see billingdocument.go for what
+// billing models and simplifies.
 //
 // Control endpoints for tests and operators live under /sim/ and need no
 // authentication:

@@ -26,10 +26,14 @@ type LedgerDocument struct {
 	FiscalYear  string `json:"fiscal_year"`
 	CompanyCode string `json:"company_code"`
 	// Reference is the document's AssignmentReference: the header's for
-	// supplier invoices, the first line's that carries one for journal
-	// entries. sapq writes its posting reference there.
-	Reference string    `json:"reference"`
-	PostedAt  time.Time `json:"posted_at"`
+	// supplier invoices and sales orders, the first line's that carries one
+	// for journal entries. sapq writes its posting reference there.
+	// Billing documents carry none.
+	Reference string `json:"reference"`
+	// SalesDocuments are the sales documents a billing document bills
+	// (leading zeros dropped, sorted as numbers): what identifies it.
+	SalesDocuments []string  `json:"sales_documents,omitempty"`
+	PostedAt       time.Time `json:"posted_at"`
 	// ReversedBy is the document that reversed this one; Reverses names the
 	// document a reversal document reverses.
 	ReversedBy string `json:"reversed_by,omitempty"`
@@ -81,6 +85,8 @@ type books struct {
 	// openPeriods are months opened besides the current and the previous
 	// one ("2026-11").
 	openPeriods []string
+	// sales are the sales orders and billing documents.
+	sales salesBooks
 }
 
 func newBooks() books {
@@ -90,6 +96,7 @@ func newBooks() books {
 		soapInFlight:         map[string]bool{},
 		linesByAssignment:    map[string][]*glLine{},
 		invoicesByAssignment: map[string][]*supplierInvoice{},
+		sales:                newSalesBooks(),
 	}
 }
 
@@ -232,12 +239,23 @@ func (s *Server) CountByReference(ref string) int {
 }
 
 // Reverse reverses a posted document the way a user in SAP does (MR8M for a
-// supplier invoice, FB08 for a journal entry): a reversal document with the
-// opposite amounts and the same assignment, and the original marked reversed.
-// It returns the reversal document's number.
+// supplier invoice, FB08 for a journal entry, VF11 for a billing document):
+// a reversal document with the opposite amounts and the same assignment, and
+// the original marked reversed. It returns the reversal document's number.
 func (s *Server) Reverse(kind Kind, companyCode, document, fiscalYear string) (string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if kind == KindBillingDocument {
+		d := s.books.sales.billingByNo[alpha(document)]
+		if d == nil || d.CompanyCode != companyCode || d.FiscalYear != fiscalYear {
+			return "", fmt.Errorf("sim: no %s %s %s/%s", kind, companyCode, document, fiscalYear)
+		}
+		c, msg := s.cancelBilling(document)
+		if msg != nil {
+			return "", fmt.Errorf("sim: %s %s", msg.Code, msg.Text)
+		}
+		return c.BillingDocument, nil
+	}
 	var entry *LedgerDocument
 	for i := range s.books.ledger {
 		d := &s.books.ledger[i]

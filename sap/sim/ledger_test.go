@@ -6,8 +6,8 @@ import (
 	"net/http"
 	"net/url"
 	"sort"
-	"sync"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )

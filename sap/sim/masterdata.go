@@ -78,6 +78,9 @@ type Plant struct {
 // SalesArea is a sales area's customising.
 type SalesArea struct {
 	CompanyCode, Currency string
+	// OrderTypes are the sales document types allowed in the sales area
+	// (nil: OR, the standard order, only).
+	OrderTypes []string
 }
 
 // DefaultMasterData returns a fresh copy of the simulator's default data, modelled on

@@ -39,6 +39,12 @@ type Options struct {
 	Seed int64
 	// MasterData is what postings are validated against (nil = DefaultMasterData()).
 	MasterData *MasterData
+	// OpenSalesOrders is how many open standard orders the simulator holds
+	// from the start, waiting to be billed: numbered 1 to OpenSalesOrders,
+	// customer 10100001 in sales area 1010/10/00, one piece of TG11 each.
+	// They are not in the ledger. The master data must hold that sales area,
+	// customer and material (DefaultMasterData does).
+	OpenSalesOrders int
 	// NoDuplicateInvoiceCheck switches SAP's duplicate invoice check off,
 	// as customizing can (transaction OMRDC): then nothing in SAP stops a
 	// second equal invoice.
@@ -106,6 +112,7 @@ func New(opts Options) *Server {
 			panic(err)
 		}
 	}
+	s.seedSalesOrders(opts.OpenSalesOrders)
 	s.mux = http.NewServeMux()
 	for _, svc := range services {
 		svc.mount(s, s.mux)

@@ -20,6 +20,19 @@ var services = []service{
 	supplierInvoiceService,
 	glAccountLineItemService,
 	journalEntryService,
+	salesOrderService,
+	billingDocumentService,
+	billingDocumentV4Service,
+}
+
+// A postingService answers refusals in its protocol's error format: OData
+// V2 (odataService) or V4 (odataV4Service).
+type postingService interface {
+	writeError(s *Server, w http.ResponseWriter, status int, msgs ...sapMessage)
+}
+
+func (svc *odataService) writeError(s *Server, w http.ResponseWriter, status int, msgs ...sapMessage) {
+	s.writeODataError(w, status, svc, msgs...)
 }
 
 // servePosting runs a create request through what SAP and the gateway in
@@ -33,16 +46,16 @@ var services = []service{
 //  3. the faults SAP itself shows: "lock" refuses with SAP's lock message,
 //     "ambiguous" processes and loses the answer, "server_error" processes
 //     and answers HTTP 500 with SAP's messages.
-func (s *Server) servePosting(w http.ResponseWriter, r *http.Request, svc *odataService, kind Kind, process func(w http.ResponseWriter, r *http.Request, body []byte)) {
+func (s *Server) servePosting(w http.ResponseWriter, r *http.Request, svc postingService, kind Kind, process func(w http.ResponseWriter, r *http.Request, body []byte)) {
 	s.countAttempt(kind)
 	body, ok := readBody(w, r, func() {
-		s.writeODataError(w, http.StatusRequestEntityTooLarge, svc, msgSyntax("request body too large"))
+		svc.writeError(s, w, http.StatusRequestEntityTooLarge, msgSyntax("request body too large"))
 	})
 	if !ok {
 		return
 	}
 	fault, latency, ok := s.admit(w, kind, func() {
-		s.writeODataError(w, http.StatusServiceUnavailable, svc,
+		svc.writeError(s, w, http.StatusServiceUnavailable,
 			sapMessage{Code: "/IWFND/CM_BEC/026", Text: "Service unavailable: SAP system is temporarily not available"})
 	})
 	if !ok {
@@ -51,7 +64,7 @@ func (s *Server) servePosting(w http.ResponseWriter, r *http.Request, svc *odata
 	s.work(r, kind, fault, latency)
 	switch fault {
 	case FaultLock:
-		s.writeODataError(w, http.StatusBadRequest, svc, msgLocked())
+		svc.writeError(s, w, http.StatusBadRequest, msgLocked())
 	case FaultAmbiguous:
 		process(&discardWriter{}, r, body)
 		s.loseResponse(w, r, kind)
@@ -59,7 +72,7 @@ func (s *Server) servePosting(w http.ResponseWriter, r *http.Request, svc *odata
 		rec := httptest.NewRecorder()
 		process(rec, r, body)
 		if rec.Code < 300 {
-			s.writeODataError(w, http.StatusInternalServerError, svc, msgRuntimeError())
+			svc.writeError(s, w, http.StatusInternalServerError, msgRuntimeError())
 			return
 		}
 		// The refusal's body, under a status that does not prove it.

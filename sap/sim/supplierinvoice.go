@@ -505,4 +505,3 @@ func (s *Server) postInvoice(inv *supplierInvoice) {
 	})
 	s.stats.Posted[KindSupplierInvoice]++
 }
-

@@ -57,3 +57,33 @@ func JournalEntry(key string) *tasks.JournalEntry {
 		},
 	}
 }
+
+// SalesOrder returns a valid two-item standard order in sales area
+// 1010/10/00 for customer 10100001 (materials TG11 and TG12), with the key
+// as the customer's reference.
+func SalesOrder(key string) *tasks.SalesOrder {
+	ref := key
+	if len(ref) > 35 {
+		ref = ref[len(ref)-35:]
+	}
+	return &tasks.SalesOrder{
+		Key:                   key,
+		SalesOrderType:        "OR",
+		SalesOrganization:     "1010",
+		DistributionChannel:   "10",
+		Division:              "00",
+		SoldToParty:           "10100001",
+		CustomerReference:     ref,
+		RequestedDeliveryDate: time.Now().UTC().AddDate(0, 0, 7).Format("2006-01-02"),
+		Items: []tasks.SalesOrderItem{
+			{Material: "TG11", Quantity: "10", Unit: "PC"},
+			{Material: "TG12", Quantity: "2", Unit: "PC"},
+		},
+	}
+}
+
+// BillingDocument returns a valid billing posting of the given sales
+// orders, dated today, with SAP choosing the billing type.
+func BillingDocument(key string, salesOrders ...string) *tasks.BillingDocument {
+	return &tasks.BillingDocument{Key: key, SalesDocuments: salesOrders, BillingDate: Today()}
+}
