@@ -30,6 +30,12 @@ type Options struct {
 	// posting's SAP-side identity (tasks.Identity). Default
 	// tasks.DefaultDestination.
 	Destination string
+	// MaxInFlight caps the attempts talking to one SAP destination at once,
+	// across every worker on the Redis (an attempt's look-up and post hold
+	// one slot); 0 means no cap. Set it alike on every worker. Jobs that
+	// change the same SAP object are serialised in any case (locks.go);
+	// the leases of both last the ledger's Settle and are renewed while held.
+	MaxInFlight int
 	Retry       RetryPolicy
 	// RecordTimeout bounds how long an attempt keeps retrying to record its
 	// outcome while Redis is away; default 30s.
@@ -55,6 +61,7 @@ type Worker struct {
 	srv     *asynq.Server
 	sweeper *ledger.Sweeper
 	settle  time.Duration // the ledger's Settle
+	gate    *gate         // serialisation toward SAP
 	metrics *metrics
 	log     *slog.Logger
 	// inflight counts running handlers. asynq's Shutdown returns once its
@@ -95,6 +102,9 @@ func New(opts Options) (*Worker, error) {
 	if opts.Destination == "" {
 		opts.Destination = tasks.DefaultDestination
 	}
+	if opts.MaxInFlight < 0 {
+		return nil, fmt.Errorf("worker: Options.MaxInFlight must not be negative (0: no cap), got %d", opts.MaxInFlight)
+	}
 	if opts.RecordTimeout <= 0 {
 		opts.RecordTimeout = 30 * time.Second
 	}
@@ -114,6 +124,7 @@ func New(opts Options) (*Worker, error) {
 		metrics: newMetrics(opts.Metrics),
 		log:     opts.Logger.With("component", "worker"),
 	}
+	w.gate = &gate{rdb: opts.Redis, lease: w.settle, maxInFlight: opts.MaxInFlight, retry: opts.PollInterval, metrics: w.metrics, log: w.log}
 	w.srv = asynq.NewServerFromRedisClient(opts.Redis, asynq.Config{
 		Concurrency:              opts.Concurrency,
 		Queues:                   map[string]int{opts.Ledger.Queue(): 1},
