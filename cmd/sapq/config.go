@@ -248,3 +248,25 @@ func (s *sapFlags) newClient(log *slog.Logger) (*sap.Client, error) {
 	}
 	return sap.New(sap.Config{BaseURL: s.url, Client: s.client, Language: s.language, User: s.user, Password: pw, Timeout: s.timeout, Logger: log})
 }
+
+// limitFlags are the limits toward SAP that every worker on the Redis keeps
+// together (worker/locks.go). Jobs that change the same SAP object are
+// serialised always; the cap on calls in flight is the operator's, for only
+// they know how many work processes the SAP system gives the communication
+// user.
+type limitFlags struct {
+	maxInFlight int
+}
+
+func (l *limitFlags) register(fs *flag.FlagSet, e *envDefaults) {
+	fs.IntVar(&l.maxInFlight, "sap-max-in-flight", e.int("SAP_MAX_IN_FLIGHT", 0), "most calls in flight to each SAP destination across all workers on the Redis (an attempt's look-up and post hold one); 0 for no cap, when the workers' --concurrency added up is the bound; set it alike on every worker (env SAPQ_SAP_MAX_IN_FLIGHT)")
+}
+
+func (l *limitFlags) checks() []func() error {
+	return []func() error{func() error {
+		if l.maxInFlight < 0 {
+			return fmt.Errorf("--sap-max-in-flight (SAPQ_SAP_MAX_IN_FLIGHT) must be 0 (no cap) or more, got %d", l.maxInFlight)
+		}
+		return nil
+	}}
+}
