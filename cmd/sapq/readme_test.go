@@ -3,15 +3,8 @@ package main
 import (
 	"flag"
 	"fmt"
-	"go/ast"
-	"go/parser"
-	"go/token"
-	"maps"
 	"os"
-	"path/filepath"
 	"reflect"
-	"slices"
-	"strconv"
 	"strings"
 	"testing"
 
@@ -138,87 +131,4 @@ func ruleText(r tasks.Rule) string {
 		s += "; default " + r.Default
 	}
 	return s
-}
-
-// Every SAPQ_* variable a command reads is in the README's configuration
-// section. The variables are found where this package reads them: env,
-// secret (with its _FILE form) and envDefaults' typed readers, each called
-// with the name after SAPQ_.
-func TestREADMENamesEveryVariable(t *testing.T) {
-	b, err := os.ReadFile("../../README.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	readme := string(b)
-	start := strings.Index(readme, "\n## Configuration\n")
-	if start < 0 {
-		t.Fatal("README has no Configuration section")
-	}
-	section := readme[start+1:]
-	if end := strings.Index(section[1:], "\n## "); end >= 0 {
-		section = section[:end+1]
-	}
-	vars := variablesRead(t)
-	if len(vars) < 20 {
-		t.Fatalf("found only %d variables (%v): the search no longer sees how they are read", len(vars), vars)
-	}
-	for _, v := range vars {
-		name, file := strings.CutSuffix(v, "_FILE")
-		if strings.Contains(section, "`"+v+"`") || (file && strings.Contains(section, "`"+name+"` / `_FILE`")) {
-			continue
-		}
-		t.Errorf("README's Configuration section does not name %s", v)
-	}
-}
-
-// variablesRead lists the SAPQ_* variables the package's commands read.
-func variablesRead(t *testing.T) []string {
-	t.Helper()
-	fset := token.NewFileSet()
-	files, err := filepath.Glob("*.go")
-	if err != nil {
-		t.Fatal(err)
-	}
-	seen := map[string]bool{}
-	for _, path := range files {
-		if strings.HasSuffix(path, "_test.go") {
-			continue
-		}
-		f, err := parser.ParseFile(fset, path, nil, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ast.Inspect(f, func(n ast.Node) bool {
-			call, ok := n.(*ast.CallExpr)
-			if !ok || len(call.Args) == 0 {
-				return true
-			}
-			var fn string
-			switch f := call.Fun.(type) {
-			case *ast.Ident:
-				fn = f.Name
-			case *ast.SelectorExpr:
-				if x, ok := f.X.(*ast.Ident); ok && x.Name == "e" {
-					fn = "e." + f.Sel.Name
-				}
-			}
-			lit, ok := call.Args[0].(*ast.BasicLit)
-			if !ok || lit.Kind != token.STRING {
-				return true
-			}
-			name, err := strconv.Unquote(lit.Value)
-			if err != nil {
-				return true
-			}
-			switch fn {
-			case "secret":
-				seen["SAPQ_"+name+"_FILE"] = true
-				fallthrough
-			case "env", "e.int", "e.duration", "e.bool":
-				seen["SAPQ_"+name] = true
-			}
-			return true
-		})
-	}
-	return slices.Sorted(maps.Keys(seen))
 }
