@@ -16,16 +16,22 @@
 //     still be in flight: the settle time after the last call the ledger
 //     knows of (PhaseSending), and the settle time after a Redis loss, when
 //     the ledger may have forgotten calls (tasks/ledger/loss.go).
+//     Then take the leases of the SAP objects the posting changes and a
+//     call slot of its destination (locks.go), so that jobs of one SAP
+//     object never overlap in SAP and a destination never gets more than
+//     Options.MaxInFlight calls; a busy job goes back to the queue, again
+//     without spending the retry budget, and the leases are held until the
+//     outcome is recorded.
 //  3. Look the document up in SAP by the reference derived from who
 //     submitted it under which key (tasks.Identity): a posting's own
 //     document is adopted, a reversed one is not posted again, and if SAP
 //     cannot be read nothing is sent.
 //  4. Record "sending" (a compare-and-set that fences off a concurrent
-//     delivery; inside a loss window it refuses), then post under the job's
-//     context and a timeout, carrying the reference and, for SOAP, the
-//     message UUID of the job's generation: the same after an unknown
-//     outcome, so that SAP recognises the repeat, a new one after a definite
-//     refusal, which SAP would otherwise replay.
+//     delivery; inside a loss window it refuses), confirm the leases, then
+//     post under the job's context and a timeout, carrying the reference
+//     and, for SOAP, the message UUID of the job's generation: the same
+//     after an unknown outcome, so that SAP recognises the repeat, a new one
+//     after a definite refusal, which SAP would otherwise replay.
 //  5. Record what SAP's answer proves before acknowledging the task,
 //     retrying the record while Redis is away.
 //

@@ -160,6 +160,15 @@ func (a *attempt) run(ctx context.Context) error {
 		}
 	}
 
+	// From here to the recorded outcome the attempt holds its SAP objects
+	// and a call slot of its destination (locks.go); if another job holds
+	// them, it comes back later without spending its retry budget.
+	pass, err := w.gate.enter(ctx, job.ID, c.objects, destination)
+	if err != nil {
+		return err
+	}
+	defer pass.release()
+
 	// 2. Look the document up in SAP. Only a definite "not there" lets the
 	// call go out.
 	if done, err := a.lookUp(ctx, c); done || err != nil {
@@ -167,6 +176,7 @@ func (a *attempt) run(ctx context.Context) error {
 	}
 
 	// 3. Record "sending" (a compare-and-set against another delivery).
+	began := time.Now()
 	sending, err := w.ledger.BeginSend(ctx, job, destination, reference)
 	var lossWindow *ledger.LossWindowError
 	switch {
@@ -188,12 +198,18 @@ func (a *attempt) run(ctx context.Context) error {
 	}
 	a.job, job = sending, sending
 
-	// 4. Send, under the job's context and a timeout.
+	// 4. Send, under the job's context and a timeout, and only while the
+	// attempt's leases are still its own: a lost one sends nothing, and
+	// the job, recorded as sending, is looked up after the settle time.
+	if err := pass.confirm(ctx); err != nil {
+		return err
+	}
 	callCtx, cancel := context.WithTimeout(ctx, w.opts.SAPTimeout)
 	start := time.Now()
 	doc, err := c.post(callCtx, tasks.IdentityOf(&job, destination).MessageUUID(job.Generation))
 	cancel()
 	w.metrics.sapCall(job.Kind, destination, "post", start, err)
+	pass.sent(began, err)
 	if err == nil {
 		return a.succeed(ctx, doc, false)
 	}

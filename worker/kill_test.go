@@ -24,17 +24,25 @@ import (
 const workerProcessEnv = "SAPQ_TEST_WORKER_PROCESS"
 
 // runWorkerProcess is a worker in a child process, configured through the
-// environment by TestKilledWorkerMidCall, which kills it with SIGKILL.
+// environment by the tests that kill it with SIGKILL (childWorker).
 func runWorkerProcess() {
 	db, _ := strconv.Atoi(os.Getenv("SAPQ_TEST_REDIS_DB"))
 	rdb := redis.NewClient(&redis.Options{Addr: os.Getenv("SAPQ_TEST_REDIS_ADDR"), DB: db})
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
-	// SAP may take up to the minute-long timeout over a call.
-	l, err := ledger.New(ledger.Options{Redis: rdb, Logger: log, Settle: 70 * time.Second})
+	// By default SAP may take up to the minute-long timeout over a call.
+	sapTimeout, settle := time.Minute, 70*time.Second
+	if d, err := time.ParseDuration(os.Getenv("SAPQ_TEST_SAP_TIMEOUT")); err == nil {
+		sapTimeout = d
+	}
+	if d, err := time.ParseDuration(os.Getenv("SAPQ_TEST_SETTLE")); err == nil {
+		settle = d
+	}
+	maxInFlight, _ := strconv.Atoi(os.Getenv("SAPQ_TEST_MAX_IN_FLIGHT"))
+	l, err := ledger.New(ledger.Options{Redis: rdb, Logger: log, Settle: settle})
 	if err != nil {
 		panic(err)
 	}
-	client, err := sap.New(sap.Config{BaseURL: os.Getenv("SAPQ_TEST_SAP_URL"), User: simUser, Password: simPassword, Timeout: time.Minute})
+	client, err := sap.New(sap.Config{BaseURL: os.Getenv("SAPQ_TEST_SAP_URL"), User: simUser, Password: simPassword, Timeout: sapTimeout})
 	if err != nil {
 		panic(err)
 	}
@@ -42,7 +50,8 @@ func runWorkerProcess() {
 	if err != nil {
 		panic(err)
 	}
-	w, err := worker.New(worker.Options{Redis: rdb, Ledger: l, SAP: dest, PollInterval: 50 * time.Millisecond, SAPTimeout: time.Minute, Logger: log, SweepInterval: -1})
+	w, err := worker.New(worker.Options{Redis: rdb, Ledger: l, SAP: dest, PollInterval: 50 * time.Millisecond, SAPTimeout: sapTimeout,
+		MaxInFlight: maxInFlight, Logger: log, SweepInterval: -1})
 	if err != nil {
 		panic(err)
 	}
@@ -67,21 +76,11 @@ func TestKilledWorkerMidCall(t *testing.T) {
 	r := newRig(t, sim.Faults{Latency: 3 * time.Second})
 	job := r.submit(taskstest.JournalEntry("je-killed"))
 
-	child := exec.Command(os.Args[0], "-test.run=^$")
-	child.Env = append(os.Environ(), workerProcessEnv+"=1",
-		"SAPQ_TEST_REDIS_ADDR="+redisSrv.Addr, "SAPQ_TEST_REDIS_DB="+strconv.Itoa(r.db), "SAPQ_TEST_SAP_URL="+r.simURL)
-	child.Stdout, child.Stderr = os.Stderr, os.Stderr
-	if err := child.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { child.Process.Kill(); child.Wait() })
+	child := r.childWorker()
 
 	r.await(job.ID, "sending in the child worker", settle, func(j tasks.Job) bool { return j.Phase == tasks.PhaseSending })
 	r.awaitPosts(sim.KindJournalEntry, 1)
-	if err := child.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	child.Wait()
+	child.kill()
 	if err := r.sim.SetFaults(sim.Faults{}); err != nil {
 		t.Fatal(err)
 	}
@@ -102,4 +101,37 @@ func TestKilledWorkerMidCall(t *testing.T) {
 	if got, _ := r.ledger.Get(ctx, "", job.ID); got.Status != tasks.StatusSucceeded {
 		t.Fatalf("ledger status %s", got.Status)
 	}
+}
+
+// childWorker starts a worker process on the rig's Redis and simulator, with
+// settings from env ("SAPQ_TEST_SETTLE=3s", see runWorkerProcess). It is
+// killed when the test ends, if not before.
+func (r *rig) childWorker(env ...string) *childProcess {
+	r.t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), workerProcessEnv+"=1",
+		"SAPQ_TEST_REDIS_ADDR="+redisSrv.Addr, "SAPQ_TEST_REDIS_DB="+strconv.Itoa(r.db), "SAPQ_TEST_SAP_URL="+r.simURL)
+	cmd.Env = append(cmd.Env, env...)
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Start(); err != nil {
+		r.t.Fatal(err)
+	}
+	c := &childProcess{t: r.t, cmd: cmd}
+	r.t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	return c
+}
+
+type childProcess struct {
+	t   *testing.T
+	cmd *exec.Cmd
+}
+
+// kill ends the worker process with SIGKILL: no handler finishes, no lease
+// is given back.
+func (c *childProcess) kill() {
+	c.t.Helper()
+	if err := c.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		c.t.Fatal(err)
+	}
+	c.cmd.Wait()
 }

@@ -28,6 +28,9 @@ type SAP interface {
 type call struct {
 	post func(ctx context.Context, messageUUID string) (sap.Document, error)
 	find func(ctx context.Context) (sap.Match, error)
+	// objects are the SAP objects the posting changes (tasks.Facts), which
+	// no other job's call may change at the same time.
+	objects []string
 }
 
 // newCall builds the call of a posting to destination with its reference.
@@ -40,6 +43,7 @@ func newCall(s SAP, p tasks.Posting, destination, reference string) (call, error
 		post: func(ctx context.Context, messageUUID string) (sap.Document, error) {
 			return s.Post(ctx, destination, r, sap.Send{Reference: reference, MessageUUID: messageUUID})
 		},
-		find: func(ctx context.Context) (sap.Match, error) { return s.Find(ctx, destination, r, reference) },
+		find:    func(ctx context.Context) (sap.Match, error) { return s.Find(ctx, destination, r, reference) },
+		objects: p.Facts().Objects,
 	}, nil
 }

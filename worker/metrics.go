@@ -22,6 +22,10 @@ type metrics struct {
 	sapCallSeconds  *prometheus.HistogramVec
 	reconciledTotal *prometheus.CounterVec
 	waitsTotal      *prometheus.CounterVec
+	// Serialisation toward SAP (locks.go).
+	lockWaitsTotal        *prometheus.CounterVec
+	destinationWaitsTotal *prometheus.CounterVec
+	leasesLostTotal       prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer, l *ledger.Ledger) *metrics {
@@ -42,9 +46,19 @@ func newMetrics(reg prometheus.Registerer, l *ledger.Ledger) *metrics {
 		waitsTotal: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sapq_protocol_waits_total", Help: "Attempts put off without spending the retry budget, by reason (settle: an earlier call may be in flight; loss_window: Redis lost writes; concurrent: another delivery is sending).",
 		}, []string{"reason"}),
+		lockWaitsTotal: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sapq_lock_waits_total", Help: "Attempts put back in the queue, without spending the retry budget, because another job was posting one of their SAP objects, by the object's domain (supplier, customer, ...).",
+		}, []string{"domain"}),
+		destinationWaitsTotal: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sapq_destination_waits_total", Help: "Attempts put back in the queue, without spending the retry budget, because their SAP destination had the most calls in flight allowed, by destination.",
+		}, []string{"destination"}),
+		leasesLostTotal: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sapq_lock_leases_lost_total", Help: "Leases of SAP objects or destination call slots found no longer held by the attempt holding them (Redis lost them, or renewals failed for a whole lease).",
+		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.finishedTotal, m.retriesTotal, m.sapCallSeconds, m.reconciledTotal, m.waitsTotal, newQueueCollector(l))
+		reg.MustRegister(m.finishedTotal, m.retriesTotal, m.sapCallSeconds, m.reconciledTotal, m.waitsTotal,
+			m.lockWaitsTotal, m.destinationWaitsTotal, m.leasesLostTotal, newQueueCollector(l))
 	}
 	return m
 }
@@ -70,6 +84,14 @@ func (m *metrics) reconciled(kind tasks.Kind, result string) {
 }
 
 func (m *metrics) waited(reason string) { m.waitsTotal.WithLabelValues(reason).Inc() }
+
+func (m *metrics) lockWait(domain string) { m.lockWaitsTotal.WithLabelValues(domain).Inc() }
+
+func (m *metrics) destinationWait(destination string) {
+	m.destinationWaitsTotal.WithLabelValues(destination).Inc()
+}
+
+func (m *metrics) leaseLost() { m.leasesLostTotal.Inc() }
 
 // queueCollector reports, at each scrape, the queue's size by state, the
 // age of its oldest pending posting and how many postings wait for an

@@ -81,7 +81,12 @@ type waitError struct {
 
 func (e *waitError) Error() string { return e.reason }
 
-// isFailure tells asynq which errors spend the retry budget.
+// isFailure tells asynq which errors spend the retry budget. In asynq
+// v0.26.0 a non-failure goes to the retry set with RetryDelayFunc's delay
+// and an unchanged Retried count (processor.retry, rdb.Retry); but a task
+// whose Retried has reached its MaxRetry is archived whatever the error
+// (processor.handleFailedMessage), which is why the last attempt waits in
+// the handler (ProcessTask).
 func isFailure(err error) bool {
 	var w *waitError
 	return !errors.As(err, &w)

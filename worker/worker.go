@@ -28,7 +28,13 @@ type Options struct {
 	// the ledger's Settle, the time after which a call is taken to have
 	// ended in SAP and a look-up that finds nothing is trusted.
 	SAPTimeout time.Duration
-	Retry      RetryPolicy
+	// MaxInFlight caps the attempts talking to one SAP destination at once,
+	// across every worker on the Redis (an attempt's look-up and post hold
+	// one slot); 0 means no cap. Set it alike on every worker. Jobs that
+	// change the same SAP object are serialised in any case (locks.go);
+	// the leases of both last the ledger's Settle and are renewed while held.
+	MaxInFlight int
+	Retry       RetryPolicy
 	// RecordTimeout bounds how long an attempt keeps retrying to record its
 	// outcome while Redis is away; default 30s.
 	RecordTimeout time.Duration
@@ -53,6 +59,7 @@ type Worker struct {
 	srv     *asynq.Server
 	sweeper *ledger.Sweeper
 	settle  time.Duration // the ledger's Settle
+	gate    *gate         // serialisation toward SAP
 	metrics *metrics
 	log     *slog.Logger
 	// inflight counts running handlers. asynq's Shutdown returns once its
@@ -90,6 +97,9 @@ func New(opts Options) (*Worker, error) {
 	if settle := opts.Ledger.Settle(); settle <= opts.SAPTimeout {
 		return nil, fmt.Errorf("worker: the settle time (%s) must be longer than the SAP timeout (%s): a look-up before a call has ended in SAP can miss its document", settle, opts.SAPTimeout)
 	}
+	if opts.MaxInFlight < 0 {
+		return nil, fmt.Errorf("worker: Options.MaxInFlight must not be negative (0: no cap), got %d", opts.MaxInFlight)
+	}
 	if opts.RecordTimeout <= 0 {
 		opts.RecordTimeout = 30 * time.Second
 	}
@@ -109,6 +119,7 @@ func New(opts Options) (*Worker, error) {
 		metrics: newMetrics(opts.Metrics, opts.Ledger),
 		log:     opts.Logger.With("component", "worker"),
 	}
+	w.gate = &gate{rdb: opts.Redis, lease: w.settle, maxInFlight: opts.MaxInFlight, retry: opts.PollInterval, metrics: w.metrics, log: w.log}
 	w.srv = asynq.NewServerFromRedisClient(opts.Redis, asynq.Config{
 		Concurrency:              opts.Concurrency,
 		Queues:                   map[string]int{opts.Ledger.Queue(): 1},

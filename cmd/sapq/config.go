@@ -228,3 +228,25 @@ func (l *ledgerFlags) open(ctx context.Context, log *slog.Logger, settle time.Du
 	}
 	return rdb, led, nil
 }
+
+// limitFlags are the limits toward SAP that every worker on the Redis keeps
+// together (worker/locks.go). Jobs that change the same SAP object are
+// serialised always; the cap on calls in flight is the operator's, for only
+// they know how many work processes the SAP system gives the communication
+// user.
+type limitFlags struct {
+	maxInFlight int
+}
+
+func (l *limitFlags) register(fs *flag.FlagSet, e *envDefaults) {
+	fs.IntVar(&l.maxInFlight, "sap-max-in-flight", e.int("SAP_MAX_IN_FLIGHT", 0), "most calls in flight to each SAP destination across all workers on the Redis (an attempt's look-up and post hold one); 0 for no cap, when the workers' --concurrency added up is the bound; set it alike on every worker (env SAPQ_SAP_MAX_IN_FLIGHT)")
+}
+
+func (l *limitFlags) checks() []func() error {
+	return []func() error{func() error {
+		if l.maxInFlight < 0 {
+			return fmt.Errorf("--sap-max-in-flight (SAPQ_SAP_MAX_IN_FLIGHT) must be 0 (no cap) or more, got %d", l.maxInFlight)
+		}
+		return nil
+	}}
+}

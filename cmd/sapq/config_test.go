@@ -31,6 +31,8 @@ func TestBadConfigurationRefusesToStart(t *testing.T) {
 		{"a negative retention", map[string]string{"SAPQ_RETENTION": "-1h"}, nil, []string{"SAPQ_RETENTION"}},
 		{"an unknown log level", map[string]string{"SAPQ_LOG_LEVEL": "loud"}, nil, []string{"SAPQ_LOG_LEVEL"}},
 		{"an unknown boolean", map[string]string{"SAPQ_REDIS_UNSAFE": "sometimes"}, nil, []string{"SAPQ_REDIS_UNSAFE"}},
+		{"a cap in words", map[string]string{"SAPQ_SAP_MAX_IN_FLIGHT": "many"}, nil, []string{"SAPQ_SAP_MAX_IN_FLIGHT", `"many"`}},
+		{"a negative cap", map[string]string{"SAPQ_SAP_MAX_IN_FLIGHT": "-1"}, nil, []string{"SAPQ_SAP_MAX_IN_FLIGHT", "0 (no cap) or more"}},
 		{"an unparsable Redis URL", map[string]string{"SAPQ_REDIS_URL": "redis//nowhere"}, nil, []string{"SAPQ_REDIS_URL"}},
 	}
 	for _, c := range cases {

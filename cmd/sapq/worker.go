@@ -20,12 +20,14 @@ func runWorker(ctx context.Context, args []string, stdout io.Writer) error {
 	var e envDefaults
 	var lf ledgerFlags
 	var sf sapFlags
+	var limits limitFlags
 	lf.register(fs, &e)
 	sf.register(fs, &e)
+	limits.register(fs, &e)
 	concurrency := fs.Int("concurrency", e.int("CONCURRENCY", 10), "postings processed at once (env SAPQ_CONCURRENCY)")
 	settle := fs.Duration("reconcile-after", e.duration("RECONCILE_AFTER", 0), "settle time: how long after a call to SAP began a look-up that finds nothing is trusted, and how long no call goes out after Redis lost writes; the request may reach SAP up to --sap-timeout after the call began, so this must exceed --sap-timeout by the longest time SAP takes to process a request it received (env SAPQ_RECONCILE_AFTER; default --sap-timeout + 60s, the SAP ICM's default processing timeout)")
 	metricsAddr := fs.String("metrics-addr", env("METRICS_ADDR", "127.0.0.1:9090"), "address for /metrics, /healthz and /readyz, loopback only by default: :9090 for Prometheus and Kubernetes probes from elsewhere; empty disables (env SAPQ_METRICS_ADDR)")
-	checks := append(lf.checks(), sf.checks()...)
+	checks := append(append(lf.checks(), sf.checks()...), limits.checks()...)
 	checks = append(checks, positive("concurrency", "CONCURRENCY", concurrency), func() error {
 		if *settle == 0 {
 			*settle = sf.timeout + defaultSAPProcessing
@@ -54,7 +56,7 @@ func runWorker(ctx context.Context, args []string, stdout io.Writer) error {
 	defer rdb.Close()
 	reg := newRegistry()
 	w, err := worker.New(worker.Options{
-		Redis: rdb, Ledger: l, SAP: destinations,
+		Redis: rdb, Ledger: l, SAP: destinations, MaxInFlight: limits.maxInFlight,
 		Concurrency: *concurrency, SAPTimeout: sf.timeout, Logger: log, Metrics: reg,
 	})
 	if err != nil {

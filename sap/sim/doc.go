@@ -47,6 +47,10 @@
 //     the current and the previous month.
 //   - SAP's duplicate invoice check (company code, supplier, supplier's invoice
 //     number, gross amount, document date).
+//   - SAP's enqueue: a posting locks the accounts it books on (the invoicing
+//     party; a journal entry's customers and suppliers) while it is processed.
+//     A posting that meets such a lock is counted (Stats.LockCollisions) and,
+//     with Options.EnqueueLocks, refused with MC/601 as SAP does.
 //
 // Simplified:
 //   - Master data is a small in-memory set (see MasterData); no tax is calculated

@@ -403,9 +403,31 @@ func (s *Server) serveJournalEntry(w http.ResponseWriter, r *http.Request) {
 		}
 		defer s.endMessage(requestUUID)
 	}
+	release, ok := s.enqueue(KindJournalEntry, journalEntryObjects(entries))
+	if !ok {
+		// Refused like an injected lock: answered, and kept for the
+		// UUID, as SAP keeps every answer.
+		s.answerJournalEntry(w, r, "", s.processJournalEntries(entries, requestUUID, true, false))
+		return
+	}
+	defer release()
 	s.work(r, KindJournalEntry, fault, latency)
 	testRun := strings.TrimSpace(bulk.MessageHeader.TestDataIndicator) == "true"
 	s.answerJournalEntry(w, r, fault, s.processJournalEntries(entries, requestUUID, fault == FaultLock, testRun))
+}
+
+// journalEntryObjects: a journal entry locks the accounts of the customers
+// and suppliers it has lines for.
+func journalEntryObjects(entries []parsedEntry) []string {
+	var out []string
+	for _, p := range entries {
+		var customers, suppliers []string
+		for _, l := range p.lines {
+			customers, suppliers = append(customers, l.customer), append(suppliers, l.supplier)
+		}
+		out = append(out, partnerObjects(p.entry.CompanyCode, customers, suppliers)...)
+	}
+	return out
 }
 
 // answerJournalEntry sends SAP's answer, or loses it for an ambiguous fault.

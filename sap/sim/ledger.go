@@ -55,6 +55,14 @@ type Stats struct {
 	CSRFRejected int `json:"csrf_rejected"`
 	// Faults counts injected faults per kind.
 	Faults map[FaultKind]int `json:"faults"`
+	// LockCollisions counts posting requests that arrived while another
+	// posting being processed held one of their objects (see
+	// Options.EnqueueLocks): each is a lock conflict in a real SAP system.
+	LockCollisions int `json:"lock_collisions"`
+	// MaxInFlight is the most requests (reads, CSRF fetches and postings)
+	// SAP was processing at once, counting a request until SAP finished it,
+	// even if its client gave up earlier.
+	MaxInFlight int `json:"max_in_flight"`
 }
 
 func newStats() Stats {

@@ -46,6 +46,10 @@ type entitySet struct {
 	// pipeline; without it the set is read-only.
 	create func(s *Server, w http.ResponseWriter, r *http.Request, body []byte)
 	kind   Kind
+	// objects names what SAP's enqueue locks while it processes a create
+	// with this body (see enqueue.go); nil for none. A body it cannot read
+	// locks nothing: the create refuses it anyway.
+	objects func(body []byte) []string
 }
 
 // mount serves the service at its path.
@@ -87,7 +91,7 @@ func (s *Server) serveOData(w http.ResponseWriter, r *http.Request, svc *odataSe
 			s.writeODataError(w, http.StatusMethodNotAllowed, svc, msgMethodNotAllowed(r.Method))
 			return
 		}
-		s.servePosting(w, r, svc, svc.functionKinds[name], func(w http.ResponseWriter, r *http.Request, body []byte) { fn(s, w, r, body) })
+		s.servePosting(w, r, svc, svc.functionKinds[name], nil, func(w http.ResponseWriter, r *http.Request, body []byte) { fn(s, w, r, body) })
 		return
 	}
 	for _, es := range svc.entitySets {
@@ -95,7 +99,7 @@ func (s *Server) serveOData(w http.ResponseWriter, r *http.Request, svc *odataSe
 			continue
 		}
 		if r.Method == http.MethodPost && pred == "" && es.create != nil {
-			s.servePosting(w, r, svc, es.kind, func(w http.ResponseWriter, r *http.Request, body []byte) { es.create(s, w, r, body) })
+			s.servePosting(w, r, svc, es.kind, es.objects, func(w http.ResponseWriter, r *http.Request, body []byte) { es.create(s, w, r, body) })
 			return
 		}
 		s.serveReadOnly(w, r, svc, es, pred, func(qo queryOptions) []object {

@@ -70,7 +70,7 @@ func (s *Server) serveODataV4(w http.ResponseWriter, r *http.Request, svc *odata
 			svc.writeError(s, w, http.StatusMethodNotAllowed, msgMethodNotAllowed(r.Method))
 			return
 		}
-		s.servePosting(w, r, svc, a.kind, func(w http.ResponseWriter, r *http.Request, body []byte) { a.run(s, w, r, body) })
+		s.servePosting(w, r, svc, a.kind, nil, func(w http.ResponseWriter, r *http.Request, body []byte) { a.run(s, w, r, body) })
 		return
 	}
 	svc.writeError(s, w, http.StatusNotFound, msgNotFound(rest))

@@ -49,6 +49,11 @@ type Options struct {
 	// as customizing can (transaction OMRDC): then nothing in SAP stops a
 	// second equal invoice.
 	NoDuplicateInvoiceCheck bool
+	// EnqueueLocks refuses a posting with SAP's lock message (MC/601) while
+	// another posting being processed holds one of its objects (a
+	// supplier's account, say), as SAP's enqueue server does. Without it
+	// such overlaps are only counted (Stats.LockCollisions).
+	EnqueueLocks bool
 	// Logger receives the simulator's logs (nil = slog.Default()).
 	Logger *slog.Logger
 }
@@ -62,12 +67,14 @@ type Server struct {
 	sessions *sessionStore
 	faults   *faultInjector
 	holds    holds
+	locks    enqueueTable
 
 	mux *http.ServeMux // the services'
 
-	mu    sync.Mutex // guards books and stats
-	books books
-	stats Stats
+	mu       sync.Mutex // guards books, stats and inFlight
+	books    books
+	stats    Stats
+	inFlight int // requests being processed
 }
 
 // New returns a simulator with an empty ledger.
@@ -151,6 +158,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.serveControl(w, r)
 		return
 	}
+	s.enterRequest()
+	defer s.leaveRequest()
 	if !s.authenticate(w, r) {
 		return
 	}

@@ -41,12 +41,15 @@ func (svc *odataService) writeError(s *Server, w http.ResponseWriter, status int
 //
 //  1. the gateway: faults "fail" (503 with Retry-After) and "throttle" (429)
 //     answer at once, and the request never reaches SAP;
-//  2. SAP's processing time (latency, a slow commit, a held request), which
+//  2. SAP's enqueue: the objects the posting changes (objects, nil for
+//     none) are locked until it is processed; with Options.EnqueueLocks a
+//     posting that meets a lock is refused with SAP's lock message;
+//  3. SAP's processing time (latency, a slow commit, a held request), which
 //     a client that leaves does not cut short;
-//  3. the faults SAP itself shows: "lock" refuses with SAP's lock message,
+//  4. the faults SAP itself shows: "lock" refuses with SAP's lock message,
 //     "ambiguous" processes and loses the answer, "server_error" processes
 //     and answers HTTP 500 with SAP's messages.
-func (s *Server) servePosting(w http.ResponseWriter, r *http.Request, svc postingService, kind Kind, process func(w http.ResponseWriter, r *http.Request, body []byte)) {
+func (s *Server) servePosting(w http.ResponseWriter, r *http.Request, svc postingService, kind Kind, objects func([]byte) []string, process func(w http.ResponseWriter, r *http.Request, body []byte)) {
 	s.countAttempt(kind)
 	body, ok := readBody(w, r, func() {
 		svc.writeError(s, w, http.StatusRequestEntityTooLarge, msgSyntax("request body too large"))
@@ -60,6 +63,14 @@ func (s *Server) servePosting(w http.ResponseWriter, r *http.Request, svc postin
 	})
 	if !ok {
 		return
+	}
+	if objects != nil {
+		release, ok := s.enqueue(kind, objects(body))
+		if !ok {
+			svc.writeError(s, w, http.StatusBadRequest, msgLocked())
+			return
+		}
+		defer release()
 	}
 	s.work(r, kind, fault, latency)
 	switch fault {

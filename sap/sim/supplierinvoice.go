@@ -279,6 +279,7 @@ var supplierInvoiceService = &odataService{
 func init() {
 	supplierInvoiceSet.kind = KindSupplierInvoice
 	supplierInvoiceSet.create = (*Server).createSupplierInvoice
+	supplierInvoiceSet.objects = supplierInvoiceObjects
 	supplierInvoiceSet.rows = func(s *Server, r *http.Request, svc *odataService, qo queryOptions) []object {
 		invoices := s.books.invoices
 		if ref, ok := qo.equals("AssignmentReference"); ok {
@@ -299,6 +300,16 @@ func init() {
 		}
 		return out
 	}
+}
+
+// supplierInvoiceObjects: posting an invoice locks the invoicing party's
+// account in the company code.
+func supplierInvoiceObjects(body []byte) []string {
+	var p struct{ CompanyCode, InvoicingParty string }
+	if json.Unmarshal(body, &p) != nil {
+		return nil
+	}
+	return partnerObjects(p.CompanyCode, nil, []string{p.InvoicingParty})
 }
 
 // createSupplierInvoice deserializes, validates and posts a deep insert.
