@@ -1,9 +1,7 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -117,9 +115,10 @@ func newUI(redisOpt asynq.RedisConnOpt, readOnly bool, l *ledger.Ledger, destina
 }
 
 // summarizePosting describes a posting task for the Asynq UI's narrow
-// payload column: where the posting stands (its SAP document, or SAP's
-// code and message), then its kind, company code, amount and currency and
-// reference, then the posting as submitted. Postings carry no secrets.
+// payload column, a line each: where the posting stands (its SAP document,
+// or SAP's code and message); its kind, company code, amount and currency;
+// its reference in SAP and caller; the job; the posting as submitted.
+// Postings carry no secrets.
 func summarizePosting(ctx context.Context, l *ledger.Ledger, destination, taskType string, payload []byte) string {
 	p, err := ledger.ParseTaskPayload(payload)
 	if err != nil {
@@ -141,31 +140,30 @@ func summarizePosting(ctx context.Context, l *ledger.Ledger, destination, taskTy
 	default:
 		fmt.Fprintf(&b, "%s\n", job.Status)
 	}
-	parts := []string{string(job.Kind)}
+	facts := []string{string(job.Kind)}
 	if cc := ledger.CompanyCodeOf(job); cc != "" {
-		parts = append(parts, "company "+cc)
+		facts = append(facts, "company "+cc)
 	}
 	if posting, err := job.Posting(); err == nil {
 		if f := posting.Facts(); !f.Amount.IsZero() {
-			parts = append(parts, f.Amount.StringFixed(2)+" "+f.Currency)
+			facts = append(facts, f.Amount.StringFixed(2)+" "+f.Currency)
 		}
 	}
+	b.WriteString(strings.Join(facts, " · ") + "\n")
 	ref := job.Reference
 	if ref == "" && job.Fingerprint != "" {
 		ref = tasks.IdentityOf(&job, destination).Reference()
 	}
 	if ref != "" {
-		parts = append(parts, "ref "+ref)
+		b.WriteString("ref " + ref + " · ")
 	}
-	parts = append(parts, "caller "+job.Caller, "job "+job.ID)
+	b.WriteString("caller " + job.Caller + "\njob " + job.ID)
 	if p.Run != job.Run {
-		parts = append(parts, fmt.Sprintf("stale task of run %d (the job is at run %d)", p.Run, job.Run))
+		fmt.Fprintf(&b, "\nstale task of run %d (the job is at run %d)", p.Run, job.Run)
 	}
-	b.WriteString(strings.Join(parts, " · "))
-	var pretty bytes.Buffer
-	if json.Indent(&pretty, p.Posting, "", "  ") == nil {
-		b.WriteString("\n\n" + pretty.String())
-	}
+	// The posting on one line: the list stays one row per task, and the
+	// task's page shows it whole.
+	b.WriteString("\n" + string(p.Posting))
 	return b.String()
 }
 
