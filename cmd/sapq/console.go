@@ -46,9 +46,10 @@ type consoleOptions struct {
 	// must come from its origin, and an https URL makes cookies Secure.
 	PublicURL  *url.URL
 	SessionTTL time.Duration
-	// SAP is what previews are built for (BaseURL, Client, Language,
-	// User); Destination names the SAP system of postings not yet sent.
-	SAP         sap.Config
+	// SAP returns the configuration of a destination (BaseURL, Client,
+	// Language, User; no secret is needed) that previews are built for;
+	// Destination names the SAP system of postings not yet sent.
+	SAP         func(destination string) (sap.Config, bool)
 	Destination string
 	Log, Audit  *slog.Logger
 	Now         func() time.Time
@@ -70,6 +71,9 @@ func newConsole(opts consoleOptions) (*console, error) {
 	}
 	if opts.Destination == "" {
 		opts.Destination = tasks.DefaultDestination
+	}
+	if opts.SAP == nil {
+		return nil, errors.New("console: Options.SAP is required")
 	}
 	if opts.Auth.token == "" && opts.Auth.callers.Len() == 0 {
 		return nil, errors.New("no way to log in to the console: set SAPQ_UI_TOKEN (or _FILE), or give a callers file with operators (--callers-file)")
@@ -112,6 +116,12 @@ func (c *console) register(mux *http.ServeMux) {
 	mux.Handle("GET /console/static/", http.StripPrefix("/console/static/", http.FileServerFS(consoleFiles)))
 	mux.Handle("/ui/", c.authenticated(c.audited(c.opts.Queues)))
 	mux.Handle("GET /{$}", http.RedirectHandler("/console/", http.StatusFound))
+}
+
+// oneSAPSystem is the SAP configuration of every destination, where one
+// SAP system is configured.
+func oneSAPSystem(cfg sap.Config) func(string) (sap.Config, bool) {
+	return func(string) (sap.Config, bool) { return cfg, true }
 }
 
 // writable refuses console actions in read-only mode.
@@ -321,7 +331,12 @@ func (c *console) preview(ctx context.Context, j tasks.Job) preview {
 		gen++
 	}
 	send := sap.Send{Reference: pv.Reference, MessageUUID: tasks.IdentityOf(&j, c.destinationOf(j)).MessageUUID(gen)}
-	call, err := sap.DescribePost(ctx, c.opts.SAP, req, send)
+	cfg, ok := c.opts.SAP(c.destinationOf(j))
+	if !ok {
+		pv.Refused = "no SAP system named " + c.destinationOf(j) + " is configured here"
+		return pv
+	}
+	call, err := sap.DescribePost(ctx, cfg, req, send)
 	if err != nil {
 		pv.Refused = err.Error()
 		return pv

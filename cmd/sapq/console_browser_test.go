@@ -98,7 +98,7 @@ func TestConsoleInBrowserReprocessesAFailureGroup(t *testing.T) {
 	ctx := newBrowser(t)
 	text := func(sel chromedp.CSS) string {
 		t.Helper()
-		s, err := chromedp.Run(ctx, chromedp.Text(sel))
+		s, err := chromedp.Run(ctx, chromedp.TextContent(sel))
 		if err != nil {
 			t.Fatalf("text of %s: %v", sel, err)
 		}
@@ -141,14 +141,14 @@ func TestConsoleInBrowserReprocessesAFailureGroup(t *testing.T) {
 	err = chromedp.Do(ctx,
 		chromedp.Navigate(base+"/console/"),
 		chromedp.Click(chromedp.CSS("a.open")),
-		chromedp.WaitVisible(chromedp.ID("preview")),
+		chromedp.WaitVisible(chromedp.Search(`//pre[@id="preview"][contains(., "JournalEntryCreateRequest")]`)),
 		screenshot(t, "4-group-and-preview"),
 	)
 	if err != nil {
 		t.Fatalf("open the group: %v", err)
 	}
 	preview := text("#preview")
-	if !strings.Contains(preview, "POST "+base+"/sap/bc/srt/scs_ext/sap/journalentrycreaterequestconfi") || !strings.Contains(preview, closedMonth.Format(time.DateOnly)) {
+	if !strings.Contains(preview, "POST "+base+"/sap/bc/srt/scs_ext/sap/journalentrycreaterequestconfi") || !strings.Contains(preview, "<PostingDate>"+closedMonth.Format("2006-01-")) {
 		t.Fatalf("preview:\n%s", preview)
 	}
 

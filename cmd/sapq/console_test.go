@@ -63,7 +63,7 @@ func newConsoleRig(t *testing.T, tweak func(*consoleOptions)) *consoleRig {
 	t.Cleanup(func() { ui.Close() })
 	opts := consoleOptions{
 		Ledger: l, Redis: rdb, Auth: operatorAuth{token: consoleSharedToken, callers: callers}, Queues: ui,
-		SessionTTL: time.Hour, SAP: sap.Config{BaseURL: "http://sap.example.invalid", User: "SAPQ_COMM"},
+		SessionTTL: time.Hour, SAP: oneSAPSystem(sap.Config{BaseURL: "http://sap.example.invalid", User: "SAPQ_COMM"}),
 		Log: testLog(t), Audit: slog.New(slog.NewTextHandler(r.audit, nil)),
 		Now: func() time.Time { r.mu.Lock(); defer r.mu.Unlock(); return r.now },
 	}

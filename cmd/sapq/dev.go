@@ -141,7 +141,7 @@ func runDev(ctx context.Context, args []string, stdout io.Writer) error {
 	// reprocess and discard, and approves nothing (dev has no operators).
 	console, err := newConsole(consoleOptions{
 		Ledger: l, Redis: rdb, Auth: operatorAuth{token: *token}, Queues: ui,
-		SAP: sap.Config{BaseURL: base, User: "SAPQ_COMM"}, Log: log, Audit: log.With("audit", true),
+		SAP: oneSAPSystem(sap.Config{BaseURL: base, User: "SAPQ_COMM"}), Log: log, Audit: log.With("audit", true),
 	})
 	if err != nil {
 		return err

@@ -74,7 +74,7 @@ func runUI(ctx context.Context, args []string, stdout io.Writer) error {
 	c, err := newConsole(consoleOptions{
 		Ledger: led, Redis: rdb, Auth: auth, Queues: ui, ReadOnly: *readOnly,
 		PublicURL: public, SessionTTL: *sessionTTL,
-		SAP:         sap.Config{BaseURL: sf.url, Client: sf.client, Language: sf.language, User: sf.user},
+		SAP:         oneSAPSystem(sap.Config{BaseURL: sf.url, Client: sf.client, Language: sf.language, User: sf.user}),
 		Destination: sf.destination, Log: log, Audit: log.With("audit", true),
 	})
 	if err != nil {
