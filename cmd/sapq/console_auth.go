@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -265,7 +266,8 @@ func (c *console) refuse(w http.ResponseWriter, r *http.Request, sess session, e
 // safeNext is where to go after logging in: a path of this server only.
 func safeNext(next string) string {
 	u, err := url.Parse(next)
-	if next == "" || err != nil || u.IsAbs() || u.Host != "" || len(u.Path) == 0 || u.Path[0] != '/' || (len(u.Path) > 1 && u.Path[1] == '/') {
+	// Browsers read a backslash as a slash: "/\host" would be "//host".
+	if next == "" || err != nil || u.IsAbs() || u.Host != "" || strings.Contains(next, "\\") || len(u.Path) == 0 || u.Path[0] != '/' || (len(u.Path) > 1 && u.Path[1] == '/') {
 		return "/console/"
 	}
 	return u.RequestURI()

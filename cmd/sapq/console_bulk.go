@@ -78,7 +78,7 @@ func (b *bulkRunner) Shutdown() {
 	b.wg.Wait()
 }
 
-// groupFilter selects the failed jobs of a failure group (one code and
+// groupIDs selects the failed jobs of a failure group (one code and
 // message) that failed before a time: the ledger's filter selects by code,
 // and the message is matched here.
 func (b *bulkRunner) groupIDs(ctx context.Context, code, message string, before time.Time) ([]string, error) {

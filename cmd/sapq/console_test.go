@@ -534,3 +534,21 @@ func TestConsoleApprovals(t *testing.T) {
 		t.Fatalf("audit log:\n%s", r.audit.String())
 	}
 }
+
+// After the login the browser goes back where it was, but never to
+// another site.
+func TestConsoleLoginGoesBackOnlyToItsOwnPages(t *testing.T) {
+	for next, want := range map[string]string{
+		"/console/group?code=F5%2F201": "/console/group?code=F5%2F201",
+		"/ui/queues/postings":          "/ui/queues/postings",
+		"":                             "/console/",
+		"https://evil.example/":        "/console/",
+		"//evil.example/":              "/console/",
+		`/\evil.example/`:              "/console/",
+		"console/":                     "/console/",
+	} {
+		if got := safeNext(next); got != want {
+			t.Errorf("safeNext(%q) = %q, want %q", next, got, want)
+		}
+	}
+}
