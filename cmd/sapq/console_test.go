@@ -552,3 +552,79 @@ func TestConsoleLoginGoesBackOnlyToItsOwnPages(t *testing.T) {
 		}
 	}
 }
+
+// The Asynq UI's payload column leads with where the posting stands, then
+// what it is.
+func TestAsynqUISummarizesPostings(t *testing.T) {
+	r := newConsoleRig(t, nil)
+	ctx := context.Background()
+	job, _, err := r.ledger.Submit(ctx, "alice", taskstest.JournalEntry("je-summary"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	failForConsole(t, r.ledger, job.ID, "F5/201", "Posting period 011 2026 is not open")
+	info, err := r.ledger.Inspector().GetTaskInfo(r.ledger.Queue(), ledger.TaskID(job.ID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := summarizePosting(ctx, r.ledger, tasks.DefaultDestination, info.Type, info.Payload)
+	lines := strings.Split(got, "\n")
+	ref := tasks.IdentityOf(&job, tasks.DefaultDestination).Reference()
+	want := []string{"failed: F5/201 Posting period 011 2026 is not open", "journal_entry · company 1010 · 250.00 EUR", "ref " + ref + " · caller alice", "job " + job.ID}
+	if len(lines) < len(want)+1 {
+		t.Fatalf("summary:\n%s", got)
+	}
+	for i, w := range want {
+		if lines[i] != w {
+			t.Errorf("line %d = %q, want %q", i+1, lines[i], w)
+		}
+	}
+	if !strings.Contains(lines[len(want)], `"idempotency_key":"je-summary"`) {
+		t.Errorf("the posting line = %q", lines[len(want)])
+	}
+}
+
+// Under sapq dev's embedded Redis, the Asynq UI's Redis page gets the INFO
+// fields it reads: no "undefined days", no NaN.
+func TestDevEmbeddedRedisAnswersTheAsynqUIsRedisPage(t *testing.T) {
+	const token = "info-token-0123456789"
+	base := startDev(t, token, true)
+	c := consoleLogin(t, base, token)
+	resp, err := c.Get(base + "/ui/api/redis_info")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body struct {
+		Info map[string]string `json:"info"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		t.Fatal(err)
+	}
+	for _, field := range []string{"redis_version", "uptime_in_days", "used_memory_human", "used_memory_peak_human", "mem_fragmentation_ratio", "connected_clients", "connected_slaves", "rdb_last_save_time", "rdb_changes_since_last_save"} {
+		if body.Info[field] == "" {
+			t.Errorf("INFO has no %s: %v", field, body.Info)
+		}
+	}
+	if body.Info["rdb_last_save_time"] != "0" || body.Info["uptime_in_days"] != "0" {
+		t.Errorf("INFO = %v: want no save time (the UI shows nothing for 0) and a whole number of days", body.Info)
+	}
+}
+
+// consoleLogin logs in to a console at base as a browser does and returns
+// a client with the session's cookies.
+func consoleLogin(t *testing.T, base, token string) *http.Client {
+	t.Helper()
+	jar, _ := cookiejar.New(nil)
+	c := httpClient(t)
+	c.Jar = jar
+	req, _ := http.NewRequest(http.MethodPost, base+"/console/login", strings.NewReader(url.Values{"token": {token}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Origin", base)
+	resp, err := c.Do(req)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("log in to %s: %v %v", base, err, resp)
+	}
+	resp.Body.Close()
+	return c
+}
