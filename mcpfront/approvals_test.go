@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+
+	"github.com/sapq/sapq/tasks/ledger"
 )
 
 type approvalView struct {
@@ -56,7 +58,7 @@ func TestFourEyesApproval(t *testing.T) {
 		!strings.Contains(sub.WaitingFor, "an operator other than ap-agent must approve or reject it before") {
 		t.Fatalf("submission above the threshold = %+v %+v", sub, sub.Approval)
 	}
-	if _, err := e.ledger.Inspector().GetTaskInfo(e.ledger.Queue(), sub.JobID); err == nil {
+	if _, err := e.ledger.Inspector().GetTaskInfo(e.ledger.Queue(), ledger.TaskID(sub.JobID)); err == nil {
 		t.Fatal("a posting awaiting approval was enqueued")
 	}
 	// An agent neither sees nor may call the operators' tools.
@@ -84,7 +86,7 @@ func TestFourEyesApproval(t *testing.T) {
 	if approved.Status != "queued" || approved.Approval.Decision != "approved" || approved.Approval.DecidedBy != "controller" || approved.WaitingFor != "" {
 		t.Fatalf("approve_posting = %+v %+v", approved, approved.Approval)
 	}
-	if info, err := e.ledger.Inspector().GetTaskInfo(e.ledger.Queue(), sub.JobID); err != nil || info.State != asynq.TaskStatePending {
+	if info, err := e.ledger.Inspector().GetTaskInfo(e.ledger.Queue(), ledger.TaskID(sub.JobID)); err != nil || info.State != asynq.TaskStatePending {
 		t.Fatalf("the approved posting's task: %+v, %v", info, err)
 	}
 	var seen postingWithApproval

@@ -294,6 +294,17 @@ func (f *DestinationsFile) Configs(base Config) (map[string]Config, error) {
 	return out, errors.Join(errs...)
 }
 
+// Addresses returns each destination's configuration without its secrets:
+// where it is and who logs on, for what describes calls without making
+// them (a console's preview).
+func (f *DestinationsFile) Addresses() map[string]Config {
+	out := map[string]Config{}
+	for _, d := range f.file.Destinations {
+		out[d.Name] = Config{BaseURL: d.URL, Client: d.SAPClient, Language: d.Language, User: d.User}
+	}
+	return out
+}
+
 // readSecret reads a secret from the environment variable or the file named.
 func readSecret(env, file string) (string, error) {
 	if file != "" {

@@ -201,7 +201,7 @@ func TestDeliveryOfAFailedJobSendsNothing(t *testing.T) {
 	// Meanwhile the period of the wrong one was opened, and an operator
 	// clicks "Run" on its archived task.
 	r.simShift.Store(int64(-90 * 24 * time.Hour))
-	if err := r.ledger.Inspector().RunTask(r.ledger.Queue(), job.ID); err != nil {
+	if err := r.ledger.Inspector().RunTask(r.ledger.Queue(), ledger.TaskID(job.ID)); err != nil {
 		t.Fatal(err)
 	}
 	r.awaitGone(job.ID)

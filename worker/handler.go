@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
@@ -329,7 +330,7 @@ func (a *attempt) settleMatch(ctx context.Context, m sap.Match) (bool, error) {
 			return true, err
 		}
 		a.w.metrics.finished(a.job.Kind, tasks.StatusFailed, jobErr.Code)
-		return true, fmt.Errorf("%w: %s", asynq.SkipRetry, jobErr.Message)
+		return true, &taskError{jobErr: jobErr, skip: true}
 	default:
 		a.w.metrics.reconciled(a.job.Kind, "found")
 		a.log.Info("SAP already holds the document; adopting it", "document", m.Document.Number)
@@ -422,7 +423,7 @@ func (a *attempt) fail(ctx context.Context, phase tasks.Phase, jobErr tasks.JobE
 	}
 	a.w.metrics.finished(a.job.Kind, tasks.StatusFailed, jobErr.Code)
 	a.log.Warn("posting failed", "code", jobErr.Code, "category", jobErr.Category, "message", jobErr.Message)
-	return fmt.Errorf("%w: %s", asynq.SkipRetry, describeCause(jobErr, cause))
+	return &taskError{jobErr: jobErr, cause: cause, skip: true}
 }
 
 // unsendable fails a job this worker cannot even build a request for. The
@@ -455,7 +456,7 @@ func (a *attempt) retry(ctx context.Context, phase tasks.Phase, jobErr tasks.Job
 		a.w.metrics.retried(a.job.Kind, jobErr)
 	}
 	a.log.Warn("attempt failed", "category", jobErr.Category, "code", jobErr.Code, "message", jobErr.Message, "last", a.last)
-	return cause
+	return &taskError{jobErr: jobErr, cause: cause}
 }
 
 // awaitSettling asks for a later attempt, without spending the retry
@@ -521,9 +522,48 @@ func category(c sap.Category) tasks.ErrorCategory {
 	}
 }
 
-func describeCause(je tasks.JobError, cause error) string {
-	if cause != nil {
-		return cause.Error()
+// taskError is what a failed attempt returns to asynq, which records its
+// text as the task's last error: the Asynq UI shows it in a narrow column,
+// so it starts with SAP's code and message, and what the attempt was (the
+// call, its category and HTTP status) follows. It unwraps to the SAP error
+// (Retry-After, categories) and, for an attempt that ends the job, to
+// asynq.SkipRetry.
+type taskError struct {
+	jobErr tasks.JobError
+	cause  error
+	skip   bool
+}
+
+func (e *taskError) Error() string {
+	var b strings.Builder
+	b.WriteString(strings.TrimSpace(e.jobErr.Code + " " + e.jobErr.Message))
+	var se *sap.Error
+	switch {
+	case errors.As(e.cause, &se):
+		fmt.Fprintf(&b, " [sap: %s: %s", se.Op, se.Category)
+		if se.HTTPStatus != 0 {
+			fmt.Fprintf(&b, ", HTTP %d", se.HTTPStatus)
+		}
+		if se.Err != nil {
+			b.WriteString(": " + se.Err.Error())
+		}
+		b.WriteString("]")
+	case e.cause != nil && e.cause.Error() != e.jobErr.Message:
+		b.WriteString(" [" + e.cause.Error() + "]")
 	}
-	return je.Message
+	if e.skip {
+		b.WriteString(" (not retried)")
+	}
+	return b.String()
+}
+
+func (e *taskError) Unwrap() []error {
+	errs := []error{}
+	if e.cause != nil {
+		errs = append(errs, e.cause)
+	}
+	if e.skip {
+		errs = append(errs, asynq.SkipRetry)
+	}
+	return errs
 }

@@ -201,7 +201,7 @@ func (r *rig) job(id string) tasks.Job {
 func (r *rig) awaitGone(id string) {
 	r.t.Helper()
 	r.eventually(settle, "task "+id+" gone", func() (bool, string) {
-		info, err := r.ledger.Inspector().GetTaskInfo(r.ledger.Queue(), id)
+		info, err := r.ledger.Inspector().GetTaskInfo(r.ledger.Queue(), ledger.TaskID(id))
 		if errors.Is(err, asynq.ErrTaskNotFound) {
 			return true, ""
 		}
@@ -246,7 +246,7 @@ func (r *rig) awaitStatus(id string, want tasks.Status, limit time.Duration) tas
 func (r *rig) awaitTaskState(id string, want asynq.TaskState, limit time.Duration) {
 	r.t.Helper()
 	r.eventually(limit, "task "+id+" "+want.String(), func() (bool, string) {
-		info, err := r.ledger.Inspector().GetTaskInfo(r.ledger.Queue(), id)
+		info, err := r.ledger.Inspector().GetTaskInfo(r.ledger.Queue(), ledger.TaskID(id))
 		if err != nil {
 			return false, err.Error()
 		}

@@ -204,7 +204,7 @@ func TestWaitingForALockHoldsNoWorkerSlot(t *testing.T) {
 	if r.sim.Held() != 1 || r.job(waiting.ID).Status.Terminal() {
 		t.Fatalf("the held invoice or the waiting one moved on before the test let go: %s", describeJob(r.job(waiting.ID)))
 	}
-	info, err := r.ledger.Inspector().GetTaskInfo(r.ledger.Queue(), waiting.ID)
+	info, err := r.ledger.Inspector().GetTaskInfo(r.ledger.Queue(), ledger.TaskID(waiting.ID))
 	if err != nil || info.Retried != 0 {
 		t.Fatalf("the waiting task: %+v (%v); want no retry spent", info, err)
 	}

@@ -145,6 +145,12 @@ func TestPermanentErrorsFailAtOnceWithSAPMessage(t *testing.T) {
 				t.Fatalf("error = %+v, want %s ...%s... permanent", got.Error, c.code, c.text)
 			}
 			r.awaitTaskState(job.ID, asynq.TaskStateArchived, settle) // kept for reprocessing
+			// The Asynq UI shows the task's last error in a narrow column:
+			// SAP's code and message come first.
+			info, err := r.ledger.Inspector().GetTaskInfo(r.ledger.Queue(), ledger.TaskID(job.ID))
+			if err != nil || !strings.HasPrefix(info.LastErr, c.code+" "+got.Error.Message) || !strings.Contains(info.LastErr, "(not retried)") {
+				t.Fatalf("the task's last error = %q (%v), want it to start with %q", info.LastErr, err, c.code+" "+got.Error.Message)
+			}
 		})
 	}
 	if docs := r.sim.Ledger(); len(docs) != 0 {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
+	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/sapq/sapq/mcpfront"
@@ -28,8 +29,9 @@ const devCaller = "dev"
 
 // runDev starts every piece in one process on one listener: an embedded
 // Redis (unless --redis-url is given), the SAP simulator under /sap and
-// /sim, a worker posting to it, MCP at /mcp, the Asynq UI at /ui/ behind the
-// same token, /metrics and /healthz.
+// /sim, a worker posting to it, MCP at /mcp, the console at /console/ and
+// the Asynq UI at /ui/ behind a login with the same token, /metrics and
+// /healthz.
 func runDev(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("dev", flag.ContinueOnError)
 	addr := fs.String("addr", "127.0.0.1:8080", "listen address for everything")
@@ -134,8 +136,22 @@ func runDev(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	ui := newUI(target.connOpt(), false)
+	uiRedis := target.connOpt()
+	if *redisURL == "" {
+		uiRedis = embeddedRedisOpt{opt: uiRedis.(asynq.RedisClientOpt), started: time.Now()}
+	}
+	ui := newUI(uiRedis, false, l, tasks.DefaultDestination)
 	defer ui.Close()
+	// The console takes the dev token as its shared UI token: it may
+	// reprocess and discard, and approves nothing (dev has no operators).
+	console, err := newConsole(consoleOptions{
+		Ledger: l, Redis: rdb, Auth: operatorAuth{token: *token}, Queues: ui,
+		SAP: oneSAPSystem(sap.Config{BaseURL: base, User: "SAPQ_COMM"}), Log: log, Audit: log.With("audit", true),
+	})
+	if err != nil {
+		return err
+	}
+	defer console.Shutdown()
 
 	var ready readiness
 	ready.add("redis", pingRedis(rdb))
@@ -149,8 +165,7 @@ func runDev(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	mux.Handle("/sim/", simControl)
 	front.Register(mux, "/mcp")
-	mux.Handle("/ui/", requireToken(*token, ui))
-	mux.Handle("/{$}", http.RedirectHandler("/ui/", http.StatusFound))
+	console.register(mux)
 
 	if err := w.Start(); err != nil {
 		return err
@@ -160,7 +175,7 @@ func runDev(ctx context.Context, args []string, stdout io.Writer) error {
 	fmt.Fprintf(stdout, `sapq dev is running (Ctrl-C stops it)
 
   MCP (Streamable HTTP)  %[1]s/mcp      Authorization: Bearer %[2]s
-  Asynq UI               %[1]s/ui/?token=%[2]s
+  Console                %[1]s/console/   log in with the token; the Asynq UI is at %[1]s/ui/
   SAP simulator          %[1]s/sap/...   faults: POST %[1]s/sim/faults   ledger: GET %[1]s/sim/ledger
   Metrics, health        %[1]s/metrics  %[1]s/healthz  %[1]s/readyz
   Token                  %[2]s (caller %q)

@@ -136,9 +136,7 @@ func testPostingsThroughFailover(t *testing.T, redisURL string, failover func())
 		awaitReady(t, b, 20*time.Second)
 	}
 	// The Asynq UI reads the queues through the same Redis.
-	req, _ := http.NewRequest(http.MethodGet, "http://"+uiAddr+"/ui/api/queues", nil)
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := httpClient(t).Do(req)
+	resp, err := consoleLogin(t, "http://"+uiAddr, token).Get("http://" + uiAddr + "/ui/api/queues")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -36,7 +36,7 @@ func TestJobsListAndReprocess(t *testing.T) {
 			t.Fatal(err)
 		}
 		l.RecordFailure(ctx, sending, tasks.StatusFailed, tasks.PhasePending, tasks.JobError{Code: f.code, Message: "rejected", Category: tasks.CategoryPermanent})
-		l.Inspector().ArchiveTask(l.Queue(), f.job.ID)
+		l.Inspector().ArchiveTask(l.Queue(), ledger.TaskID(f.job.ID))
 	}
 	run := func(args ...string) string {
 		t.Helper()

@@ -179,3 +179,14 @@ func (s *sapFlags) singleConfig(cfg sap.Config) (sap.Config, error) {
 	}
 	return cfg, nil
 }
+
+// addresses says where each destination is and who logs on, without
+// secrets: enough to describe a call without making it.
+func (s *sapFlags) addresses() func(destination string) (sap.Config, bool) {
+	if s.parsed != nil {
+		cfgs := s.parsed.Addresses()
+		return func(d string) (sap.Config, bool) { c, ok := cfgs[d]; return c, ok }
+	}
+	cfg := sap.Config{BaseURL: s.url, Client: s.client, Language: s.language, User: s.user}
+	return func(d string) (sap.Config, bool) { return cfg, d == s.destination }
+}

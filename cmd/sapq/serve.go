@@ -58,36 +58,17 @@ func metricsHandler(reg *prometheus.Registry) http.Handler {
 	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})
 }
 
-const uiCookie = "sapq_ui"
-
-// requireToken guards a browser-facing handler (the Asynq UI, which has no
-// authentication of its own). It accepts the token as a bearer header, as a
-// cookie, or once as ?token= on a page, which sets the cookie and redirects
-// to the same URL without it so the token does not linger in the address bar.
+// requireToken guards an endpoint for scripts (sapq dev's simulator
+// control beyond loopback) with a bearer token.
 func requireToken(token string, next http.Handler) http.Handler {
-	ok := func(given string) bool {
-		return given != "" && subtle.ConstantTimeCompare([]byte(given), []byte(token)) == 1
-	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if q := r.URL.Query().Get("token"); q != "" && ok(q) {
-			http.SetCookie(w, &http.Cookie{Name: uiCookie, Value: q, Path: "/", HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil})
-			u := *r.URL
-			qs := u.Query()
-			qs.Del("token")
-			u.RawQuery = qs.Encode()
-			http.Redirect(w, r, u.String(), http.StatusSeeOther)
-			return
-		}
-		if bearer, found := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); found && ok(bearer) {
+		bearer, found := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if found && bearer != "" && subtle.ConstantTimeCompare([]byte(bearer), []byte(token)) == 1 {
 			next.ServeHTTP(w, r)
 			return
 		}
-		if c, err := r.Cookie(uiCookie); err == nil && ok(c.Value) {
-			next.ServeHTTP(w, r)
-			return
-		}
-		w.Header().Set("WWW-Authenticate", `Bearer realm="sapq-ui"`)
-		http.Error(w, "unauthorized: open the UI with ?token=<token> or send Authorization: Bearer <token>", http.StatusUnauthorized)
+		w.Header().Set("WWW-Authenticate", `Bearer realm="sapq"`)
+		http.Error(w, "unauthorized: send Authorization: Bearer <token>", http.StatusUnauthorized)
 	})
 }
 

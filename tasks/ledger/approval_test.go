@@ -34,7 +34,7 @@ func TestApprovalHoldsThePostingUntilAnotherOperatorApprovesIt(t *testing.T) {
 		job.Approval.ExpiresAt.Sub(job.Approval.RequestedAt) != time.Hour {
 		t.Fatalf("recorded job = %+v approval %+v", job, job.Approval)
 	}
-	if _, err := l.Inspector().GetTaskInfo(l.Queue(), job.ID); !errors.Is(err, asynq.ErrTaskNotFound) && !errors.Is(err, asynq.ErrQueueNotFound) {
+	if _, err := l.Inspector().GetTaskInfo(l.Queue(), ledger.TaskID(job.ID)); !errors.Is(err, asynq.ErrTaskNotFound) && !errors.Is(err, asynq.ErrQueueNotFound) {
 		t.Fatalf("a posting awaiting approval is in the queue: %v", err)
 	}
 	// Nothing runs it, nor reports it stranded, while it waits.
@@ -67,7 +67,7 @@ func TestApprovalHoldsThePostingUntilAnotherOperatorApprovesIt(t *testing.T) {
 	if err := approved.CheckApproval(); err != nil {
 		t.Fatalf("the approved job may not be sent: %v", err)
 	}
-	if info, err := l.Inspector().GetTaskInfo(l.Queue(), job.ID); err != nil || info.State != asynq.TaskStatePending {
+	if info, err := l.Inspector().GetTaskInfo(l.Queue(), ledger.TaskID(job.ID)); err != nil || info.State != asynq.TaskStatePending {
 		t.Fatalf("approved job's task: %+v, %v", info, err)
 	}
 	if _, err := l.Claim(ctx, job.ID, 0); err != nil {

@@ -20,7 +20,7 @@ func failJob(t *testing.T, l *ledger.Ledger, id string, phase tasks.Phase, code,
 	if err := l.RecordFailure(ctx, job, tasks.StatusFailed, phase, tasks.JobError{Code: code, Message: msg, Category: tasks.CategoryPermanent}); err != nil {
 		t.Fatal(err)
 	}
-	if err := l.Inspector().ArchiveTask(l.Queue(), id); err != nil {
+	if err := l.Inspector().ArchiveTask(l.Queue(), ledger.TaskID(id)); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -45,6 +45,22 @@ func newJobID(s shard) string {
 	return u.String()
 }
 
+// TaskID is the ID of a job's task in asynq: the job ID's last group (its
+// random part, ending in the shard) in front of the whole job ID, as in
+// "3f9c0e51a2b7-0195f3c2-7d41-7a3e-9c55-3f9c0e51a2b7". The Asynq UI lists a
+// task by the part of its ID before the first "-", and job IDs are
+// time-ordered: as the job ID itself, every task submitted within about a
+// minute would show the same eight characters. The ID is one per job, as
+// the job ID is, so asynq's refusal of a second task with the same ID
+// (ErrTaskIDConflict) still guards each job; every use of the queue derives
+// it here.
+func TaskID(jobID string) string {
+	if len(jobID) < 12 {
+		return jobID
+	}
+	return jobID[len(jobID)-12:] + "-" + jobID
+}
+
 // prefix is the start of every key the ledger writes.
 const prefix = "sapq:"
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -59,7 +60,7 @@ func TestSubmitRecordsAndEnqueues(t *testing.T) {
 	if job.Status != tasks.StatusQueued || job.Phase != tasks.PhasePending || job.Kind != tasks.KindSupplierInvoice {
 		t.Fatalf("new job = %+v", job)
 	}
-	info, err := l.Inspector().GetTaskInfo(l.Queue(), job.ID)
+	info, err := l.Inspector().GetTaskInfo(l.Queue(), ledger.TaskID(job.ID))
 	if err != nil {
 		t.Fatalf("task not enqueued: %v", err)
 	}
@@ -69,6 +70,41 @@ func TestSubmitRecordsAndEnqueues(t *testing.T) {
 	p, err := ledger.ParseTaskPayload(info.Payload)
 	if err != nil || p.JobID != job.ID || p.Caller != "alice" {
 		t.Fatalf("payload = %+v, %v", p, err)
+	}
+}
+
+// Job IDs submitted together share their first characters; the part of a
+// task ID the Asynq UI lists (before the first "-") is the job ID's last
+// group, which tells them apart and is the end of the job ID an operator
+// sees everywhere else. Each job's task is still found under its one ID.
+func TestTaskIDsTellJobsApart(t *testing.T) {
+	l, _ := newLedger(t)
+	ctx := context.Background()
+	listed := map[string]string{}
+	for i := range 20 {
+		job, _, err := l.Submit(ctx, "alice", taskstest.SupplierInvoice(fmt.Sprintf("inv-ids-%d", i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		id := ledger.TaskID(job.ID)
+		shown, _, _ := strings.Cut(id, "-")
+		if !strings.HasSuffix(job.ID, "-"+shown) || !strings.HasSuffix(id, job.ID) {
+			t.Fatalf("task ID %q of job %s: want the job's last group, then the job ID", id, job.ID)
+		}
+		if other, dup := listed[shown]; dup {
+			t.Fatalf("jobs %s and %s would be listed as %s", other, job.ID, shown)
+		}
+		listed[shown] = job.ID
+		if _, err := l.Inspector().GetTaskInfo(l.Queue(), id); err != nil {
+			t.Fatalf("task %s: %v", id, err)
+		}
+		if again, _, err := l.Submit(ctx, "alice", taskstest.SupplierInvoice(fmt.Sprintf("inv-ids-%d", i))); err != nil || again.ID != job.ID {
+			t.Fatalf("replay = %s, %v", again.ID, err)
+		}
+	}
+	pending, err := l.Inspector().ListPendingTasks(l.Queue(), asynq.PageSize(100))
+	if err != nil || len(pending) != 20 {
+		t.Fatalf("pending tasks = %d, %v: want one per job, replays included", len(pending), err)
 	}
 }
 
@@ -236,7 +272,7 @@ func TestCancel(t *testing.T) {
 	if err != nil || got.Status != tasks.StatusCancelled {
 		t.Fatalf("Cancel = %+v, %v", got, err)
 	}
-	if _, err := l.Inspector().GetTaskInfo(l.Queue(), job.ID); !errors.Is(err, asynq.ErrTaskNotFound) {
+	if _, err := l.Inspector().GetTaskInfo(l.Queue(), ledger.TaskID(job.ID)); !errors.Is(err, asynq.ErrTaskNotFound) {
 		t.Fatalf("cancelled job's task still queued: %v", err)
 	}
 	claimed, err := l.Claim(ctx, job.ID, 0)
@@ -337,7 +373,7 @@ func TestSweeperEnqueuesRecordedJobs(t *testing.T) {
 	ctx := context.Background()
 	job, _, _ := l.Submit(ctx, "alice", taskstest.SupplierInvoice("crash"))
 	// Simulate the crash: the task never reached asynq.
-	if err := l.Inspector().DeleteTask(l.Queue(), job.ID); err != nil {
+	if err := l.Inspector().DeleteTask(l.Queue(), ledger.TaskID(job.ID)); err != nil {
 		t.Fatal(err)
 	}
 	rdb.ZAdd(ctx, ledger.UnenqueuedKey(job.ID), redis.Z{Score: float64(time.Now().Add(-time.Hour).UnixMilli()), Member: job.ID})
@@ -346,7 +382,7 @@ func TestSweeperEnqueuesRecordedJobs(t *testing.T) {
 	if err != nil || st.Enqueued != 1 {
 		t.Fatalf("Sweep = %+v, %v; want 1 enqueued", st, err)
 	}
-	if _, err := l.Inspector().GetTaskInfo(l.Queue(), job.ID); err != nil {
+	if _, err := l.Inspector().GetTaskInfo(l.Queue(), ledger.TaskID(job.ID)); err != nil {
 		t.Fatalf("swept job not enqueued: %v", err)
 	}
 	if st, _ := ledger.NewSweeper(l, time.Second, time.Minute).Sweep(ctx); st.Enqueued != 0 {
@@ -358,13 +394,13 @@ func TestReplayEnqueuesUnenqueuedJob(t *testing.T) {
 	l, rdb := newLedger(t)
 	ctx := context.Background()
 	job, _, _ := l.Submit(ctx, "alice", taskstest.SupplierInvoice("crash-2"))
-	l.Inspector().DeleteTask(l.Queue(), job.ID)
+	l.Inspector().DeleteTask(l.Queue(), ledger.TaskID(job.ID))
 	rdb.ZAdd(ctx, ledger.UnenqueuedKey(job.ID), redis.Z{Score: float64(time.Now().UnixMilli()), Member: job.ID})
 
 	if _, replayed, err := l.Submit(ctx, "alice", taskstest.SupplierInvoice("crash-2")); err != nil || !replayed {
 		t.Fatalf("replay: %v %v", replayed, err)
 	}
-	if _, err := l.Inspector().GetTaskInfo(l.Queue(), job.ID); err != nil {
+	if _, err := l.Inspector().GetTaskInfo(l.Queue(), ledger.TaskID(job.ID)); err != nil {
 		t.Fatalf("replay did not enqueue the recorded job: %v", err)
 	}
 }
@@ -394,14 +430,14 @@ func TestReprocessFailedJob(t *testing.T) {
 	job = sendOnce(t, l, job.ID)
 	l.RecordFailure(ctx, job, tasks.StatusFailed, tasks.PhaseSending, tasks.JobError{Message: "504", Category: tasks.CategoryUnknown})
 	// asynq has the task archived by now; simulate that.
-	if err := l.Inspector().ArchiveTask(l.Queue(), job.ID); err != nil {
+	if err := l.Inspector().ArchiveTask(l.Queue(), ledger.TaskID(job.ID)); err != nil {
 		t.Fatal(err)
 	}
 	got, err := l.Reprocess(ctx, job.ID)
 	if err != nil || got.Status != tasks.StatusQueued || got.Phase != tasks.PhaseSending {
 		t.Fatalf("Reprocess = %+v, %v; want queued and still sending (to be reconciled)", got, err)
 	}
-	info, err := l.Inspector().GetTaskInfo(l.Queue(), job.ID)
+	info, err := l.Inspector().GetTaskInfo(l.Queue(), ledger.TaskID(job.ID))
 	if err != nil || info.State != asynq.TaskStatePending || info.Retried != 0 {
 		t.Fatalf("reprocessed task = %+v, %v; want pending with a fresh retry count", info, err)
 	}
@@ -419,9 +455,9 @@ func TestStrandedJobShowsFailedAndCanBeReprocessed(t *testing.T) {
 			sendOnce(t, l, job.ID)
 			var err error
 			if how == "archived" {
-				err = l.Inspector().ArchiveTask(l.Queue(), job.ID)
+				err = l.Inspector().ArchiveTask(l.Queue(), ledger.TaskID(job.ID))
 			} else {
-				err = l.Inspector().DeleteTask(l.Queue(), job.ID)
+				err = l.Inspector().DeleteTask(l.Queue(), ledger.TaskID(job.ID))
 			}
 			if err != nil {
 				t.Fatal(err)
@@ -437,7 +473,7 @@ func TestStrandedJobShowsFailedAndCanBeReprocessed(t *testing.T) {
 			if err != nil || re.Status != tasks.StatusQueued || re.Phase != tasks.PhaseSending {
 				t.Fatalf("Reprocess = %+v, %v; want queued, still to be reconciled", re, err)
 			}
-			if info, err := l.Inspector().GetTaskInfo(l.Queue(), job.ID); err != nil || info.State != asynq.TaskStatePending {
+			if info, err := l.Inspector().GetTaskInfo(l.Queue(), ledger.TaskID(job.ID)); err != nil || info.State != asynq.TaskStatePending {
 				t.Fatalf("task after reprocess = %+v, %v", info, err)
 			}
 		})
@@ -460,7 +496,7 @@ func TestReaderRacingAFinishingHandlerSeesTheRecord(t *testing.T) {
 	if err := l.RecordFailure(ctx, sending, tasks.StatusFailed, tasks.PhasePending, rejected); err != nil {
 		t.Fatal(err)
 	}
-	if err := l.Inspector().ArchiveTask(l.Queue(), job.ID); err != nil {
+	if err := l.Inspector().ArchiveTask(l.Queue(), ledger.TaskID(job.ID)); err != nil {
 		t.Fatal(err)
 	}
 	got := ledger.OverlayQueueState(l, ctx, stale)
@@ -476,7 +512,7 @@ func TestJobBeingReprocessedIsNotStranded(t *testing.T) {
 	l, rdb := newLedger(t)
 	ctx := context.Background()
 	job, _, _ := l.Submit(ctx, "alice", taskstest.JournalEntry("reprocessing"))
-	if err := l.Inspector().ArchiveTask(l.Queue(), job.ID); err != nil { // the old task
+	if err := l.Inspector().ArchiveTask(l.Queue(), ledger.TaskID(job.ID)); err != nil { // the old task
 		t.Fatal(err)
 	}
 	rdb.ZAdd(ctx, ledger.UnenqueuedKey(job.ID), redis.Z{Score: float64(time.Now().UnixMilli()), Member: job.ID})
@@ -501,7 +537,7 @@ func TestSweepGoesPastABrokenEntry(t *testing.T) {
 	broken, _, _ := l.Submit(ctx, "alice", taskstest.JournalEntry("broken"))
 	fine, _, _ := l.Submit(ctx, "alice", taskstest.JournalEntry("fine"))
 	for _, id := range []string{broken.ID, fine.ID} {
-		l.Inspector().DeleteTask(l.Queue(), id)
+		l.Inspector().DeleteTask(l.Queue(), ledger.TaskID(id))
 		rdb.ZAdd(ctx, ledger.UnenqueuedKey(id), redis.Z{Score: float64(time.Now().Add(-time.Hour).UnixMilli()), Member: id})
 	}
 	rdb.HSet(ctx, ledger.JobKey(broken.ID), "result", "{not json")
@@ -510,7 +546,7 @@ func TestSweepGoesPastABrokenEntry(t *testing.T) {
 	if st.Enqueued != 1 || err == nil {
 		t.Fatalf("Sweep = %+v, %v; want the good entry enqueued and the broken one reported", st, err)
 	}
-	if _, err := l.Inspector().GetTaskInfo(l.Queue(), fine.ID); err != nil {
+	if _, err := l.Inspector().GetTaskInfo(l.Queue(), ledger.TaskID(fine.ID)); err != nil {
 		t.Fatalf("the good entry was not enqueued: %v", err)
 	}
 }

@@ -56,7 +56,7 @@ func TestScriptsAnswerASecondRunAsTheFirst(t *testing.T) {
 		tasks.JobError{Code: "F5/201", Message: "Posting period 011 2026 is not open", Category: tasks.CategoryPermanent}); err != nil {
 		t.Fatal(err)
 	}
-	if err := l.Inspector().ArchiveTask(l.Queue(), job.ID); err != nil {
+	if err := l.Inspector().ArchiveTask(l.Queue(), ledger.TaskID(job.ID)); err != nil {
 		t.Fatal(err)
 	}
 	loseReplyOfScriptOn(ledger.JobKey(job.ID))
@@ -94,14 +94,14 @@ func TestFailedIsFinalForDeliveries(t *testing.T) {
 	if _, err := l.BeginSend(ctx, sending, tasks.DefaultDestination, sending.Reference); !errors.Is(err, ledger.ErrFailed) {
 		t.Fatalf("begin send of a failed job: %v, want ErrFailed", err)
 	}
-	l.Inspector().ArchiveTask(l.Queue(), job.ID)
+	l.Inspector().ArchiveTask(l.Queue(), ledger.TaskID(job.ID))
 	if _, err := l.Reprocess(ctx, job.ID); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := l.Claim(ctx, job.ID, 0); !errors.Is(err, ledger.ErrStaleRun) {
 		t.Fatalf("delivery of the old run's task: %v, want ErrStaleRun", err)
 	}
-	info, err := l.Inspector().GetTaskInfo(l.Queue(), job.ID)
+	info, err := l.Inspector().GetTaskInfo(l.Queue(), ledger.TaskID(job.ID))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -281,7 +281,7 @@ func TestSweeperRequeuesLiveJobsAfterALoss(t *testing.T) {
 	doneSending := sendOnce(t, l, done.ID)
 	l.RecordPosted(ctx, doneSending, tasks.Result{Document: "100000001"})
 	for _, id := range []string{live.ID, done.ID} {
-		l.Inspector().DeleteTask(l.Queue(), id)
+		l.Inspector().DeleteTask(l.Queue(), ledger.TaskID(id))
 	}
 	sw := ledger.NewSweeper(l, time.Second, time.Minute)
 	if st, err := sw.Sweep(ctx); err != nil || st.Repaired != 0 {
@@ -293,10 +293,10 @@ func TestSweeperRequeuesLiveJobsAfterALoss(t *testing.T) {
 	if err != nil || st.Repaired != 1 {
 		t.Fatalf("sweep after a loss = %+v, %v; want the live job re-enqueued", st, err)
 	}
-	if _, err := l.Inspector().GetTaskInfo(l.Queue(), live.ID); err != nil {
+	if _, err := l.Inspector().GetTaskInfo(l.Queue(), ledger.TaskID(live.ID)); err != nil {
 		t.Fatalf("live job not re-enqueued: %v", err)
 	}
-	if _, err := l.Inspector().GetTaskInfo(l.Queue(), done.ID); !errors.Is(err, asynq.ErrTaskNotFound) {
+	if _, err := l.Inspector().GetTaskInfo(l.Queue(), ledger.TaskID(done.ID)); !errors.Is(err, asynq.ErrTaskNotFound) {
 		t.Fatalf("a finished job was re-enqueued: %v", err)
 	}
 	if st, _ := sw.Sweep(ctx); st.Repaired != 0 {
@@ -344,7 +344,7 @@ func TestAStaleRunRecordsNothing(t *testing.T) {
 	job, _, _ := l.Submit(ctx, "alice", taskstest.JournalEntry("zombie"))
 	old := sendOnce(t, l, job.ID)
 	l.RecordFailure(ctx, old, tasks.StatusFailed, tasks.PhasePending, tasks.JobError{Code: "F5/201", Category: tasks.CategoryPermanent})
-	l.Inspector().ArchiveTask(l.Queue(), job.ID)
+	l.Inspector().ArchiveTask(l.Queue(), ledger.TaskID(job.ID))
 	re, err := l.Reprocess(ctx, job.ID)
 	if err != nil || re.Error != nil {
 		t.Fatalf("reprocess: %+v %v; want a fresh run without the old error", re, err)

@@ -45,7 +45,7 @@ func (l *Ledger) Get(ctx context.Context, caller, id string) (tasks.Job, error) 
 // job did not change meanwhile; otherwise an attempt began or ended between
 // the reads, and the fresh record stands alone.
 func (l *Ledger) overlayQueueState(ctx context.Context, job tasks.Job) tasks.Job {
-	info, err := l.inspector.GetTaskInfo(l.opts.Queue, job.ID)
+	info, err := l.inspector.GetTaskInfo(l.opts.Queue, TaskID(job.ID))
 	var stranded string // why no task will run the job, if none will
 	switch {
 	case errors.Is(err, asynq.ErrTaskNotFound) || errors.Is(err, asynq.ErrQueueNotFound):
@@ -312,7 +312,7 @@ func (l *Ledger) Cancel(ctx context.Context, caller, id string) (tasks.Job, erro
 	}
 	// The worker re-checks the ledger before calling SAP, so deleting the
 	// queued task is only tidiness.
-	if err := l.inspector.DeleteTask(l.opts.Queue, id); err != nil && !errors.Is(err, asynq.ErrTaskNotFound) {
+	if err := l.inspector.DeleteTask(l.opts.Queue, TaskID(id)); err != nil && !errors.Is(err, asynq.ErrTaskNotFound) {
 		l.log.Debug("cancel: task not deleted from queue", "job_id", id, "err", err)
 	}
 	l.rdb.ZRem(ctx, k.unenqueued(), id)

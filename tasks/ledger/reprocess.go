@@ -40,7 +40,7 @@ func (l *Ledger) Reprocess(ctx context.Context, id string) (tasks.Job, error) {
 	// given up by the queue without the worker recording an end (a crash on
 	// the last attempt): such a job is reprocessable too.
 	gone := "0"
-	info, err := l.inspector.GetTaskInfo(l.opts.Queue, id)
+	info, err := l.inspector.GetTaskInfo(l.opts.Queue, TaskID(id))
 	switch {
 	case err == nil && info.State == asynq.TaskStateActive:
 		return tasks.Job{}, ErrStillFinishing

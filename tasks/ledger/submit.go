@@ -22,7 +22,7 @@ import (
 // is recorded first, together with a mark in its shard's unenqueued set that
 // is cleared only once asynq has the task; if the process dies in between, a
 // replay of the key or the Sweeper enqueues it. Enqueueing twice is harmless:
-// the task ID is the job ID, and the worker's protocol skips posted jobs.
+// the task ID is derived from the job ID (TaskID), and the worker's protocol skips posted jobs.
 func (l *Ledger) Submit(ctx context.Context, caller string, p tasks.Posting) (tasks.Job, bool, error) {
 	return l.submit(ctx, caller, p, nil)
 }
@@ -159,7 +159,7 @@ func (l *Ledger) enqueue(ctx context.Context, job tasks.Job) error {
 		return err
 	}
 	task := asynq.NewTask(job.Kind.TaskType(), payload)
-	opts := []asynq.Option{asynq.TaskID(job.ID), asynq.Queue(l.opts.Queue), asynq.MaxRetry(l.opts.MaxRetry)}
+	opts := []asynq.Option{asynq.TaskID(TaskID(job.ID)), asynq.Queue(l.opts.Queue), asynq.MaxRetry(l.opts.MaxRetry)}
 	_, err = l.client.EnqueueContext(ctx, task, opts...)
 	if errors.Is(err, asynq.ErrTaskIDConflict) {
 		// The queue still holds a task with this ID. A waiting one (pending,
@@ -170,7 +170,7 @@ func (l *Ledger) enqueue(ctx context.Context, job tasks.Job) error {
 		// archived one is a previous failure; it is replaced only if the
 		// ledger has put the job back in the queue's hands (reprocess),
 		// never on the strength of a stale snapshot.
-		info, ierr := l.inspector.GetTaskInfo(l.opts.Queue, job.ID)
+		info, ierr := l.inspector.GetTaskInfo(l.opts.Queue, TaskID(job.ID))
 		switch {
 		case ierr != nil:
 			return fmt.Errorf("ledger: enqueue %s: inspect conflicting task: %w", job.ID, ierr)
@@ -181,7 +181,7 @@ func (l *Ledger) enqueue(ctx context.Context, job tasks.Job) error {
 			if serr != nil || tasks.Status(st) != tasks.StatusQueued {
 				return l.rdb.ZRem(ctx, k.unenqueued(), job.ID).Err()
 			}
-			if derr := l.inspector.DeleteTask(l.opts.Queue, job.ID); derr != nil && !errors.Is(derr, asynq.ErrTaskNotFound) {
+			if derr := l.inspector.DeleteTask(l.opts.Queue, TaskID(job.ID)); derr != nil && !errors.Is(derr, asynq.ErrTaskNotFound) {
 				return fmt.Errorf("ledger: replace archived task %s: %w", job.ID, derr)
 			}
 			_, err = l.client.EnqueueContext(ctx, task, opts...)
@@ -189,7 +189,7 @@ func (l *Ledger) enqueue(ctx context.Context, job tasks.Job) error {
 			if p, perr := ParseTaskPayload(info.Payload); perr == nil && p.Run != job.Run {
 				// A waiting task of an earlier run: it would be dropped
 				// as stale. Replace it with this run's.
-				if derr := l.inspector.DeleteTask(l.opts.Queue, job.ID); derr != nil && !errors.Is(derr, asynq.ErrTaskNotFound) {
+				if derr := l.inspector.DeleteTask(l.opts.Queue, TaskID(job.ID)); derr != nil && !errors.Is(derr, asynq.ErrTaskNotFound) {
 					return fmt.Errorf("ledger: replace stale task %s: %w", job.ID, derr)
 				}
 				_, err = l.client.EnqueueContext(ctx, task, opts...)

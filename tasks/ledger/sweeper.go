@@ -247,7 +247,7 @@ func (s *Sweeper) requeueLive(ctx context.Context, sh shard) (int, error) {
 			if job.ID == "" || !job.Status.InQueue() {
 				continue
 			}
-			_, err := l.inspector.GetTaskInfo(l.opts.Queue, job.ID)
+			_, err := l.inspector.GetTaskInfo(l.opts.Queue, TaskID(job.ID))
 			if err == nil {
 				continue
 			}
