@@ -404,7 +404,7 @@ inline lookup(res) {
 
 inline resetLocals() {
 	jid = 0; rn = 0; retried = 0; last = 0; ca = 0; cph = 0; csent = 0; cp5 = 0;
-	myloss = 0; fa = 0; out = 0; lk = 0; S = 0; drop = 0
+	myloss = 0; fa = 0; out = 0; lk = 0; S = 0; drop = 0; ph = 0; how = 0; p5 = 0
 }
 /* End of a delivery: 0 done (nil or SkipRetry: asynq completes or archives
  * the task), 1 error (asynq retries, or archives after the last delivery),
@@ -512,6 +512,7 @@ inline createJob() {
  * processes the call, and after SAP answered but before the outcome is
  * recorded.
  */
+/* (never combine with an else branch: else would only run once the budget is spent) */
 #define CRASH_INSTEAD :: crashes > 0 -> crashNow()
 
 proctype Worker() {
@@ -523,6 +524,7 @@ proctype Worker() {
 	byte slot = NOSLOT;
 	byte out, lk, S;
 	bit drop;
+	byte ph, how; bit p5; /* step 7's verdict (set and used in one step) */
 
 end_idle:
 	atomic {
@@ -594,10 +596,7 @@ end_idle:
 		CRASH_INSTEAD
 		:: lk == L_ERROR ->
 			/* fail closed: keep the phase, retry later */
-			if
-			:: last -> recordFailure(FAILED, cph, cp5)
-			:: else -> recordFailure(RETRYING, cph, cp5)
-			fi;
+			recordFailure((last -> FAILED : RETRYING), cph, cp5);
 			finish(1)
 		:: lk == L_FOUND ->
 			recordPosted(R_DOC1); finish(0) /* adopt */
@@ -726,36 +725,21 @@ end_idle:
 		CRASH_INSTEAD
 		:: out == R_DOC1 || out == R_DOC2 -> recordPosted(out); finish(0)
 		:: out == R_EXISTS && lk == L_FOUND -> recordPosted(R_DOC1); finish(0)
-		:: out == R_EXISTS && lk == L_ERROR ->
+		:: !(out == R_DOC1 || out == R_DOC2 || out == R_EXISTS && lk == L_FOUND) ->
+			/* a failure: what SAP may hold (phase), and whether asynq
+			 * retries (how = 1) or the job has failed for good (how = 0) */
 			if
-			:: last -> recordFailure(FAILED, SENDING, 0)
-			:: else -> recordFailure(RETRYING, SENDING, 0)
+			:: out == R_EXISTS && lk == L_ERROR -> ph = SENDING; how = 1
+			:: out == R_EXISTS && lk == L_NONE ->
+				/* never record "nothing posted" for a job sent before */
+				ph = (ca > 0 -> SENDING : PENDING); how = 0
+			:: out == R_PERM -> ph = PENDING; how = 0
+			:: out == R_TRANS -> ph = PENDING; how = 1
+			:: out == R_P500 -> ph = SENDING; p5 = 1; how = 1
+			:: out == R_UNKNOWN -> ph = SENDING; how = 1
 			fi;
-			finish(1)
-		:: out == R_EXISTS && lk == L_NONE && ca > 0 ->
-			/* never record "nothing posted" for a job sent before */
-			recordFailure(FAILED, SENDING, 0); finish(0)
-		:: out == R_EXISTS && lk == L_NONE && ca == 0 ->
-			recordFailure(FAILED, PENDING, 0); finish(0)
-		:: out == R_PERM -> recordFailure(FAILED, PENDING, 0); finish(0)
-		:: out == R_TRANS ->
-			if
-			:: last -> recordFailure(FAILED, PENDING, 0)
-			:: else -> recordFailure(RETRYING, PENDING, 0)
-			fi;
-			finish(1)
-		:: out == R_P500 ->
-			if
-			:: last -> recordFailure(FAILED, SENDING, 1)
-			:: else -> recordFailure(RETRYING, SENDING, 1)
-			fi;
-			finish(1)
-		:: out == R_UNKNOWN ->
-			if
-			:: last -> recordFailure(FAILED, SENDING, 0)
-			:: else -> recordFailure(RETRYING, SENDING, 0)
-			fi;
-			finish(1)
+			recordFailure((how == 0 || last -> FAILED : RETRYING), ph, p5);
+			finish(how)
 		fi
 	}
 }
