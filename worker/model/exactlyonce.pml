@@ -767,11 +767,11 @@ inline reprocess() {
 #define cancellableAfterLookup (L.phase == SENDING && L.attempts == 0 && cancellableStatus)
 
 inline cancelJob() {
+	printf("@ agent cancels job %d\n", L.jid);
 	L.phase = PENDING; L.status = CANCELLED; wrote();
 	assert(docs == 0); /* NO LIE */
 	durable();
-	agentCancelled = 1;
-	printf("@ agent cancels job %d\n", L.jid)
+	agentCancelled = 1
 }
 
 proctype Agent() {
