@@ -6,6 +6,7 @@
 #                                     (spin must find a violation)
 #   bash worker/model/check.sh -v     also print each mutant's counterexample
 #   bash worker/model/check.sh --full adds larger profiles (several minutes)
+#   bash worker/model/check.sh -v FIX  only the cases whose name contains FIX
 #
 # Exits non-zero if the correct model fails, a search is incomplete (depth,
 # memory), or a mutant passes. Needs spin and gcc.
@@ -22,11 +23,13 @@ here="$(cd "$(dirname "$0")" && pwd)"
 model="$here/exactlyonce.pml"
 verbose=0
 full=0
+only=""
 for a in "$@"; do
   case "$a" in
     -v) verbose=1 ;;
     --full) full=1 ;;
-    *) echo "usage: $0 [-v] [--full]" >&2; exit 2 ;;
+    -*) echo "usage: $0 [-v] [--full] [name-substring]" >&2; exit 2 ;;
+    *) only="$a" ;;
   esac
 done
 for tool in spin gcc; do
@@ -94,6 +97,15 @@ if [ "$full" = 1 ]; then
     "je/BUG_NEW_UUID_ON_UNKNOWN alone (redundant: passes)|pass|-DKIND=1 -DBUG_NEW_UUID_ON_UNKNOWN -DLOSSES=0|4096"
     "${cases[@]}"
   )
+fi
+
+if [ -n "$only" ]; then
+  picked=()
+  for c in "${cases[@]}"; do
+    case "${c%%|*}" in *"$only"*) picked+=("$c") ;; esac
+  done
+  [ ${#picked[@]} -gt 0 ] || { echo "check.sh: no case matches $only" >&2; exit 2; }
+  cases=("${picked[@]}")
 fi
 
 # run_case index: builds and runs one verifier in its own directory and
