@@ -178,6 +178,10 @@ type Job struct {
 	// SendToken is the ledger's fence of the call in flight: the outcome of
 	// a call is recorded only by the delivery that began it.
 	SendToken string `json:"-"`
+	// LossSeen is the shard's last Redis loss as the delivery that claimed
+	// the job saw it: a delivery that claimed before a later loss records
+	// no failure.
+	LossSeen time.Time `json:"-"`
 }
 
 // CheckApproval reports whether the job may be sent as far as four-eyes

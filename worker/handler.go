@@ -205,7 +205,12 @@ func (a *attempt) run(ctx context.Context) error {
 	if err := pass.confirm(ctx); err != nil {
 		return err
 	}
-	callCtx, cancel := context.WithTimeout(ctx, w.opts.SAPTimeout)
+	// The call's deadline counts from before BeginSend, not from now: the
+	// settle time is counted from the recorded send, and a worker that
+	// stalled since (a GC pause, a slow Redis round trip, a frozen VM) must
+	// not send a call that reaches SAP after another delivery's settle wait
+	// has ended (worker/model FIX 1).
+	callCtx, cancel := context.WithDeadline(ctx, began.Add(w.opts.SAPTimeout))
 	start := time.Now()
 	doc, err := c.post(callCtx, tasks.IdentityOf(&job, destination).MessageUUID(job.Generation))
 	cancel()
@@ -389,7 +394,8 @@ func (a *attempt) record(ctx context.Context, what string, write func(context.Co
 		switch {
 		case err == nil:
 			return nil
-		case errors.Is(err, ledger.ErrPosted), errors.Is(err, ledger.ErrStale), errors.Is(err, ledger.ErrCancelled), errors.Is(err, ledger.ErrNotFound):
+		case errors.Is(err, ledger.ErrPosted), errors.Is(err, ledger.ErrStale), errors.Is(err, ledger.ErrCancelled), errors.Is(err, ledger.ErrNotFound),
+			errors.Is(err, ledger.ErrLossSinceClaim):
 			return backoff.Permanent(err)
 		}
 		a.log.Warn("recording the outcome failed; retrying", "outcome", what, "err", err)
@@ -494,6 +500,12 @@ func (a *attempt) recordFailure(ctx context.Context, status tasks.Status, phase 
 	})
 	if errors.Is(err, ledger.ErrPosted) || errors.Is(err, ledger.ErrStale) || errors.Is(err, ledger.ErrCancelled) {
 		return nil
+	}
+	if errors.Is(err, ledger.ErrLossSinceClaim) {
+		// The task stays: a later delivery, once the loss window has
+		// passed, looks the document up and records what SAP holds.
+		a.w.metrics.waited("loss_window")
+		return &waitError{reason: err.Error(), after: a.w.settle}
 	}
 	return err
 }

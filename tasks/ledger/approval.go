@@ -73,7 +73,9 @@ else
   if lossus > 0 and lossus >= tonumber(redis.call('HGET', KEYS[2], 'written_us') or '0') then return 'suspect' end
 end
 redis.call('ZREM', KEYS[5], f[6])
-redis.call('HSET', KEYS[2], 'approval', ARGV[3], 'updated_ms', ARGV[5], 'written_us', nowus)
+-- written_us stays: a decision learns nothing of what SAP holds, and a
+-- job written before a loss stays suspect until a look-up.
+redis.call('HSET', KEYS[2], 'approval', ARGV[3], 'updated_ms', ARGV[5])
 if ARGV[1] == 'approved' then
   redis.call('HSET', KEYS[2], 'status', 'queued')
   redis.call('ZADD', KEYS[6], ARGV[5], f[6])

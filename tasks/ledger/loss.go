@@ -3,6 +3,8 @@ package ledger
 import (
 	"context"
 	"fmt"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -59,6 +61,11 @@ if runid ~= '' and redis.call('HGET', KEYS[1], 'run_id') ~= runid then
   redis.call('HSET', KEYS[1], 'run_id', runid, 'loss_ms', now, 'loss_us', nowus)
 end
 `
+
+// checkServerAt is checkServer for a script whose meta hash is KEYS[n].
+func checkServerAt(n int) string {
+	return strings.ReplaceAll(checkServer, "KEYS[1]", "KEYS["+strconv.Itoa(n)+"]")
+}
 
 // serverNow defines now, the Redis server's clock in ms. Send times and
 // write times are taken from it and compared with it, so that workers on

@@ -35,6 +35,10 @@ var (
 	// ErrStale means a later attempt has begun since this one claimed the job:
 	// that attempt owns the outcome.
 	ErrStale = errors.New("a later attempt owns this posting's outcome")
+	// ErrLossSinceClaim means Redis lost writes after this delivery claimed
+	// the job: what it learnt may be older than what another delivery sent
+	// since, so it records no failure; a later delivery looks SAP up.
+	ErrLossSinceClaim = errors.New("Redis lost writes since this attempt claimed the posting; a later attempt looks it up in SAP")
 )
 
 // LossWindowError says that the shard's Redis lost writes recently (see
@@ -85,6 +89,9 @@ func (l *Ledger) Claim(ctx context.Context, id string, run int) (Claimed, error)
 	now, _ := res[2].(int64)
 	loss, _ := res[3].(int64)
 	lossUS, _ := res[5].(int64)
+	if lossUS > 0 {
+		job.LossSeen = time.UnixMicro(lossUS)
+	}
 	c := Claimed{Job: job, LossWait: lossWait(now, loss, l.opts.Settle),
 		Suspect: lossUS > 0 && !job.WrittenAt.After(time.UnixMicro(lossUS))}
 	if seq, _ := res[4].(int64); l.seq.observe(k.shard, floor, seq) {
@@ -210,9 +217,9 @@ func (l *Ledger) finish(ctx context.Context, job tasks.Job, status tasks.Status,
 			return err
 		}
 	}
-	res, err := finishScript.Run(ctx, l.rdb, []string{k.job(), idemKeyOf(job.Caller, job.IdempotencyKey), k.expiry(), k.failed()},
+	res, err := finishScript.Run(ctx, l.rdb, []string{k.job(), idemKeyOf(job.Caller, job.IdempotencyKey), k.expiry(), k.failed(), k.meta()},
 		string(status), string(phase), resJSON, errJSON, ms(l.opts.Now()), l.ttl(status).Milliseconds(), job.Attempts,
-		expiryMember(job.ID, job.Caller), job.SendToken, job.Run).Text()
+		expiryMember(job.ID, job.Caller), job.SendToken, job.Run, us(job.LossSeen)).Text()
 	if err != nil {
 		return l.ctxErr(ctx, fmt.Errorf("ledger: record %s for %s: %w", status, job.ID, err))
 	}
@@ -223,6 +230,8 @@ func (l *Ledger) finish(ctx context.Context, job tasks.Job, status tasks.Status,
 		return ErrPosted
 	case "stale":
 		return ErrStale
+	case "loss":
+		return ErrLossSinceClaim
 	case "cancelled":
 		return ErrCancelled
 	default:
@@ -240,4 +249,12 @@ func (l *Ledger) ttl(status tasks.Status) time.Duration {
 		return l.opts.FailedRetention
 	}
 	return 0
+}
+
+// us is t in microseconds since the epoch, 0 for the zero time.
+func us(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMicro()
 }

@@ -30,7 +30,24 @@ func (l *Ledger) Get(ctx context.Context, caller, id string) (tasks.Job, error) 
 	if job.Status.InQueue() {
 		job = l.overlayQueueState(ctx, job)
 	}
-	return job, nil
+	return l.overlaySuspicion(ctx, job), nil
+}
+
+// overlaySuspicion reports a "failed, nothing posted" that the ledger wrote
+// before its shard's last Redis loss as an unknown outcome: the writes Redis
+// lost may have held a reprocess and a call that SAP committed. The next
+// look-up in SAP (a reprocess) settles it; the record itself stays, for
+// only a look-up may change it.
+func (l *Ledger) overlaySuspicion(ctx context.Context, job tasks.Job) tasks.Job {
+	if job.Status != tasks.StatusFailed || job.Phase != tasks.PhasePending || job.Error == nil ||
+		job.Error.Category == tasks.CategoryUnknown || !l.writtenBeforeLoss(ctx, job) {
+		return job
+	}
+	e := *job.Error
+	e.Category = tasks.CategoryUnknown
+	e.Message += "; Redis lost writes since this was recorded, so SAP may hold the document after all: sapq looks it up when the posting is reprocessed"
+	job.Error = &e
+	return job
 }
 
 // overlayQueueState completes a live job's state from its queue task: when
@@ -212,6 +229,7 @@ func (l *Ledger) List(ctx context.Context, caller string, f ListFilter) (Page, e
 			if job.Status.InQueue() {
 				job = l.overlayQueueState(ctx, job)
 			}
+			job = l.overlaySuspicion(ctx, job)
 			if (f.Status != "" && job.Status != f.Status) || (f.Kind != "" && job.Kind != f.Kind) {
 				continue
 			}

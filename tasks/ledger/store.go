@@ -302,17 +302,27 @@ return {'ok', attempts, gen, now, loss, seq}
 // whoever sent it. A failure is recorded only by the delivery that owns the
 // job's present state: the one whose call is in flight (its send token),
 // or, before any call of its own, the one that saw the job's present
-// attempt count and run; and never over a cancelled job. Run twice, it
-// writes the same and answers the same.
-// KEYS: job, idem, expiry, failed. ARGV: status, phase, result json, error json,
-// now_ms, ttl_ms (0 = keep), expected attempts, expiry member, send token
-// (” before a call), run.
-var finishScript = redis.NewScript(serverNow + publish + `
+// attempt count and run; never over a cancelled job, nor over a failed one
+// (failed is final for deliveries: only a reprocess reopens it, in a new
+// run); and never by a delivery that claimed before the shard's last Redis
+// loss ("loss": after a rollback its fence can match again, and what it
+// learnt before the loss may be older than what another delivery has sent
+// since). Run twice, it writes the same and answers the same.
+// KEYS: job, idem, expiry, failed, meta. ARGV: status, phase, result json,
+// error json, now_ms, ttl_ms (0 = keep), expected attempts, expiry member,
+// send token (” before a call), run, the shard's loss_us when the delivery
+// claimed.
+var finishScript = redis.NewScript(checkServerAt(5) + publish + `
 if redis.call('EXISTS', KEYS[1]) == 0 then return 'missing' end
-local f = redis.call('HMGET', KEYS[1], 'status', 'phase', 'attempts', 'send_token', 'run')
+local f = redis.call('HMGET', KEYS[1], 'status', 'phase', 'attempts', 'send_token', 'run', 'error')
 if ARGV[2] ~= 'posted' then
   if f[2] == 'posted' then return 'posted' end
   if f[1] == 'cancelled' or f[1] == 'rejected' then return 'cancelled' end
+  if f[1] == 'failed' then
+    if ARGV[1] == 'failed' and f[6] == ARGV[4] then return 'ok' end
+    return 'stale'
+  end
+  if lossus > tonumber(ARGV[11]) then return 'loss' end
   if ARGV[9] ~= '' then
     if f[4] ~= ARGV[9] then return 'stale' end
   elseif f[3] ~= ARGV[7] or tonumber(f[5] or '0') ~= tonumber(ARGV[10]) then
@@ -388,7 +398,10 @@ if redis.call('HGET', KEYS[1], 'phase') == 'posted' then return {'posted'} end
 local run = redis.call('HINCRBY', KEYS[1], 'run', 1)
 -- A new run starts from what SAP holds, not from the last run's error.
 redis.call('HDEL', KEYS[1], 'error')
-redis.call('HSET', KEYS[1], 'status', 'queued', 'updated_ms', ARGV[1], 'reprocess_token', ARGV[3], 'written_us', nowus)
+-- written_us stays: a reprocess learns nothing of what SAP holds, and a
+-- job written before a loss (its "failed, nothing posted" possibly older
+-- than a call the lost writes held) stays suspect until a look-up.
+redis.call('HSET', KEYS[1], 'status', 'queued', 'updated_ms', ARGV[1], 'reprocess_token', ARGV[3])
 redis.call('PERSIST', KEYS[1])
 redis.call('PERSIST', KEYS[2])
 redis.call('ZREM', KEYS[4], ARGV[4])
