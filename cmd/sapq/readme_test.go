@@ -51,7 +51,7 @@ func TestREADMEIsGeneratedFromTheRegistry(t *testing.T) {
 func submitToolRows() string {
 	var b strings.Builder
 	for _, spec := range tasks.Specs() {
-		fmt.Fprintf(&b, "| `%s` | validate, record and queue %s; returns `{job_id, kind, status, replayed, poll_after_seconds}` | false, false, true, true |\n", spec.Tool, spec.Summary)
+		fmt.Fprintf(&b, "| `%s` | validate, record and queue %s; returns `{job_id, kind, status, replayed, poll_after_seconds}`, with `approval` and `waiting_for` when it awaits approval, or `dry_run` for a dry run | false, false, true, true |\n", spec.Tool, spec.Summary)
 	}
 	return b.String()
 }
