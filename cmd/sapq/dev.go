@@ -114,6 +114,11 @@ func runDev(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 
+	tracer, stopTracing, err := newTracing(ctx, "dev")
+	if err != nil {
+		return err
+	}
+	defer stopTracing()
 	reg := newRegistry()
 	l, err := ledger.New(ledger.Options{Redis: rdb, Logger: log, Settle: settle})
 	if err != nil {
@@ -123,7 +128,7 @@ func runDev(ctx context.Context, args []string, stdout io.Writer) error {
 	w, err := worker.New(worker.Options{
 		Redis: rdb, Ledger: l, SAP: destinations,
 		SAPTimeout: sapTimeout, PollInterval: 200 * time.Millisecond,
-		Retry: worker.RetryPolicy{Initial: time.Second, Max: time.Minute}, Logger: log, Metrics: reg,
+		Retry: worker.RetryPolicy{Initial: time.Second, Max: time.Minute}, Logger: log, Metrics: reg, Tracer: tracer,
 	})
 	if err != nil {
 		return err
@@ -132,7 +137,7 @@ func runDev(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	front, err := mcpfront.New(mcpfront.Options{Ledger: l, Redis: rdb, Tokens: tokens, SAP: destinations, Logger: log, Audit: log.With("audit", true), Metrics: reg})
+	front, err := mcpfront.New(mcpfront.Options{Ledger: l, Redis: rdb, Tokens: tokens, SAP: destinations, Logger: log, Audit: log.With("audit", true), Metrics: reg, Tracer: tracer})
 	if err != nil {
 		return err
 	}
