@@ -110,11 +110,13 @@ func (s *Server) operationTools() []server.ServerTool {
 		mcp.WithIdempotentHintAnnotation(true),
 		mcp.WithOpenWorldHintAnnotation(false),
 	}
-	act := []mcp.ToolOption{
-		mcp.WithReadOnlyHintAnnotation(false),
-		mcp.WithDestructiveHintAnnotation(true),
-		mcp.WithIdempotentHintAnnotation(true), // a posting handled once is no longer selected
-		mcp.WithOpenWorldHintAnnotation(true),  // reprocessed postings go to SAP
+	act := func(reachesSAP bool) []mcp.ToolOption {
+		return []mcp.ToolOption{
+			mcp.WithReadOnlyHintAnnotation(false),
+			mcp.WithDestructiveHintAnnotation(true),
+			mcp.WithIdempotentHintAnnotation(true), // a posting handled once is no longer selected
+			mcp.WithOpenWorldHintAnnotation(reachesSAP),
+		}
 	}
 	tool := func(name, title, desc string, in, out mcp.ToolOption, ann []mcp.ToolOption) mcp.Tool {
 		opts := []mcp.ToolOption{mcp.WithToolTitle(title), mcp.WithDescription(desc), mcp.WithTitleAnnotation(title), in, out}
@@ -128,12 +130,12 @@ func (s *Server) operationTools() []server.ServerTool {
 		},
 		{
 			Tool: tool(ToolReprocessPostings, "Reprocess failed postings", descReprocessPostings,
-				inputSchema[bulkArgs](fixBulkArgs), outputSchema[BulkOutcome](fixBulkOutcome), act),
+				inputSchema[bulkArgs](fixBulkArgs), outputSchema[BulkOutcome](fixBulkOutcome), act(true)),
 			Handler: asCaller(s.bulk(ledger.BulkReprocess)),
 		},
 		{
 			Tool: tool(ToolDiscardPostings, "Discard failed postings", descDiscardPostings,
-				inputSchema[bulkArgs](fixBulkArgs), outputSchema[BulkOutcome](fixBulkOutcome), act),
+				inputSchema[bulkArgs](fixBulkArgs), outputSchema[BulkOutcome](fixBulkOutcome), act(false)),
 			Handler: asCaller(s.bulk(ledger.BulkDiscard)),
 		},
 	}
