@@ -28,12 +28,15 @@ const (
 // the tool and cannot call it.
 var toolScopes = func() map[string]Scope {
 	m := map[string]Scope{
-		ToolCancelPosting:  ScopeWrite,
-		ToolGetPosting:     ScopeRead,
-		ToolListPostings:   ScopeRead,
-		ToolListApprovals:  ScopeOperate,
-		ToolApprovePosting: ScopeOperate,
-		ToolRejectPosting:  ScopeOperate,
+		ToolCancelPosting:     ScopeWrite,
+		ToolGetPosting:        ScopeRead,
+		ToolListPostings:      ScopeRead,
+		ToolListApprovals:     ScopeOperate,
+		ToolApprovePosting:    ScopeOperate,
+		ToolRejectPosting:     ScopeOperate,
+		ToolListFailures:      ScopeOperate,
+		ToolReprocessPostings: ScopeOperate,
+		ToolDiscardPostings:   ScopeOperate,
 	}
 	for _, spec := range tasks.Specs() {
 		m[spec.Tool] = ScopeWrite
@@ -57,7 +60,8 @@ func toolNames() []string {
 	for _, spec := range tasks.Specs() {
 		out = append(out, spec.Tool)
 	}
-	return append(out, ToolGetPosting, ToolListPostings, ToolCancelPosting, ToolListApprovals, ToolApprovePosting, ToolRejectPosting)
+	return append(out, ToolGetPosting, ToolListPostings, ToolCancelPosting, ToolListApprovals, ToolApprovePosting, ToolRejectPosting,
+		ToolListFailures, ToolReprocessPostings, ToolDiscardPostings)
 }
 
 // mayUse reports whether a caller may use a tool, and if not, which rule
@@ -191,6 +195,7 @@ func (s *Server) registerTools() {
 		},
 	)
 	s.mcp.AddTools(s.approvalTools()...)
+	s.mcp.AddTools(s.operationTools()...)
 }
 
 func (s *Server) submit(kind tasks.Kind) callerHandler {
