@@ -432,7 +432,11 @@ func (s *Server) cancelPosting(ctx context.Context, caller *Caller, req mcp.Call
 	if res := s.decodeJobRef(req, &args); res != nil {
 		return res, nil
 	}
-	job, err := s.ledger.Cancel(ctx, caller.Name, args.JobID)
+	var lookup ledger.SAPLookup
+	if s.checker != nil {
+		lookup = s.checker
+	}
+	job, err := s.ledger.Cancel(ctx, caller.Name, args.JobID, lookup)
 	if errors.Is(err, ledger.ErrNotCancellable) {
 		return errorResult(codeNotCancellable, fmt.Sprintf("job %s was not cancelled: %v. Follow it with get_posting; a document already posted in SAP must be reversed there.", args.JobID, err), nil), nil
 	}

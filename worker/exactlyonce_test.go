@@ -149,7 +149,7 @@ func TestAnotherCallersInvoiceIsNeverAdopted(t *testing.T) {
 		t.Fatalf("resubmitted after a reversal: %s; want failed, with the reversed document and its reversal", describeJob(againDone))
 	}
 	// SAP holds a document for it: it is neither cancelled nor reprocessed.
-	if _, err := r.ledger.Cancel(ctx, "caller-a", again.ID); !errors.Is(err, ledger.ErrNotCancellable) {
+	if _, err := r.ledger.Cancel(ctx, "caller-a", again.ID, r.sapSystems()); !errors.Is(err, ledger.ErrNotCancellable) {
 		t.Fatalf("cancel of a job whose document SAP holds reversed: %v", err)
 	}
 	if posts := r.sim.Stats().Attempts[sim.KindSupplierInvoice]; posts != 2 || r.documents(ref(a)) != 1 {
@@ -339,7 +339,7 @@ func TestDuplicateAfterDefiniteRefusalsIsPermanent(t *testing.T) {
 	if done.Attempts != 2 || done.Error.Code != "M8/108" || done.Error.Category != tasks.CategoryPermanent || done.Phase != tasks.PhasePending {
 		t.Fatalf("%s; want a permanent M8/108 after the lock, nothing posted", describeJob(done))
 	}
-	if got, err := r.ledger.Cancel(ctx, "caller-b", b.ID); err != nil || got.Status != tasks.StatusCancelled {
+	if got, err := r.ledger.Cancel(ctx, "caller-b", b.ID, r.sapSystems()); err != nil || got.Status != tasks.StatusCancelled {
 		t.Fatalf("cancel: %+v %v", got, err)
 	}
 }
