@@ -12,11 +12,14 @@ import (
 	"github.com/sapq/sapq/tasks/ledger"
 )
 
-// SAPChecker has SAP check a posting without posting it, for dry runs
-// (journal entries: a test run; kinds SAP cannot check answer Checked
-// false). *sap.Destinations implements it.
+// SAPChecker is the MCP front's access to SAP, which never posts: Check has
+// SAP check a posting without posting it, for dry runs (journal entries: a
+// test run; kinds SAP cannot check answer Checked false); HoldsDocument
+// looks a job never sent up by its reference before it is cancelled
+// (ledger.Cancel, worker/model FIX 5). *sap.Destinations implements it.
 type SAPChecker interface {
 	Check(ctx context.Context, destination string, r sap.Request, s sap.Send) (sap.CheckResult, error)
+	ledger.SAPLookup
 }
 
 // Verdicts of a dry run: what the same call without dry_run would do.

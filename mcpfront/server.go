@@ -120,8 +120,11 @@ type Options struct {
 	// refused. Zero: the one destination tasks.DefaultDestination.
 	Routes tasks.Routes
 	// SAP, when set, is asked to check dry runs' documents without posting
-	// them (*sap.Destinations); without it, dry runs check everything but
-	// SAP's own rules and say so.
+	// them (*sap.Destinations), and to look up a posting never sent before
+	// it is cancelled; without it, dry runs check everything but SAP's own
+	// rules and say so, and a posting never sent cannot be cancelled (SAP
+	// may hold a document under its reference from a job of the same key
+	// that the ledger forgot).
 	SAP SAPChecker
 	// Metrics, when set, receives tool call and authentication metrics.
 	Metrics prometheus.Registerer

@@ -145,7 +145,7 @@ A job_id that is not yours, or unknown, gives not_found.`
 
 	descListPostings = `List your postings, newest first, optionally filtered by status and kind. Returns up to limit postings (default 20, at most 100) and next_cursor: pass it as cursor to get the next page; it is empty on the last page. Use it to find a job_id you lost, or to check which documents are still in progress. Each posting has the same shape as get_posting's result.`
 
-	descCancelPosting = `Cancel one of your postings while SAP holds no document for it: status awaiting_approval, queued, or retrying or failed after attempts that certainly posted nothing. The job becomes cancelled and will never be posted or reprocessed; cancel a rejected job this way before submitting a corrected document under a new idempotency_key. Once a worker is calling SAP, or the outcome of a call is unknown, or the job is finished, it cannot be cancelled and you get not_cancellable with the reason: a posted document must then be reversed in SAP. Cancelling an already cancelled job succeeds again. Returns the posting. Unknown or foreign job_id: not_found.`
+	descCancelPosting = `Cancel one of your postings while SAP holds no document for it: status awaiting_approval, queued, or retrying or failed after attempts that certainly posted nothing. A posting never sent is cancelled only after sapq has checked that SAP holds no document under its reference (an earlier job of the same idempotency_key may have posted one); if SAP cannot be checked now you get not_cancellable saying so: try again later. The job becomes cancelled and will never be posted or reprocessed; cancel a rejected job this way before submitting a corrected document under a new idempotency_key. Once a worker is calling SAP, or the outcome of a call is unknown, or the job is finished, it cannot be cancelled and you get not_cancellable with the reason: a posted document must then be reversed in SAP. Cancelling an already cancelled job succeeds again. Returns the posting. Unknown or foreign job_id: not_found.`
 )
 
 func (s *Server) registerTools() {
@@ -437,7 +437,11 @@ func (s *Server) cancelPosting(ctx context.Context, caller *Caller, req mcp.Call
 	if res := s.decodeJobRef(req, &args); res != nil {
 		return res, nil
 	}
-	job, err := s.ledger.Cancel(ctx, caller.Name, args.JobID)
+	var lookup ledger.SAPLookup
+	if s.checker != nil {
+		lookup = s.checker
+	}
+	job, err := s.ledger.Cancel(ctx, caller.Name, args.JobID, lookup)
 	if errors.Is(err, ledger.ErrNotCancellable) {
 		return errorResult(codeNotCancellable, fmt.Sprintf("job %s was not cancelled: %v. Follow it with get_posting; a document already posted in SAP must be reversed there.", args.JobID, err), nil), nil
 	}

@@ -362,3 +362,28 @@ func (d *Destinations) Check(ctx context.Context, destination string, r Request,
 	}
 	return c.Check(ctx, r, s)
 }
+
+// HoldsDocument reports whether SAP holds a document under the job's
+// reference (reversed or not), in the destination its first call went to or,
+// for a job never sent, the one the routes choose: the look-up that must
+// come before a job never sent is cancelled (ledger.Cancel). It implements
+// ledger.SAPLookup.
+func (d *Destinations) HoldsDocument(ctx context.Context, job tasks.Job) (bool, error) {
+	p, err := job.Posting()
+	if err != nil {
+		return false, err
+	}
+	destination, reference := job.Destination, job.Reference
+	if destination == "" || reference == "" {
+		if destination, err = d.Route(p); err != nil {
+			return false, err
+		}
+		reference = tasks.IdentityOf(&job, destination).Reference()
+	}
+	r, err := NewRequest(p)
+	if err != nil {
+		return false, err
+	}
+	m, err := d.Find(ctx, destination, r, reference)
+	return m.Found, err
+}

@@ -3,6 +3,8 @@ package worker_test
 import (
 	"context"
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/sapq/sapq/internal/redistest"
+	"github.com/sapq/sapq/sap"
 	"github.com/sapq/sapq/sap/sim"
 	"github.com/sapq/sapq/tasks"
 	"github.com/sapq/sapq/tasks/ledger"
@@ -149,7 +152,7 @@ func TestAnotherCallersInvoiceIsNeverAdopted(t *testing.T) {
 		t.Fatalf("resubmitted after a reversal: %s; want failed, with the reversed document and its reversal", describeJob(againDone))
 	}
 	// SAP holds a document for it: it is neither cancelled nor reprocessed.
-	if _, err := r.ledger.Cancel(ctx, "caller-a", again.ID); !errors.Is(err, ledger.ErrNotCancellable) {
+	if _, err := r.ledger.Cancel(ctx, "caller-a", again.ID, r.sapSystems()); !errors.Is(err, ledger.ErrNotCancellable) {
 		t.Fatalf("cancel of a job whose document SAP holds reversed: %v", err)
 	}
 	if posts := r.sim.Stats().Attempts[sim.KindSupplierInvoice]; posts != 2 || r.documents(ref(a)) != 1 {
@@ -262,6 +265,40 @@ func TestLastAttemptRetriesItsRecord(t *testing.T) {
 	r.awaitGone(job.ID) // the task completed, not archived
 }
 
+// FIX 4 (worker/model): a job never sent is unverified, for SAP may hold a
+// document under its reference from a job of the same key that the ledger
+// forgot. A look-up that fails on the last attempt leaves it failed with
+// the outcome unknown, never "failed, nothing posted"; it is cancelled only
+// once a look-up finds nothing.
+func TestUnreadableLookUpOnTheLastAttemptOfAJobNeverSent(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, sim.Faults{})
+	r.useLedger(ledger.Options{MaxRetry: 0}) // the first attempt is the last
+	gone := httptest.NewServer(http.NotFoundHandler())
+	gone.Close() // SAP cannot be reached
+	unreachable, err := sap.New(sap.Config{BaseURL: gone.URL, User: simUser, Password: simPassword, Timeout: rigSAPTimeout, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := r.options()
+	if opts.SAP, err = sap.SingleDestination(tasks.DefaultDestination, unreachable); err != nil {
+		t.Fatal(err)
+	}
+	r.startWorker(opts)
+	job := r.submit(taskstest.JournalEntry("je-unverified"))
+	done := r.awaitStatus(job.ID, tasks.StatusFailed, settle)
+	if done.Attempts != 0 || done.Phase != tasks.PhaseSending || done.Error == nil || done.Error.Category != tasks.CategoryUnknown {
+		t.Fatalf("%s; want failed, never sent, outcome unknown (SAP was not checked)", describeJob(done))
+	}
+	if _, err := r.ledger.Cancel(context.Background(), "tester", job.ID, nil); !errors.Is(err, ledger.ErrNotCancellable) {
+		t.Fatalf("cancel without a look-up: %v", err)
+	}
+	got, err := r.ledger.Cancel(context.Background(), "tester", job.ID, r.sapSystems())
+	if err != nil || got.Status != tasks.StatusCancelled {
+		t.Fatalf("cancel once SAP answers that it holds nothing: %s %v", describeJob(got), err)
+	}
+}
+
 // Redis loses the record of a call that is still in flight in SAP: the
 // ledger says nothing was sent, and a look-up made now would miss the
 // document SAP is about to commit. No call goes out until every call sent
@@ -339,7 +376,7 @@ func TestDuplicateAfterDefiniteRefusalsIsPermanent(t *testing.T) {
 	if done.Attempts != 2 || done.Error.Code != "M8/108" || done.Error.Category != tasks.CategoryPermanent || done.Phase != tasks.PhasePending {
 		t.Fatalf("%s; want a permanent M8/108 after the lock, nothing posted", describeJob(done))
 	}
-	if got, err := r.ledger.Cancel(ctx, "caller-b", b.ID); err != nil || got.Status != tasks.StatusCancelled {
+	if got, err := r.ledger.Cancel(ctx, "caller-b", b.ID, r.sapSystems()); err != nil || got.Status != tasks.StatusCancelled {
 		t.Fatalf("cancel: %+v %v", got, err)
 	}
 }

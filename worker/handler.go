@@ -187,7 +187,9 @@ func (a *attempt) run(ctx context.Context) error {
 		w.metrics.waited("loss_window")
 		return &waitError{reason: (&ledger.LossWindowError{Wait: wait}).Error(), after: wait}
 	}
-	if job.Phase == tasks.PhaseSending {
+	if job.Phase == tasks.PhaseSending && !job.SendStartedAt.IsZero() {
+		// (A job never sent, failed unverified, has no call of its own to
+		// wait for; the loss window covers calls the ledger forgot.)
 		if settle := w.settle - a.claimed.SinceSend; settle > 0 {
 			// The wait is at most the settle time, even if Redis's clock
 			// went back (a failover to a host whose clock is behind).
@@ -338,9 +340,14 @@ func (a *attempt) find(ctx context.Context, c call) (sap.Match, error) {
 
 // mayHoldPhase is the phase that says what SAP may hold for the job: the
 // ledger's, unless the ledger wrote it before a Redis loss, when "pending"
-// proves nothing and only a look-up can tell.
+// proves nothing and only a look-up can tell; nor does it for a job never
+// sent (worker/model FIX 4: a new job is unverified): SAP may hold a
+// document under its reference from a job of the same key that the ledger
+// forgot (a Redis loss, or a posted job's retention that ended before the
+// agent submitted the key again). The model's createJob and this change
+// together.
 func (a *attempt) mayHoldPhase() tasks.Phase {
-	if a.job.Phase == tasks.PhasePending && a.claimed.Suspect {
+	if a.job.Phase == tasks.PhasePending && (a.claimed.Suspect || a.job.Attempts == 0) {
 		return tasks.PhaseSending
 	}
 	return a.job.Phase
@@ -470,9 +477,15 @@ func (a *attempt) fail(ctx context.Context, phase tasks.Phase, jobErr tasks.JobE
 // unsendable fails a job this worker cannot even build a request for. The
 // job keeps its phase: if an earlier call's outcome is unknown, SAP may hold
 // the document, and the job must stay uncancellable and be reconciled when it
-// is reprocessed.
+// is reprocessed. A job never sent keeps "pending" here (unlike
+// mayHoldPhase's FIX 4 rule): it cannot be routed or built, so no look-up
+// could check it, and the failure says what this job did, nothing; a cancel
+// still looks SAP up first (ledger.Cancel).
 func (a *attempt) unsendable(ctx context.Context, code, msg string) error {
-	phase := a.mayHoldPhase()
+	phase := a.job.Phase
+	if phase == tasks.PhasePending && a.claimed.Suspect {
+		phase = tasks.PhaseSending
+	}
 	category := tasks.CategoryPermanent
 	if phase == tasks.PhaseSending {
 		category = tasks.CategoryUnknown

@@ -126,12 +126,8 @@ func ref(job tasks.Job) string {
 
 // fastOptions keep retries and reconciliation quick enough for tests.
 func (r *rig) options() worker.Options {
-	dest, err := sap.SingleDestination(tasks.DefaultDestination, r.sap)
-	if err != nil {
-		r.t.Fatal(err)
-	}
 	return worker.Options{
-		Redis: r.rdb, Ledger: r.ledger, SAP: dest,
+		Redis: r.rdb, Ledger: r.ledger, SAP: r.sapSystems(),
 		Concurrency: 4, SAPTimeout: rigSAPTimeout,
 		Retry:        worker.RetryPolicy{Initial: 50 * time.Millisecond, Max: 200 * time.Millisecond},
 		PollInterval: 50 * time.Millisecond, ShutdownTimeout: 5 * time.Second, SweepInterval: -1,
@@ -307,4 +303,15 @@ func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Helper()
 	w.t.Log(strings.TrimRight(string(p), "\n"))
 	return len(p), nil
+}
+
+// sapSystems is SAP as the MCP front sees it: the rig's simulator, for
+// the look-up before a job never sent is cancelled.
+func (r *rig) sapSystems() *sap.Destinations {
+	r.t.Helper()
+	dest, err := sap.SingleDestination(tasks.DefaultDestination, r.sap)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return dest
 }

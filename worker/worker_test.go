@@ -228,7 +228,7 @@ func TestCancelledJobIsNeverSent(t *testing.T) {
 	t.Parallel()
 	r := newRig(t, sim.Faults{})
 	job := r.submit(taskstest.JournalEntry("je-cancel"))
-	if _, err := r.ledger.Cancel(context.Background(), "tester", job.ID); err != nil {
+	if _, err := r.ledger.Cancel(context.Background(), "tester", job.ID, r.sapSystems()); err != nil {
 		t.Fatal(err)
 	}
 	// Even if the task were delivered (a copy re-enqueued by a sweep), the
@@ -372,7 +372,7 @@ func TestUnsendablePayloadKeepsAnUnknownOutcome(t *testing.T) {
 			if strings.Contains(got.Error.Message, "panic") || strings.Contains(got.Error.Message, ".go:") {
 				t.Fatalf("error message %q", got.Error.Message)
 			}
-			if _, err := r.ledger.Cancel(ctx, "tester", job.ID); !errors.Is(err, ledger.ErrNotCancellable) {
+			if _, err := r.ledger.Cancel(ctx, "tester", job.ID, r.sapSystems()); !errors.Is(err, ledger.ErrNotCancellable) {
 				t.Fatalf("cancel of a job SAP may hold: %v", err)
 			}
 			if n := r.sim.Stats().Attempts[sim.KindJournalEntry]; n != 0 {

@@ -82,7 +82,7 @@ func runMCP(ctx context.Context, args []string, stdout io.Writer) error {
 	// runs' documents.
 	var sf sapFlags
 	sf.register(fs, &e)
-	sapCheck := fs.Bool("sap-check", e.bool("MCP_SAP_CHECK", false), "have SAP check the documents of dry runs (dry_run: true) without posting them, connecting with the --sap-* settings or the destinations file as the worker does; without it, dry runs check everything but SAP's own rules and say so (env SAPQ_MCP_SAP_CHECK)")
+	sapCheck := fs.Bool("sap-check", e.bool("MCP_SAP_CHECK", false), "have SAP check the documents of dry runs (dry_run: true) without posting them, and look up postings never sent before cancelling them (without it, cancel_posting refuses those), connecting with the --sap-* settings or the destinations file as the worker does; without it, dry runs check everything but SAP's own rules and say so (env SAPQ_MCP_SAP_CHECK)")
 	transportKnown := func() error {
 		if cfg.transport != "http" && cfg.transport != "stdio" {
 			return fmt.Errorf("--transport (SAPQ_MCP_TRANSPORT) must be http or stdio, got %q", cfg.transport)

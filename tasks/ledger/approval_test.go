@@ -116,7 +116,7 @@ func TestSubmitterMayCancelWhileItWaits(t *testing.T) {
 	l, _ := newLedger(t)
 	ctx := context.Background()
 	job := awaitingApproval(t, l, "appr-3")
-	got, err := l.Cancel(ctx, "alice", job.ID)
+	got, err := l.Cancel(ctx, "alice", job.ID, simSAP(t))
 	if err != nil || got.Status != tasks.StatusCancelled {
 		t.Fatalf("Cancel = %+v, %v", got, err)
 	}

@@ -273,6 +273,9 @@ type BulkOptions struct {
 	Chunk int
 	// Progress, when set, is called after every chunk.
 	Progress func(BulkProgress)
+	// SAP, when set, lets a discard look up jobs that were never sent
+	// (see Cancel); without it they are skipped.
+	SAP SAPLookup
 }
 
 // BulkProgress says how far a bulk operation has come.
@@ -342,7 +345,7 @@ func (l *Ledger) Bulk(ctx context.Context, action BulkAction, f Filter, opts Bul
 			case BulkReprocess:
 				_, err = l.Reprocess(ctx, id)
 			case BulkDiscard:
-				_, err = l.Cancel(ctx, "", id)
+				_, err = l.Cancel(ctx, "", id, opts.SAP)
 			}
 			switch {
 			case err == nil:

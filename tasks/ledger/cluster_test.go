@@ -89,7 +89,7 @@ func TestLedgerOnRedisCluster(t *testing.T) {
 		}
 	}
 	failed := jobs[1]
-	if got, err := l.Cancel(ctx, failed.Caller, failed.ID); err != nil || got.Status != tasks.StatusCancelled {
+	if got, err := l.Cancel(ctx, failed.Caller, failed.ID, simSAP(t)); err != nil || got.Status != tasks.StatusCancelled {
 		t.Fatalf("cancel: %+v %v", got, err)
 	}
 	retried := jobs[5]

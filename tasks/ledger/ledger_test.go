@@ -231,7 +231,7 @@ func TestProtocolTransitions(t *testing.T) {
 	if err := l.RecordFailure(ctx, other.Job, tasks.StatusFailed, tasks.PhasePending, tasks.JobError{Message: "gave up"}); !errors.Is(err, ledger.ErrStale) {
 		t.Fatalf("stale RecordFailure: %v, want ErrStale", err)
 	}
-	if _, err := l.Cancel(ctx, "alice", job.ID); !errors.Is(err, ledger.ErrNotCancellable) {
+	if _, err := l.Cancel(ctx, "alice", job.ID, simSAP(t)); !errors.Is(err, ledger.ErrNotCancellable) {
 		t.Fatalf("cancel while sending: %v, want ErrNotCancellable", err)
 	}
 	// An unknown outcome keeps the job in PhaseSending for the next attempt.
@@ -265,10 +265,10 @@ func TestCancel(t *testing.T) {
 	l, _ := newLedger(t)
 	ctx := context.Background()
 	job, _, _ := l.Submit(ctx, "alice", taskstest.SupplierInvoice("to-cancel"))
-	if _, err := l.Cancel(ctx, "bob", job.ID); !errors.Is(err, ledger.ErrNotFound) {
+	if _, err := l.Cancel(ctx, "bob", job.ID, simSAP(t)); !errors.Is(err, ledger.ErrNotFound) {
 		t.Fatalf("bob cancels alice's job: %v, want ErrNotFound", err)
 	}
-	got, err := l.Cancel(ctx, "alice", job.ID)
+	got, err := l.Cancel(ctx, "alice", job.ID, simSAP(t))
 	if err != nil || got.Status != tasks.StatusCancelled {
 		t.Fatalf("Cancel = %+v, %v", got, err)
 	}
@@ -283,7 +283,7 @@ func TestCancel(t *testing.T) {
 		t.Fatalf("BeginSend of cancelled job: %v", err)
 	}
 	// Cancelling again answers with the cancelled job, as the first call did.
-	if again, err := l.Cancel(ctx, "alice", job.ID); err != nil || again.Status != tasks.StatusCancelled {
+	if again, err := l.Cancel(ctx, "alice", job.ID, simSAP(t)); err != nil || again.Status != tasks.StatusCancelled {
 		t.Fatalf("second cancel: %+v, %v", again, err)
 	}
 }
@@ -296,7 +296,7 @@ func TestCancelFailedJob(t *testing.T) {
 	rejected, _, _ := l.Submit(ctx, "alice", taskstest.JournalEntry("rejected"))
 	rejected = sendOnce(t, l, rejected.ID)
 	l.RecordFailure(ctx, rejected, tasks.StatusFailed, tasks.PhasePending, tasks.JobError{Code: "F5/507", Category: tasks.CategoryPermanent})
-	if got, err := l.Cancel(ctx, "alice", rejected.ID); err != nil || got.Status != tasks.StatusCancelled {
+	if got, err := l.Cancel(ctx, "alice", rejected.ID, simSAP(t)); err != nil || got.Status != tasks.StatusCancelled {
 		t.Fatalf("cancel a rejected job: %+v, %v", got, err)
 	}
 	if _, err := l.Reprocess(ctx, rejected.ID); !errors.Is(err, ledger.ErrNotFailed) {
@@ -306,7 +306,7 @@ func TestCancelFailedJob(t *testing.T) {
 	unknown, _, _ := l.Submit(ctx, "alice", taskstest.JournalEntry("unknown"))
 	unknown = sendOnce(t, l, unknown.ID)
 	l.RecordFailure(ctx, unknown, tasks.StatusFailed, tasks.PhaseSending, tasks.JobError{Category: tasks.CategoryUnknown})
-	if _, err := l.Cancel(ctx, "alice", unknown.ID); !errors.Is(err, ledger.ErrNotCancellable) {
+	if _, err := l.Cancel(ctx, "alice", unknown.ID, simSAP(t)); !errors.Is(err, ledger.ErrNotCancellable) {
 		t.Fatalf("cancel a job that SAP may hold: %v, want ErrNotCancellable", err)
 	}
 }
@@ -355,7 +355,7 @@ func TestListFiltersAndPages(t *testing.T) {
 	if err != nil || len(page.Jobs) != 3 {
 		t.Fatalf("journal entries: %d, %v; want 3", len(page.Jobs), err)
 	}
-	l.Cancel(ctx, "alice", ids[0])
+	l.Cancel(ctx, "alice", ids[0], simSAP(t))
 	page, _ = l.List(ctx, "alice", ledger.ListFilter{Status: tasks.StatusCancelled})
 	if len(page.Jobs) != 1 || page.Jobs[0].ID != ids[0] {
 		t.Fatalf("cancelled filter = %+v", page.Jobs)
@@ -466,7 +466,7 @@ func TestStrandedJobShowsFailedAndCanBeReprocessed(t *testing.T) {
 			if err != nil || got.Status != tasks.StatusFailed || got.Error == nil || got.Error.Category != tasks.CategoryUnknown {
 				t.Fatalf("stranded job = %+v (%v), want failed with an unknown outcome", got, err)
 			}
-			if _, err := l.Cancel(ctx, "alice", job.ID); !errors.Is(err, ledger.ErrNotCancellable) {
+			if _, err := l.Cancel(ctx, "alice", job.ID, simSAP(t)); !errors.Is(err, ledger.ErrNotCancellable) {
 				t.Fatalf("cancel of a job SAP may hold: %v", err)
 			}
 			re, err := l.Reprocess(ctx, job.ID)

@@ -84,6 +84,11 @@ local nowus = tonumber(t[1]) * 1000000 + tonumber(t[2])
 // KEYS: meta. Returns {server now_ms, loss_ms}.
 var checkShardScript = redis.NewScript(checkServer + `return {now, loss}`)
 
+// lossStateScript runs the check and answers with the shard's loss and
+// write sequence, for a cancel that looks SAP up (Cancel).
+// KEYS: meta. Returns {server now_ms, loss_ms, loss_us, seq}.
+var lossStateScript = redis.NewScript(checkServer + `return {now, loss, lossus, seq}`)
+
 // lossNowScript records a loss that a process noticed itself (seqWatch).
 // KEYS: meta. Returns the loss time, the server's now in ms.
 var lossNowScript = redis.NewScript(serverNow + `

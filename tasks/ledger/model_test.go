@@ -50,13 +50,13 @@ func TestReprocessDoesNotLaunderAStateWrittenBeforeALoss(t *testing.T) {
 	if got.Error == nil || got.Error.Category != tasks.CategoryUnknown || !strings.Contains(got.Error.Message, "Redis lost writes") {
 		t.Fatalf("a failure written before a loss reads %+v", got.Error)
 	}
-	if _, err := l.Cancel(ctx, "alice", job.ID); !errors.Is(err, ledger.ErrNotCancellable) {
+	if _, err := l.Cancel(ctx, "alice", job.ID, simSAP(t)); !errors.Is(err, ledger.ErrNotCancellable) {
 		t.Fatalf("cancel of a suspect failed job: %v", err)
 	}
 	if _, err := l.Reprocess(ctx, job.ID); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := l.Cancel(ctx, "alice", job.ID); !errors.Is(err, ledger.ErrNotCancellable) || !strings.Contains(err.Error(), "Redis lost writes") {
+	if _, err := l.Cancel(ctx, "alice", job.ID, simSAP(t)); !errors.Is(err, ledger.ErrNotCancellable) || !strings.Contains(err.Error(), "Redis lost writes") {
 		t.Fatalf("cancel after a reprocess of a suspect job: %v; want it still suspect", err)
 	}
 	claimed, err := l.Claim(ctx, job.ID, 1)

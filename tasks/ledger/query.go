@@ -300,6 +300,13 @@ func (l *Ledger) loadMany(ctx context.Context, ids []string) ([]tasks.Job, error
 	return jobs, nil
 }
 
+// SAPLookup tells whether SAP holds a document under a job's reference
+// (the look-up the worker makes before every call). *sap.Destinations
+// implements it.
+type SAPLookup interface {
+	HoldsDocument(ctx context.Context, job tasks.Job) (bool, error)
+}
+
 // Cancel withdraws one of the caller's jobs while SAP holds no document for
 // it and no call is in flight: awaiting approval, queued, waiting to retry after an attempt that
 // certainly posted nothing, or failed that way. A cancelled job is never sent
@@ -307,7 +314,17 @@ func (l *Ledger) loadMany(ctx context.Context, ids []string) ([]tasks.Job, error
 // can withdraw the old job before submitting the new one. A job whose last
 // call's outcome is unknown, or that a worker is calling SAP for, cannot be
 // cancelled. Cancelling a cancelled job answers with it again.
-func (l *Ledger) Cancel(ctx context.Context, caller, id string) (tasks.Job, error) {
+//
+// A job never sent (no attempt yet) is unverified (worker/model FIX 5): SAP
+// may hold a document under its reference from a job of the same key that
+// the ledger forgot (a Redis loss, or the retention expiry of a posted job
+// before the agent submitted the key again). It is cancelled only after
+// sap, outside any loss window, finds nothing under the reference, and only
+// if meanwhile no attempt began and Redis lost nothing (the cancel script
+// checks both). Without sap, or inside a loss window, it is not cancelled
+// now: the worker looks SAP up before sending, and a later cancel may
+// succeed.
+func (l *Ledger) Cancel(ctx context.Context, caller, id string, sap SAPLookup) (tasks.Job, error) {
 	job, err := l.load(ctx, id)
 	if err != nil {
 		return tasks.Job{}, err
@@ -316,8 +333,15 @@ func (l *Ledger) Cancel(ctx context.Context, caller, id string) (tasks.Job, erro
 		return tasks.Job{}, ErrNotFound
 	}
 	k, _ := keysOf(id)
+	lookedUp, lossUS, floor := "0", int64(0), int64(0)
+	if job.Attempts == 0 && job.Status != tasks.StatusCancelled {
+		if lossUS, floor, err = l.verifyUnsent(ctx, k.shard, job, sap); err != nil {
+			return tasks.Job{}, err
+		}
+		lookedUp = "1"
+	}
 	res, err := cancelScript.Run(ctx, l.rdb, []string{k.meta(), k.job(), idemKeyOf(job.Caller, job.IdempotencyKey), k.expiry(), k.approvals(), k.failed()},
-		caller, ms(l.opts.Now()), l.opts.Retention.Milliseconds(), expiryMember(id, job.Caller)).Text()
+		caller, ms(l.opts.Now()), l.opts.Retention.Milliseconds(), expiryMember(id, job.Caller), lookedUp, lossUS, floor).Text()
 	if err != nil {
 		return tasks.Job{}, l.ctxErr(ctx, err)
 	}
@@ -337,6 +361,42 @@ func (l *Ledger) Cancel(ctx context.Context, caller, id string) (tasks.Job, erro
 	return l.load(ctx, id)
 }
 
+// verifyUnsent looks a job that was never sent up in SAP before a cancel,
+// outside any loss window. It returns the shard's last loss (us) and write
+// sequence as they stood before the look-up: the cancel script refuses if
+// either moved, for then the look-up may have missed a call the ledger
+// forgot. worker/model/exactlyonce.pml models this step (the Agent's FIX 5
+// branch); they change together.
+func (l *Ledger) verifyUnsent(ctx context.Context, s shard, job tasks.Job, sap SAPLookup) (lossUS, seq int64, err error) {
+	if sap == nil {
+		return 0, 0, fmt.Errorf("%w: it is %s", ErrNotCancellable, describe("unverified"))
+	}
+	floor := l.seq.floor(s)
+	res, err := lossStateScript.Run(ctx, l.rdb, []string{s.metaKey()}).Slice()
+	if err != nil {
+		return 0, 0, l.ctxErr(ctx, fmt.Errorf("ledger: cancel %s: %w", job.ID, err))
+	}
+	now, _ := res[0].(int64)
+	loss, _ := res[1].(int64)
+	lossUS, _ = res[2].(int64)
+	seq, _ = res[3].(int64)
+	wait := lossWait(now, loss, l.opts.Settle)
+	if l.seq.observe(s, floor, seq) {
+		wait = l.noticeRollback(ctx, s)
+	}
+	if wait > 0 {
+		return 0, 0, fmt.Errorf("%w now: it was never sent, and Redis lost writes recently; SAP can be checked for a document under its reference only after every call the ledger may have forgotten has ended, in %s; try again then", ErrNotCancellable, wait.Round(time.Second))
+	}
+	found, err := sap.HoldsDocument(ctx, job)
+	switch {
+	case err != nil:
+		return 0, 0, fmt.Errorf("%w now: it was never sent, and SAP could not be checked for a document under its reference (%v); try again later", ErrNotCancellable, err)
+	case found:
+		return 0, 0, fmt.Errorf("%w: SAP holds a document under its reference (from an earlier job of the same idempotency key); a worker records it", ErrNotCancellable)
+	}
+	return lossUS, seq, nil
+}
+
 func describe(statusPhase string) string {
 	switch statusPhase {
 	case "running/sending", "retrying/sending", "failed/sending", "queued/sending":
@@ -345,6 +405,10 @@ func describe(statusPhase string) string {
 		return "already posted in SAP"
 	case "running/pending":
 		return "being sent to SAP right now"
+	case "unverified":
+		return "never sent, and SAP may hold a document under its reference from an earlier job of the same idempotency key; this server cannot check SAP, so it cannot be cancelled now (the worker checks SAP before sending)"
+	case "changed":
+		return "changed while SAP was checked (an attempt began, or Redis lost writes); try again"
 	case "suspect":
 		return "possibly already posted in SAP: Redis lost writes since its state was recorded; it can be cancelled once a worker has looked it up in SAP"
 	}

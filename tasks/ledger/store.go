@@ -358,20 +358,40 @@ return 'ok'
 // worker is calling SAP for right now: queued, waiting to retry, or failed,
 // always in PhasePending, or awaiting approval. What the ledger says is trusted only if it was
 // written after the shard's last Redis loss: a "pending" that a rollback
-// restored may hide a call SAP committed. Cancelling a cancelled job
+// restored may hide a call SAP committed. A job never sent (attempts 0) is
+// unverified (worker/model FIX 4, 5): it is cancelled only after a look-up
+// in SAP found nothing (ARGV[5] = 1), whatever its phase, and only if no
+// attempt began and Redis lost nothing since the look-up began: the shard's
+// loss_us is still ARGV[6] and its write sequence has grown past ARGV[7] (a
+// rollback that kept the run_id shows as a lower one; it is recorded as a
+// loss). Cancelling a cancelled job
 // changes nothing and answers "ok", so a second run of one call answers as
 // the first.
 // KEYS: meta, job, idem, expiry, approvals, failed. ARGV: caller, now_ms, ttl_ms,
-// expiry member. Returns "ok", "missing", "suspect" or the status and phase that forbid it.
+// expiry member, looked up (0|1), loss_us and seq before the look-up.
+// Returns "ok", "missing", "suspect", "unverified", "changed" or the status
+// and phase that forbid it.
 var cancelScript = redis.NewScript(checkServer + publish + `
 if redis.call('EXISTS', KEYS[2]) == 0 then return 'missing' end
 if ARGV[1] ~= '' and redis.call('HGET', KEYS[2], 'caller') ~= ARGV[1] then return 'missing' end
 local st = redis.call('HGET', KEYS[2], 'status')
 local ph = redis.call('HGET', KEYS[2], 'phase')
 if st == 'cancelled' then return 'ok' end
-if ph ~= 'pending' or (st ~= 'queued' and st ~= 'retrying' and st ~= 'failed' and st ~= 'awaiting_approval') then return st .. '/' .. ph end
-if lossus > 0 and lossus >= tonumber(redis.call('HGET', KEYS[2], 'written_us') or '0') then return 'suspect' end
-redis.call('HSET', KEYS[2], 'status', 'cancelled', 'updated_ms', ARGV[2], 'written_us', nowus)
+local unsent = tonumber(redis.call('HGET', KEYS[2], 'attempts') or '0') == 0
+if st ~= 'queued' and st ~= 'retrying' and st ~= 'failed' and st ~= 'awaiting_approval' then return st .. '/' .. ph end
+if ARGV[5] == '1' then
+  if not unsent or ph == 'posted' then return st .. '/' .. ph end
+  if seq <= tonumber(ARGV[7]) then
+    redis.call('HSET', KEYS[1], 'loss_ms', now, 'loss_us', nowus)
+    return 'changed'
+  end
+  if lossus ~= tonumber(ARGV[6]) then return 'changed' end
+else
+  if ph ~= 'pending' then return st .. '/' .. ph end
+  if unsent then return 'unverified' end
+  if lossus > 0 and lossus >= tonumber(redis.call('HGET', KEYS[2], 'written_us') or '0') then return 'suspect' end
+end
+redis.call('HSET', KEYS[2], 'status', 'cancelled', 'phase', 'pending', 'updated_ms', ARGV[2], 'written_us', nowus)
 redis.call('HDEL', KEYS[2], 'error')
 redis.call('ZREM', KEYS[5], redis.call('HGET', KEYS[2], 'id'))
 redis.call('ZREM', KEYS[6], redis.call('HGET', KEYS[2], 'id'))

@@ -110,7 +110,8 @@
  *   VM) must not send once send_started + SAPTimeout has passed, or its call
  *   reaches SAP after another delivery's settle wait already ended, and that
  *   delivery's look-up misses it. ReconcileAfter >= SAPTimeout + SAP's
- *   processing bound. handler.go today starts the timeout after BeginSend.
+ *   processing bound. In the code: handler.go's callCtx deadline counts
+ *   from before BeginSend.
  * FIX 2 (BUG_RECORD_AFTER_LOSS) A delivery that claimed before a detected
  *   loss records no failure after it (only a document SAP returned): after the
  *   rollback its fence (attempts) can match again, and a refusal it got before
@@ -126,15 +127,28 @@
  *   agent resubmitted). Only a look-up proves nothing is there; until then
  *   the job must not read "nothing posted" (a failed look-up on the last
  *   attempt would record exactly that) and must not be cancelled unseen.
+ *   In the code the ledger stores phase pending with attempts 0 and every
+ *   reader treats attempts 0 as this model's unverified SENDING:
+ *   handler.go mayHoldPhase (a failed look-up or an exhausted last attempt
+ *   records phase sending, outcome unknown), ledger.Cancel (FIX 5). These
+ *   and createJob change together. Not modelled: a job that cannot be
+ *   routed or built fails "pending" without a look-up (handler.go
+ *   unsendable).
  * FIX 5 (BUG_CANCEL_NO_LOOKUP) Cancel of a job never sent (attempts = 0,
  *   unverified) waits out any loss window, looks SAP up, and cancels only if
  *   nothing is there and nothing changed meanwhile (the cancel script checks
  *   status, attempts = 0 and the loss count). Jobs with attempts > 0 keep the
- *   v2 rule (phase pending).
+ *   v2 rule (phase pending). In the code: ledger.Cancel / verifyUnsent and
+ *   cancelScript (the loss count is the shard's loss_us and write sequence),
+ *   with the look-up from the MCP front's SAP access (mcpfront cancel_posting,
+ *   sap.Destinations.HoldsDocument); without it, no cancel of a job never
+ *   sent. The Agent's FIX 5 branch and these change together.
  * FIX 6 (BUG_VOLATILE_TERMINAL) "cancelled" and "failed" are acknowledged only
  *   once durable (WAITAOF on the local AOF and on the replica that would be
  *   promoted): otherwise a rollback undoes a cancel the agent was told about,
- *   and the job goes on to post.
+ *   and the job goes on to post. NOT in the code yet: cancel and failure
+ *   records are acknowledged without WAITAOF/WAIT (README Guarantees says
+ *   what that leaves open).
  * FIX 7 (BUG_BEGINSEND_FAILED, BUG_RECORD_FAILED) "Failed is terminal for
  *   deliveries" all the way, not only in Claim: BeginSend refuses a failed
  *   job, failure records leave a failed job alone and are fenced by run as
