@@ -27,11 +27,11 @@ const submitters = 16
 // runCost is one run of n postings: wall time from the first submission to
 // the last document, and Redis's work split by phase.
 type runCost struct {
-	name                       string
-	wall                       time.Duration
-	submitCmds, submitScripts  int64 // INFO commandstats over the submit phase
-	workCmds, workScripts      int64 // over execute and complete
-	submitSteps, workSteps     map[string]stepCount
+	name                      string
+	wall                      time.Duration
+	submitCmds, submitScripts int64 // INFO commandstats over the submit phase
+	workCmds, workScripts     int64 // over execute and complete
+	submitSteps, workSteps    map[string]stepCount
 }
 
 func (r runCost) perSecond(n int) float64 { return float64(n) / r.wall.Seconds() }
