@@ -6,6 +6,7 @@
 //	sapq ui       the Asynq web UI for operators, behind a token
 //	sapq jobs     inspect, reprocess, discard, approve and reject postings
 //	sapq sapsim   the SAP simulator on its own
+//	sapq bench    measure sapq against asynq baselines (BENCHMARKS.md)
 //	sapq chaos    prove the exactly-once promise under faults, as separate processes
 //	sapq probe    GET a health endpoint: the healthcheck of a container without curl
 //
@@ -38,6 +39,7 @@ var commands = []command{
 	{"ui", "serve the Asynq web UI behind a token", runUI},
 	{"jobs", "inspect, reprocess, discard, approve and reject postings", runJobs},
 	{"sapsim", "serve the SAP simulator", runSAPSim},
+	{"bench", "measure sapq against asynq baselines and write BENCHMARKS.md tables", runBench},
 	{"chaos", "prove exactly-once under worker kills, SAP faults and a Redis failure", runChaos},
 	{"probe", "GET a health endpoint and exit 0 on 2xx (container healthchecks)", runProbe},
 }
