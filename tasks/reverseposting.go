@@ -11,7 +11,7 @@ const KindReversePosting Kind = "reverse_posting"
 
 var reversePostingSpec = Spec{
 	Kind:        KindReversePosting,
-	Tool:        "submit_reverse_posting",
+	Tool:        "reverse_posting",
 	Title:       "Submit reverse posting",
 	Summary:     "the reversal of a document that sapq posted for you",
 	Description: `Submit the reversal of a document that sapq posted for you: name the job_id of that posting (status succeeded). SAP posts a reversal document with the opposite amounts and marks the original reversed; the answer's document is the reversal document. Only supplier invoices and journal entries can be reversed, each once: a job that is not yours, not succeeded, of another kind, or whose document SAP already shows reversed is refused, and a document that SAP shows reversed by someone else ends as a permanent failure naming the reversal, never as a second reversal.`,
