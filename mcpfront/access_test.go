@@ -351,7 +351,19 @@ func TestMetrics(t *testing.T) {
 	submit(t, c, "submit_supplier_invoice", invoice("m-1"))
 	submit(t, c, "submit_supplier_invoice", invoice("m-1"))
 	wantError(t, call(t, c, "submit_supplier_invoice", map[string]any{}), "invalid_argument")
+	changed := invoice("m-1")
+	changed["header_text"] = "Other supplies"
+	wantError(t, call(t, c, "submit_supplier_invoice", changed), "idempotency_conflict")
 	wantError(t, call(t, c, "get_posting", map[string]any{"job_id": "missing"}), "not_found")
+
+	for _, tc := range []struct {
+		outcome string
+		want    float64
+	}{{"accepted", 1}, {"replayed", 1}, {"invalid_argument", 1}, {"idempotency_conflict", 1}} {
+		if got := metricValue(t, e, "sapq_mcp_submissions_total", "kind", "supplier_invoice", "outcome", tc.outcome); got != tc.want {
+			t.Errorf("submissions_total{supplier_invoice,%s} = %v, want %v", tc.outcome, got, tc.want)
+		}
+	}
 
 	for _, tc := range []struct {
 		tool, outcome string
@@ -359,6 +371,7 @@ func TestMetrics(t *testing.T) {
 	}{
 		{"submit_supplier_invoice", "ok", 2},
 		{"submit_supplier_invoice", "invalid_argument", 1},
+		{"submit_supplier_invoice", "idempotency_conflict", 1},
 		{"get_posting", "not_found", 1},
 	} {
 		if got := metricValue(t, e, "sapq_mcp_tool_calls_total", "tool", tc.tool, "outcome", tc.outcome); got != tc.want {
@@ -377,8 +390,8 @@ func TestMetrics(t *testing.T) {
 			}
 		}
 	}
-	if observed != 4 {
-		t.Errorf("duration histogram observed %d calls, want 4", observed)
+	if observed != 5 {
+		t.Errorf("duration histogram observed %d calls, want 5", observed)
 	}
 }
 

@@ -2,15 +2,14 @@ package mcpfront
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"log/slog"
-	"net/http"
-	"strings"
 
 	"github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Decisions recorded in the audit log.
@@ -53,10 +52,11 @@ func noteOf(ctx context.Context) *auditNote {
 func (s *Server) auditMiddleware(next server.ToolHandlerFunc) server.ToolHandlerFunc {
 	return func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
 		note := &auditNote{}
-		if !hasTraceID(ctx) {
-			// stdio and in-process calls have no HTTP request to take one from.
-			ctx = withTraceID(ctx, newTraceID())
-		}
+		// The tool call's span is a child of the HTTP request's; stdio and
+		// in-process calls have none and start a trace. Its context goes
+		// with the posting into the ledger, and so to the worker and SAP.
+		ctx, span := s.tracer.Start(ctx, "tools/call "+req.Params.Name, trace.WithAttributes(attribute.String("mcp.tool", req.Params.Name)))
+		defer span.End()
 		res, err := next(context.WithValue(ctx, auditKey{}, note), req)
 		if note.decision == "" {
 			switch {
@@ -70,6 +70,12 @@ func (s *Server) auditMiddleware(next server.ToolHandlerFunc) server.ToolHandler
 			default:
 				note.decision = decisionOK
 			}
+		}
+		if note.decision == decisionError {
+			span.SetStatus(codes.Error, note.rule)
+		}
+		if kind, ok := s.submitTools[req.Params.Name]; ok {
+			s.metrics.submitted(kind, note)
 		}
 		s.writeAudit(ctx, req.Params.Name, note)
 		return res, err
@@ -117,34 +123,11 @@ func (s *Server) writeAudit(ctx context.Context, tool string, n *auditNote) {
 	s.audit.LogAttrs(ctx, slog.LevelInfo, "tool call", attrs...)
 }
 
-type traceKey struct{}
-
-func withTraceID(ctx context.Context, id string) context.Context {
-	return context.WithValue(ctx, traceKey{}, id)
-}
-
+// traceIDFrom is the trace ID of the span in ctx: the request's, whose
+// parent is the client's traceparent when it sent one, or the tool call's.
 func traceIDFrom(ctx context.Context) string {
-	id, _ := ctx.Value(traceKey{}).(string)
-	return id
-}
-
-func hasTraceID(ctx context.Context) bool { return traceIDFrom(ctx) != "" }
-
-// traceIDOf takes the trace ID of a W3C traceparent header, so that audit
-// records join the caller's trace, or makes a new one.
-func traceIDOf(r *http.Request) string {
-	// traceparent: version "-" trace-id (32 hex) "-" parent-id "-" flags
-	parts := strings.Split(r.Header.Get("traceparent"), "-")
-	if len(parts) == 4 && len(parts[1]) == 32 && parts[1] != strings.Repeat("0", 32) {
-		if _, err := hex.DecodeString(parts[1]); err == nil {
-			return strings.ToLower(parts[1])
-		}
+	if sc := trace.SpanContextFromContext(ctx); sc.HasTraceID() {
+		return sc.TraceID().String()
 	}
-	return newTraceID()
-}
-
-func newTraceID() string {
-	var b [16]byte
-	rand.Read(b[:])
-	return hex.EncodeToString(b[:])
+	return ""
 }

@@ -2,6 +2,7 @@ package mcpfront_test
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"io"
 	"strings"
@@ -106,5 +107,45 @@ func TestAuditJoinsTheCallersTrace(t *testing.T) {
 	recs := auditRecords(t, e)
 	if len(recs) != 1 || recs[0].TraceID != trace || recs[0].Caller != "alice" {
 		t.Fatalf("audit %+v", recs)
+	}
+}
+
+// A submission's trace is recorded with its job, outside its payload: a
+// replay under another trace returns the job unchanged, trace included.
+func TestSubmissionRecordsTheCallersTrace(t *testing.T) {
+	e := newEnv(t)
+	const trace = "4bf92f3577b34da6a3ce929d0e0e4736"
+	submitWithTrace := func(traceparent string) submitResult {
+		args, _ := json.Marshal(invoice("traced-1"))
+		body := `{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"submit_supplier_invoice","arguments":` + string(args) + `,"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{},"io.modelcontextprotocol/clientInfo":{"name":"raw","version":"1"}}}}`
+		resp := postWith(t, e.url, aliceToken, body, map[string]string{"traceparent": traceparent, "MCP-Protocol-Version": modernVersion, "Mcp-Method": "tools/call", "Mcp-Name": "submit_supplier_invoice"})
+		defer resp.Body.Close()
+		var rpc struct {
+			Result struct {
+				StructuredContent submitResult `json:"structuredContent"`
+			} `json:"result"`
+		}
+		if err := json.NewDecoder(resp.Body).Decode(&rpc); err != nil || resp.StatusCode != 200 {
+			t.Fatalf("status %d, %v", resp.StatusCode, err)
+		}
+		return rpc.Result.StructuredContent
+	}
+	first := submitWithTrace("00-" + trace + "-00f067aa0ba902b7-01")
+	job, err := e.ledger.Get(context.Background(), "alice", first.JobID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The recorded parent is the tool call's span, a child of the caller's.
+	parts := strings.Split(job.TraceParent, "-")
+	if len(parts) != 4 || parts[1] != trace || parts[2] == "00f067aa0ba902b7" || parts[3] != "01" {
+		t.Fatalf("job's traceparent %q, want trace %s with the tool call's span as parent", job.TraceParent, trace)
+	}
+	replay := submitWithTrace("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
+	again, err := e.ledger.Get(context.Background(), "alice", replay.JobID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if replay.Replayed == nil || !*replay.Replayed || replay.JobID != first.JobID || again.TraceParent != job.TraceParent || again.Fingerprint != job.Fingerprint {
+		t.Fatalf("replay %+v: traceparent %q fingerprint %s, want the first's %q %s", replay, again.TraceParent, again.Fingerprint, job.TraceParent, job.Fingerprint)
 	}
 }

@@ -10,6 +10,11 @@ import (
 	"net/http"
 	"os"
 	"strings"
+
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/sapq/sapq/tasks"
 )
 
 // TokensEnv is the environment variable conventionally holding tokens in
@@ -159,11 +164,15 @@ func (ts TokenSet) Lookup(token string) (caller string, ok bool) {
 // callers file or SAPQ_MCP_TOKENS) or, in OAuth mode, a valid JWT access
 // token, and puts the caller on the request context. Everything else gets
 // 401 with a WWW-Authenticate challenge (RFC 6750; with resource_metadata,
-// RFC 9728, in OAuth mode), before the body is read. A trace ID is attached
-// to every request first, so that refusals are traceable too.
+// RFC 9728, in OAuth mode), before the body is read. Every request gets a
+// span first, continuing the client's W3C traceparent if it sent one, so
+// that refusals are traceable too.
 func (s *Server) authenticate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		r = r.WithContext(withTraceID(r.Context(), traceIDOf(r)))
+		ctx, span := s.tracer.Start(tasks.ExtractTraceParent(r.Context(), propagation.HeaderCarrier(r.Header)), "mcp "+r.Method,
+			trace.WithSpanKind(trace.SpanKindServer))
+		defer span.End()
+		r = r.WithContext(ctx)
 		token, given := bearerToken(r)
 		if !given {
 			s.challenge(w, r, "missing", "", "missing bearer token")

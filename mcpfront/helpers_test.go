@@ -15,6 +15,7 @@ import (
 	mcpgo "github.com/mark3labs/mcp-go/mcp"
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
 	"github.com/prometheus/client_golang/prometheus"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/sapq/sapq/internal/redistest"
@@ -97,6 +98,7 @@ func newEnvWith(t *testing.T, opts mcpfront.Options) *env {
 	logs, audit := &testutil.SyncBuffer{}, &testutil.SyncBuffer{}
 	reg := prometheus.NewRegistry()
 	opts.Ledger, opts.Redis, opts.Metrics = l, rdb, reg
+	opts.Tracer = sdktrace.NewTracerProvider() // spans, and so trace IDs, without exporting them
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}

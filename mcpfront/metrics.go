@@ -8,12 +8,15 @@ import (
 	"github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sapq/sapq/tasks"
 )
 
 // metrics holds the front end's Prometheus collectors. A nil *metrics is
 // valid and records nothing, so call sites need no checks.
 type metrics struct {
 	calls        *prometheus.CounterVec
+	submissions  *prometheus.CounterVec
 	latency      *prometheus.HistogramVec
 	authFailures *prometheus.CounterVec
 	tooLarge     prometheus.Counter
@@ -26,6 +29,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Namespace: "sapq", Subsystem: "mcp", Name: "tool_calls_total",
 			Help: "MCP tool calls by tool and outcome (ok, invalid_argument, idempotency_conflict, not_found, not_cancellable, unauthenticated, internal, protocol_error).",
 		}, []string{"tool", "outcome"}),
+		submissions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "sapq", Subsystem: "mcp", Name: "submissions_total",
+			Help: "Submissions by kind and outcome: accepted, replayed (the key's job returned again), awaiting_approval, dry_run, error, or the code or rule that refused it (idempotency_conflict: the key was used with another payload; invalid_argument; a policy rule; submissions_per_minute ...).",
+		}, []string{"kind", "outcome"}),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: "sapq", Subsystem: "mcp", Name: "tool_call_duration_seconds",
 			Help:    "Latency of MCP tool calls.",
@@ -46,6 +53,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	}
 	var err error
 	m.calls, err = register(reg, m.calls)
+	if err != nil {
+		return nil, err
+	}
+	m.submissions, err = register(reg, m.submissions)
 	if err != nil {
 		return nil, err
 	}
@@ -110,6 +121,18 @@ func outcomeOf(res *mcp.CallToolResult, err error) string {
 		return code
 	}
 	return "error"
+}
+
+// submitted counts a submission by the decision its audit record names.
+func (m *metrics) submitted(kind tasks.Kind, n *auditNote) {
+	if m == nil {
+		return
+	}
+	outcome := n.decision
+	if outcome == decisionRefused && n.rule != "" {
+		outcome = n.rule
+	}
+	m.submissions.WithLabelValues(string(kind), outcome).Inc()
 }
 
 func (m *metrics) unauthorized(reason string) {

@@ -41,6 +41,8 @@ import (
 	"github.com/mark3labs/mcp-go/server"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/sapq/sapq/tasks"
 	"github.com/sapq/sapq/tasks/ledger"
@@ -126,6 +128,10 @@ type Options struct {
 	SAP SAPChecker
 	// Metrics, when set, receives tool call and authentication metrics.
 	Metrics prometheus.Registerer
+	// Tracer makes a span of each HTTP request and each tool call; a
+	// submission's trace is recorded with its job. Default
+	// otel.GetTracerProvider().
+	Tracer trace.TracerProvider
 	// Now is the clock for the daily amounts' day. Default time.Now.
 	Now func() time.Time
 }
@@ -150,6 +156,9 @@ type Server struct {
 	checker     SAPChecker
 	sessions    *sessionStore
 	metrics     *metrics
+	tracer      trace.Tracer
+	// submitTools are the submit tools' names and the kinds they post.
+	submitTools map[string]tasks.Kind
 	mcp         *server.MCPServer
 	http        *server.StreamableHTTPServer
 	handler     http.Handler
@@ -197,6 +206,9 @@ func New(opts Options) (*Server, error) {
 	if opts.ApprovalTTL <= 0 {
 		opts.ApprovalTTL = ledger.DefaultApprovalTTL
 	}
+	if opts.Tracer == nil {
+		opts.Tracer = otel.GetTracerProvider()
+	}
 	origins, err := parseOrigins(opts.AllowedOrigins)
 	if err != nil {
 		return nil, err
@@ -221,6 +233,11 @@ func New(opts Options) (*Server, error) {
 		origins:     origins,
 		routes:      opts.Routes,
 		checker:     opts.SAP,
+		tracer:      opts.Tracer.Tracer("github.com/sapq/sapq/mcpfront"),
+		submitTools: map[string]tasks.Kind{},
+	}
+	for _, spec := range tasks.Specs() {
+		s.submitTools[spec.Tool] = spec.Kind
 	}
 	if err := s.SetCallers(opts.Callers); err != nil {
 		return nil, err
@@ -362,10 +379,7 @@ func httpContext(ctx context.Context, r *http.Request) context.Context {
 	if c, ok := CallerFromContext(r.Context()); ok {
 		ctx = WithCaller(ctx, c)
 	}
-	if id := traceIDFrom(r.Context()); id != "" {
-		ctx = withTraceID(ctx, id)
-	}
-	return ctx
+	return trace.ContextWithSpan(ctx, trace.SpanFromContext(r.Context()))
 }
 
 // instructions tell a model what the server is for, from the kinds'

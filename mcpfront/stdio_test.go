@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"io"
 	"log/slog"
 	"slices"
@@ -146,7 +147,7 @@ func TestStdioCallerPolicyAndLimits(t *testing.T) {
 	}
 	e := newEnvWith(t, mcpfront.Options{Callers: callers})
 	logs := &testutil.SyncBuffer{}
-	srv, err := mcpfront.New(mcpfront.Options{Ledger: e.ledger, Redis: e.rdb, Callers: callers, Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	srv, err := mcpfront.New(mcpfront.Options{Ledger: e.ledger, Redis: e.rdb, Callers: callers, Logger: slog.New(slog.NewTextHandler(logs, nil)), Tracer: sdktrace.NewTracerProvider()})
 	if err != nil {
 		t.Fatal(err)
 	}

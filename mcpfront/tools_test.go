@@ -30,9 +30,9 @@ var toolNames = func() []string {
 }()
 
 // operatorToolNames are the tools an operator sees: an agent's and those
-// of four-eyes approval.
+// of four-eyes approval and over failed postings.
 var operatorToolNames = func() []string {
-	names := append([]string{"approve_posting", "list_approvals", "reject_posting"}, toolNames...)
+	names := append([]string{"approve_posting", "list_approvals", "reject_posting", "list_failures", "reprocess_postings", "discard_postings"}, toolNames...)
 	slices.Sort(names)
 	return names
 }()

@@ -19,6 +19,10 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"go.opentelemetry.io/otel/propagation"
+
+	"github.com/sapq/sapq/tasks"
 )
 
 const (
@@ -277,6 +281,9 @@ func (c *Client) exchange(ctx context.Context, k call, rejected string) (_ *repl
 	for name, vals := range k.header {
 		req.Header[name] = vals
 	}
+	// The posting's trace goes on to SAP, whose ICM takes a W3C
+	// traceparent into its own tracing.
+	tasks.InjectTraceParent(ctx, propagation.HeaderCarrier(req.Header))
 	if c.tokens != nil {
 		tok, err := c.tokens.token(rejected)
 		if err != nil {

@@ -182,6 +182,10 @@ type Job struct {
 	// the job saw it: a delivery that claimed before a later loss records
 	// no failure.
 	LossSeen time.Time `json:"-"`
+	// TraceParent is the W3C traceparent of the submission that recorded
+	// the job: its attempts and SAP calls continue that trace. Metadata,
+	// outside the payload and its fingerprint, so replays are unaffected.
+	TraceParent string `json:"-"`
 }
 
 // CheckApproval reports whether the job may be sent as far as four-eyes

@@ -10,6 +10,9 @@ import (
 
 	"github.com/cenkalti/backoff/v4"
 	"github.com/hibiken/asynq"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/sapq/sapq/sap"
 	"github.com/sapq/sapq/tasks"
@@ -44,7 +47,7 @@ func (w *Worker) ProcessTask(ctx context.Context, t *asynq.Task) error {
 		if a == nil {
 			return err
 		}
-		err = a.run(ctx)
+		err = a.traced(ctx)
 		var wait *waitError
 		if !last || !errors.As(err, &wait) {
 			return err
@@ -101,7 +104,7 @@ func (w *Worker) claim(ctx context.Context, p ledger.TaskPayload, log *slog.Logg
 	case err != nil:
 		return nil, err // Redis trouble: retry the delivery
 	}
-	return &attempt{w: w, job: job, claimed: claimed, log: log.With("attempt", job.Attempts+1), last: last}, nil
+	return &attempt{w: w, job: job, claimed: claimed, log: log.With("kind", job.Kind, "attempt", job.Attempts+1), last: last}, nil
 }
 
 func isLastAttempt(ctx context.Context) bool {
@@ -121,6 +124,38 @@ type attempt struct {
 	last    bool // asynq archives the task if this attempt fails
 	// destination is the SAP system this attempt calls, once known.
 	destination string
+}
+
+// traced runs the attempt in a span of its own that continues the trace of
+// the submission (the job's traceparent), so that its logs and its SAP
+// calls carry the trace ID the agent's request had.
+func (a *attempt) traced(ctx context.Context) error {
+	ctx, span := a.w.tracer.Start(tasks.ContextWithTraceParent(ctx, a.job.TraceParent), "posting attempt",
+		trace.WithSpanKind(trace.SpanKindConsumer),
+		trace.WithAttributes(attribute.String("sapq.job_id", a.job.ID), attribute.String("sapq.kind", string(a.job.Kind)), attribute.Int("sapq.attempt", a.job.Attempts+1)))
+	defer span.End()
+	err := a.run(ctx)
+	var wait *waitError
+	if err != nil && !errors.As(err, &wait) {
+		span.SetStatus(codes.Error, err.Error())
+	}
+	return err
+}
+
+// sapCall starts one SAP call of the attempt: a span, whose context the
+// call takes (its traceparent goes to SAP), and the call's latency metric.
+// done ends both with the call's error.
+func (a *attempt) sapCall(ctx context.Context, op string) (_ context.Context, done func(error)) {
+	start := time.Now()
+	ctx, span := a.w.tracer.Start(ctx, "sap "+op, trace.WithSpanKind(trace.SpanKindClient),
+		trace.WithAttributes(attribute.String("sapq.destination", a.destination), attribute.String("sapq.kind", string(a.job.Kind))))
+	return ctx, func(err error) {
+		a.w.metrics.sapCall(a.job.Kind, a.destination, op, start, err)
+		if err != nil {
+			span.SetStatus(codes.Error, sap.CategoryOf(err).String()+": "+err.Error())
+		}
+		span.End()
+	}
 }
 
 func (a *attempt) run(ctx context.Context) error {
@@ -159,7 +194,7 @@ func (a *attempt) run(ctx context.Context) error {
 			// The wait is at most the settle time, even if Redis's clock
 			// went back (a failover to a host whose clock is behind).
 			w.metrics.waited("settle")
-			return a.awaitSettling(min(settle, w.settle))
+			return a.awaitSettling(ctx, min(settle, w.settle))
 		}
 	}
 
@@ -213,10 +248,10 @@ func (a *attempt) run(ctx context.Context) error {
 	// not send a call that reaches SAP after another delivery's settle wait
 	// has ended (worker/model FIX 1).
 	callCtx, cancel := context.WithDeadline(ctx, began.Add(w.opts.SAPTimeout))
-	start := time.Now()
+	callCtx, done := a.sapCall(callCtx, "post")
 	doc, err := c.post(callCtx, tasks.IdentityOf(&job, destination).MessageUUID(job.Generation))
 	cancel()
-	w.metrics.sapCall(job.Kind, destination, "post", start, err)
+	done(err)
 	pass.sent(began, err)
 	if err == nil {
 		return a.succeed(ctx, doc, false)
@@ -287,7 +322,7 @@ func (a *attempt) lookUp(ctx context.Context, c call) (bool, error) {
 		w.metrics.reconciled(job.Kind, "not_found")
 		jobErr := *job.Error
 		jobErr.Category = tasks.CategoryPermanent
-		a.log.Info("reconciled: SAP holds no document for this posting; its last answer was a data error", "code", jobErr.Code)
+		a.log.InfoContext(ctx, "reconciled: SAP holds no document for this posting; its last answer was a data error", "code", jobErr.Code)
 		return true, a.fail(ctx, tasks.PhasePending, jobErr, nil)
 	}
 	w.metrics.reconciled(job.Kind, "not_found")
@@ -297,9 +332,9 @@ func (a *attempt) lookUp(ctx context.Context, c call) (bool, error) {
 func (a *attempt) find(ctx context.Context, c call) (sap.Match, error) {
 	callCtx, cancel := context.WithTimeout(ctx, a.w.opts.SAPTimeout)
 	defer cancel()
-	start := time.Now()
+	callCtx, done := a.sapCall(callCtx, "find")
 	m, err := c.find(callCtx)
-	a.w.metrics.sapCall(a.job.Kind, a.destination, "find", start, err)
+	done(err)
 	return m, err
 }
 
@@ -323,12 +358,27 @@ func (a *attempt) mayHoldPhase() tasks.Phase {
 // post a reversed posting again on its own) and keeps the document, so
 // that it is neither cancelled nor reprocessed.
 func (a *attempt) settleMatch(ctx context.Context, m sap.Match) (bool, error) {
+	taken := m.TakenBy
+	if m.Found && m.Unproven && a.mayHoldPhase() != tasks.PhaseSending {
+		// No call of this job went out: what SAP holds is another's.
+		taken = m.Document.Number
+	}
 	switch {
+	case taken != "":
+		a.w.metrics.reconciled(a.job.Kind, "taken")
+		jobErr := tasks.JobError{
+			Code: CodeTaken,
+			Message: fmt.Sprintf("SAP already holds document %s in this posting's place, and this posting did not make it (for a reversal: the original is already reversed by %s); sapq does not post a second one.",
+				taken, taken),
+			Category: tasks.CategoryPermanent,
+		}
+		a.log.Warn("SAP holds another document in this posting's place; not posting", "document", taken)
+		return true, a.fail(ctx, tasks.PhasePending, jobErr, nil)
 	case !m.Found:
 		return false, nil
 	case m.Reversed():
 		a.w.metrics.reconciled(a.job.Kind, "reversed")
-		a.log.Warn("SAP holds this posting's document, reversed; not posting again", "document", m.Document.Number, "reversed_by", m.ReversedBy)
+		a.log.WarnContext(ctx, "SAP holds this posting's document, reversed; not posting again", "document", m.Document.Number, "reversed_by", m.ReversedBy)
 		jobErr := tasks.JobError{
 			Code: CodeReversed,
 			Message: fmt.Sprintf("SAP holds document %s %s for this posting, reversed by document %s; sapq does not post it again. To post it anew, submit it under a new idempotency_key.",
@@ -345,10 +395,14 @@ func (a *attempt) settleMatch(ctx context.Context, m sap.Match) (bool, error) {
 		return true, &taskError{jobErr: jobErr, skip: true}
 	default:
 		a.w.metrics.reconciled(a.job.Kind, "found")
-		a.log.Info("SAP already holds the document; adopting it", "document", m.Document.Number)
+		a.log.InfoContext(ctx, "SAP already holds the document; adopting it", "document", m.Document.Number)
 		return true, a.succeed(ctx, m.Document, true)
 	}
 }
+
+// CodeTaken is the error code of a posting whose place in SAP another
+// document holds: a reversal of a document already reversed by another.
+const CodeTaken = "sapq/already_reversed"
 
 // CodeReversed is the error code of a posting whose document SAP holds,
 // reversed.
@@ -405,7 +459,7 @@ func (a *attempt) record(ctx context.Context, what string, write func(context.Co
 			errors.Is(err, ledger.ErrLossSinceClaim):
 			return backoff.Permanent(err)
 		}
-		a.log.Warn("recording the outcome failed; retrying", "outcome", what, "err", err)
+		a.log.WarnContext(ctx, "recording the outcome failed; retrying", "outcome", what, "err", err)
 		return err
 	}, b)
 }
@@ -420,11 +474,11 @@ func (a *attempt) succeed(ctx context.Context, doc sap.Document, reconciled bool
 		// The document exists but is not recorded. Returning the error makes
 		// asynq retry; the job is still PhaseSending, so the retry adopts the
 		// document by look-up instead of posting again.
-		a.log.Error("posted but not recorded; the next attempt will adopt it by look-up", "document", doc.Number, "err", err)
+		a.log.ErrorContext(ctx, "posted but not recorded; the next attempt will adopt it by look-up", "document", doc.Number, "err", err)
 		return err
 	}
 	a.w.metrics.finished(a.job.Kind, tasks.StatusSucceeded, "")
-	a.log.Info("posted", "document", doc.Number, "fiscal_year", doc.FiscalYear, "reconciled", reconciled)
+	a.log.InfoContext(ctx, "posted", "document", doc.Number, "fiscal_year", doc.FiscalYear, "reconciled", reconciled)
 	return nil
 }
 
@@ -435,7 +489,7 @@ func (a *attempt) fail(ctx context.Context, phase tasks.Phase, jobErr tasks.JobE
 		return err
 	}
 	a.w.metrics.finished(a.job.Kind, tasks.StatusFailed, jobErr.Code)
-	a.log.Warn("posting failed", "code", jobErr.Code, "category", jobErr.Category, "message", jobErr.Message)
+	a.log.WarnContext(ctx, "posting failed", "code", jobErr.Code, "category", jobErr.Category, "message", jobErr.Message)
 	return &taskError{jobErr: jobErr, cause: cause, skip: true}
 }
 
@@ -474,16 +528,16 @@ func (a *attempt) retry(ctx context.Context, phase tasks.Phase, jobErr tasks.Job
 	} else {
 		a.w.metrics.retried(a.job.Kind, jobErr)
 	}
-	a.log.Warn("attempt failed", "category", jobErr.Category, "code", jobErr.Code, "message", jobErr.Message, "last", a.last)
+	a.log.WarnContext(ctx, "attempt failed", "category", jobErr.Category, "code", jobErr.Code, "message", jobErr.Message, "last", a.last)
 	return &taskError{jobErr: jobErr, cause: cause}
 }
 
 // awaitSettling asks for a later attempt, without spending the retry
 // budget, once any call still in flight from an earlier attempt must have
 // ended.
-func (a *attempt) awaitSettling(settle time.Duration) error {
+func (a *attempt) awaitSettling(ctx context.Context, settle time.Duration) error {
 	reason := fmt.Sprintf("previous call to SAP went out %s ago; looking the document up once it must have ended", a.claimed.SinceSend.Round(time.Millisecond))
-	a.log.Info("waiting for an earlier call to settle", "after", settle)
+	a.log.InfoContext(ctx, "waiting for an earlier call to settle", "after", settle)
 	return &waitError{reason: reason, after: settle}
 }
 

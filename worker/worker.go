@@ -10,6 +10,8 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/sapq/sapq/tasks"
 	"github.com/sapq/sapq/tasks/ledger"
@@ -50,6 +52,9 @@ type Options struct {
 	SweepInterval time.Duration
 	Logger        *slog.Logger
 	Metrics       prometheus.Registerer // optional
+	// Tracer makes a span of each attempt and each SAP call, continuing
+	// the trace of the submission. Default otel.GetTracerProvider().
+	Tracer trace.TracerProvider
 }
 
 // Worker consumes posting tasks and runs the exactly-once protocol.
@@ -61,6 +66,7 @@ type Worker struct {
 	settle  time.Duration // the ledger's Settle
 	gate    *gate         // serialisation toward SAP
 	metrics *metrics
+	tracer  trace.Tracer
 	log     *slog.Logger
 	// inflight counts running handlers. asynq's Shutdown returns once its
 	// timeout is up and cancels the handlers' contexts without waiting for
@@ -112,11 +118,15 @@ func New(opts Options) (*Worker, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
+	if opts.Tracer == nil {
+		opts.Tracer = otel.GetTracerProvider()
+	}
 	w := &Worker{
 		opts:    opts,
 		ledger:  opts.Ledger,
 		settle:  opts.Ledger.Settle(),
 		metrics: newMetrics(opts.Metrics, opts.Ledger),
+		tracer:  opts.Tracer.Tracer("github.com/sapq/sapq/worker"),
 		log:     opts.Logger.With("component", "worker"),
 	}
 	w.gate = &gate{rdb: opts.Redis, lease: w.settle, maxInFlight: opts.MaxInFlight, retry: opts.PollInterval, metrics: w.metrics, log: w.log}

@@ -126,7 +126,7 @@ func newLogger() (*slog.Logger, error) {
 	default:
 		return nil, fmt.Errorf("configuration: SAPQ_LOG_FORMAT=%q: text or json", format)
 	}
-	l := slog.New(h)
+	l := slog.New(traceHandler{h})
 	slog.SetDefault(l)
 	return l, nil
 }

@@ -64,6 +64,11 @@ func runDev(ctx context.Context, args []string, stdout io.Writer) error {
 	// as durable as the process, which is the point of a development setup.
 	unsafe := *redisURL == "" || *redisUnsafe
 	var target redisTarget
+	// jobsRedis is what `sapq jobs` needs to read this Redis.
+	jobsRedis := "--redis-url " + redactURL(*redisURL)
+	if *redisUnsafe {
+		jobsRedis += " --redis-unsafe"
+	}
 	if *redisURL == "" {
 		mr := miniredis.NewMiniRedis()
 		// Without ClockTTL, miniredis never expires keys: asynq's leases,
@@ -74,6 +79,7 @@ func runDev(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 		defer mr.Close()
 		target.single = &redis.Options{Addr: mr.Addr()}
+		jobsRedis = "--redis-url redis://" + mr.Addr() + "/0 --redis-unsafe"
 	} else {
 		var err error
 		if target, err = redisTargetOf(*redisURL); err != nil {
@@ -114,6 +120,11 @@ func runDev(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 
+	tracer, stopTracing, err := newTracing(ctx, "dev")
+	if err != nil {
+		return err
+	}
+	defer stopTracing()
 	reg := newRegistry()
 	l, err := ledger.New(ledger.Options{Redis: rdb, Logger: log, Settle: settle})
 	if err != nil {
@@ -123,7 +134,7 @@ func runDev(ctx context.Context, args []string, stdout io.Writer) error {
 	w, err := worker.New(worker.Options{
 		Redis: rdb, Ledger: l, SAP: destinations,
 		SAPTimeout: sapTimeout, PollInterval: 200 * time.Millisecond,
-		Retry: worker.RetryPolicy{Initial: time.Second, Max: time.Minute}, Logger: log, Metrics: reg,
+		Retry: worker.RetryPolicy{Initial: time.Second, Max: time.Minute}, Logger: log, Metrics: reg, Tracer: tracer,
 	})
 	if err != nil {
 		return err
@@ -132,7 +143,7 @@ func runDev(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	front, err := mcpfront.New(mcpfront.Options{Ledger: l, Redis: rdb, Tokens: tokens, SAP: destinations, Logger: log, Audit: log.With("audit", true), Metrics: reg})
+	front, err := mcpfront.New(mcpfront.Options{Ledger: l, Redis: rdb, Tokens: tokens, SAP: destinations, Logger: log, Audit: log.With("audit", true), Metrics: reg, Tracer: tracer})
 	if err != nil {
 		return err
 	}
@@ -178,8 +189,9 @@ func runDev(ctx context.Context, args []string, stdout io.Writer) error {
   Console                %[1]s/console/   log in with the token; the Asynq UI is at %[1]s/ui/
   SAP simulator          %[1]s/sap/...   faults: POST %[1]s/sim/faults   ledger: GET %[1]s/sim/ledger
   Metrics, health        %[1]s/metrics  %[1]s/healthz  %[1]s/readyz
-  Token                  %[2]s (caller %q)
-`, base, *token, devCaller)
+  Redis                  sapq jobs list %[4]s
+  Token                  %[2]s (caller %[3]q)
+`, base, *token, devCaller, jobsRedis)
 	var limits mcpfront.HTTPLimits
 	return serveWith(ctx, mcpfront.LimitListener(ln, limits), mcpfront.NewHTTPServer(mux, limits), func() { front.Close(context.Background()) }, sapClient.CloseIdleConnections)
 }

@@ -4,8 +4,9 @@
 //	sapq worker   the posting workers
 //	sapq mcp      the MCP server (--transport http|stdio)
 //	sapq ui       the Asynq web UI for operators, behind a token
-//	sapq jobs     inspect and reprocess postings
+//	sapq jobs     inspect, reprocess, discard, approve and reject postings
 //	sapq sapsim   the SAP simulator on its own
+//	sapq bench    measure sapq against asynq baselines (BENCHMARKS.md)
 //	sapq chaos    prove the exactly-once promise under faults, as separate processes
 //	sapq probe    GET a health endpoint: the healthcheck of a container without curl
 //
@@ -36,8 +37,9 @@ var commands = []command{
 	{"worker", "run posting workers against Redis and SAP", runWorker},
 	{"mcp", "serve the MCP tools over Streamable HTTP or stdio", runMCP},
 	{"ui", "serve the Asynq web UI behind a token", runUI},
-	{"jobs", "inspect and reprocess postings", runJobs},
+	{"jobs", "inspect, reprocess, discard, approve and reject postings", runJobs},
 	{"sapsim", "serve the SAP simulator", runSAPSim},
+	{"bench", "measure sapq against asynq baselines and write BENCHMARKS.md tables", runBench},
 	{"chaos", "prove exactly-once under worker kills, SAP faults and a Redis failure", runChaos},
 	{"probe", "GET a health endpoint and exit 0 on 2xx (container healthchecks)", runProbe},
 }
@@ -55,6 +57,9 @@ func main() {
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		err := c.run(ctx, os.Args[2:], os.Stdout)
 		stop()
+		if errors.Is(err, errInterrupted) {
+			os.Exit(130) // as a shell reports Ctrl-C; the command said how to go on
+		}
 		if err != nil && !errors.Is(err, flag.ErrHelp) {
 			slog.Error("sapq "+name+" failed", "err", err)
 			os.Exit(1)

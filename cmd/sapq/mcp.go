@@ -148,8 +148,13 @@ func runMCP(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	defer rdb.Close()
 	defer l.Close()
+	tracer, stopTracing, err := newTracing(ctx, "mcp")
+	if err != nil {
+		return err
+	}
+	defer stopTracing()
 	reg := newRegistry()
-	opts.Ledger, opts.Redis, opts.Metrics = l, rdb, reg
+	opts.Ledger, opts.Redis, opts.Metrics, opts.Tracer = l, rdb, reg, tracer
 	srv, err := mcpfront.New(opts)
 	if err != nil {
 		return err

@@ -44,6 +44,11 @@ func runWorker(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
+	tracer, stopTracing, err := newTracing(ctx, "worker")
+	if err != nil {
+		return err
+	}
+	defer stopTracing()
 	destinations, err := sf.destinations(log)
 	if err != nil {
 		return err
@@ -57,7 +62,7 @@ func runWorker(ctx context.Context, args []string, stdout io.Writer) error {
 	reg := newRegistry()
 	w, err := worker.New(worker.Options{
 		Redis: rdb, Ledger: l, SAP: destinations, MaxInFlight: limits.maxInFlight,
-		Concurrency: *concurrency, SAPTimeout: sf.timeout, Logger: log, Metrics: reg,
+		Concurrency: *concurrency, SAPTimeout: sf.timeout, Logger: log, Metrics: reg, Tracer: tracer,
 	})
 	if err != nil {
 		return err

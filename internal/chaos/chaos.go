@@ -255,6 +255,18 @@ func (r *run) run(parent context.Context) (*Report, error) {
 	auditCtx, stopAudit := context.WithDeadline(ctx, deadline.Add(30*time.Second))
 	defer stopAudit()
 	notes = append(notes, r.auditRounds(auditCtx, agents, keys)...)
+	reprocessed, err := r.reprocessUnknown(auditCtx, keys)
+	if err != nil {
+		return nil, err
+	}
+	if reprocessed > 0 {
+		r.printf("an operator reprocesses %d failures whose outcome a Redis loss made unknown", reprocessed)
+		notes = append(notes, fmt.Sprintf("%d failures made unknown by the Redis loss were reprocessed", reprocessed))
+		if note := r.settle(auditCtx); note != "" {
+			notes = append(notes, note)
+		}
+		notes = append(notes, r.auditRounds(auditCtx, agents, keys)...)
+	}
 	if err := r.failure(); err != nil {
 		return nil, err
 	}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -71,11 +72,17 @@ type Server struct {
 
 	mux *http.ServeMux // the services'
 
-	mu       sync.Mutex // guards books, stats and inFlight
+	mu       sync.Mutex // guards books, stats, inFlight and traces
 	books    books
 	stats    Stats
 	inFlight int // requests being processed
+	// traces are the W3C traceparent headers of the last requests that
+	// carried one, oldest first, at most maxTraces.
+	traces []string
 }
+
+// maxTraces bounds the traceparents a simulator remembers.
+const maxTraces = 1000
 
 // New returns a simulator with an empty ledger.
 func New(opts Options) *Server {
@@ -163,7 +170,25 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !s.authenticate(w, r) {
 		return
 	}
+	if tp := r.Header.Get("traceparent"); tp != "" {
+		s.log.Debug("sim: request", "method", r.Method, "path", r.URL.Path, "traceparent", tp)
+		s.mu.Lock()
+		s.traces = append(s.traces, tp)
+		if len(s.traces) > maxTraces {
+			s.traces = slices.Delete(s.traces, 0, len(s.traces)-maxTraces)
+		}
+		s.mu.Unlock()
+	}
 	s.mux.ServeHTTP(w, r)
+}
+
+// TraceParents returns the W3C traceparent headers of the last requests
+// (up to 1000) that SAP accepted the logon of and that carried one, oldest
+// first: what SAP's ICM would take into its trace.
+func (s *Server) TraceParents() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.traces)
 }
 
 // authenticate checks Basic credentials and the client, answering 401 like the SAP

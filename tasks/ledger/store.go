@@ -24,6 +24,7 @@ const (
 	fSendToken                                        = "send_token"
 	fResult, fError                                   = "result", "error"
 	fApproval                                         = "approval"
+	fTraceParent                                      = "traceparent"
 )
 
 func (l *Ledger) load(ctx context.Context, id string) (tasks.Job, error) {
@@ -73,6 +74,7 @@ func decodeJob(m map[string]string) (tasks.Job, error) {
 		SendStartedAt:  fromMS(m[fSendStarted]),
 		WrittenAt:      fromUS(m[fWritten]),
 		SendToken:      m[fSendToken],
+		TraceParent:    m[fTraceParent],
 	}
 	j.Attempts, _ = strconv.Atoi(m[fAttempts])
 	j.Generation, _ = strconv.Atoi(m[fGen])
@@ -188,7 +190,7 @@ func capError(e tasks.JobError) tasks.JobError {
 // for enqueueing: nothing takes it to the queue before the approval.
 // KEYS: idem, job, shard jobs, caller index, unenqueued, approvals.
 // ARGV: id, caller, kind, key, fingerprint, payload, now_ms, approval json
-// (” for none), approval expiry ms.
+// (” for none), approval expiry ms, traceparent (” for none).
 // Returns {1, job hash, unenqueued (1|0)} for the call's own job, or
 // {0, id} when the key names another job.
 var submitScript = redis.NewScript(serverNow + `
@@ -201,6 +203,7 @@ if not id then
   redis.call('HSET', KEYS[2], 'id', ARGV[1], 'caller', ARGV[2], 'kind', ARGV[3], 'key', ARGV[4],
     'fingerprint', ARGV[5], 'payload', ARGV[6], 'status', status, 'phase', 'pending',
     'attempts', 0, 'gen', 0, 'run', 0, 'created_ms', ARGV[7], 'updated_ms', ARGV[7], 'written_us', nowus)
+  if ARGV[10] ~= '' then redis.call('HSET', KEYS[2], 'traceparent', ARGV[10]) end
   redis.call('ZADD', KEYS[3], 0, ARGV[1])
   redis.call('ZADD', KEYS[4], 0, ARGV[1])
   if ARGV[8] ~= '' then

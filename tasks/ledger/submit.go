@@ -103,7 +103,7 @@ func (l *Ledger) record(ctx context.Context, caller string, p tasks.Posting, fp 
 		id := newJobID(s)
 		res, err := submitScript.Run(ctx, l.rdb,
 			[]string{idem, s.jobKey(id), s.jobsKey(), s.callerKey(callerHash(caller)), s.unenqueuedKey(), s.approvalsKey()},
-			id, caller, string(p.Kind()), p.IdempotencyKey(), fp, string(canonical), ms(l.opts.Now()), approval, ms(expires)).Slice()
+			id, caller, string(p.Kind()), p.IdempotencyKey(), fp, string(canonical), ms(l.opts.Now()), approval, ms(expires), tasks.TraceParentOf(ctx)).Slice()
 		if err != nil {
 			return job, false, false, l.ctxErr(ctx, fmt.Errorf("ledger: record: %w", err))
 		}

@@ -1,0 +1,50 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/sapq/sapq/internal/bench"
+)
+
+// runBench measures sapq against asynq baselines in one process, on a
+// private redis-server and the SAP simulator, and prints (and with --out
+// writes) BENCHMARKS.md-ready tables and SVG plots.
+func runBench(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	var o bench.Options
+	scenarios := fs.String("scenario", "", "comma-separated scenarios ("+strings.Join(bench.Scenarios, ", ")+"); empty: all")
+	fs.IntVar(&o.N, "n", 10000, "postings per throughput run")
+	rates := fs.String("rate", "500,2000", "comma-separated submission rates per second of the latency scenario")
+	fs.DurationVar(&o.Duration, "duration", 10*time.Second, "how long each latency rate is held")
+	fs.StringVar(&o.Out, "out", "", "directory to write results.md and the SVG plots to")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("bench: unexpected arguments %q", fs.Args())
+	}
+	if *scenarios != "" {
+		o.Scenarios = strings.Split(*scenarios, ",")
+	}
+	for _, r := range strings.Split(*rates, ",") {
+		v, err := strconv.ParseFloat(strings.TrimSpace(r), 64)
+		if err != nil || v <= 0 {
+			return fmt.Errorf("--rate: %q is not a positive number", r)
+		}
+		o.Rates = append(o.Rates, v)
+	}
+	if o.N <= 0 || o.Duration <= 0 {
+		return fmt.Errorf("bench: --n and --duration must be positive")
+	}
+	tables, err := bench.Run(ctx, o)
+	for _, t := range tables {
+		t.Markdown(stdout)
+	}
+	return err
+}

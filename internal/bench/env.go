@@ -1,0 +1,182 @@
+// Package bench measures sapq against asynq baselines in one process and
+// one run: the same redis-server, the same SAP simulator and the same SAP
+// client for the thing measured and for its baseline, so that a ratio
+// between them says what sapq's guarantees cost on this machine now.
+// cmd/sapq's bench subcommand drives it and writes the tables and plots.
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/sapq/sapq/internal/redistest"
+	"github.com/sapq/sapq/sap"
+	"github.com/sapq/sapq/sap/sim"
+	"github.com/sapq/sapq/tasks"
+)
+
+// simUser is the simulator's communication user; its password is random
+// per run and never leaves the process.
+const simUser = "SAPQ_COMM"
+
+// env is what every scenario shares: a private redis-server, the SAP
+// simulator on a loopback listener and a SAP client posting to it.
+type env struct {
+	redisSrv *redistest.Server
+	rdb      *redis.Client
+	acct     *accounting // counts the rdb's round trips by step
+	sim      *sim.Server
+	simHTTP  *http.Server
+	simURL   string
+	sap      *sap.Client
+	dest     *sap.Destinations
+	log      *slog.Logger
+}
+
+func newEnv(log *slog.Logger) (*env, error) {
+	e := &env{log: log}
+	var err error
+	if e.redisSrv, err = redistest.Start(); err != nil {
+		return nil, err
+	}
+	e.acct = &accounting{}
+	e.rdb = redis.NewClient(&redis.Options{Addr: e.redisSrv.Addr, PoolSize: 256})
+	e.rdb.AddHook(e.acct)
+	password := strconv.FormatInt(time.Now().UnixNano(), 36)
+	e.sim = sim.New(sim.Options{User: simUser, Password: password, Logger: log})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		e.close()
+		return nil, err
+	}
+	e.simURL = "http://" + ln.Addr().String()
+	e.simHTTP = &http.Server{Handler: e.sim}
+	go e.simHTTP.Serve(ln)
+	if e.sap, err = sap.New(sap.Config{BaseURL: e.simURL, User: simUser, Password: password, Timeout: sapTimeout, Logger: log}); err != nil {
+		e.close()
+		return nil, err
+	}
+	if e.dest, err = sap.SingleDestination(tasks.DefaultDestination, e.sap); err != nil {
+		e.close()
+		return nil, err
+	}
+	return e, nil
+}
+
+// sapTimeout and settle are the workers' SAP timeout and reconcile wait: the
+// simulator answers at once unless a scenario makes it slow.
+const sapTimeout, settle = 5 * time.Second, 8 * time.Second
+
+func (e *env) close() {
+	if e.simHTTP != nil {
+		e.simHTTP.Close()
+	}
+	if e.rdb != nil {
+		e.rdb.Close()
+	}
+	if e.redisSrv != nil {
+		e.redisSrv.Stop()
+	}
+}
+
+// reset empties Redis and its statistics between runs, and sets the
+// simulator's latency.
+func (e *env) reset(ctx context.Context, latency time.Duration) error {
+	if err := e.rdb.FlushAll(ctx).Err(); err != nil {
+		return err
+	}
+	if err := e.rdb.ConfigResetStat(ctx).Err(); err != nil {
+		return err
+	}
+	e.acct.reset()
+	return e.setLatency(ctx, latency)
+}
+
+func (e *env) setLatency(ctx context.Context, latency time.Duration) error {
+	body := fmt.Sprintf(`{"latency":%q}`, latency.String())
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, e.simURL+"/sim/faults", strings.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	io.Copy(io.Discard, resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("bench: set simulator latency: %s", resp.Status)
+	}
+	return nil
+}
+
+// commandStats is INFO commandstats: calls per command.
+func (e *env) commandStats(ctx context.Context) (map[string]int64, error) {
+	info, err := e.rdb.Info(ctx, "commandstats").Result()
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]int64{}
+	for _, line := range strings.Split(info, "\n") {
+		line = strings.TrimSpace(line)
+		name, rest, ok := strings.Cut(strings.TrimPrefix(line, "cmdstat_"), ":")
+		if !ok || !strings.HasPrefix(line, "cmdstat_") {
+			continue
+		}
+		for _, f := range strings.Split(rest, ",") {
+			if v, ok := strings.CutPrefix(f, "calls="); ok {
+				n, _ := strconv.ParseInt(v, 10, 64)
+				out[name] = n
+			}
+		}
+	}
+	return out, nil
+}
+
+// scriptCommands are the commands that run a Lua script.
+var scriptCommands = []string{"eval", "evalsha", "eval_ro", "evalsha_ro", "fcall", "fcall_ro"}
+
+// totals sums commandstats into commands and scripts, leaving out the
+// INFO and CONFIG calls of the harness itself.
+func totals(stats map[string]int64) (commands, scripts int64) {
+	for name, n := range stats {
+		if strings.HasPrefix(name, "info") || strings.HasPrefix(name, "config") || strings.HasPrefix(name, "slowlog") {
+			continue
+		}
+		commands += n
+		for _, s := range scriptCommands {
+			if name == s {
+				scripts += n
+			}
+		}
+	}
+	return commands, scripts
+}
+
+// awaitCount waits until count() reaches n, or the deadline.
+func awaitCount(ctx context.Context, n int64, limit time.Duration, count func() int64) error {
+	deadline := time.Now().Add(limit)
+	for count() < n {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("bench: %d of %d done after %s", count(), n, limit)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	return nil
+}
+
+var errNoRuns = errors.New("bench: nothing measured")

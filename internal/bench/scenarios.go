@@ -1,0 +1,170 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"time"
+)
+
+// Options selects what Run measures.
+type Options struct {
+	// Scenarios to run, by name (Scenarios lists them); empty: all.
+	Scenarios []string
+	N         int           // postings per run
+	Rates     []float64     // submission rates of the latency scenario, per second
+	Duration  time.Duration // how long each rate is held
+	Out       string        // directory for results.md and the SVG plots; empty: none
+	Logger    *slog.Logger
+}
+
+// Scenarios are the scenarios Run knows, in order.
+var Scenarios = []string{"throughput", "redis", "latency"}
+
+// Run runs the chosen scenarios and returns their tables.
+func Run(ctx context.Context, o Options) ([]Table, error) {
+	if len(o.Scenarios) == 0 {
+		o.Scenarios = Scenarios
+	}
+	for _, s := range o.Scenarios {
+		if !contains(Scenarios, s) {
+			return nil, fmt.Errorf("bench: unknown scenario %q (one of %s)", s, strings.Join(Scenarios, ", "))
+		}
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	e, err := newEnv(o.Logger)
+	if err != nil {
+		return nil, err
+	}
+	defer e.close()
+	var out []Table
+	var costs []runCost
+	needCosts := contains(o.Scenarios, "throughput") || contains(o.Scenarios, "redis")
+	if needCosts {
+		for _, run := range []func() (runCost, error){
+			func() (runCost, error) { return e.runSapq(ctx, o.N, 0, concurrency) },
+			func() (runCost, error) { return e.runAsynq(ctx, o.N, 0, concurrency, true) },
+			func() (runCost, error) { return e.runAsynq(ctx, o.N, 0, concurrency, false) },
+		} {
+			c, err := run()
+			if err != nil {
+				return out, err
+			}
+			costs = append(costs, c)
+		}
+	}
+	if contains(o.Scenarios, "throughput") {
+		out = append(out, throughputTable(o.N, costs))
+	}
+	if contains(o.Scenarios, "redis") {
+		out = append(out, redisTable(o.N, costs), stepsTable(o.N, costs))
+	}
+	if contains(o.Scenarios, "latency") {
+		t, err := e.latency(ctx, o.Rates, o.Duration)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, t)
+	}
+	return out, write(o.Out, out)
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+func throughputTable(n int, costs []runCost) Table {
+	t := Table{Title: fmt.Sprintf("Cost of the guarantees: %d journal entries, submission to document, concurrency %d", n, concurrency),
+		Columns: []string{"run", "wall", "postings/s", "vs asynq + same SAP call", "vs asynq no-op"}, BarsUnit: "postings/s"}
+	ref, noop := costs[1].perSecond(n), costs[2].perSecond(n)
+	for _, c := range costs {
+		ps := c.perSecond(n)
+		t.Rows = append(t.Rows, []string{c.name, c.wall.Round(time.Millisecond).String(), num(ps), ratio(ps, ref), ratio(ps, noop)})
+		t.Bars = append(t.Bars, Bar{c.name, ps})
+	}
+	t.Notes = append(t.Notes, fmt.Sprintf("Target: sapq at least 0.8 of asynq with the same SAP call: %s.", verdict(costs[0].perSecond(n)/ref >= 0.8)))
+	return t
+}
+
+func redisTable(n int, costs []runCost) Table {
+	t := Table{Title: fmt.Sprintf("Redis cost per posting (INFO commandstats, %d postings)", n),
+		Columns: []string{"run", "submit cmds", "submit scripts", "execute+complete cmds", "execute+complete scripts", "total cmds", "vs asynq + same SAP call"}, BarsUnit: "commands per posting"}
+	per := func(v int64) float64 { return float64(v) / float64(n) }
+	ref := per(costs[1].submitCmds + costs[1].workCmds)
+	for _, c := range costs {
+		total := per(c.submitCmds + c.workCmds)
+		t.Rows = append(t.Rows, []string{c.name, num(per(c.submitCmds)), num(per(c.submitScripts)), num(per(c.workCmds)), num(per(c.workScripts)), num(total), ratio(total, ref)})
+		t.Bars = append(t.Bars, Bar{c.name, total})
+	}
+	t.Notes = append(t.Notes, fmt.Sprintf("Target: at most 2x asynq per task: %s. The execute+complete phase includes asynq's own time-driven traffic (heartbeats, forwarder, recoverer polls) over the run's wall time.",
+		verdict(per(costs[0].submitCmds+costs[0].workCmds) <= 2*ref)))
+	return t
+}
+
+// stepsTable is the round trips per posting by the step that sent them
+// (the go-redis hook's stack names), the defence of the count.
+func stepsTable(n int, costs []runCost) Table {
+	t := Table{Title: "Round trips per posting, step by step (go-redis hook)", Columns: []string{"run", "phase", "step", "round trips", "commands"}}
+	for _, c := range costs {
+		var trips int64
+		for _, ph := range []struct {
+			name  string
+			steps map[string]stepCount
+		}{{"submit", c.submitSteps}, {"execute+complete", c.workSteps}} {
+			for _, s := range sortedSteps(ph.steps) {
+				v := ph.steps[s]
+				trips += v.roundTrips
+				if float64(v.roundTrips)/float64(n) < 0.01 {
+					continue
+				}
+				t.Rows = append(t.Rows, []string{c.name, ph.name, s, num(float64(v.roundTrips) / float64(n)), num(float64(v.commands) / float64(n))})
+			}
+		}
+		t.Rows = append(t.Rows, []string{c.name, "all", "**total**", num(float64(trips) / float64(n)), ""})
+	}
+	return t
+}
+
+func verdict(ok bool) string {
+	if ok {
+		return "**met**"
+	}
+	return "**missed**"
+}
+
+// write puts results.md and one SVG per plotted table in dir.
+func write(dir string, tables []Table) error {
+	if dir == "" {
+		return nil
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	var md strings.Builder
+	fmt.Fprintf(&md, "Machine: %d CPUs (%s), %s\n\n", runtime.NumCPU(), runtime.GOARCH, runtime.Version())
+	for i, t := range tables {
+		t.Markdown(&md)
+		if len(t.Bars) == 0 {
+			continue
+		}
+		var svg strings.Builder
+		t.SVG(&svg)
+		name := fmt.Sprintf("bench-%d.svg", i+1)
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(svg.String()), 0o644); err != nil {
+			return err
+		}
+		fmt.Fprintf(&md, "![%s](%s)\n\n", t.Title, name)
+	}
+	return os.WriteFile(filepath.Join(dir, "results.md"), []byte(md.String()), 0o644)
+}
