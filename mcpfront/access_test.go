@@ -227,6 +227,26 @@ func TestRequestTooLarge(t *testing.T) {
 	}
 }
 
+// FIX 5 (worker/model): a server without SAP access cannot check whether
+// SAP holds a document under the reference of a posting never sent (from an
+// earlier job of the same key that the ledger forgot), so it does not
+// cancel one.
+func TestCancelWithoutSAPAccess(t *testing.T) {
+	tokens, err := mcpfront.ParseTokens("alice:" + aliceToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEnvWith(t, mcpfront.Options{Tokens: tokens})
+	c := dialSDK(t, e.url, aliceToken, "")
+	job := submit(t, c, "submit_journal_entry", journalEntry("cancel-unseen"))
+	wantError(t, call(t, c, "cancel_posting", map[string]any{"job_id": job.JobID}), "not_cancellable")
+	var p posting
+	call(t, c, "get_posting", map[string]any{"job_id": job.JobID}).decode(t, &p)
+	if p.Status != "queued" {
+		t.Fatalf("after the refused cancel: %+v", p)
+	}
+}
+
 func TestCancel(t *testing.T) {
 	forEachClient(t, func(t *testing.T, e *env, dial func(string) mcpClient) {
 		c := dial(aliceToken)

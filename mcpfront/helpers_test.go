@@ -21,6 +21,9 @@ import (
 	"github.com/sapq/sapq/internal/redistest"
 	"github.com/sapq/sapq/internal/testutil"
 	"github.com/sapq/sapq/mcpfront"
+	"github.com/sapq/sapq/sap"
+	"github.com/sapq/sapq/sap/sim"
+	"github.com/sapq/sapq/tasks"
 	"github.com/sapq/sapq/tasks/ledger"
 )
 
@@ -56,7 +59,25 @@ func newEnv(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return newEnvWith(t, mcpfront.Options{Tokens: tokens})
+	return newEnvWith(t, mcpfront.Options{Tokens: tokens, SAP: simDestinations(t)})
+}
+
+// simDestinations is SAP for the MCP front: the simulator, which it asks
+// to check dry runs and to look up postings never sent before cancelling
+// them.
+func simDestinations(t *testing.T) *sap.Destinations {
+	t.Helper()
+	hs := httptest.NewServer(sim.New(sim.Options{User: "SAPQ_COMM", Password: "secret"}))
+	t.Cleanup(hs.Close)
+	client, err := sap.New(sap.Config{BaseURL: hs.URL, User: "SAPQ_COMM", Password: "secret", Timeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	destinations, err := sap.SingleDestination(tasks.DefaultDestination, client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return destinations
 }
 
 // newEnvWith fills in the ledger, Redis, logs, audit log and metrics of

@@ -57,7 +57,7 @@ func policyEnv(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return newEnvWith(t, mcpfront.Options{Callers: callers})
+	return newEnvWith(t, mcpfront.Options{Callers: callers, SAP: simDestinations(t)})
 }
 
 func withAmount(m map[string]any, gross, first, second string) map[string]any {
