@@ -358,22 +358,7 @@ func (a *attempt) mayHoldPhase() tasks.Phase {
 // post a reversed posting again on its own) and keeps the document, so
 // that it is neither cancelled nor reprocessed.
 func (a *attempt) settleMatch(ctx context.Context, m sap.Match) (bool, error) {
-	taken := m.TakenBy
-	if m.Found && m.Unproven && a.mayHoldPhase() != tasks.PhaseSending {
-		// No call of this job went out: what SAP holds is another's.
-		taken = m.Document.Number
-	}
 	switch {
-	case taken != "":
-		a.w.metrics.reconciled(a.job.Kind, "taken")
-		jobErr := tasks.JobError{
-			Code: CodeTaken,
-			Message: fmt.Sprintf("SAP already holds document %s in this posting's place, and this posting did not make it (for a reversal: the original is already reversed by %s); sapq does not post a second one.",
-				taken, taken),
-			Category: tasks.CategoryPermanent,
-		}
-		a.log.Warn("SAP holds another document in this posting's place; not posting", "document", taken)
-		return true, a.fail(ctx, tasks.PhasePending, jobErr, nil)
 	case !m.Found:
 		return false, nil
 	case m.Reversed():
@@ -399,10 +384,6 @@ func (a *attempt) settleMatch(ctx context.Context, m sap.Match) (bool, error) {
 		return true, a.succeed(ctx, m.Document, true)
 	}
 }
-
-// CodeTaken is the error code of a posting whose place in SAP another
-// document holds: a reversal of a document already reversed by another.
-const CodeTaken = "sapq/already_reversed"
 
 // CodeReversed is the error code of a posting whose document SAP holds,
 // reversed.
