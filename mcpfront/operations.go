@@ -92,15 +92,15 @@ type BulkSkip struct {
 
 // BulkOutcome is what reprocess_postings and discard_postings return.
 type BulkOutcome struct {
-	Action    ledger.BulkAction `json:"action" jsonschema:"reprocess or discard"`
-	DryRun    bool              `json:"dry_run" jsonschema:"True when nothing was changed"`
-	Matching  int               `json:"matching" jsonschema:"How many failed postings matched when the call began"`
-	Done      int               `json:"done" jsonschema:"How many were reprocessed or discarded by this call (0 for a dry run)"`
-	Skipped   []BulkSkip        `json:"skipped" jsonschema:"Selected postings left as they were, and why"`
-	Remaining int               `json:"remaining" jsonschema:"How many matching postings this call did not reach: call again with the same filter and failed_before"`
-	FailedBefore time.Time `json:"failed_before" jsonschema:"Pass as failed_before to the next call, so that postings that failed since are left out"`
-	Sample       []Posting `json:"sample" jsonschema:"A few of the matching postings"`
-	Note         string    `json:"note,omitempty" jsonschema:"What to do next, or why nothing matched"`
+	Action       ledger.BulkAction `json:"action" jsonschema:"reprocess or discard"`
+	DryRun       bool              `json:"dry_run" jsonschema:"True when nothing was changed"`
+	Matching     int               `json:"matching" jsonschema:"How many failed postings matched when the call began"`
+	Done         int               `json:"done" jsonschema:"How many were reprocessed or discarded by this call (0 for a dry run)"`
+	Skipped      []BulkSkip        `json:"skipped" jsonschema:"Selected postings left as they were, and why"`
+	Remaining    int               `json:"remaining" jsonschema:"How many matching postings this call did not reach: call again with the same filter and failed_before"`
+	FailedBefore time.Time         `json:"failed_before" jsonschema:"Pass as failed_before to the next call, so that postings that failed since are left out"`
+	Sample       []Posting         `json:"sample" jsonschema:"A few of the matching postings"`
+	Note         string            `json:"note,omitempty" jsonschema:"What to do next, or why nothing matched"`
 }
 
 func (s *Server) operationTools() []server.ServerTool {
