@@ -588,8 +588,10 @@ func (s *Server) postMaterialDocument(d *materialDocument) []sapMessage {
 	if f := strings.Fields(d.HeaderText); len(f) > 0 && !d.isCancellation() {
 		ref = f[0]
 	}
+	// A material document names no company code (A_MaterialDocumentHeader
+	// has none): the ledger gives it none either.
 	s.books.ledger = append(s.books.ledger, LedgerDocument{
-		Kind: KindGoodsMovement, Document: d.MaterialDocument, FiscalYear: d.Year, CompanyCode: d.CompanyCode,
+		Kind: KindGoodsMovement, Document: d.MaterialDocument, FiscalYear: d.Year,
 		Reference: ref, PostedAt: d.CreatedAt,
 	})
 	s.stats.Posted[KindGoodsMovement]++
@@ -734,7 +736,7 @@ func (s *Server) cancelMaterialDocument(number, year string, postingDate time.Ti
 		ref = f[0]
 	}
 	s.books.ledger = append(s.books.ledger, LedgerDocument{
-		Kind: KindGoodsMovement, Document: c.MaterialDocument, FiscalYear: c.Year, CompanyCode: c.CompanyCode,
+		Kind: KindGoodsMovement, Document: c.MaterialDocument, FiscalYear: c.Year,
 		Reference: ref, PostedAt: now, Reverses: d.MaterialDocument,
 	})
 	s.stats.Posted[KindGoodsMovement]++
