@@ -86,3 +86,21 @@ func TestDevGoodsMovements(t *testing.T) {
 		t.Fatalf("list_postings holds %d goods movements, want the receipt and the short issue", len(list.Postings))
 	}
 }
+
+func TestSAPSimWarehouseStorageLocations(t *testing.T) {
+	md := sim.DefaultMasterData()
+	if err := warehouseStorageLocations(md, "1010/101B, 1010/101B"); err != nil {
+		t.Fatal(err)
+	}
+	if got := md.Plants["1010"].WarehouseStorageLocations; len(got) != 1 || got[0] != "101B" {
+		t.Fatalf("warehouse storage locations %v, want [101B]", got)
+	}
+	if sim.DefaultMasterData().Plants["1010"].WarehouseStorageLocations != nil {
+		t.Fatal("the default master data changed")
+	}
+	for _, bad := range []string{"101B", "1010/999X", "9999/101A", "1010/101A,"} {
+		if err := warehouseStorageLocations(sim.DefaultMasterData(), bad); err == nil || !strings.Contains(err.Error(), "--warehouse-storage-locations") {
+			t.Errorf("%q: %v, want a refusal naming the flag", bad, err)
+		}
+	}
+}

@@ -8,6 +8,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
+	"strings"
 
 	"github.com/sapq/sapq/sap/sim"
 )
@@ -25,11 +27,14 @@ func runSAPSim(ctx context.Context, args []string, stdout io.Writer) error {
 	var defaults envDefaults
 	openOrders := fs.Int("open-sales-orders", defaults.int("SAPSIM_OPEN_SALES_ORDERS", 0),
 		fmt.Sprintf("open standard orders the simulator holds from the start, numbered 1 to N, waiting to be billed (0-%d; env SAPQ_SAPSIM_OPEN_SALES_ORDERS)", maxOpenSalesOrders))
+	warehouse := fs.String("warehouse-storage-locations", env("SAPSIM_WAREHOUSE_STORAGE_LOCATIONS", ""),
+		"storage locations a warehouse manages, as plant/storage location, comma-separated, e.g. 1010/101B: goods movements of them are posted, but answered 201 without a material document number (L9/514 in sap-message) (env SAPQ_SAPSIM_WAREHOUSE_STORAGE_LOCATIONS)")
+	md := sim.DefaultMasterData()
 	if err := defaults.parse(fs, args, func() error {
 		if *openOrders < 0 || *openOrders > maxOpenSalesOrders {
 			return fmt.Errorf("--open-sales-orders (SAPQ_SAPSIM_OPEN_SALES_ORDERS) must be between 0 and %d, got %d", maxOpenSalesOrders, *openOrders)
 		}
-		return nil
+		return warehouseStorageLocations(md, *warehouse)
 	}); err != nil {
 		return err
 	}
@@ -41,7 +46,7 @@ func runSAPSim(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	opts := sim.Options{User: *user, Password: pw, Client: *client, OpenSalesOrders: *openOrders, Logger: log}
+	opts := sim.Options{User: *user, Password: pw, Client: *client, OpenSalesOrders: *openOrders, MasterData: md, Logger: log}
 	if *faults != "" {
 		if err := json.Unmarshal([]byte(*faults), &opts.Faults); err != nil {
 			return fmt.Errorf("--faults: %w", err)
@@ -63,4 +68,24 @@ func runSAPSim(ctx context.Context, args []string, stdout io.Writer) error {
 	mux.HandleFunc("/healthz", healthz)
 	mux.Handle("/", s)
 	return serve(ctx, ln, mux)
+}
+
+// warehouseStorageLocations marks storage locations of the master data as
+// managed by a warehouse: "1010/101B,1010/101A".
+func warehouseStorageLocations(md *sim.MasterData, list string) error {
+	if strings.TrimSpace(list) == "" {
+		return nil
+	}
+	for _, item := range strings.Split(list, ",") {
+		plant, sloc, ok := strings.Cut(strings.TrimSpace(item), "/")
+		p, known := md.Plants[plant]
+		if !ok || !known || !slices.Contains(p.StorageLocations, sloc) {
+			return fmt.Errorf("--warehouse-storage-locations (SAPQ_SAPSIM_WAREHOUSE_STORAGE_LOCATIONS): %q is not a plant/storage location of the simulator's master data", item)
+		}
+		if !slices.Contains(p.WarehouseStorageLocations, sloc) {
+			p.WarehouseStorageLocations = append(slices.Clone(p.WarehouseStorageLocations), sloc)
+		}
+		md.Plants[plant] = p
+	}
+	return nil
 }

@@ -355,7 +355,8 @@ func (r *run) startAll(ctx context.Context) ([]*agent, error) {
 	r.simPassword = randomHex(16)
 	r.sim, _, err = startListening("sapsim", r.logPath("sapsim"), r.opts.Binary,
 		func(port int) []string {
-			return []string{"sapsim", "--addr", fmt.Sprintf("127.0.0.1:%d", port), "--open-sales-orders", fmt.Sprint(OpenSalesOrders(r.opts.N))}
+			return []string{"sapsim", "--addr", fmt.Sprintf("127.0.0.1:%d", port), "--open-sales-orders", fmt.Sprint(OpenSalesOrders(r.opts.N)),
+				"--warehouse-storage-locations", warehouseStorageLocation}
 		},
 		childEnv("SAPQ_SAP_PASSWORD="+r.simPassword),
 		func(port int) string {

@@ -187,8 +187,20 @@ const (
 	maxIssue = 9
 )
 
+// warehouseStorageLocation is the storage location the run's simulator has
+// a warehouse manage (sapsim --warehouse-storage-locations): SAP answers
+// the goods movements of it 201 without a material document number, an
+// unknown outcome the look-up must resolve. One receipt in warehouseEvery
+// goes there: a job with an unknown outcome keeps its materials' locks
+// until the outcome settles, and every goods movement of the run shares
+// the same two materials.
+const (
+	warehouseStorageLocation = plant + "/" + warehouseLocation
+	warehouseLocation        = "101B"
+	warehouseEvery           = 40
+)
+
 var (
-	storageLocations = []string{"101A", "101B"}
 	// goodsIssueStock is the simulator's stock at start in
 	// goodsIssueLocation.
 	goodsIssueStock = map[string]int64{"TG11": 500, "TG12": 200}
@@ -343,7 +355,8 @@ func (g *generator) billingDocument(key string, flaw Flaw) tasks.Posting {
 
 // goodsMovement is a receipt without purchase order (501), a receipt for
 // a purchase order (101) or an issue to a cost center (201), with one to
-// three items of the simulator's materials. An issue takes one to three
+// three items of the simulator's materials (one receipt in warehouseEvery:
+// one item, into the warehouse's storage location). An issue takes one to three
 // pieces while the plan's issues leave stock at start (issuable); after
 // that the generator makes receipts, so that a sound issue never meets a
 // deficit, whatever order the run posts them in. StockDeficit issues what
@@ -379,15 +392,19 @@ func (g *generator) goodsMovement(key string, flaw Flaw) tasks.Posting {
 	switch kind {
 	case 0:
 		gm.GoodsMovementCode = "05"
+		sloc := goodsIssueLocation
+		if g.rng.IntN(warehouseEvery) == 0 {
+			sloc, n = warehouseLocation, 1
+		}
 		for i := range n {
-			gm.Items = append(gm.Items, tasks.GoodsMovementItem{Material: g.pick(materials), Plant: plant, StorageLocation: g.pick(storageLocations),
+			gm.Items = append(gm.Items, tasks.GoodsMovementItem{Material: g.pick(materials), Plant: plant, StorageLocation: sloc,
 				MovementType: "501", Quantity: fmt.Sprint(1 + g.rng.IntN(20)), Unit: "PC", Text: fmt.Sprintf("chaos receipt %d", i+1)})
 		}
 	case 1:
 		gm.GoodsMovementCode = "01"
 		po := fmt.Sprint(4500000000 + g.rng.IntN(1000))
 		for i := range n {
-			gm.Items = append(gm.Items, tasks.GoodsMovementItem{Material: g.pick(materials), Plant: plant, StorageLocation: g.pick(storageLocations),
+			gm.Items = append(gm.Items, tasks.GoodsMovementItem{Material: g.pick(materials), Plant: plant, StorageLocation: goodsIssueLocation,
 				MovementType: "101", Quantity: fmt.Sprint(1 + g.rng.IntN(20)), Unit: "PC", PurchaseOrder: po, PurchaseOrderItem: fmt.Sprint((i + 1) * 10)})
 		}
 	default:

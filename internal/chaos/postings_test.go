@@ -208,6 +208,7 @@ func TestGeneratedGoodsMovementsKeepTheStock(t *testing.T) {
 	g := newGenerator(11, time.Now())
 	issued := map[string]decimal.Decimal{}
 	kinds := map[string]int{}
+	warehouse := 0
 	for i := range 5000 {
 		flaw := Sound
 		if i%50 == 0 {
@@ -215,6 +216,9 @@ func TestGeneratedGoodsMovementsKeepTheStock(t *testing.T) {
 		}
 		gm := g.goodsMovement(fmt.Sprint("gm-", i), flaw).(*tasks.GoodsMovement)
 		kinds[gm.GoodsMovementCode]++
+		if slices.ContainsFunc(gm.Items, func(it tasks.GoodsMovementItem) bool { return plant+"/"+it.StorageLocation == warehouseStorageLocation }) {
+			warehouse++
+		}
 		deficit := false
 		mine := map[string]decimal.Decimal{}
 		for _, it := range gm.Items {
@@ -248,6 +252,9 @@ func TestGeneratedGoodsMovementsKeepTheStock(t *testing.T) {
 		if start := decimal.RequireFromString(md.Stock[k]); q.GreaterThan(start) {
 			t.Errorf("sound issues take %s of %s, which holds %s at start", q, k, start)
 		}
+	}
+	if warehouse == 0 || warehouse > 5000/warehouseEvery {
+		t.Errorf("%d movements of the warehouse's storage location, want a few", warehouse)
 	}
 	if kinds["01"] == 0 || kinds["03"] == 0 || kinds["05"] == 0 {
 		t.Errorf("movements by code %v: want receipts for purchase orders, issues and other receipts", kinds)
