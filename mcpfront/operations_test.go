@@ -102,6 +102,8 @@ func TestOperatorsReprocessAndDiscardFailures(t *testing.T) {
 	wantError(t, call(t, controller, "reprocess_postings", map[string]any{}), "invalid_argument", "no 'everything' by accident")
 	wantError(t, call(t, controller, "reprocess_postings", map[string]any{"sap_code": "F5/201", "max": 0}), "invalid_argument", "max")
 	wantError(t, call(t, controller, "reprocess_postings", map[string]any{"sap_code": "F5/201", "submitted_after": "yesterday"}), "invalid_argument", "submitted_after")
+	// The filter's field rules hold in the bulk tools, which embed it.
+	wantError(t, call(t, controller, "discard_postings", map[string]any{"company_code": "10100"}), "invalid_argument", "company_code")
 
 	var out bulkOutcome
 	call(t, controller, "reprocess_postings", map[string]any{"sap_code": "F5/201", "dry_run": true}).decode(t, &out)
