@@ -48,6 +48,7 @@ var registry = []Spec{
 	journalEntrySpec,
 	salesOrderSpec,
 	billingDocumentSpec,
+	goodsMovementSpec,
 }
 
 // Kinds lists every posting kind sapq accepts.

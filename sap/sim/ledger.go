@@ -95,6 +95,8 @@ type books struct {
 	openPeriods []string
 	// sales are the sales orders and billing documents.
 	sales salesBooks
+	// materials are the material documents and the stock they move.
+	materials materialBooks
 }
 
 func newBooks() books {
@@ -247,12 +249,20 @@ func (s *Server) CountByReference(ref string) int {
 }
 
 // Reverse reverses a posted document the way a user in SAP does (MR8M for a
-// supplier invoice, FB08 for a journal entry, VF11 for a billing document):
+// supplier invoice, FB08 for a journal entry, VF11 for a billing document,
+// MBST for a material document, whose company code is not checked):
 // a reversal document with the opposite amounts and the same assignment, and
 // the original marked reversed. It returns the reversal document's number.
 func (s *Server) Reverse(kind Kind, companyCode, document, fiscalYear string) (string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if kind == KindGoodsMovement {
+		c, msg := s.cancelMaterialDocument(document, fiscalYear, time.Time{})
+		if msg != nil {
+			return "", fmt.Errorf("sim: %s %s", msg.Code, msg.Text)
+		}
+		return c.MaterialDocument, nil
+	}
 	if kind == KindBillingDocument {
 		d := s.books.sales.billingByNo[alpha(document)]
 		if d == nil || d.CompanyCode != companyCode || d.FiscalYear != fiscalYear {
