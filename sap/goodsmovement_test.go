@@ -261,6 +261,20 @@ func TestGoodsMovementAgainstTheSimulator(t *testing.T) {
 		t.Errorf("message %q", e.Message)
 	}
 
+	// A posting of its own may use reversing movement types (code 06):
+	// it is found all the same; only Cancel's documents are not.
+	rev := taskstest.GoodsMovement("gm-06")
+	rev.GoodsMovementCode = "06"
+	rev.Items = rev.Items[:1]
+	rev.Items[0].MovementType = "502"
+	rr := mustRequest(t, rev)
+	if doc, err := c.Post(ctx, rr, Send{Reference: "SQREVERSALTYPE01"}); err != nil || doc.Number == "" {
+		t.Fatalf("post of a 502: %+v, %v", doc, err)
+	}
+	if m, err := c.Find(ctx, rr, "SQREVERSALTYPE01"); err != nil || !m.Found || m.Reversed() {
+		t.Fatalf("find of a 502: %+v, %v; want it found, standing", m, err)
+	}
+
 	wh := taskstest.GoodsMovement("gm-warehouse")
 	wh.Items = wh.Items[:1]
 	wh.Items[0].StorageLocation = "101B"

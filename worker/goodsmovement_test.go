@@ -10,6 +10,7 @@ import (
 	"github.com/sapq/sapq/sap/sim"
 	"github.com/sapq/sapq/tasks"
 	"github.com/sapq/sapq/tasks/taskstest"
+	"github.com/sapq/sapq/worker"
 )
 
 func TestGoodsMovementIsPosted(t *testing.T) {
@@ -174,5 +175,31 @@ func TestBadGoodsMovementIsRefusedBeforeAnythingIsRecorded(t *testing.T) {
 	}
 	if st := r.sim.Stats(); st.Attempts[sim.KindGoodsMovement] != 0 {
 		t.Fatalf("SAP received %d requests", st.Attempts[sim.KindGoodsMovement])
+	}
+}
+
+// A goods movement cancelled in SAP (its cancellation keeps the header
+// text) is neither adopted nor moved again when the ledger forgot the job
+// and the agent submits the key again: the job fails as reversed, naming
+// the cancellation, and the stock stays as the cancellation left it.
+func TestCancelledGoodsMovementIsNotPostedAgain(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, sim.Faults{})
+	r.startWorker(r.options())
+	first := r.submit(taskstest.GoodsMovement("gm-cancelled"))
+	done := r.awaitStatus(first.ID, tasks.StatusSucceeded, settle)
+	cancellation, err := r.sim.Reverse(sim.KindGoodsMovement, "", done.Result.Document, done.Result.FiscalYear)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.forget(first)
+	again := r.submit(taskstest.GoodsMovement("gm-cancelled"))
+	got := r.awaitStatus(again.ID, tasks.StatusFailed, settle)
+	if got.Error == nil || got.Error.Code != worker.CodeReversed || got.Error.Category != tasks.CategoryReversed ||
+		got.Result == nil || got.Result.Document != done.Result.Document || got.Result.ReversedBy != cancellation {
+		t.Fatalf("resubmitted after SAP cancelled it: %s; want failed, with the document and its cancellation %s", describeJob(got), cancellation)
+	}
+	if posts, stock := r.sim.Stats().Attempts[sim.KindGoodsMovement], r.sim.Stock("TG11", "1010", "101A"); posts != 1 || stock != "500" || r.documents(ref(first)) != 1 {
+		t.Fatalf("SAP received %d goods movements, stock %s, %d documents; want 1, 500 (received and cancelled), 1", posts, stock, r.documents(ref(first)))
 	}
 }
