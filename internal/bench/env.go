@@ -23,6 +23,7 @@ import (
 	"github.com/sapq/sapq/sap"
 	"github.com/sapq/sapq/sap/sim"
 	"github.com/sapq/sapq/tasks"
+	"github.com/sapq/sapq/tasks/ledger"
 )
 
 // simUser is the simulator's communication user; its password is random
@@ -100,6 +101,28 @@ func (e *env) reset(ctx context.Context, latency time.Duration) error {
 	}
 	e.acct.reset()
 	return e.setLatency(ctx, latency)
+}
+
+// newLedger is a ledger on the freshly reset Redis, trusted as new
+// (ledger.TrustNewRedis): an emptied database otherwise reads as a Redis
+// that lost writes, and the first postings would sit out the settle time,
+// which no real deployment pays after its first minute. The trust's own
+// commands are left out of the statistics.
+func (e *env) newLedger(ctx context.Context) (*ledger.Ledger, error) {
+	l, err := ledger.New(ledger.Options{Redis: e.rdb, Settle: settle, Logger: e.log})
+	if err != nil {
+		return nil, err
+	}
+	if err := l.TrustNewRedis(ctx); err != nil {
+		l.Close()
+		return nil, err
+	}
+	if err := e.rdb.ConfigResetStat(ctx).Err(); err != nil {
+		l.Close()
+		return nil, err
+	}
+	e.acct.reset()
+	return l, nil
 }
 
 func (e *env) setLatency(ctx context.Context, latency time.Duration) error {

@@ -18,7 +18,6 @@ import (
 	"github.com/sapq/sapq/internal/testutil"
 	"github.com/sapq/sapq/mcpfront"
 	"github.com/sapq/sapq/tasks"
-	"github.com/sapq/sapq/tasks/ledger"
 )
 
 // sessions is how many MCP sessions the latency scenario's calls spread over.
@@ -85,7 +84,7 @@ func (e *env) latency(ctx context.Context, rates []float64, d time.Duration) (Ta
 	if err := e.reset(ctx, 0); err != nil {
 		return t, err
 	}
-	l, err := ledger.New(ledger.Options{Redis: e.rdb, Settle: settle, Logger: e.log})
+	l, err := e.newLedger(ctx)
 	if err != nil {
 		return t, err
 	}

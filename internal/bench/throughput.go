@@ -13,7 +13,6 @@ import (
 
 	"github.com/sapq/sapq/sap"
 	"github.com/sapq/sapq/tasks"
-	"github.com/sapq/sapq/tasks/ledger"
 	"github.com/sapq/sapq/tasks/taskstest"
 	"github.com/sapq/sapq/worker"
 )
@@ -108,7 +107,7 @@ func (e *env) runSapq(ctx context.Context, n int, latency time.Duration, conc in
 	if err := e.reset(ctx, latency); err != nil {
 		return runCost{}, err
 	}
-	l, err := ledger.New(ledger.Options{Redis: e.rdb, Settle: settle, Logger: e.log})
+	l, err := e.newLedger(ctx)
 	if err != nil {
 		return runCost{}, err
 	}
