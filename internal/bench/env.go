@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -33,15 +34,30 @@ const simUser = "SAPQ_COMM"
 // env is what every scenario shares: a private redis-server, the SAP
 // simulator on a loopback listener and a SAP client posting to it.
 type env struct {
-	redisSrv *redistest.Server
-	rdb      *redis.Client
-	acct     *accounting // counts the rdb's round trips by step
-	sim      *sim.Server
-	simHTTP  *http.Server
-	simURL   string
-	sap      *sap.Client
-	dest     *sap.Destinations
-	log      *slog.Logger
+	redisSrv    *redistest.Server
+	rdb         *redis.Client
+	acct        *accounting // counts the rdb's round trips by step
+	sim         *sim.Server
+	simHTTP     *http.Server
+	simURL      string
+	simPassword string
+	sap         *sap.Client
+	dest        *sap.Destinations
+	log         *slog.Logger
+
+	// Requests SAP is processing now, and the most since resetPeak.
+	inFlight, peak atomic.Int64
+}
+
+// counting counts the simulator's requests in flight.
+func (e *env) counting(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n := e.inFlight.Add(1)
+		for p := e.peak.Load(); n > p && !e.peak.CompareAndSwap(p, n); p = e.peak.Load() {
+		}
+		defer e.inFlight.Add(-1)
+		h.ServeHTTP(w, r)
+	})
 }
 
 func newEnv(log *slog.Logger) (*env, error) {
@@ -54,6 +70,7 @@ func newEnv(log *slog.Logger) (*env, error) {
 	e.rdb = redis.NewClient(&redis.Options{Addr: e.redisSrv.Addr, PoolSize: 256})
 	e.rdb.AddHook(e.acct)
 	password := strconv.FormatInt(time.Now().UnixNano(), 36)
+	e.simPassword = password
 	e.sim = sim.New(sim.Options{User: simUser, Password: password, Logger: log})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -61,7 +78,7 @@ func newEnv(log *slog.Logger) (*env, error) {
 		return nil, err
 	}
 	e.simURL = "http://" + ln.Addr().String()
-	e.simHTTP = &http.Server{Handler: e.sim}
+	e.simHTTP = &http.Server{Handler: e.counting(e.sim)}
 	go e.simHTTP.Serve(ln)
 	if e.sap, err = sap.New(sap.Config{BaseURL: e.simURL, User: simUser, Password: password, Timeout: sapTimeout, Logger: log}); err != nil {
 		e.close()
@@ -100,6 +117,7 @@ func (e *env) reset(ctx context.Context, latency time.Duration) error {
 		return err
 	}
 	e.acct.reset()
+	e.peak.Store(0)
 	return e.setLatency(ctx, latency)
 }
 

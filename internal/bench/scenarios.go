@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -20,10 +21,19 @@ type Options struct {
 	Duration  time.Duration // how long each rate is held
 	Out       string        // directory for results.md and the SVG plots; empty: none
 	Logger    *slog.Logger
+
+	// Binary is the sapq executable the scenarios that need processes of
+	// their own (inflight, recovery) start [os.Executable()].
+	Binary string
+	// InFlight is the many-in-flight scenario's concurrency, InFlightN the
+	// postings it runs through each worker process.
+	InFlight, InFlightN int
+
+	logDir string // the child processes' logs
 }
 
 // Scenarios are the scenarios Run knows, in order.
-var Scenarios = []string{"throughput", "redis", "latency"}
+var Scenarios = []string{"throughput", "redis", "latency", "inflight"}
 
 // Run runs the chosen scenarios and returns their tables.
 func Run(ctx context.Context, o Options) ([]Table, error) {
@@ -38,6 +48,25 @@ func Run(ctx context.Context, o Options) ([]Table, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
+	if o.Binary == "" {
+		var err error
+		if o.Binary, err = os.Executable(); err != nil {
+			return nil, err
+		}
+	}
+	o.InFlight, o.InFlightN = cmp.Or(o.InFlight, 1000), cmp.Or(o.InFlightN, 5000)
+	logDir, err := os.MkdirTemp("", "sapq-bench-")
+	if err != nil {
+		return nil, err
+	}
+	o.logDir = logDir
+	// The children's logs are kept only when a run fails: its error names them.
+	ok := false
+	defer func() {
+		if ok {
+			os.RemoveAll(logDir)
+		}
+	}()
 	e, err := newEnv(o.Logger)
 	if err != nil {
 		return nil, err
@@ -72,6 +101,14 @@ func Run(ctx context.Context, o Options) ([]Table, error) {
 		}
 		out = append(out, t)
 	}
+	if contains(o.Scenarios, "inflight") {
+		t, err := e.inflight(ctx, o)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, t)
+	}
+	ok = true
 	return out, write(o.Out, out)
 }
 
