@@ -28,12 +28,20 @@ type Options struct {
 	// InFlight is the many-in-flight scenario's concurrency, InFlightN the
 	// postings it runs through each worker process.
 	InFlight, InFlightN int
+	// RecoveryN is how many postings the killed worker holds in the
+	// recovery scenario; RecoverAfter is the workers' --recover-after;
+	// RecoveryBaseline adds the asynq baseline (a minute or two of waiting);
+	// RecoveryTimeout bounds the wait for the postings to run again.
+	RecoveryN        int
+	RecoverAfter     time.Duration
+	RecoveryBaseline bool
+	RecoveryTimeout  time.Duration
 
 	logDir string // the child processes' logs
 }
 
 // Scenarios are the scenarios Run knows, in order.
-var Scenarios = []string{"throughput", "redis", "latency", "inflight"}
+var Scenarios = []string{"throughput", "redis", "latency", "inflight", "recovery"}
 
 // Run runs the chosen scenarios and returns their tables.
 func Run(ctx context.Context, o Options) ([]Table, error) {
@@ -55,6 +63,7 @@ func Run(ctx context.Context, o Options) ([]Table, error) {
 		}
 	}
 	o.InFlight, o.InFlightN = cmp.Or(o.InFlight, 1000), cmp.Or(o.InFlightN, 5000)
+	o.RecoveryN, o.RecoverAfter, o.RecoveryTimeout = cmp.Or(o.RecoveryN, 10), cmp.Or(o.RecoverAfter, 15*time.Second), cmp.Or(o.RecoveryTimeout, 5*time.Minute)
 	logDir, err := os.MkdirTemp("", "sapq-bench-")
 	if err != nil {
 		return nil, err
@@ -103,6 +112,13 @@ func Run(ctx context.Context, o Options) ([]Table, error) {
 	}
 	if contains(o.Scenarios, "inflight") {
 		t, err := e.inflight(ctx, o)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, t)
+	}
+	if contains(o.Scenarios, "recovery") {
+		t, err := e.recovery(ctx, o)
 		if err != nil {
 			return out, err
 		}
