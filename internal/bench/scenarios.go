@@ -36,12 +36,14 @@ type Options struct {
 	RecoverAfter     time.Duration
 	RecoveryBaseline bool
 	RecoveryTimeout  time.Duration
+	// BulkN is how many failed postings the bulk scenario re-queues.
+	BulkN int
 
 	logDir string // the child processes' logs
 }
 
 // Scenarios are the scenarios Run knows, in order.
-var Scenarios = []string{"throughput", "redis", "latency", "inflight", "recovery"}
+var Scenarios = []string{"throughput", "redis", "latency", "inflight", "bulk", "recovery"}
 
 // Run runs the chosen scenarios and returns their tables.
 func Run(ctx context.Context, o Options) ([]Table, error) {
@@ -63,6 +65,7 @@ func Run(ctx context.Context, o Options) ([]Table, error) {
 		}
 	}
 	o.InFlight, o.InFlightN = cmp.Or(o.InFlight, 1000), cmp.Or(o.InFlightN, 5000)
+	o.BulkN = cmp.Or(o.BulkN, 100_000)
 	o.RecoveryN, o.RecoverAfter, o.RecoveryTimeout = cmp.Or(o.RecoveryN, 10), cmp.Or(o.RecoverAfter, 15*time.Second), cmp.Or(o.RecoveryTimeout, 5*time.Minute)
 	logDir, err := os.MkdirTemp("", "sapq-bench-")
 	if err != nil {
@@ -112,6 +115,13 @@ func Run(ctx context.Context, o Options) ([]Table, error) {
 	}
 	if contains(o.Scenarios, "inflight") {
 		t, err := e.inflight(ctx, o)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, t)
+	}
+	if contains(o.Scenarios, "bulk") {
+		t, err := e.bulk(ctx, o.BulkN)
 		if err != nil {
 			return out, err
 		}
