@@ -87,6 +87,7 @@ func Run(ctx context.Context, o Options) ([]Table, error) {
 	var out []Table
 	var costs []runCost
 	needCosts := contains(o.Scenarios, "throughput") || contains(o.Scenarios, "redis")
+	costsLoad := loadavg()
 	if needCosts {
 		for _, run := range []func() (runCost, error){
 			func() (runCost, error) { return e.runSapq(ctx, o.N, 0, concurrency) },
@@ -101,38 +102,42 @@ func Run(ctx context.Context, o Options) ([]Table, error) {
 		}
 	}
 	if contains(o.Scenarios, "throughput") {
-		out = append(out, throughputTable(o.N, costs))
+		out = append(out, withLoad(throughputTable(o.N, costs), costsLoad))
 	}
 	if contains(o.Scenarios, "redis") {
-		out = append(out, redisTable(o.N, costs), stepsTable(o.N, costs))
+		out = append(out, withLoad(redisTable(o.N, costs), costsLoad), stepsTable(o.N, costs))
 	}
 	if contains(o.Scenarios, "latency") {
+		before := loadavg()
 		t, err := e.latency(ctx, o.Rates, o.Duration)
 		if err != nil {
 			return out, err
 		}
-		out = append(out, t)
+		out = append(out, withLoad(t, before))
 	}
 	if contains(o.Scenarios, "inflight") {
+		before := loadavg()
 		t, err := e.inflight(ctx, o)
 		if err != nil {
 			return out, err
 		}
-		out = append(out, t)
+		out = append(out, withLoad(t, before))
 	}
 	if contains(o.Scenarios, "bulk") {
+		before := loadavg()
 		t, err := e.bulk(ctx, o.BulkN)
 		if err != nil {
 			return out, err
 		}
-		out = append(out, t)
+		out = append(out, withLoad(t, before))
 	}
 	if contains(o.Scenarios, "recovery") {
+		before := loadavg()
 		t, err := e.recovery(ctx, o)
 		if err != nil {
 			return out, err
 		}
-		out = append(out, t)
+		out = append(out, withLoad(t, before))
 	}
 	ok = true
 	return out, write(o.Out, out)
@@ -215,7 +220,7 @@ func write(dir string, tables []Table) error {
 		return err
 	}
 	var md strings.Builder
-	fmt.Fprintf(&md, "Machine: %d CPUs (%s), %s\n\n", runtime.NumCPU(), runtime.GOARCH, runtime.Version())
+	fmt.Fprintf(&md, "Machine: %d CPUs (%s, %s), %s, %s\n\n", runtime.NumCPU(), cpuModel(), runtime.GOARCH, runtime.Version(), time.Now().UTC().Format(time.RFC3339))
 	for i, t := range tables {
 		t.Markdown(&md)
 		if len(t.Bars) == 0 {
@@ -230,4 +235,30 @@ func write(dir string, tables []Table) error {
 		fmt.Fprintf(&md, "![%s](%s)\n\n", t.Title, name)
 	}
 	return os.WriteFile(filepath.Join(dir, "results.md"), []byte(md.String()), 0o644)
+}
+
+// loadavg is the machine's load average over 1, 5 and 15 minutes: other
+// work on the machine shows in every figure, so each table records it.
+func loadavg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if f := strings.Fields(string(b)); err == nil && len(f) >= 3 {
+		return strings.Join(f[:3], " ")
+	}
+	return "unknown"
+}
+
+func withLoad(t Table, before string) Table {
+	t.Notes = append(t.Notes, fmt.Sprintf("Load average (1, 5, 15 min) before: %s; after: %s (%d CPUs).", before, loadavg(), runtime.NumCPU()))
+	return t
+}
+
+// cpuModel is the first "model name" of /proc/cpuinfo.
+func cpuModel() string {
+	b, _ := os.ReadFile("/proc/cpuinfo")
+	for _, line := range strings.Split(string(b), "\n") {
+		if name, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(name) == "model name" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "unknown CPU"
 }
