@@ -1,8 +1,10 @@
 // Package worker posts queued jobs to SAP exactly once.
 //
 // Delivery from asynq is at least once: a task runs again after a crash, a
-// lease expiry, a shutdown that outlasted its handler, or an operator's
-// "Run" in the Asynq UI. The ledger in Redis can lose its last writes. SAP is
+// lease expiry (asynq's, or the quicker one of recover.go, which requeues a
+// task whose lease no live server renewed for Options.RecoverAfter), a
+// shutdown that outlasted its handler, or an operator's "Run" in the Asynq
+// UI. The ledger in Redis can lose its last writes. SAP is
 // the system of record, and the protocol every handler follows (modelled on
 // SAP's tRFC: check, execute, commit, confirm) keeps one rule: nothing is
 // sent to SAP unless, immediately before, a look-up in SAP by the posting's

@@ -55,3 +55,11 @@ var (
 	LockKey     = lockKey
 	InFlightKey = inFlightKey
 )
+
+// RecoverPass runs one pass of the recoverer of dead workers' tasks
+// (recover.go) at the given time.
+func RecoverPass(ctx context.Context, rdb redis.UniversalClient, queue string, after time.Duration, now time.Time) ([]string, error) {
+	r := newRecoverer(rdb, queue, after, slog.New(slog.DiscardHandler))
+	r.now = func() time.Time { return now }
+	return r.pass(ctx)
+}

@@ -50,8 +50,16 @@ type Options struct {
 	// SweepInterval is how often recorded but unenqueued jobs are swept into
 	// the queue; default 10s. Negative disables the sweeper.
 	SweepInterval time.Duration
-	Logger        *slog.Logger
-	Metrics       prometheus.Registerer // optional
+	// RecoverAfter is how long the asynq lease of a task may go unrenewed
+	// before this worker puts the task back in the queue for any worker to
+	// run (recover.go): a live server renews every 5 s, so a killed
+	// worker's postings run again about this long after the kill, where
+	// asynq alone takes 60 s to 2 min. Default 15s; at least 10s; negative
+	// leaves recovery to asynq. Every such delivery is reconciled with SAP
+	// before anything is sent.
+	RecoverAfter time.Duration
+	Logger       *slog.Logger
+	Metrics      prometheus.Registerer // optional
 	// Tracer makes a span of each attempt and each SAP call, continuing
 	// the trace of the submission. Default otel.GetTracerProvider().
 	Tracer trace.TracerProvider
@@ -63,6 +71,7 @@ type Worker struct {
 	ledger  *ledger.Ledger
 	srv     *asynq.Server
 	sweeper *ledger.Sweeper
+	recover *recoverer
 	settle  time.Duration // the ledger's Settle
 	gate    *gate         // serialisation toward SAP
 	metrics *metrics
@@ -115,6 +124,14 @@ func New(opts Options) (*Worker, error) {
 	if opts.ShutdownTimeout <= 0 {
 		opts.ShutdownTimeout = opts.SAPTimeout
 	}
+	if opts.RecoverAfter == 0 {
+		opts.RecoverAfter = 15 * time.Second
+	}
+	if opts.RecoverAfter > 0 && opts.RecoverAfter < 10*time.Second {
+		// Below two heartbeats, live servers' tasks would be requeued all
+		// the time: safe, but every one a needless duplicate delivery.
+		return nil, fmt.Errorf("worker: Options.RecoverAfter must be at least 10s (asynq renews leases every 5s), got %s", opts.RecoverAfter)
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
@@ -143,6 +160,9 @@ func New(opts Options) (*Worker, error) {
 	if opts.SweepInterval >= 0 {
 		w.sweeper = ledger.NewSweeper(opts.Ledger, opts.SweepInterval, 0)
 	}
+	if opts.RecoverAfter > 0 {
+		w.recover = newRecoverer(opts.Redis, opts.Ledger.Queue(), opts.RecoverAfter, w.log)
+	}
 	return w, nil
 }
 
@@ -155,6 +175,9 @@ func (w *Worker) Start() error {
 	if err := w.srv.Start(mux); err != nil {
 		return err
 	}
+	if w.recover != nil {
+		w.recover.start()
+	}
 	if w.sweeper != nil {
 		w.sweeper.Start()
 	}
@@ -166,6 +189,9 @@ func (w *Worker) Start() error {
 // postings; unfinished ones return to the queue and are reconciled when
 // they run again.
 func (w *Worker) Shutdown() {
+	if w.recover != nil {
+		w.recover.shutdown()
+	}
 	if w.sweeper != nil {
 		w.sweeper.Shutdown()
 	}

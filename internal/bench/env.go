@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -23,6 +24,7 @@ import (
 	"github.com/sapq/sapq/sap"
 	"github.com/sapq/sapq/sap/sim"
 	"github.com/sapq/sapq/tasks"
+	"github.com/sapq/sapq/tasks/ledger"
 )
 
 // simUser is the simulator's communication user; its password is random
@@ -32,15 +34,30 @@ const simUser = "SAPQ_COMM"
 // env is what every scenario shares: a private redis-server, the SAP
 // simulator on a loopback listener and a SAP client posting to it.
 type env struct {
-	redisSrv *redistest.Server
-	rdb      *redis.Client
-	acct     *accounting // counts the rdb's round trips by step
-	sim      *sim.Server
-	simHTTP  *http.Server
-	simURL   string
-	sap      *sap.Client
-	dest     *sap.Destinations
-	log      *slog.Logger
+	redisSrv    *redistest.Server
+	rdb         *redis.Client
+	acct        *accounting // counts the rdb's round trips by step
+	sim         *sim.Server
+	simHTTP     *http.Server
+	simURL      string
+	simPassword string
+	sap         *sap.Client
+	dest        *sap.Destinations
+	log         *slog.Logger
+
+	// Requests SAP is processing now, and the most since resetPeak.
+	inFlight, peak atomic.Int64
+}
+
+// counting counts the simulator's requests in flight.
+func (e *env) counting(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n := e.inFlight.Add(1)
+		for p := e.peak.Load(); n > p && !e.peak.CompareAndSwap(p, n); p = e.peak.Load() {
+		}
+		defer e.inFlight.Add(-1)
+		h.ServeHTTP(w, r)
+	})
 }
 
 func newEnv(log *slog.Logger) (*env, error) {
@@ -53,6 +70,7 @@ func newEnv(log *slog.Logger) (*env, error) {
 	e.rdb = redis.NewClient(&redis.Options{Addr: e.redisSrv.Addr, PoolSize: 256})
 	e.rdb.AddHook(e.acct)
 	password := strconv.FormatInt(time.Now().UnixNano(), 36)
+	e.simPassword = password
 	e.sim = sim.New(sim.Options{User: simUser, Password: password, Logger: log})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -60,7 +78,7 @@ func newEnv(log *slog.Logger) (*env, error) {
 		return nil, err
 	}
 	e.simURL = "http://" + ln.Addr().String()
-	e.simHTTP = &http.Server{Handler: e.sim}
+	e.simHTTP = &http.Server{Handler: e.counting(e.sim)}
 	go e.simHTTP.Serve(ln)
 	if e.sap, err = sap.New(sap.Config{BaseURL: e.simURL, User: simUser, Password: password, Timeout: sapTimeout, Logger: log}); err != nil {
 		e.close()
@@ -99,7 +117,30 @@ func (e *env) reset(ctx context.Context, latency time.Duration) error {
 		return err
 	}
 	e.acct.reset()
+	e.peak.Store(0)
 	return e.setLatency(ctx, latency)
+}
+
+// newLedger is a ledger on the freshly reset Redis, trusted as new
+// (ledger.TrustNewRedis): an emptied database otherwise reads as a Redis
+// that lost writes, and the first postings would sit out the settle time,
+// which no real deployment pays after its first minute. The trust's own
+// commands are left out of the statistics.
+func (e *env) newLedger(ctx context.Context) (*ledger.Ledger, error) {
+	l, err := ledger.New(ledger.Options{Redis: e.rdb, Settle: settle, Logger: e.log})
+	if err != nil {
+		return nil, err
+	}
+	if err := l.TrustNewRedis(ctx); err != nil {
+		l.Close()
+		return nil, err
+	}
+	if err := e.rdb.ConfigResetStat(ctx).Err(); err != nil {
+		l.Close()
+		return nil, err
+	}
+	e.acct.reset()
+	return l, nil
 }
 
 func (e *env) setLatency(ctx context.Context, latency time.Duration) error {

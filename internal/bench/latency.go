@@ -18,7 +18,6 @@ import (
 	"github.com/sapq/sapq/internal/testutil"
 	"github.com/sapq/sapq/mcpfront"
 	"github.com/sapq/sapq/tasks"
-	"github.com/sapq/sapq/tasks/ledger"
 )
 
 // sessions is how many MCP sessions the latency scenario's calls spread over.
@@ -85,7 +84,7 @@ func (e *env) latency(ctx context.Context, rates []float64, d time.Duration) (Ta
 	if err := e.reset(ctx, 0); err != nil {
 		return t, err
 	}
-	l, err := ledger.New(ledger.Options{Redis: e.rdb, Settle: settle, Logger: e.log})
+	l, err := e.newLedger(ctx)
 	if err != nil {
 		return t, err
 	}
@@ -111,6 +110,12 @@ func (e *env) latency(ctx context.Context, rates []float64, d time.Duration) (Ta
 	defer srv.Close()
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConnsPerHost = 512
+	// Bounded, so that calls the server is slow to answer wait for a
+	// connection (their latency still counts from when they were due)
+	// instead of opening one each: at 2,000/s on a saturated machine that
+	// ran the process out of file descriptors (20,000) and into errors of
+	// the harness's own.
+	tr.MaxConnsPerHost = 512
 	defer tr.CloseIdleConnections()
 	client := sdk.NewClient(&sdk.Implementation{Name: "sapq-bench", Version: "1"}, nil)
 	var css []*sdk.ClientSession

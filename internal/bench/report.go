@@ -33,6 +33,9 @@ func (t Table) Markdown(w io.Writer) {
 	}
 	fmt.Fprintln(w)
 	for _, n := range t.Notes {
+		if n == "" {
+			continue
+		}
 		fmt.Fprintf(w, "%s\n\n", n)
 	}
 }

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -20,10 +21,29 @@ type Options struct {
 	Duration  time.Duration // how long each rate is held
 	Out       string        // directory for results.md and the SVG plots; empty: none
 	Logger    *slog.Logger
+
+	// Binary is the sapq executable the scenarios that need processes of
+	// their own (inflight, recovery) start [os.Executable()].
+	Binary string
+	// InFlight is the many-in-flight scenario's concurrency, InFlightN the
+	// postings it runs through each worker process.
+	InFlight, InFlightN int
+	// RecoveryN is how many postings the killed worker holds in the
+	// recovery scenario; RecoverAfter is the workers' --recover-after;
+	// RecoveryBaseline adds the asynq baseline (a minute or two of waiting);
+	// RecoveryTimeout bounds the wait for the postings to run again.
+	RecoveryN        int
+	RecoverAfter     time.Duration
+	RecoveryBaseline bool
+	RecoveryTimeout  time.Duration
+	// BulkN is how many failed postings the bulk scenario re-queues.
+	BulkN int
+
+	logDir string // the child processes' logs
 }
 
 // Scenarios are the scenarios Run knows, in order.
-var Scenarios = []string{"throughput", "redis", "latency"}
+var Scenarios = []string{"throughput", "redis", "latency", "inflight", "bulk", "recovery"}
 
 // Run runs the chosen scenarios and returns their tables.
 func Run(ctx context.Context, o Options) ([]Table, error) {
@@ -38,6 +58,27 @@ func Run(ctx context.Context, o Options) ([]Table, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
+	if o.Binary == "" {
+		var err error
+		if o.Binary, err = os.Executable(); err != nil {
+			return nil, err
+		}
+	}
+	o.InFlight, o.InFlightN = cmp.Or(o.InFlight, 1000), cmp.Or(o.InFlightN, 5000)
+	o.BulkN = cmp.Or(o.BulkN, 100_000)
+	o.RecoveryN, o.RecoverAfter, o.RecoveryTimeout = cmp.Or(o.RecoveryN, 10), cmp.Or(o.RecoverAfter, 15*time.Second), cmp.Or(o.RecoveryTimeout, 5*time.Minute)
+	logDir, err := os.MkdirTemp("", "sapq-bench-")
+	if err != nil {
+		return nil, err
+	}
+	o.logDir = logDir
+	// The children's logs are kept only when a run fails: its error names them.
+	ok := false
+	defer func() {
+		if ok {
+			os.RemoveAll(logDir)
+		}
+	}()
 	e, err := newEnv(o.Logger)
 	if err != nil {
 		return nil, err
@@ -46,6 +87,7 @@ func Run(ctx context.Context, o Options) ([]Table, error) {
 	var out []Table
 	var costs []runCost
 	needCosts := contains(o.Scenarios, "throughput") || contains(o.Scenarios, "redis")
+	costsLoad := loadavg()
 	if needCosts {
 		for _, run := range []func() (runCost, error){
 			func() (runCost, error) { return e.runSapq(ctx, o.N, 0, concurrency) },
@@ -60,18 +102,44 @@ func Run(ctx context.Context, o Options) ([]Table, error) {
 		}
 	}
 	if contains(o.Scenarios, "throughput") {
-		out = append(out, throughputTable(o.N, costs))
+		out = append(out, withLoad(throughputTable(o.N, costs), costsLoad))
 	}
 	if contains(o.Scenarios, "redis") {
-		out = append(out, redisTable(o.N, costs), stepsTable(o.N, costs))
+		out = append(out, withLoad(redisTable(o.N, costs), costsLoad), stepsTable(o.N, costs))
 	}
 	if contains(o.Scenarios, "latency") {
+		before := loadavg()
 		t, err := e.latency(ctx, o.Rates, o.Duration)
 		if err != nil {
 			return out, err
 		}
-		out = append(out, t)
+		out = append(out, withLoad(t, before))
 	}
+	if contains(o.Scenarios, "inflight") {
+		before := loadavg()
+		t, err := e.inflight(ctx, o)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, withLoad(t, before))
+	}
+	if contains(o.Scenarios, "bulk") {
+		before := loadavg()
+		t, err := e.bulk(ctx, o.BulkN)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, withLoad(t, before))
+	}
+	if contains(o.Scenarios, "recovery") {
+		before := loadavg()
+		t, err := e.recovery(ctx, o)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, withLoad(t, before))
+	}
+	ok = true
 	return out, write(o.Out, out)
 }
 
@@ -152,7 +220,7 @@ func write(dir string, tables []Table) error {
 		return err
 	}
 	var md strings.Builder
-	fmt.Fprintf(&md, "Machine: %d CPUs (%s), %s\n\n", runtime.NumCPU(), runtime.GOARCH, runtime.Version())
+	fmt.Fprintf(&md, "Machine: %d CPUs (%s, %s), %s, %s\n\n", runtime.NumCPU(), cpuModel(), runtime.GOARCH, runtime.Version(), time.Now().UTC().Format(time.RFC3339))
 	for i, t := range tables {
 		t.Markdown(&md)
 		if len(t.Bars) == 0 {
@@ -167,4 +235,30 @@ func write(dir string, tables []Table) error {
 		fmt.Fprintf(&md, "![%s](%s)\n\n", t.Title, name)
 	}
 	return os.WriteFile(filepath.Join(dir, "results.md"), []byte(md.String()), 0o644)
+}
+
+// loadavg is the machine's load average over 1, 5 and 15 minutes: other
+// work on the machine shows in every figure, so each table records it.
+func loadavg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if f := strings.Fields(string(b)); err == nil && len(f) >= 3 {
+		return strings.Join(f[:3], " ")
+	}
+	return "unknown"
+}
+
+func withLoad(t Table, before string) Table {
+	t.Notes = append(t.Notes, fmt.Sprintf("Load average (1, 5, 15 min) before: %s; after: %s (%d CPUs).", before, loadavg(), runtime.NumCPU()))
+	return t
+}
+
+// cpuModel is the first "model name" of /proc/cpuinfo.
+func cpuModel() string {
+	b, _ := os.ReadFile("/proc/cpuinfo")
+	for _, line := range strings.Split(string(b), "\n") {
+		if name, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(name) == "model name" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "unknown CPU"
 }

@@ -13,7 +13,6 @@ import (
 
 	"github.com/sapq/sapq/sap"
 	"github.com/sapq/sapq/tasks"
-	"github.com/sapq/sapq/tasks/ledger"
 	"github.com/sapq/sapq/tasks/taskstest"
 	"github.com/sapq/sapq/worker"
 )
@@ -108,7 +107,7 @@ func (e *env) runSapq(ctx context.Context, n int, latency time.Duration, conc in
 	if err := e.reset(ctx, latency); err != nil {
 		return runCost{}, err
 	}
-	l, err := ledger.New(ledger.Options{Redis: e.rdb, Settle: settle, Logger: e.log})
+	l, err := e.newLedger(ctx)
 	if err != nil {
 		return runCost{}, err
 	}
@@ -163,7 +162,7 @@ func finished(reg *prometheus.Registry) int64 {
 	return int64(n)
 }
 
-const baselineType = "bench:journal_entry"
+const baselineType, baselineQueue = "bench:journal_entry", "bench"
 
 // baselinePayload is what the asynq baseline's task carries: the posting
 // and its SAP-side identity, so that the handler sends the same call.
@@ -185,7 +184,7 @@ func (e *env) runAsynq(ctx context.Context, n int, latency time.Duration, conc i
 	var failures atomic.Int64
 	handler := func(ctx context.Context, t *asynq.Task) error {
 		if sapCall {
-			if err := e.baselinePost(ctx, t.Payload()); err != nil {
+			if err := baselinePost(ctx, e.dest, t.Payload()); err != nil {
 				failures.Add(1)
 				return err
 			}
@@ -193,7 +192,7 @@ func (e *env) runAsynq(ctx context.Context, n int, latency time.Duration, conc i
 		done.Add(1)
 		return nil
 	}
-	srv := asynq.NewServerFromRedisClient(e.rdb, asynq.Config{Concurrency: conc, Queues: map[string]int{"bench": 1},
+	srv := asynq.NewServerFromRedisClient(e.rdb, asynq.Config{Concurrency: conc, Queues: map[string]int{baselineQueue: 1},
 		Logger: quietAsynq{}, LogLevel: asynq.ErrorLevel})
 	run := fmt.Sprint(time.Now().UnixNano())
 	name := "asynq, no-op handler"
@@ -202,15 +201,7 @@ func (e *env) runAsynq(ctx context.Context, n int, latency time.Duration, conc i
 	}
 	return e.phases(ctx, name, n,
 		func(i int) error {
-			p := journalEntry(run, i)
-			id, err := tasks.IdentityOfPosting("bench", p, tasks.DefaultDestination)
-			if err != nil {
-				return err
-			}
-			raw, _ := json.Marshal(p)
-			payload, _ := json.Marshal(baselinePayload{Reference: id.Reference(), MessageUUID: id.MessageUUID(1), Posting: raw})
-			_, err = client.EnqueueContext(ctx, asynq.NewTask(baselineType, payload), asynq.Queue("bench"))
-			return err
+			return enqueueBaseline(ctx, client, run, i)
 		},
 		func() (func(), error) {
 			mux := asynq.NewServeMux()
@@ -220,7 +211,20 @@ func (e *env) runAsynq(ctx context.Context, n int, latency time.Duration, conc i
 		done.Load)
 }
 
-func (e *env) baselinePost(ctx context.Context, payload []byte) error {
+// enqueueBaseline enqueues the i-th baseline task of a run.
+func enqueueBaseline(ctx context.Context, client *asynq.Client, run string, i int) error {
+	p := journalEntry(run, i)
+	id, err := tasks.IdentityOfPosting("bench", p, tasks.DefaultDestination)
+	if err != nil {
+		return err
+	}
+	raw, _ := json.Marshal(p)
+	payload, _ := json.Marshal(baselinePayload{Reference: id.Reference(), MessageUUID: id.MessageUUID(1), Posting: raw})
+	_, err = client.EnqueueContext(ctx, asynq.NewTask(baselineType, payload), asynq.Queue(baselineQueue))
+	return err
+}
+
+func baselinePost(ctx context.Context, dest *sap.Destinations, payload []byte) error {
 	var bp baselinePayload
 	if err := json.Unmarshal(payload, &bp); err != nil {
 		return err
@@ -233,7 +237,7 @@ func (e *env) baselinePost(ctx context.Context, payload []byte) error {
 	if err != nil {
 		return err
 	}
-	_, err = e.dest.Post(ctx, tasks.DefaultDestination, r, sap.Send{Reference: bp.Reference, MessageUUID: bp.MessageUUID})
+	_, err = dest.Post(ctx, tasks.DefaultDestination, r, sap.Send{Reference: bp.Reference, MessageUUID: bp.MessageUUID})
 	return err
 }
 
