@@ -72,11 +72,14 @@ type Worker struct {
 	srv     *asynq.Server
 	sweeper *ledger.Sweeper
 	recover *recoverer
-	settle  time.Duration // the ledger's Settle
-	gate    *gate         // serialisation toward SAP
-	metrics *metrics
-	tracer  trace.Tracer
-	log     *slog.Logger
+	// shutdown makes Shutdown idempotent: a test's cleanup and a signal
+	// handler may both call it.
+	shutdown sync.Once
+	settle   time.Duration // the ledger's Settle
+	gate     *gate         // serialisation toward SAP
+	metrics  *metrics
+	tracer   trace.Tracer
+	log      *slog.Logger
 	// inflight counts running handlers. asynq's Shutdown returns once its
 	// timeout is up and cancels the handlers' contexts without waiting for
 	// them; Shutdown waits here so that they record their outcome first.
@@ -187,8 +190,10 @@ func (w *Worker) Start() error {
 
 // Shutdown stops taking tasks and waits up to ShutdownTimeout for running
 // postings; unfinished ones return to the queue and are reconciled when
-// they run again.
-func (w *Worker) Shutdown() {
+// they run again. Calling it again does nothing.
+func (w *Worker) Shutdown() { w.shutdown.Do(w.stop) }
+
+func (w *Worker) stop() {
 	if w.recover != nil {
 		w.recover.shutdown()
 	}
