@@ -214,6 +214,9 @@ func (s *Server) submit(kind tasks.Kind) callerHandler {
 			return s.rejected(ctx, req, caller, err), nil
 		}
 		note.key = p.IdempotencyKey()
+		if res := s.resolve(ctx, req, caller, p); res != nil {
+			return res, nil
+		}
 		// Routed here as the worker will route it, so that a posting no
 		// SAP system takes is refused now rather than failed later.
 		destination, err := s.routes.Route(p)
@@ -269,6 +272,28 @@ func (s *Server) submit(kind tasks.Kind) callerHandler {
 			WaitingFor:       waitingFor(job),
 		}), nil
 	}
+}
+
+// resolve reads the job a posting names (a reversal's original) from the
+// ledger as the caller sees it, so that another caller's job reads as not
+// found, as get_posting has it; it returns a result only on a refusal, and
+// records nothing.
+func (s *Server) resolve(ctx context.Context, req mcp.CallToolRequest, caller *Caller, p tasks.Posting) *mcp.CallToolResult {
+	r, ok := p.(tasks.Resolver)
+	if !ok {
+		return nil
+	}
+	job, err := s.ledger.Get(ctx, caller.Name, r.NamedJob())
+	if errors.Is(err, ledger.ErrNotFound) {
+		return s.rejected(ctx, req, caller, fieldError("job_id", fmt.Sprintf("you have no posting with job_id %q; use the job_id returned by the submit call of the posting to reverse", r.NamedJob())))
+	}
+	if err == nil {
+		err = r.Resolve(job)
+	}
+	if err != nil {
+		return s.rejected(ctx, req, caller, err)
+	}
+	return nil
 }
 
 // spendQuota takes one of the caller's submissions for this minute; it

@@ -68,6 +68,7 @@ var kinds = map[tasks.Kind]kind{
 	tasks.KindJournalEntry:    builder(journalEntryRequest),
 	tasks.KindSalesOrder:      builder(salesOrderRequest),
 	tasks.KindBillingDocument: builder(billingDocumentRequest),
+	tasks.KindReversePosting:  builder(reversePostingRequest),
 }
 
 // builder adapts a request builder over the kind's posting type to kind.
