@@ -3,6 +3,7 @@ package worker_test
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sapq/sapq/sap/sim"
 	"github.com/sapq/sapq/tasks"
@@ -164,6 +165,62 @@ func TestReversePostingIsRefusedForJobsItCannotReverse(t *testing.T) {
 		err := p.Resolve(c.job)
 		if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), "job_id") || p.Original != nil {
 			t.Errorf("Resolve(%s) = %v, want a job_id error ...%s...", describeJob(c.job), err, c.want)
+		}
+	}
+}
+
+// The earlier bug: a reversal whose call was in doubt (it outlasted its
+// timeout) adopted the reversal that SAP showed afterwards, although a
+// clerk had made it and SAP refused the job's own call. Only this job's
+// reversal is adopted: a journal entry's by its reference, a supplier
+// invoice's by the SAP user that made it.
+func TestReversePostingDoesNotAdoptAReversalMadeWhileItsCallWasInDoubt(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, sim.Faults{})
+	r.startWorker(r.options())
+	for _, o := range originals() {
+		orig := r.posted(o.posting("orig-doubt-" + string(o.kind)))
+		if err := r.sim.SetFaults(sim.Faults{Next: []sim.FaultKind{sim.FaultHold}}); err != nil {
+			t.Fatal(err)
+		}
+		job := r.submit(r.reversal("rev-doubt-"+string(o.kind), orig))
+		r.eventually(settle, "the reversal's call held in SAP", func() (bool, string) {
+			return r.sim.Held() == 1, describeJob(r.job(job.ID))
+		})
+		byHand, err := r.sim.Reverse(o.kind, orig.Result.CompanyCode, orig.Result.Document, orig.Result.FiscalYear)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.sim.Release() // the job's call meets the clerk's reversal and is refused
+		failed := r.awaitStatus(job.ID, tasks.StatusFailed, settle)
+		if failed.Error == nil || failed.Error.Code != "sapq/already_reversed" || failed.Error.Category != tasks.CategoryPermanent ||
+			!strings.Contains(failed.Error.Message, byHand) || failed.Result != nil || failed.Attempts < 1 {
+			t.Fatalf("%s: %s; want a permanent failure naming the clerk's reversal %s", o.kind, describeJob(failed), byHand)
+		}
+		if by, n := r.reversedBy(o.kind, orig.Result.Document); n != 1 || by != byHand {
+			t.Fatalf("%s: SAP holds %d reversals (by %q), want only the clerk's %s", o.kind, n, by, byHand)
+		}
+	}
+}
+
+// A reversal SAP refuses for its data (the posting date's period is
+// closed) fails at once with SAP's message, nothing posted.
+func TestReversePostingIntoAClosedPeriodFails(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, sim.Faults{})
+	r.startWorker(r.options())
+	closed := time.Now().UTC().AddDate(0, -3, 0).Format(time.DateOnly)
+	for _, o := range originals() {
+		orig := r.posted(o.posting("orig-closed-" + string(o.kind)))
+		rev := r.reversal("rev-closed-"+string(o.kind), orig)
+		rev.PostingDate = closed
+		failed := r.awaitStatus(r.submit(rev).ID, tasks.StatusFailed, settle)
+		if failed.Error == nil || failed.Error.Code != "F5/201" || failed.Error.Category != tasks.CategoryPermanent ||
+			failed.Phase != tasks.PhasePending || failed.Attempts != 1 {
+			t.Fatalf("%s: %s; want one call refused with F5/201", o.kind, describeJob(failed))
+		}
+		if by, n := r.reversedBy(o.kind, orig.Result.Document); n != 0 || by != "" {
+			t.Fatalf("%s: SAP reversed it (%d, by %q)", o.kind, n, by)
 		}
 	}
 }
