@@ -327,7 +327,7 @@ func (s *Server) notReversedYet(ctx context.Context, caller *Caller, r tasks.Res
 			}
 			p, err := job.Posting()
 			other, ok := p.(*tasks.ReversePosting)
-			if err != nil || !ok || other.Original == nil || !sameOriginal(*other.Original, *rp.Original) {
+			if err != nil || !ok || other.Original == nil || !other.Original.Same(*rp.Original) {
 				continue
 			}
 			o := rp.Original
@@ -344,10 +344,6 @@ func (s *Server) notReversedYet(ctx context.Context, caller *Caller, r tasks.Res
 		cursor = page.NextCursor
 	}
 	return nil
-}
-
-func sameOriginal(a, b tasks.ReversedDocument) bool {
-	return a.Kind == b.Kind && a.Document == b.Document && a.FiscalYear == b.FiscalYear && a.CompanyCode == b.CompanyCode && a.Destination == b.Destination
 }
 
 // spendQuota takes one of the caller's submissions for this minute; it

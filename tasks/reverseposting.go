@@ -2,6 +2,7 @@ package tasks
 
 import (
 	"cmp"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -62,6 +63,12 @@ type ReversedDocument struct {
 	JournalEntry *JournalEntry `json:"journal_entry,omitempty"`
 }
 
+// Same reports whether d and o are the same document.
+func (d ReversedDocument) Same(o ReversedDocument) bool {
+	return d.Kind == o.Kind && d.Document == o.Document && d.FiscalYear == o.FiscalYear &&
+		d.CompanyCode == o.CompanyCode && d.Destination == o.Destination
+}
+
 func (*ReversePosting) Kind() Kind               { return KindReversePosting }
 func (r *ReversePosting) IdempotencyKey() string { return r.Key }
 
@@ -88,6 +95,17 @@ type Resolver interface {
 }
 
 func (r *ReversePosting) NamedJob() string { return r.JobID }
+
+// identityJSON is the reversal without the job_id it was named by: what it
+// reverses (the resolved original), how and where. A resubmission that
+// names the original's job anew, after the ledger forgot the first one and
+// the original was adopted again under another job ID, is the same
+// reversal: a replay, with the same reference in SAP.
+func (r *ReversePosting) identityJSON() ([]byte, error) {
+	c := *r
+	c.JobID = ""
+	return json.Marshal(&c)
+}
 func (r *ReversePosting) Resolved() bool   { return r.Original != nil }
 
 // Resolve takes the job's document as the one to reverse, if the job

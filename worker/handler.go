@@ -360,17 +360,30 @@ func (a *attempt) mayHoldPhase() tasks.Phase {
 func (a *attempt) settleMatch(ctx context.Context, m sap.Match) (bool, error) {
 	taken, by := m.TakenBy, m.TakenByUser
 	if m.Found && m.Unproven && !a.mayHaveSent() {
-		// Nothing ties the document to the posting but a call of the
-		// posting that may have made it, and no call of this job can
-		// have gone out: what SAP holds is another's (another reversal
-		// job's, or one of the same user outside sapq).
-		taken = m.Document.Number
+		// Nothing ties the document to the posting but a call that may
+		// have made it, and no call of this job can have gone out. It is
+		// another's if another job of the ledger may have made it; if
+		// none, it is this submission's only when a forgotten job of the
+		// same submission may have (a new job is unverified, as
+		// mayHoldPhase says).
+		other, err := a.otherReversal(ctx)
+		switch {
+		case err != nil:
+			return true, err
+		case other != "":
+			taken = m.Document.Number
+			by += " by job " + other
+		case a.mayHoldPhase() != tasks.PhaseSending:
+			taken = m.Document.Number
+		}
 	}
 	switch {
 	case taken != "":
 		a.w.metrics.reconciled(a.job.Kind, "taken")
 		who := ""
-		if by != "" {
+		if by = strings.TrimSpace(by); strings.HasPrefix(by, "by job ") {
+			who = " (made " + by + ")"
+		} else if by != "" {
 			who = " (created by SAP user " + by + ")"
 		}
 		jobErr := tasks.JobError{

@@ -224,3 +224,48 @@ func TestReversePostingIntoAClosedPeriodFails(t *testing.T) {
 		}
 	}
 }
+
+// Two reversal jobs of one original under different keys (the MCP front
+// refuses the second while it knows the first; the ledger may not): the
+// second fails naming the first's reversal, never adopting it, and SAP
+// holds one reversal.
+func TestReversePostingDoesNotAdoptAnotherJobsReversal(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, sim.Faults{})
+	r.startWorker(r.options())
+	for _, o := range originals() {
+		orig := r.posted(o.posting("orig-two-" + string(o.kind)))
+		first := r.awaitStatus(r.submit(r.reversal("rev-two-a-"+string(o.kind), orig)).ID, tasks.StatusSucceeded, settle)
+		second := r.awaitStatus(r.submit(r.reversal("rev-two-b-"+string(o.kind), orig)).ID, tasks.StatusFailed, settle)
+		if second.Error == nil || second.Error.Code != "sapq/already_reversed" || !strings.Contains(second.Error.Message, first.Result.Document) ||
+			second.Result != nil || second.Phase != tasks.PhasePending {
+			t.Fatalf("%s: second reversal %s; want it failed naming %s", o.kind, describeJob(second), first.Result.Document)
+		}
+		if _, n := r.reversedBy(o.kind, orig.Result.Document); n != 1 {
+			t.Fatalf("%s: SAP holds %d reversals", o.kind, n)
+		}
+	}
+}
+
+// A reversal job the ledger forgot after its call (its retention ended, or
+// Redis lost it), submitted again under its key: the new job finds the
+// reversal the forgotten one made and adopts it, for a supplier invoice by
+// sapq's SAP user, since no other job of the ledger can have made it.
+func TestReversePostingOfAForgottenJobIsAdopted(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, sim.Faults{})
+	r.startWorker(r.options())
+	for _, o := range originals() {
+		orig := r.posted(o.posting("orig-forgot-" + string(o.kind)))
+		rev := r.reversal("rev-forgot-"+string(o.kind), orig)
+		done := r.awaitStatus(r.submit(rev).ID, tasks.StatusSucceeded, settle)
+		r.forget(done)
+		again := r.awaitStatus(r.submit(rev).ID, tasks.StatusSucceeded, settle)
+		if again.ID == done.ID || again.Result.Document != done.Result.Document || !again.Result.Reconciled || again.Attempts != 0 {
+			t.Fatalf("%s: resubmitted %s; want the forgotten job's reversal %s adopted by look-up, nothing sent", o.kind, describeJob(again), done.Result.Document)
+		}
+		if _, n := r.reversedBy(o.kind, orig.Result.Document); n != 1 {
+			t.Fatalf("%s: SAP holds %d reversals", o.kind, n)
+		}
+	}
+}
