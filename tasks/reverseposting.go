@@ -106,7 +106,7 @@ func (r *ReversePosting) identityJSON() ([]byte, error) {
 	c.JobID = ""
 	return json.Marshal(&c)
 }
-func (r *ReversePosting) Resolved() bool   { return r.Original != nil }
+func (r *ReversePosting) Resolved() bool { return r.Original != nil }
 
 // Resolve takes the job's document as the one to reverse, if the job
 // succeeded and its kind can be reversed.
