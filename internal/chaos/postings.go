@@ -93,7 +93,16 @@ var kinds = []kindSpec{
 	{tasks.KindJournalEntry, toolOf(tasks.KindJournalEntry), (*generator).journalEntry, []Flaw{UnknownGLAccount, ClosedPeriod}},
 	{tasks.KindSalesOrder, toolOf(tasks.KindSalesOrder), (*generator).salesOrder, []Flaw{UnknownMaterial}},
 	{tasks.KindBillingDocument, toolOf(tasks.KindBillingDocument), (*generator).billingDocument, []Flaw{UnknownSalesOrder, ClosedPeriod}},
+	{tasks.KindReversePosting, toolOf(tasks.KindReversePosting), (*generator).reversal, []Flaw{ClosedPeriod}},
 }
+
+// reversible are the kinds whose sound postings a reversal key may reverse.
+var reversible = []tasks.Kind{tasks.KindSupplierInvoice, tasks.KindJournalEntry}
+
+// laterJobID stands for the job_id of a reversal's original in the plan:
+// the original's job is known only once the run submitted it (see
+// agent.args).
+const laterJobID = "(the original's job, named at run time)"
 
 // toolOf is the submit tool of a kind, as its spec names it.
 func toolOf(k tasks.Kind) string {
@@ -306,6 +315,21 @@ func (g *generator) billingDocument(key string, flaw Flaw) tasks.Posting {
 		b.BillingDate = g.postingDate(flaw).Format(time.DateOnly)
 	}
 	return b
+}
+
+// reversal reverses an earlier sound supplier invoice or journal entry of
+// the same agent (makePlan picks it; the run names its job): on the
+// original's date when the reversal gives none, on a day of the month up to
+// today, or into a closed period for ClosedPeriod.
+func (g *generator) reversal(key string, flaw Flaw) tasks.Posting {
+	r := &tasks.ReversePosting{Key: key, JobID: laterJobID}
+	if g.rng.IntN(2) == 0 {
+		r.ReversalReason = "01"
+	}
+	if flaw == ClosedPeriod || g.rng.IntN(2) == 0 {
+		r.PostingDate = g.postingDate(flaw).Format(time.DateOnly)
+	}
+	return r
 }
 
 // customerReference is the customer's purchase order number of a sales
