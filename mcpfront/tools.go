@@ -287,6 +287,16 @@ func (s *Server) resolve(ctx context.Context, req mcp.CallToolRequest, caller *C
 	if errors.Is(err, ledger.ErrNotFound) {
 		return s.rejected(ctx, req, caller, fieldError("job_id", fmt.Sprintf("you have no posting with job_id %q; use the job_id returned by the submit call of the posting to reverse", r.NamedJob())))
 	}
+	if err == nil && job.Destination == "" && tasks.HoldsDocument(job) {
+		// A job that adopted its document by look-up, with no call of its
+		// own, records no destination: it is where the worker routed it,
+		// the way the routes route its posting.
+		if orig, perr := job.Posting(); perr == nil {
+			if d, rerr := s.routes.Route(orig); rerr == nil {
+				job.Destination = d
+			}
+		}
+	}
 	if err == nil {
 		err = r.Resolve(job)
 	}

@@ -120,10 +120,8 @@ func (r *ReversePosting) Resolve(job Job) error {
 		c.add("job_id", "job %s is a %s, which reverse_posting cannot reverse: only %s documents can be reversed (sales orders are rejected and billing documents cancelled in SAP)", job.ID, job.Kind, kindList(ReversibleKinds))
 	case !slices.Contains(ReversibleKinds, job.Kind):
 		c.add("job_id", "job %s is a %s; only %s documents can be reversed", job.ID, job.Kind, kindList(ReversibleKinds))
-	case job.Status != StatusSucceeded || res == nil || res.Document == "":
+	case !HoldsDocument(job):
 		c.add("job_id", "job %s is %s; only a succeeded posting has a document to reverse", job.ID, job.Status)
-	case res.ReversedBy != "":
-		c.add("job_id", "the document %s %s of job %s is already reversed by %s", res.Document, res.FiscalYear, job.ID, res.ReversedBy)
 	case job.Destination == "":
 		c.add("job_id", "job %s has no recorded SAP destination; it cannot be reversed through sapq", job.ID)
 	case r.Destination != "" && r.Destination != job.Destination:
@@ -143,6 +141,22 @@ func (r *ReversePosting) Resolve(job Job) error {
 		r.Original.JournalEntry = je
 	}
 	return nil
+}
+
+// HoldsDocument reports whether the job's document stands in SAP's books as
+// the ledger knows it: the job succeeded, or (a job of the same submission
+// that found it reversed after the ledger forgot the first) failed as
+// reversed, keeping it. A reversal names such a job: whether SAP reversed
+// the document, and by whom, the reversal's look-up in SAP decides, which
+// adopts only the reversal's own (a replay of a reversal whose job the
+// ledger forgot).
+func HoldsDocument(job Job) bool {
+	res := job.Result
+	if res == nil || res.Document == "" {
+		return false
+	}
+	return job.Status == StatusSucceeded ||
+		(job.Status == StatusFailed && job.Error != nil && job.Error.Category == CategoryReversed)
 }
 
 func kindList(ks []Kind) string {

@@ -32,6 +32,19 @@ type toolError struct {
 	Code              string `json:"code"`
 	Message           string `json:"message"`
 	RetryAfterSeconds int    `json:"retry_after_seconds"`
+	Fields            []struct {
+		Field   string `json:"field"`
+		Message string `json:"message"`
+	} `json:"fields"`
+}
+
+// detail is the message with its field errors.
+func (e toolError) detail() string {
+	s := e.Message
+	for _, f := range e.Fields {
+		s += " " + f.Field + ": " + f.Message + ";"
+	}
+	return s
 }
 
 // retryAfter is how long to wait before calling again: what the tool said
@@ -254,7 +267,7 @@ func (a *agent) submit(ctx context.Context, k *keyRun) string {
 			// the original again (resubmitting it if it is gone) and names
 			// the job that answers.
 			refusals++
-			a.log.Info("reversal refused; following its original again", "key", plan.Key, "original", k.original.out.plan.Key, "error", te.Message)
+			a.log.Info("reversal refused; following its original again", "key", plan.Key, "original", k.original.out.plan.Key, "error", te.detail())
 			a.follow(ctx, k.original)
 			continue
 		case te.Code == codeConflict:
@@ -263,7 +276,7 @@ func (a *agent) submit(ctx context.Context, k *keyRun) string {
 			k.mu.Unlock()
 			return ""
 		case te.Code != "":
-			a.harnessErr(fmt.Errorf("chaos: %s refused key %s: %s: %s", plan.Spec.tool, plan.Key, te.Code, te.Message))
+			a.harnessErr(fmt.Errorf("chaos: %s refused key %s: %s: %s", plan.Spec.tool, plan.Key, te.Code, te.detail()))
 			return ""
 		}
 		k.mu.Lock()
