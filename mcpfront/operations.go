@@ -51,19 +51,14 @@ type failureFilterArgs struct {
 	SubmittedBefore string `json:"submitted_before,omitempty" jsonschema:"Only postings submitted before this time (RFC 3339)"`
 }
 
-// bulkArgs is the input of reprocess_postings and discard_postings.
+// bulkArgs is the input of reprocess_postings and discard_postings: the
+// list_failures filter, narrowed further.
 type bulkArgs struct {
-	JobIDs          []string `json:"job_ids,omitempty" jsonschema:"Only these postings"`
-	Kind            string   `json:"kind,omitempty" jsonschema:"Only postings of this kind"`
-	SAPCode         string   `json:"sap_code,omitempty" sapq:"text,40" jsonschema:"Only postings whose last error has this code, e.g. F5/201"`
-	CompanyCode     string   `json:"company_code,omitempty" sapq:"text,4" jsonschema:"Only postings in this company code"`
-	Caller          string   `json:"caller,omitempty" sapq:"text,100" jsonschema:"Only this caller's postings"`
-	Destination     string   `json:"destination,omitempty" sapq:"text,100" jsonschema:"Only postings routed to this SAP destination"`
-	SubmittedAfter  string   `json:"submitted_after,omitempty" jsonschema:"Only postings submitted at or after this time (RFC 3339)"`
-	SubmittedBefore string   `json:"submitted_before,omitempty" jsonschema:"Only postings submitted before this time (RFC 3339)"`
-	FailedBefore    string   `json:"failed_before,omitempty" jsonschema:"Only postings whose failure was recorded before this time (RFC 3339): the failed_before a previous call answered"`
-	DryRun          bool     `json:"dry_run,omitempty" jsonschema:"Answer how many match and a sample; change nothing"`
-	Max             *int     `json:"max,omitempty" jsonschema:"Handle at most this many postings in this call, 1 to 1000 (default 100)"`
+	failureFilterArgs
+	JobIDs       []string `json:"job_ids,omitempty" jsonschema:"Only these postings"`
+	FailedBefore string   `json:"failed_before,omitempty" jsonschema:"Only postings whose failure was recorded before this time (RFC 3339): the failed_before a previous call answered"`
+	DryRun       bool     `json:"dry_run,omitempty" jsonschema:"Answer how many match and a sample; change nothing"`
+	Max          *int     `json:"max,omitempty" jsonschema:"Handle at most this many postings in this call, 1 to 1000 (default 100)"`
 }
 
 // FailureGroup is one group of list_failures.
@@ -141,8 +136,9 @@ func (s *Server) operationTools() []server.ServerTool {
 	}
 }
 
-// filterOf checks the filter arguments and returns the ledger's filter.
-func filterOf(kind, code, companyCode, caller, destination, after, before string) (ledger.Filter, []tasks.FieldError) {
+// filter checks the filter arguments and returns the ledger's filter.
+func (a failureFilterArgs) filter() (ledger.Filter, []tasks.FieldError) {
+	kind, code, companyCode, caller, destination, after, before := a.Kind, a.SAPCode, a.CompanyCode, a.Caller, a.Destination, a.SubmittedAfter, a.SubmittedBefore
 	var fields []tasks.FieldError
 	f := ledger.Filter{Status: tasks.StatusFailed, Kind: tasks.Kind(kind), Code: code, CompanyCode: companyCode, Caller: caller, Destination: destination}
 	if kind != "" && !slices.Contains(tasks.Kinds, f.Kind) {
@@ -170,7 +166,7 @@ func (s *Server) listFailures(ctx context.Context, caller *Caller, req mcp.CallT
 	if res := s.decodeOperatorArgs(req, &args); res != nil {
 		return res, nil
 	}
-	f, fields := filterOf(args.Kind, args.SAPCode, args.CompanyCode, args.Caller, args.Destination, args.SubmittedAfter, args.SubmittedBefore)
+	f, fields := args.filter()
 	if fields != nil {
 		return invalidArgument(&tasks.ValidationError{Fields: fields}, "invalid list_failures arguments:"), nil
 	}
@@ -196,7 +192,7 @@ func (s *Server) bulk(action ledger.BulkAction) callerHandler {
 		if res := s.decodeOperatorArgs(req, &args); res != nil {
 			return res, nil
 		}
-		f, fields := filterOf(args.Kind, args.SAPCode, args.CompanyCode, args.Caller, args.Destination, args.SubmittedAfter, args.SubmittedBefore)
+		f, fields := args.filter()
 		f.IDs = args.JobIDs
 		max := defaultBulkMax
 		switch {

@@ -8,30 +8,9 @@ import (
 	"time"
 
 	"github.com/sapq/sapq/tasks"
-	"github.com/sapq/sapq/tasks/ledger"
+	"github.com/sapq/sapq/tasks/ledger/ledgertest"
 	"github.com/sapq/sapq/tasks/taskstest"
 )
-
-// failPosting records a job's attempt as failed with code, as a worker
-// does, and archives its task as asynq would.
-func failPosting(t *testing.T, l *ledger.Ledger, id, code, msg string) {
-	t.Helper()
-	ctx := context.Background()
-	claimed, err := l.Claim(ctx, id, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sending, err := l.BeginSend(ctx, claimed.Job, tasks.DefaultDestination, tasks.IdentityOf(&claimed.Job, tasks.DefaultDestination).Reference())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := l.RecordFailure(ctx, sending, tasks.StatusFailed, tasks.PhasePending, tasks.JobError{Code: code, Message: msg, Category: tasks.CategoryPermanent}); err != nil {
-		t.Fatal(err)
-	}
-	if err := l.Inspector().ArchiveTask(l.Queue(), ledger.TaskID(id)); err != nil {
-		t.Fatal(err)
-	}
-}
 
 type bulkOutcome struct {
 	Action       string    `json:"action"`
@@ -64,12 +43,12 @@ func TestOperatorsReprocessAndDiscardFailures(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		failPosting(t, e.ledger, j.ID, "F5/201", closed)
+		ledgertest.Refuse(t, e.ledger, j.ID, "F5/201", closed)
 		closedIDs = append(closedIDs, j.ID)
 	}
 	for i := range 2 {
 		j, _, _ := e.ledger.Submit(ctx, "ap-agent", taskstest.SupplierInvoice(fmt.Sprintf("INV-ACCT-%d", i)))
-		failPosting(t, e.ledger, j.ID, "F5/507", account)
+		ledgertest.Refuse(t, e.ledger, j.ID, "F5/507", account)
 		accountIDs = append(accountIDs, j.ID)
 	}
 	agent := dialMCPGo(t, e.url, apToken, "")
@@ -102,6 +81,8 @@ func TestOperatorsReprocessAndDiscardFailures(t *testing.T) {
 	wantError(t, call(t, controller, "reprocess_postings", map[string]any{}), "invalid_argument", "no 'everything' by accident")
 	wantError(t, call(t, controller, "reprocess_postings", map[string]any{"sap_code": "F5/201", "max": 0}), "invalid_argument", "max")
 	wantError(t, call(t, controller, "reprocess_postings", map[string]any{"sap_code": "F5/201", "submitted_after": "yesterday"}), "invalid_argument", "submitted_after")
+	// The filter's field rules hold in the bulk tools, which embed it.
+	wantError(t, call(t, controller, "discard_postings", map[string]any{"company_code": "10100"}), "invalid_argument", "company_code")
 
 	var out bulkOutcome
 	call(t, controller, "reprocess_postings", map[string]any{"sap_code": "F5/201", "dry_run": true}).decode(t, &out)

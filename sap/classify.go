@@ -55,15 +55,17 @@ var rules = []rule{
 		reason:   "SAP already holds an equal document; it may be this posting's own, from a call whose answer was lost",
 		codes:    []string{"M8/108", "VF/016"},
 		texts: []*regexp.Regexp{
-			regexp.MustCompile(`(?i)\balready (been )?(entered|exists?|posted|created|billed|invoiced|reversed)\b`),
+			regexp.MustCompile(`(?i)\balready (been )?(entered|exists?|posted|created|billed|invoiced|reversed|cancell?ed)\b`),
 		},
 	},
 	{
 		category: Permanent,
-		reason:   "SAP rejected the business data (period closed, unbalanced, unknown master data)",
+		// M7/021: the stock does not cover a goods issue; M7/053: the
+		// posting period of inventory management is closed.
+		reason: "SAP rejected the business data (period closed, unbalanced, unknown master data, stock short)",
 		codes: []string{
 			"F5/201", "F5/702", "F5/703", "F5/102", "F5/104", "F5/507", "F5/165",
-			"FH/004", "M7/502", "KI/248",
+			"FH/004", "M7/502", "KI/248", "M7/021", "M7/053",
 		},
 	},
 	{

@@ -68,6 +68,7 @@ var kinds = map[tasks.Kind]kind{
 	tasks.KindJournalEntry:    builder(journalEntryRequest),
 	tasks.KindSalesOrder:      builder(salesOrderRequest),
 	tasks.KindBillingDocument: builder(billingDocumentRequest),
+	tasks.KindGoodsMovement:   builder(goodsMovementRequest),
 	tasks.KindReversePosting:  builder(reversePostingRequest),
 }
 

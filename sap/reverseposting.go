@@ -13,10 +13,13 @@ import (
 )
 
 const (
-	supplierInvoiceCancel = supplierInvoiceService + "Cancel"
+	supplierInvoiceCancel   = supplierInvoiceService + "Cancel"
+	materialDocumentCancel  = materialDocumentService + "Cancel"
+	materialDocumentItemSet = materialDocumentService + "A_MaterialDocumentItem"
 
-	opCancelSupplierInvoice = "cancel supplier invoice"
-	opFindReversal          = "find reversal"
+	opCancelSupplierInvoice  = "cancel supplier invoice"
+	opCancelMaterialDocument = "cancel material document"
+	opFindReversal           = "find reversal"
 )
 
 // SupplierInvoiceCancel is the reversal of a supplier invoice through the
@@ -75,6 +78,83 @@ func (c *Client) CancelSupplierInvoice(ctx context.Context, companyCode string, 
 		Messages: parseSAPMessage(r.header)}, nil
 }
 
+// CancelMaterialDocument cancels a whole material document through the
+// function import Cancel of API_MATERIAL_DOCUMENT_SRV (MBST): SAP posts a
+// cancellation document with the reversing movement types and answers it
+// as an A_MaterialDocumentHeader. A zero postingDate leaves the date to SAP.
+// Like a supplier invoice's Cancel it takes no reference of the caller's.
+func (c *Client) CancelMaterialDocument(ctx context.Context, document, year string, postingDate time.Time) (Document, error) {
+	v := validator{op: opCancelMaterialDocument}
+	v.required("MaterialDocument", document, 10)
+	v.required("MaterialDocumentYear", year, 4)
+	if err := v.err(c); err != nil {
+		return Document{}, err
+	}
+	q := url.Values{"MaterialDocument": {quote(document)}, "MaterialDocumentYear": {quote(year)}}
+	if !postingDate.IsZero() {
+		q.Set("PostingDate", "datetime'"+calendarDay(postingDate).Format("2006-01-02T15:04:05")+"'")
+	}
+	r, err := c.postOData(ctx, opCancelMaterialDocument, materialDocumentService, materialDocumentCancel, q, nil)
+	if err != nil {
+		return Document{}, err
+	}
+	if r.status < 200 || r.status > 299 {
+		return Document{}, c.httpError(opCancelMaterialDocument, r)
+	}
+	var res struct {
+		D struct{ MaterialDocument, MaterialDocumentYear string } `json:"d"`
+	}
+	if err := json.Unmarshal(r.body, &res); err != nil || res.D.MaterialDocument == "" {
+		return Document{}, c.scrub(&Error{Category: Unknown, Op: opCancelMaterialDocument, HTTPStatus: r.status,
+			Message: "SAP accepted the cancellation but its answer has no material document", Err: err})
+	}
+	return Document{Number: res.D.MaterialDocument, FiscalYear: res.D.MaterialDocumentYear, Messages: parseSAPMessage(r.header)}, nil
+}
+
+// findMaterialDocumentCancellation reads the cancellation of a material
+// document: the items that name it as reversed, and the cancellation's
+// header, which names its creator. Attribution is as for a supplier
+// invoice's reversal (see FindReversal).
+func (c *Client) findMaterialDocumentCancellation(ctx context.Context, document, year string) (Match, error) {
+	rows, err := c.query(ctx, opFindReversal, materialDocumentItemSet, url.Values{
+		"$select": {"MaterialDocument,MaterialDocumentYear,ReversedMaterialDocument,ReversedMaterialDocumentYear"},
+		"$filter": {"ReversedMaterialDocument eq " + quote(document) + " and ReversedMaterialDocumentYear eq " + quote(year)},
+	})
+	if err != nil || len(rows) == 0 {
+		return Match{}, err
+	}
+	var item struct {
+		MaterialDocument, MaterialDocumentYear, ReversedMaterialDocument, ReversedMaterialDocumentYear string
+	}
+	if err := json.Unmarshal(rows[0], &item); err != nil {
+		return Match{}, c.unreadable(opFindReversal, err)
+	}
+	if alphaNumber(item.ReversedMaterialDocument) != alphaNumber(document) || item.ReversedMaterialDocumentYear != year {
+		return Match{}, c.unreadable(opFindReversal, fmt.Errorf("item of %s does not match the filter", item.MaterialDocument))
+	}
+	if item.MaterialDocument == "" || item.MaterialDocumentYear == "" {
+		return Match{}, c.noNumber(opFindReversal)
+	}
+	heads, err := c.query(ctx, opFindReversal, materialDocumentHeaderSet, url.Values{
+		"$select": {"MaterialDocument,MaterialDocumentYear,CreatedByUser"},
+		"$filter": {"MaterialDocument eq " + quote(item.MaterialDocument) + " and MaterialDocumentYear eq " + quote(item.MaterialDocumentYear)},
+	})
+	if err != nil {
+		return Match{}, err
+	}
+	if len(heads) == 0 {
+		return Match{}, c.unreadable(opFindReversal, fmt.Errorf("no header of cancellation %s %s", item.MaterialDocument, item.MaterialDocumentYear))
+	}
+	var head struct{ MaterialDocument, MaterialDocumentYear, CreatedByUser string }
+	if err := json.Unmarshal(heads[0], &head); err != nil {
+		return Match{}, c.unreadable(opFindReversal, err)
+	}
+	if !strings.EqualFold(head.CreatedByUser, c.cfg.User) {
+		return Match{TakenBy: item.MaterialDocument, TakenByUser: head.CreatedByUser}, nil
+	}
+	return Match{Found: true, Unproven: true, Document: Document{Number: item.MaterialDocument, FiscalYear: item.MaterialDocumentYear}}, nil
+}
+
 // ReversalKey is the reference key of an FI document (AWKEY: document,
 // company code, fiscal year), by which ReversalReferenceDocument names the
 // journal entry a reversal reverses.
@@ -96,13 +176,17 @@ func ReversalKey(document, companyCode, fiscalYear string) string {
 // fails with SAP's message).
 func (c *Client) FindReversal(ctx context.Context, kind tasks.Kind, companyCode, document, fiscalYear, reference string) (Match, error) {
 	v := validator{op: opFindReversal}
-	v.required("companyCode", companyCode, 4)
+	if kind != tasks.KindGoodsMovement { // a material document has none
+		v.required("companyCode", companyCode, 4)
+	}
 	v.required("document", document, 10)
 	v.required("fiscalYear", fiscalYear, 4)
 	if err := v.err(c); err != nil {
 		return Match{}, err
 	}
 	switch kind {
+	case tasks.KindGoodsMovement:
+		return c.findMaterialDocumentCancellation(ctx, document, fiscalYear)
 	case tasks.KindSupplierInvoice:
 		rows, err := c.query(ctx, opFindReversal, supplierInvoiceSet, url.Values{
 			"$select": {"SupplierInvoice,FiscalYear,CompanyCode,ReverseDocument,ReverseDocumentFiscalYear,IsReversal,IsReversed"},
@@ -209,7 +293,7 @@ func reversePostingRequest(p *tasks.ReversePosting) (Request, error) {
 	}
 	r := reversalCall{original: *o, reason: p.ReversalReason, postingDate: postDate}
 	switch o.Kind {
-	case tasks.KindSupplierInvoice:
+	case tasks.KindSupplierInvoice, tasks.KindGoodsMovement:
 	case tasks.KindJournalEntry:
 		if o.JournalEntry == nil {
 			return nil, fmt.Errorf("reverse posting of job %s holds no original journal entry", p.JobID)
@@ -254,6 +338,9 @@ func (r reversalCall) CompanyCode() string { return r.original.CompanyCode }
 
 func (r reversalCall) post(ctx context.Context, c *Client, s Send) (Document, error) {
 	o := r.original
+	if o.Kind == tasks.KindGoodsMovement {
+		return c.CancelMaterialDocument(ctx, o.Document, o.FiscalYear, r.postingDate)
+	}
 	if o.Kind == tasks.KindSupplierInvoice {
 		return c.CancelSupplierInvoice(ctx, o.CompanyCode, SupplierInvoiceCancel{
 			SupplierInvoice: o.Document, FiscalYear: o.FiscalYear, ReversalReason: r.reason, PostingDate: r.postingDate})

@@ -48,6 +48,7 @@ var registry = []Spec{
 	journalEntrySpec,
 	salesOrderSpec,
 	billingDocumentSpec,
+	goodsMovementSpec,
 	reversePostingSpec,
 }
 

@@ -16,21 +16,19 @@ var reversePostingSpec = Spec{
 	Tool:        "reverse_posting",
 	Title:       "Submit reverse posting",
 	Summary:     "the reversal of a document that sapq posted for you",
-	Description: `Reverse a document that sapq posted for you: name the job_id of that posting (status succeeded). SAP posts a reversal document with the opposite amounts and marks the original reversed; the answer's document is the reversal document. Only supplier invoices and journal entries can be reversed here, each once (sales orders and billing documents cannot: they are cancelled in SAP). A job_id that is not yours, not succeeded, of another kind, or already reversed through sapq is refused with nothing recorded; a document that SAP shows reversed by someone else ends as a permanent failure (sapq/already_reversed) naming that reversal, never as a second reversal. The reversal goes to the original's SAP system.`,
-	SAP:         "OData V2 API_SUPPLIERINVOICE_PROCESS_SRV, function import Cancel (supplier invoices); SOAP JournalEntryCreateRequestConfirmation_In with ReversalReferenceDocument (journal entries)",
-	Reference:   "JournalEntry/Item/AssignmentReference of the reversal entry (journal entries); none for supplier invoices (Cancel takes no reference)",
-	Identity:    "the original document: before every call the look-up reads it (A_SupplierInvoice ReverseDocument; GLAccountLineItem IsReversed and ReversalReferenceDocument). A journal entry's reversal is this job's when its lines carry the job's reference; a supplier invoice's only when its FI document was created by sapq's SAP user (GLAccountLineItem AccountingDocCreatedByUser) and a Cancel of this job may have made it (no other reversal job of the ledger could have). Any other reversal fails the job as sapq/already_reversed",
+	Description: `Reverse a document that sapq posted for you: name the job_id of that posting (status succeeded). SAP posts a reversal document with the opposite amounts and marks the original reversed; the answer's document is the reversal document. Supplier invoices, journal entries and goods movements (material documents) can be reversed here, each once (sales orders and billing documents cannot: they are cancelled in SAP). A job_id that is not yours, not succeeded, of another kind, or already reversed through sapq is refused with nothing recorded; a document that SAP shows reversed by someone else ends as a permanent failure (sapq/already_reversed) naming that reversal, never as a second reversal. The reversal goes to the original's SAP system.`,
+	SAP:         "OData V2 API_SUPPLIERINVOICE_PROCESS_SRV, function import Cancel (supplier invoices); SOAP JournalEntryCreateRequestConfirmation_In with ReversalReferenceDocument (journal entries); OData V2 API_MATERIAL_DOCUMENT_SRV, function import Cancel (material documents)",
+	Reference:   "JournalEntry/Item/AssignmentReference of the reversal entry (journal entries); none for supplier invoices and material documents (Cancel takes no reference)",
+	Identity:    "the original document: before every call the look-up reads it (A_SupplierInvoice ReverseDocument; GLAccountLineItem IsReversed and ReversalReferenceDocument; A_MaterialDocumentItem ReversedMaterialDocument). A journal entry's reversal is this job's when its lines carry the job's reference; a supplier invoice's or material document's only when it was created by sapq's SAP user (GLAccountLineItem AccountingDocCreatedByUser, A_MaterialDocumentHeader CreatedByUser) and a Cancel of this job may have made it (no other reversal job of the ledger could have). Any other reversal fails the job as sapq/already_reversed",
 	New:         func() Posting { return new(ReversePosting) },
 }
 
 // ReversibleKinds are the kinds whose documents a reverse posting reverses.
 // A kind is added here together with its reversal call and look-up in
-// sap/reverseposting.go (reversePostingRequest, FindReversal): material
-// documents (goods_movement, function import Cancel of
-// API_MATERIAL_DOCUMENT_SRV) are the next. Sales orders and billing
-// documents are not reversed by a posting: an order is rejected or
-// deleted, a billing document cancelled (VF11), in SAP.
-var ReversibleKinds = []Kind{KindSupplierInvoice, KindJournalEntry}
+// sap/reverseposting.go (reversePostingRequest, FindReversal). Sales orders
+// and billing documents are not reversed by a posting: an order is
+// rejected or deleted, a billing document cancelled (VF11), in SAP.
+var ReversibleKinds = []Kind{KindSupplierInvoice, KindJournalEntry, KindGoodsMovement}
 
 // ReversePosting reverses the document of an earlier, succeeded job of the
 // same caller. The caller names the job; sapq resolves it from the ledger
@@ -164,7 +162,10 @@ func kindList(ks []Kind) string {
 	for i, k := range ks {
 		names[i] = string(k)
 	}
-	return strings.Join(names, " and ")
+	if len(names) < 2 {
+		return strings.Join(names, "")
+	}
+	return strings.Join(names[:len(names)-1], ", ") + " and " + names[len(names)-1]
 }
 
 // Facts: the original's company code and destination, and the original
@@ -176,8 +177,12 @@ func (r *ReversePosting) Facts() Facts {
 		return Facts{Destination: r.Destination}
 	}
 	o := r.Original
+	var units []OrgUnit
+	if o.CompanyCode != "" { // a material document names none
+		units = []OrgUnit{{UnitCompanyCode, "job_id", o.CompanyCode}}
+	}
 	return Facts{
-		Units:   []OrgUnit{{UnitCompanyCode, "job_id", o.CompanyCode}},
+		Units:   units,
 		Objects: []string{fmt.Sprintf("%s/%s/%s/%s", o.Kind, o.CompanyCode, o.FiscalYear, o.Document)},
 		// Resolve refused a destination other than the original's.
 		Destination: cmp.Or(r.Destination, o.Destination),

@@ -89,7 +89,7 @@ func Rules(t reflect.Type) []FieldRule {
 
 // fieldRule is a struct field with its rule.
 type fieldRule struct {
-	index int
+	index []int // as reflect.Value.FieldByIndex takes it: embedded structs' fields are the struct's own
 	json  string
 	rule  Rule
 	elem  reflect.Type // a list of structs' element type
@@ -107,6 +107,15 @@ func structRules(t reflect.Type) []fieldRule {
 	var out []fieldRule
 	for i := range t.NumField() {
 		sf := t.Field(i)
+		if sf.Anonymous && sf.Type.Kind() == reflect.Struct {
+			// encoding/json and the schema promote an embedded struct's
+			// fields; so do the rules.
+			for _, fr := range structRules(sf.Type) {
+				fr.index = append([]int{i}, fr.index...)
+				out = append(out, fr)
+			}
+			continue
+		}
 		tag, ok := sf.Tag.Lookup(ruleTag)
 		if !ok {
 			continue
@@ -118,7 +127,7 @@ func structRules(t reflect.Type) []fieldRule {
 		}
 		r.Required = !strings.Contains(opts, "omitempty")
 		r.Default = sf.Tag.Get("default")
-		fr := fieldRule{index: i, json: name, rule: r}
+		fr := fieldRule{index: []int{i}, json: name, rule: r}
 		switch {
 		case r.Kind == RuleList && r.Elem != nil && (sf.Type.Kind() != reflect.Slice || sf.Type.Elem().Kind() != reflect.String):
 			panic(fmt.Sprintf("tasks: %s.%s: a list with an element rule must be a slice of strings", t.Name(), sf.Name))
@@ -239,7 +248,7 @@ func (c *checker) checkStruct(v reflect.Value, prefix string, ctx fieldContext) 
 	// struct are checked: read them first, report them in their place.
 	var scratch checker
 	for _, f := range rules {
-		s := v.Field(f.index).String()
+		s := v.FieldByIndex(f.index).String()
 		switch f.rule.Kind {
 		case RuleCurrency:
 			ctx.currencyDigits = scratch.checkCurrencyRule("", s, f.rule.Required)
@@ -249,7 +258,7 @@ func (c *checker) checkStruct(v reflect.Value, prefix string, ctx fieldContext) 
 	}
 	for _, f := range rules {
 		path := prefix + f.json
-		fv := v.Field(f.index)
+		fv := v.FieldByIndex(f.index)
 		r := f.rule
 		switch r.Kind {
 		case RuleList:

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"reflect"
 	"strings"
 	"unicode/utf8"
@@ -205,6 +206,11 @@ func jsonFields(t reflect.Type) map[string]reflect.Type {
 	out := make(map[string]reflect.Type, t.NumField())
 	for i := range t.NumField() {
 		f := t.Field(i)
+		if f.Anonymous && f.Type.Kind() == reflect.Struct && f.Tag.Get("json") == "" {
+			// encoding/json promotes an untagged embedded struct's fields.
+			maps.Copy(out, jsonFields(f.Type))
+			continue
+		}
 		if !f.IsExported() {
 			continue
 		}

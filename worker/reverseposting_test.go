@@ -49,6 +49,7 @@ func originals() []struct {
 	}{
 		{sim.KindSupplierInvoice, func(k string) tasks.Posting { return taskstest.SupplierInvoice(k) }},
 		{sim.KindJournalEntry, func(k string) tasks.Posting { return taskstest.JournalEntry(k) }},
+		{sim.KindGoodsMovement, func(k string) tasks.Posting { return taskstest.GoodsMovement(k) }},
 	}
 }
 
@@ -157,7 +158,7 @@ func TestReversePostingIsRefusedForJobsItCannotReverse(t *testing.T) {
 		job  tasks.Job
 		want string
 	}{
-		{order, "only supplier_invoice and journal_entry"},
+		{order, "only supplier_invoice, journal_entry and goods_movement"},
 		{failed, "is failed"},
 		{reversal, "itself a reversal"},
 	} {
@@ -215,9 +216,15 @@ func TestReversePostingIntoAClosedPeriodFails(t *testing.T) {
 		rev := r.reversal("rev-closed-"+string(o.kind), orig)
 		rev.PostingDate = closed
 		failed := r.awaitStatus(r.submit(rev).ID, tasks.StatusFailed, settle)
-		if failed.Error == nil || failed.Error.Code != "F5/201" || failed.Error.Category != tasks.CategoryPermanent ||
+		// SAP's message for a closed period: FI's, or MM's for a material
+		// document.
+		code := map[sim.Kind]string{sim.KindGoodsMovement: "M7/053"}[o.kind]
+		if code == "" {
+			code = "F5/201"
+		}
+		if failed.Error == nil || failed.Error.Code != code || failed.Error.Category != tasks.CategoryPermanent ||
 			failed.Phase != tasks.PhasePending || failed.Attempts != 1 {
-			t.Fatalf("%s: %s; want one call refused with F5/201", o.kind, describeJob(failed))
+			t.Fatalf("%s: %s; want one call refused with %s", o.kind, describeJob(failed), code)
 		}
 		if by, n := r.reversedBy(o.kind, orig.Result.Document); n != 0 || by != "" {
 			t.Fatalf("%s: SAP reversed it (%d, by %q)", o.kind, n, by)

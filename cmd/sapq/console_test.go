@@ -22,6 +22,7 @@ import (
 	"github.com/sapq/sapq/sap"
 	"github.com/sapq/sapq/tasks"
 	"github.com/sapq/sapq/tasks/ledger"
+	"github.com/sapq/sapq/tasks/ledger/ledgertest"
 	"github.com/sapq/sapq/tasks/taskstest"
 )
 
@@ -309,7 +310,7 @@ func TestConsoleReadOnlyRefusesActions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	failForConsole(t, r.ledger, job.ID, "F5/201", "Posting period is not open")
+	ledgertest.Refuse(t, r.ledger, job.ID, "F5/201", "Posting period is not open")
 	b := r.browser()
 	b.login(consoleOperatorToken)
 	csrf := b.csrf()
@@ -379,27 +380,6 @@ func TestConsoleBehindProxy(t *testing.T) {
 	}
 }
 
-// failForConsole records a job as failed with code and message, as a
-// worker does after SAP refused it, and archives its task as asynq does.
-func failForConsole(t *testing.T, l *ledger.Ledger, id, code, msg string) {
-	t.Helper()
-	ctx := context.Background()
-	claimed, err := l.Claim(ctx, id, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sending, err := l.BeginSend(ctx, claimed.Job, tasks.DefaultDestination, tasks.IdentityOf(&claimed.Job, tasks.DefaultDestination).Reference())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := l.RecordFailure(ctx, sending, tasks.StatusFailed, tasks.PhasePending, tasks.JobError{Code: code, Message: msg, Category: tasks.CategoryPermanent}); err != nil {
-		t.Fatal(err)
-	}
-	if err := l.Inspector().ArchiveTask(l.Queue(), ledger.TaskID(id)); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // A group's page shows its postings and what a reprocess sends; its
 // actions run in the background and report their progress; the other
 // group is left alone.
@@ -413,13 +393,13 @@ func TestConsoleReprocessesAndDiscardsGroups(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		failForConsole(t, r.ledger, j.ID, "F5/201", closed)
+		ledgertest.Refuse(t, r.ledger, j.ID, "F5/201", closed)
 		closedIDs = append(closedIDs, j.ID)
 		j, _, err = r.ledger.Submit(ctx, "alice", taskstest.SupplierInvoice(fmt.Sprintf("INV-ACCT-%d", i)))
 		if err != nil {
 			t.Fatal(err)
 		}
-		failForConsole(t, r.ledger, j.ID, "F5/507", account)
+		ledgertest.Refuse(t, r.ledger, j.ID, "F5/507", account)
 		accountIDs = append(accountIDs, j.ID)
 	}
 	b := r.browser()
@@ -562,7 +542,7 @@ func TestAsynqUISummarizesPostings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	failForConsole(t, r.ledger, job.ID, "F5/201", "Posting period 011 2026 is not open")
+	ledgertest.Refuse(t, r.ledger, job.ID, "F5/201", "Posting period 011 2026 is not open")
 	info, err := r.ledger.Inspector().GetTaskInfo(r.ledger.Queue(), ledger.TaskID(job.ID))
 	if err != nil {
 		t.Fatal(err)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/sapq/sapq/tasks/ledger/ledgertest"
 	"regexp"
 	"strings"
 	"sync"
@@ -60,8 +61,8 @@ func TestJobsListAndReprocess(t *testing.T) {
 	closed, _, _ := l.Submit(ctx, "alice", taskstest.JournalEntry("je-closed"))
 	other, _, _ := l.Submit(ctx, "alice", taskstest.JournalEntry("je-other"))
 	l.Submit(ctx, "bob", taskstest.SupplierInvoice("INV-QUEUED"))
-	failForConsole(t, l, closed.ID, "F5/201", "Posting period 011 2026 is not open")
-	failForConsole(t, l, other.ID, "F5/507", "Account 61003000 is not defined")
+	ledgertest.Refuse(t, l, closed.ID, "F5/201", "Posting period 011 2026 is not open")
+	ledgertest.Refuse(t, l, other.ID, "F5/507", "Account 61003000 is not defined")
 
 	list, errOut, err := r.run(ctx, "list", "--status", "failed")
 	if err != nil || !strings.Contains(list, closed.ID) || !strings.Contains(list, "F5/201") || !strings.Contains(list, other.ID) || strings.Contains(list, "INV-QUEUED") {

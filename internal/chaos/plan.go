@@ -86,7 +86,11 @@ func makePlan(n int, callers []string, seed uint64, now time.Time) ([]*keyPlan, 
 		if spec.kind == tasks.KindReversePosting {
 			// The latest original of the agent's that no key reverses yet;
 			// without one, the key is a supplier invoice.
-			if j := originalFor(keys[:i], agent, reversed); j < 0 {
+			of := reversible
+			if flaw == ClosedPeriod {
+				of = reversibleInClosed
+			}
+			if j := originalFor(keys[:i], agent, of, reversed); j < 0 {
 				spec = &kinds[0]
 			} else {
 				reversed[j], reverses = true, keys[j]
@@ -122,12 +126,12 @@ func makePlan(n int, callers []string, seed uint64, now time.Time) ([]*keyPlan, 
 }
 
 // originalFor is the latest of the agent's keys that a reversal can
-// reverse: a sound supplier invoice or journal entry no key reverses yet;
+// reverse: a sound posting of one of the kinds that no key reverses yet;
 // -1 if there is none.
-func originalFor(earlier []*keyPlan, agent int, reversed map[int]bool) int {
+func originalFor(earlier []*keyPlan, agent int, of []tasks.Kind, reversed map[int]bool) int {
 	for j := len(earlier) - 1; j >= 0; j-- {
 		k := earlier[j]
-		if k.Agent == agent && k.Flaw == Sound && slices.Contains(reversible, k.Spec.kind) && !reversed[j] {
+		if k.Agent == agent && k.Flaw == Sound && slices.Contains(of, k.Spec.kind) && !reversed[j] {
 			return j
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/base32"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"time"
 
 	"github.com/shopspring/decimal"
@@ -23,6 +24,7 @@ const (
 	ClosedPeriod                  // a posting (or billing) date three months back, outside the open periods: F5/201
 	UnknownMaterial               // a material missing from the simulator's master data: V1/188
 	UnknownSalesOrder             // billing of a sales order the simulator does not hold: VF/010
+	StockDeficit                  // a goods issue of more than the simulator's stock can ever hold: M7/021
 )
 
 // Code is the SAP message a flawed posting must fail with ("" when sound).
@@ -36,6 +38,8 @@ func (f Flaw) Code() string {
 		return "V1/188"
 	case UnknownSalesOrder:
 		return "VF/010"
+	case StockDeficit:
+		return "M7/021"
 	}
 	return ""
 }
@@ -50,6 +54,8 @@ func (f Flaw) String() string {
 		return "unknown_material"
 	case UnknownSalesOrder:
 		return "unknown_sales_order"
+	case StockDeficit:
+		return "stock_deficit"
 	}
 	return "sound"
 }
@@ -93,11 +99,17 @@ var kinds = []kindSpec{
 	{tasks.KindJournalEntry, toolOf(tasks.KindJournalEntry), (*generator).journalEntry, []Flaw{UnknownGLAccount, ClosedPeriod}},
 	{tasks.KindSalesOrder, toolOf(tasks.KindSalesOrder), (*generator).salesOrder, []Flaw{UnknownMaterial}},
 	{tasks.KindBillingDocument, toolOf(tasks.KindBillingDocument), (*generator).billingDocument, []Flaw{UnknownSalesOrder, ClosedPeriod}},
+	{tasks.KindGoodsMovement, toolOf(tasks.KindGoodsMovement), (*generator).goodsMovement, []Flaw{StockDeficit}},
 	{tasks.KindReversePosting, toolOf(tasks.KindReversePosting), (*generator).reversal, []Flaw{ClosedPeriod}},
 }
 
-// reversible are the kinds whose sound postings a reversal key may reverse.
-var reversible = []tasks.Kind{tasks.KindSupplierInvoice, tasks.KindJournalEntry}
+// reversible are the kinds whose sound postings a reversal key may reverse;
+// one into a closed period reverses an FI document only (a material
+// document's refusal is MM's M7/053, not F5/201).
+var (
+	reversible         = []tasks.Kind{tasks.KindSupplierInvoice, tasks.KindJournalEntry, tasks.KindGoodsMovement}
+	reversibleInClosed = []tasks.Kind{tasks.KindSupplierInvoice, tasks.KindJournalEntry}
+)
 
 // laterJobID stands for the job_id of a reversal's original in the plan:
 // the original's job is known only once the run submitted it (see
@@ -159,6 +171,12 @@ type generator struct {
 	salt  string    // distinguishes runs' invoice numbers
 	// billed is how many open sales orders billing postings took so far.
 	billed int
+	// issuable is the stock sound goods issues may still take, by
+	// material in the plant and storage location they issue from: what
+	// the simulator holds at start (goodsIssueStock), less what the plan
+	// issued so far. Receipts are not counted, for the run may post them
+	// after the issues: the plan never issues more than the start's stock.
+	issuable map[string]decimal.Decimal
 }
 
 func newGenerator(seed uint64, now time.Time) *generator {
@@ -169,6 +187,26 @@ func newGenerator(seed uint64, now time.Time) *generator {
 		salt:  fmt.Sprint(seed),
 	}
 }
+
+// The plant and storage locations of goods movements; sound issues take
+// from goodsIssueLocation only, where the simulator holds stock at start
+// (sap/sim DefaultMasterData). deficitQuantity is more than any run's
+// receipts could bring there.
+const (
+	plant              = "1010"
+	goodsIssueLocation = "101A"
+	deficitQuantity    = "9999999"
+	// maxIssue is the most one goods issue takes of a material: three
+	// items of up to three pieces.
+	maxIssue = 9
+)
+
+var (
+	storageLocations = []string{"101A", "101B"}
+	// goodsIssueStock is the simulator's stock at start in
+	// goodsIssueLocation.
+	goodsIssueStock = map[string]int64{"TG11": 500, "TG12": 200}
+)
 
 func (g *generator) pick(from []string) string { return from[g.rng.IntN(len(from))] }
 
@@ -317,7 +355,72 @@ func (g *generator) billingDocument(key string, flaw Flaw) tasks.Posting {
 	return b
 }
 
-// reversal reverses an earlier sound supplier invoice or journal entry of
+// goodsMovement is a receipt without purchase order (501), a receipt for
+// a purchase order (101) or an issue to a cost center (201), with one to
+// three items of the simulator's materials. An issue takes one to three
+// pieces while the plan's issues leave stock at start (issuable); after
+// that the generator makes receipts, so that a sound issue never meets a
+// deficit, whatever order the run posts them in. StockDeficit issues what
+// no storage location holds.
+func (g *generator) goodsMovement(key string, flaw Flaw) tasks.Posting {
+	if g.issuable == nil {
+		g.issuable = map[string]decimal.Decimal{}
+		for m, q := range goodsIssueStock {
+			g.issuable[m] = decimal.NewFromInt(q)
+		}
+	}
+	posting := g.postingDate(flaw)
+	gm := &tasks.GoodsMovement{
+		Key:          key,
+		PostingDate:  posting.Format(time.DateOnly),
+		DocumentDate: g.documentDate(posting),
+	}
+	if g.rng.IntN(2) == 0 {
+		gm.HeaderText = "chaos"
+	}
+	if g.rng.IntN(3) == 0 {
+		gm.Reference = fmt.Sprintf("DN-%d", g.rng.IntN(100000))
+	}
+	n := 1 + g.rng.IntN(3)
+	kind := g.rng.IntN(3)
+	switch {
+	case flaw == StockDeficit:
+		kind = 2
+	case kind == 2 && slices.ContainsFunc(materials, func(m string) bool { return g.issuable[m].LessThan(decimal.NewFromInt(maxIssue)) }):
+		// The start's stock may not cover the issue: receive instead.
+		kind = 0
+	}
+	switch kind {
+	case 0:
+		gm.GoodsMovementCode = "05"
+		for i := range n {
+			gm.Items = append(gm.Items, tasks.GoodsMovementItem{Material: g.pick(materials), Plant: plant, StorageLocation: g.pick(storageLocations),
+				MovementType: "501", Quantity: fmt.Sprint(1 + g.rng.IntN(20)), Unit: "PC", Text: fmt.Sprintf("chaos receipt %d", i+1)})
+		}
+	case 1:
+		gm.GoodsMovementCode = "01"
+		po := fmt.Sprint(4500000000 + g.rng.IntN(1000))
+		for i := range n {
+			gm.Items = append(gm.Items, tasks.GoodsMovementItem{Material: g.pick(materials), Plant: plant, StorageLocation: g.pick(storageLocations),
+				MovementType: "101", Quantity: fmt.Sprint(1 + g.rng.IntN(20)), Unit: "PC", PurchaseOrder: po, PurchaseOrderItem: fmt.Sprint((i + 1) * 10)})
+		}
+	default:
+		gm.GoodsMovementCode = "03"
+		for i := range n {
+			m := g.pick(materials)
+			q := decimal.NewFromInt(int64(1 + g.rng.IntN(maxIssue/3)))
+			g.issuable[m] = g.issuable[m].Sub(q)
+			gm.Items = append(gm.Items, tasks.GoodsMovementItem{Material: m, Plant: plant, StorageLocation: goodsIssueLocation,
+				MovementType: "201", Quantity: q.String(), Unit: "PC", CostCenter: g.pick(costCenters[1:]), Text: fmt.Sprintf("chaos issue %d", i+1)})
+		}
+		if flaw == StockDeficit {
+			gm.Items[g.rng.IntN(len(gm.Items))].Quantity = deficitQuantity
+		}
+	}
+	return gm
+}
+
+// reversal reverses an earlier sound supplier invoice, journal entry or goods movement of
 // the same agent (makePlan picks it; the run names its job): on the
 // original's date when the reversal gives none, on a day of the month up to
 // today, or into a closed period for ClosedPeriod.

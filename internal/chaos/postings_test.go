@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shopspring/decimal"
+
 	"github.com/sapq/sapq/sap/sim"
 	"github.com/sapq/sapq/tasks"
 )
@@ -163,6 +165,14 @@ func facts(t *testing.T, p tasks.Posting) postingFacts {
 			f.materials = append(f.materials, it.Material)
 		}
 		return f
+	case *tasks.GoodsMovement:
+		// No company code: the plant's is SAP's to know (cost centers are
+		// checked in TestGeneratedGoodsMovementsKeepTheStock).
+		f := postingFacts{key: p.Key, postingDate: p.PostingDate}
+		for _, it := range p.Items {
+			f.materials = append(f.materials, it.Material)
+		}
+		return f
 	case *tasks.BillingDocument:
 		// The billing date is optional (SAP takes today) and is the
 		// invoice's posting date.
@@ -195,4 +205,63 @@ func TestInvoiceNumbersAreDistinct(t *testing.T) {
 	if newGenerator(43, time.Now()).invoiceNumber("k") == g.invoiceNumber("k") {
 		t.Error("two runs give a key the same invoice number")
 	}
+}
+
+// Sound goods issues of a plan never take more than the simulator holds at
+// start, whatever order the run posts them in (receipts not counted), and
+// use its plant, storage locations and cost centers; a StockDeficit issue
+// takes more than any run could bring in.
+func TestGeneratedGoodsMovementsKeepTheStock(t *testing.T) {
+	md := sim.DefaultMasterData()
+	g := newGenerator(11, time.Now())
+	issued := map[string]decimal.Decimal{}
+	kinds := map[string]int{}
+	for i := range 5000 {
+		flaw := Sound
+		if i%50 == 0 {
+			flaw = StockDeficit
+		}
+		gm := g.goodsMovement(fmt.Sprint("gm-", i), flaw).(*tasks.GoodsMovement)
+		kinds[gm.GoodsMovementCode]++
+		deficit := false
+		mine := map[string]decimal.Decimal{}
+		for _, it := range gm.Items {
+			plant := md.Plants[it.Plant]
+			if !slices.Contains(plant.StorageLocations, it.StorageLocation) || !slices.Contains(md.Materials[it.Material].Plants, it.Plant) {
+				t.Fatalf("%s: item %+v is not in the simulator's master data", gm.Key, it)
+			}
+			if it.CostCenter != "" && !md.CostCenters[md.CompanyCodes[plant.CompanyCode].ControllingArea][it.CostCenter] {
+				t.Fatalf("%s: cost center %s not in the master data", gm.Key, it.CostCenter)
+			}
+			if it.MovementType != "201" {
+				continue
+			}
+			q := decimal.RequireFromString(it.Quantity)
+			if it.Quantity == deficitQuantity {
+				deficit = true
+				continue
+			}
+			mine[stockKey(it)] = mine[stockKey(it)].Add(q)
+		}
+		if deficit != (flaw == StockDeficit) {
+			t.Fatalf("%s (%s): deficit item %t", gm.Key, flaw, deficit)
+		}
+		if !deficit { // SAP refuses a deficit posting as a whole
+			for k, q := range mine {
+				issued[k] = issued[k].Add(q)
+			}
+		}
+	}
+	for k, q := range issued {
+		if start := decimal.RequireFromString(md.Stock[k]); q.GreaterThan(start) {
+			t.Errorf("sound issues take %s of %s, which holds %s at start", q, k, start)
+		}
+	}
+	if kinds["01"] == 0 || kinds["03"] == 0 || kinds["05"] == 0 {
+		t.Errorf("movements by code %v: want receipts for purchase orders, issues and other receipts", kinds)
+	}
+}
+
+func stockKey(it tasks.GoodsMovementItem) string {
+	return it.Material + "/" + it.Plant + "/" + it.StorageLocation
 }

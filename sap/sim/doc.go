@@ -11,7 +11,10 @@
 // api_billingdocument (action CreateFromSDDocument, V4 errors and sap-messages) and
 // the OData V2 service API_BILLING_DOCUMENT_SRV (reads of A_BillingDocument and
 // A_BillingDocumentItem, function import Cancel); see billingdocument.go for what
-// billing models and simplifies.
+// billing models and simplifies. For inventory: the OData V2 service
+// API_MATERIAL_DOCUMENT_SRV (deep insert and reads of A_MaterialDocumentHeader,
+// reads of A_MaterialDocumentItem, function import Cancel), with stock per
+// material, plant and storage location; see materialdocument.go.
 //
 // Control endpoints for tests and operators live under /sim/ and need no
 // authentication:

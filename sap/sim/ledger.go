@@ -95,6 +95,8 @@ type books struct {
 	openPeriods []string
 	// sales are the sales orders and billing documents.
 	sales salesBooks
+	// materials are the material documents and the stock they move.
+	materials materialBooks
 }
 
 func newBooks() books {

@@ -73,6 +73,11 @@ type Material struct {
 type Plant struct {
 	CompanyCode      string
 	StorageLocations []string
+	// WarehouseStorageLocations are the storage locations a warehouse
+	// manages: SAP posts a goods movement of one, but its answer names the
+	// delivery it created for the warehouse (L9/514) and no material
+	// document.
+	WarehouseStorageLocations []string
 }
 
 // SalesArea is a sales area's customising.

@@ -92,13 +92,22 @@ const ClerkUser = "AP_CLERK"
 
 // Reverse reverses a posted document the way a person in SAP does (MR8M for
 // a supplier invoice, FB08 for a journal entry, VF11 for a billing
-// document), outside sapq and as ClerkUser: a reversal document with the
+// document, MBST for a material document, whose company code is not
+// checked), outside sapq and as ClerkUser: a reversal document with the
 // opposite amounts and the same assignment, and the original marked
 // reversed. It returns the reversal document's number. Tests use it to
 // reverse a document behind sapq's back; POST /sim/reverse is the same.
 func (s *Server) Reverse(kind Kind, companyCode, document, fiscalYear string) (string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if kind == KindGoodsMovement {
+		// MBST; a material document names no company code.
+		c, msg := s.cancelMaterialDocument(document, fiscalYear, time.Time{}, ClerkUser)
+		if msg != nil {
+			return "", fmt.Errorf("sim: %s %s", msg.Code, msg.Text)
+		}
+		return c.MaterialDocument, nil
+	}
 	if kind == KindBillingDocument {
 		d := s.books.sales.billingByNo[alpha(document)]
 		if d == nil || d.CompanyCode != companyCode || d.FiscalYear != fiscalYear {

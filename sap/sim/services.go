@@ -23,6 +23,7 @@ var services = []service{
 	salesOrderService,
 	billingDocumentService,
 	billingDocumentV4Service,
+	materialDocumentService,
 }
 
 // A postingService answers refusals in its protocol's error format: OData

@@ -225,7 +225,10 @@ func (l *Ledger) FailureGroups(ctx context.Context, f Filter) ([]FailureGroup, e
 			groups[k], companies[k], kinds[k] = g, map[string]bool{}, map[tasks.Kind]bool{}
 		}
 		g.Count++
-		if g.Oldest.IsZero() || j.UpdatedAt.Before(g.Oldest) {
+		// Failures recorded in the same instant (the record keeps
+		// milliseconds) are told apart by their time-ordered IDs, so that
+		// the sample does not depend on the order Each visits them in.
+		if g.Oldest.IsZero() || j.UpdatedAt.Before(g.Oldest) || j.UpdatedAt.Equal(g.Oldest) && j.ID < g.Sample.ID {
 			g.Oldest, g.Sample = j.UpdatedAt, j
 		}
 		if cc := CompanyCodeOf(j); cc != "" {

@@ -87,3 +87,36 @@ func SalesOrder(key string) *tasks.SalesOrder {
 func BillingDocument(key string, salesOrders ...string) *tasks.BillingDocument {
 	return &tasks.BillingDocument{Key: key, SalesDocuments: salesOrders, BillingDate: Today()}
 }
+
+// GoodsMovement returns a valid two-item goods receipt without purchase
+// order (code 05, movement type 501) of materials TG11 and TG12 into plant
+// 1010, storage location 101A, dated today.
+func GoodsMovement(key string) *tasks.GoodsMovement {
+	return &tasks.GoodsMovement{
+		Key:               key,
+		GoodsMovementCode: "05",
+		PostingDate:       Today(),
+		DocumentDate:      Today(),
+		Reference:         "DN-4711",
+		HeaderText:        "receipt",
+		Items: []tasks.GoodsMovementItem{
+			{Material: "TG11", Plant: "1010", StorageLocation: "101A", MovementType: "501", Quantity: "10", Unit: "PC", Text: "pallet 1"},
+			{Material: "TG12", Plant: "1010", StorageLocation: "101A", MovementType: "501", Quantity: "2", Unit: "PC"},
+		},
+	}
+}
+
+// GoodsIssue returns a valid goods issue (code 03, movement type 201) of
+// quantity pieces of material from plant 1010, storage location 101A, to
+// cost center 10101101, dated today.
+func GoodsIssue(key, material, quantity string) *tasks.GoodsMovement {
+	return &tasks.GoodsMovement{
+		Key:               key,
+		GoodsMovementCode: "03",
+		PostingDate:       Today(),
+		DocumentDate:      Today(),
+		Items: []tasks.GoodsMovementItem{
+			{Material: material, Plant: "1010", StorageLocation: "101A", MovementType: "201", Quantity: quantity, Unit: "PC", CostCenter: "10101101"},
+		},
+	}
+}
