@@ -137,6 +137,10 @@ func postingSchema(spec tasks.Spec, destinations []string) mcp.ToolOption {
 	}
 	s["type"] = "object"
 	tidy(s)
+	if _, ok := spec.New().(tasks.Resolver); ok {
+		// What sapq resolves from the ledger is not the caller's to send.
+		delete(s["properties"].(map[string]any), "original")
+	}
 	for _, fr := range tasks.Rules(t) {
 		constrain(prop(s, fr.Path...), fr.Rule)
 		if fr.Rule.Kind == tasks.RuleName && len(fr.Path) == 1 && fr.Path[0] == "destination" && len(destinations) > 0 {

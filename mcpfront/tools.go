@@ -214,6 +214,9 @@ func (s *Server) submit(kind tasks.Kind) callerHandler {
 			return s.rejected(ctx, req, caller, err), nil
 		}
 		note.key = p.IdempotencyKey()
+		if res := s.resolve(ctx, req, caller, p); res != nil {
+			return res, nil
+		}
 		// Routed here as the worker will route it, so that a posting no
 		// SAP system takes is refused now rather than failed later.
 		destination, err := s.routes.Route(p)
@@ -269,6 +272,88 @@ func (s *Server) submit(kind tasks.Kind) callerHandler {
 			WaitingFor:       waitingFor(job),
 		}), nil
 	}
+}
+
+// resolve reads the job a posting names (a reversal's original) from the
+// ledger as the caller sees it, so that another caller's job reads as not
+// found, as get_posting has it; it returns a result only on a refusal, and
+// records nothing.
+func (s *Server) resolve(ctx context.Context, req mcp.CallToolRequest, caller *Caller, p tasks.Posting) *mcp.CallToolResult {
+	r, ok := p.(tasks.Resolver)
+	if !ok {
+		return nil
+	}
+	job, err := s.ledger.Get(ctx, caller.Name, r.NamedJob())
+	if errors.Is(err, ledger.ErrNotFound) {
+		return s.rejected(ctx, req, caller, fieldError("job_id", fmt.Sprintf("you have no posting with job_id %q; use the job_id returned by the submit call of the posting to reverse", r.NamedJob())))
+	}
+	if err == nil && job.Destination == "" && tasks.HoldsDocument(job) {
+		// A job that adopted its document by look-up, with no call of its
+		// own, records no destination: it is where the worker routed it,
+		// the way the routes route its posting.
+		if orig, perr := job.Posting(); perr == nil {
+			if d, rerr := s.routes.Route(orig); rerr == nil {
+				job.Destination = d
+			}
+		}
+	}
+	if err == nil {
+		err = r.Resolve(job)
+	}
+	if err == nil {
+		err = s.notReversedYet(ctx, caller, r)
+	}
+	if err != nil {
+		return s.rejected(ctx, req, caller, err)
+	}
+	return nil
+}
+
+// maxReversalPages bounds how many pages of the caller's jobs a reversal's
+// submission reads to find another reversal of the same original.
+const maxReversalPages = 20
+
+// notReversedYet refuses a reversal of a document that the ledger shows
+// reversed, or being reversed, by another of the caller's reversal jobs
+// (another idempotency key; the same key is a replay). Only the caller's
+// own jobs can reverse the caller's postings, so their list is where to
+// look. It is a courtesy, not the guard: the ledger may have forgotten a
+// job, and the worker's look-up in SAP before every call is what keeps a
+// document from being reversed twice.
+func (s *Server) notReversedYet(ctx context.Context, caller *Caller, r tasks.Resolver) error {
+	rp, ok := r.(*tasks.ReversePosting)
+	if !ok || rp.Original == nil {
+		return nil
+	}
+	cursor := ""
+	for pages := 0; pages < maxReversalPages; pages++ {
+		page, err := s.ledger.List(ctx, caller.Name, ledger.ListFilter{Kind: tasks.KindReversePosting, Limit: 100, Cursor: cursor})
+		if err != nil {
+			return err
+		}
+		for _, job := range page.Jobs {
+			if job.IdempotencyKey == rp.Key || job.Status == tasks.StatusFailed || job.Status == tasks.StatusCancelled || job.Status == tasks.StatusRejected {
+				continue
+			}
+			p, err := job.Posting()
+			other, ok := p.(*tasks.ReversePosting)
+			if err != nil || !ok || other.Original == nil || !other.Original.Same(*rp.Original) {
+				continue
+			}
+			o := rp.Original
+			if job.Status == tasks.StatusSucceeded && job.Result != nil {
+				return fieldError("job_id", fmt.Sprintf("the document %s %s of job %s is already reversed through sapq: job %s (idempotency_key %q) posted reversal %s",
+					o.Document, o.FiscalYear, rp.JobID, job.ID, job.IdempotencyKey, job.Result.Document))
+			}
+			return fieldError("job_id", fmt.Sprintf("the document %s %s of job %s is being reversed through sapq by job %s (idempotency_key %q, %s); await it with get_posting",
+				o.Document, o.FiscalYear, rp.JobID, job.ID, job.IdempotencyKey, job.Status))
+		}
+		if page.NextCursor == "" {
+			return nil
+		}
+		cursor = page.NextCursor
+	}
+	return nil
 }
 
 // spendQuota takes one of the caller's submissions for this minute; it

@@ -91,7 +91,7 @@ func (c *Client) PostBillingDocument(ctx context.Context, b BillingDocument) (Do
 	if err != nil {
 		return Document{}, c.scrub(&Error{Category: Permanent, Op: opPostBillingDocument, Message: "cannot encode billing request", Err: err})
 	}
-	r, err := c.postOData(ctx, opPostBillingDocument, billingV4Service, billingCreateAction, raw)
+	r, err := c.postOData(ctx, opPostBillingDocument, billingV4Service, billingCreateAction, nil, raw)
 	if err != nil {
 		return Document{}, err
 	}

@@ -49,11 +49,13 @@ var rules = []rule{
 	{
 		// VF/016: SAP bills an order only once; the billing document that
 		// bills it may be this posting's, from a call whose answer was lost.
+		// "Already reversed" likewise: the reversal SAP holds may be this
+		// reversal's own; the look-up of the original tells.
 		category: Duplicate,
 		reason:   "SAP already holds an equal document; it may be this posting's own, from a call whose answer was lost",
 		codes:    []string{"M8/108", "VF/016"},
 		texts: []*regexp.Regexp{
-			regexp.MustCompile(`(?i)\balready (been )?(entered|exists?|posted|created|billed|invoiced)\b`),
+			regexp.MustCompile(`(?i)\balready (been )?(entered|exists?|posted|created|billed|invoiced|reversed|cancell?ed)\b`),
 		},
 	},
 	{

@@ -172,6 +172,9 @@ func checkContract(contracts *sapcontract.Contracts, req captured) []string {
 		}
 		return schema.CheckSOAPBody(req.body)
 	}
+	if svc, fn, ok := contracts.ODataFunction(req.path); ok {
+		return svc.CheckFunctionCall(fn, req.method, req.query, req.body)
+	}
 	svc, entityType, err := contracts.ODataTarget(req.path)
 	if err != nil {
 		return []string{err.Error()}
@@ -253,5 +256,39 @@ func TestContractCatchesViolations(t *testing.T) {
 	}
 	if v := checkContract(contracts, journal); len(v) != 0 {
 		t.Errorf("the unspoiled journal entry breaks the contract: %v", v)
+	}
+
+	c.CancelSupplierInvoice(ctx, "1010", SupplierInvoiceCancel{SupplierInvoice: "5105600001", FiscalYear: "2026", ReversalReason: "01",
+		PostingDate: time.Date(2026, 11, 30, 0, 0, 0, 0, time.UTC)})
+	var cancel captured
+	for _, req := range sapSrv.take() {
+		if strings.HasSuffix(req.path, "/Cancel") {
+			cancel = req
+		}
+	}
+	if v := checkContract(contracts, cancel); len(v) != 0 || cancel.path == "" {
+		t.Fatalf("the unspoiled Cancel breaks the contract: %v (%+v)", v, cancel)
+	}
+	spoilQuery := func(edit func(q url.Values)) captured {
+		q := url.Values{}
+		for k, v := range cancel.query {
+			q[k] = append([]string(nil), v...)
+		}
+		edit(q)
+		return captured{method: cancel.method, path: cancel.path, query: q}
+	}
+	for name, bad := range map[string]captured{
+		"function: unknown parameter":  spoilQuery(func(q url.Values) { q.Set("CompanyCode", "'1010'") }),
+		"function: unquoted string":    spoilQuery(func(q url.Values) { q.Set("FiscalYear", "2026") }),
+		"function: too long":           spoilQuery(func(q url.Values) { q.Set("ReversalReason", "'001'") }),
+		"function: date as ISO string": spoilQuery(func(q url.Values) { q.Set("PostingDate", "'2026-11-30'") }),
+		"function: wrong method":       {method: http.MethodGet, path: cancel.path, query: cancel.query},
+		"function: a body":             {method: cancel.method, path: cancel.path, query: cancel.query, body: []byte(`{"SupplierInvoice":"1"}`)},
+	} {
+		if v := checkContract(contracts, bad); len(v) == 0 {
+			t.Errorf("%s: not caught", name)
+		} else {
+			t.Logf("%s: %s", name, v[0])
+		}
 	}
 }

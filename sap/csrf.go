@@ -3,6 +3,7 @@ package sap
 import (
 	"context"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 )
@@ -114,7 +115,7 @@ func csrfRequired(h http.Header) bool {
 // answers 403 with "X-CSRF-Token: Required" (token or session expired) it
 // fetches a new token once and resends: a 403 is a refusal, so nothing was
 // posted by the first attempt. A second 403 is returned as is.
-func (c *Client) postOData(ctx context.Context, op, root, path string, body []byte) (*reply, error) {
+func (c *Client) postOData(ctx context.Context, op, root, path string, query url.Values, body []byte) (*reply, error) {
 	tok, err := c.csrfToken(ctx, root, "")
 	if err != nil {
 		return nil, err
@@ -124,6 +125,7 @@ func (c *Client) postOData(ctx context.Context, op, root, path string, body []by
 			op:     op,
 			method: http.MethodPost,
 			path:   path,
+			query:  query,
 			header: http.Header{
 				"Content-Type": {"application/json"},
 				"Accept":       {"application/json"},

@@ -23,6 +23,15 @@ type Match struct {
 	// (by its number; "" when not reversed). A reversed document is not
 	// adopted: the posting it stood for is undone in SAP's books.
 	ReversedBy string
+	// Unproven is set when nothing SAP holds ties the document found to
+	// the posting (a supplier invoice's reversal carries no reference):
+	// it is the posting's only if a call of the posting may have made it.
+	Unproven bool
+	// TakenBy names the document that SAP holds in the posting's place and
+	// that is provably not the posting's: a reversal's original reversed
+	// by another. Found is false then, and the posting cannot be made.
+	// TakenByUser is the SAP user who created it, when SAP says.
+	TakenBy, TakenByUser string
 }
 
 // Reversed reports whether the document found was reversed.

@@ -118,7 +118,7 @@ func (c *Client) PostGoodsMovement(ctx context.Context, gm GoodsMovement) (Docum
 	if err != nil {
 		return Document{}, c.scrub(&Error{Category: Permanent, Op: opPostGoodsMovement, Message: "cannot encode goods movement", Err: err})
 	}
-	r, err := c.postOData(ctx, opPostGoodsMovement, materialDocumentService, materialDocumentHeaderSet, body)
+	r, err := c.postOData(ctx, opPostGoodsMovement, materialDocumentService, materialDocumentHeaderSet, nil, body)
 	if err != nil {
 		return Document{}, err
 	}

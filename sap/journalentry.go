@@ -48,6 +48,10 @@ type JournalEntry struct {
 	// CustomerItems and SupplierItems are lines on customers' and
 	// suppliers' accounts (DebtorItem, CreditorItem).
 	CustomerItems, SupplierItems []JournalEntryPartnerItem
+	// ReversalReferenceDocument makes the entry the reversal of the
+	// journal entry it names by its reference key (ReversalKey), with
+	// ReversalReason; its lines are the original's with opposite signs.
+	ReversalReferenceDocument, ReversalReason string
 	// TestRun sets MessageHeader/TestDataIndicator: SAP checks the entry
 	// and answers with its log, posting nothing (CheckJournalEntry).
 	TestRun bool
@@ -106,6 +110,8 @@ type jeEntry struct {
 	AccountingDocumentType        string          `xml:"AccountingDocumentType"`
 	DocumentReferenceID           string          `xml:"DocumentReferenceID,omitempty"`
 	DocumentHeaderText            string          `xml:"DocumentHeaderText,omitempty"`
+	ReversalReason                string          `xml:"ReversalReason,omitempty"`
+	ReversalReferenceDocument     string          `xml:"ReversalReferenceDocument,omitempty"`
 	CreatedByUser                 string          `xml:"CreatedByUser"`
 	CompanyCode                   string          `xml:"CompanyCode"`
 	DocumentDate                  string          `xml:"DocumentDate"`
@@ -282,6 +288,8 @@ func journalEntryEnvelope(je JournalEntry, now time.Time) ([]byte, error) {
 		AccountingDocumentType:        je.DocumentType,
 		DocumentReferenceID:           je.DocumentReferenceID,
 		DocumentHeaderText:            je.HeaderText,
+		ReversalReason:                je.ReversalReason,
+		ReversalReferenceDocument:     je.ReversalReferenceDocument,
 		CreatedByUser:                 je.CreatedByUser,
 		CompanyCode:                   je.CompanyCode,
 		DocumentDate:                  calendarDay(je.DocumentDate).Format(time.DateOnly),
@@ -489,6 +497,8 @@ func (c *Client) validateJournalEntry(je JournalEntry) error {
 	v.required("DocumentType", je.DocumentType, 5)
 	v.optional("DocumentReferenceID", je.DocumentReferenceID, 16)
 	v.optional("HeaderText", je.HeaderText, 25)
+	v.optional("ReversalReferenceDocument", je.ReversalReferenceDocument, 20)
+	v.optional("ReversalReason", je.ReversalReason, 2)
 	v.required("CreatedByUser", je.CreatedByUser, 12)
 	if len(je.Currency) != 3 {
 		v.fail("Currency must be a 3-letter ISO code")

@@ -69,6 +69,7 @@ var kinds = map[tasks.Kind]kind{
 	tasks.KindSalesOrder:      builder(salesOrderRequest),
 	tasks.KindBillingDocument: builder(billingDocumentRequest),
 	tasks.KindGoodsMovement:   builder(goodsMovementRequest),
+	tasks.KindReversePosting:  builder(reversePostingRequest),
 }
 
 // builder adapts a request builder over the kind's posting type to kind.

@@ -83,7 +83,7 @@ func (c *Client) PostSalesOrder(ctx context.Context, o SalesOrder) (Document, er
 	if err != nil {
 		return Document{}, c.scrub(&Error{Category: Permanent, Op: opPostSalesOrder, Message: "cannot encode sales order", Err: err})
 	}
-	r, err := c.postOData(ctx, opPostSalesOrder, salesOrderService, salesOrderSet, body)
+	r, err := c.postOData(ctx, opPostSalesOrder, salesOrderService, salesOrderSet, nil, body)
 	if err != nil {
 		return Document{}, err
 	}

@@ -93,7 +93,7 @@ func (c *Client) PostSupplierInvoice(ctx context.Context, inv SupplierInvoice) (
 			Message: "cannot encode invoice", Err: err})
 	}
 
-	r, err := c.postOData(ctx, opPostSupplierInvoice, supplierInvoiceService, supplierInvoiceSet, body)
+	r, err := c.postOData(ctx, opPostSupplierInvoice, supplierInvoiceService, supplierInvoiceSet, nil, body)
 	if err != nil {
 		return Document{}, err
 	}

@@ -229,14 +229,29 @@ func (j *Job) PayloadFingerprint() (string, error) {
 // earlier call may already have posted it.
 func (j *Job) Posting() (Posting, error) { return decode(j.Kind, j.Payload) }
 
+// identityJSONer is a posting whose fingerprint is of identityJSON rather
+// than of its whole JSON.
+type identityJSONer interface{ identityJSON() ([]byte, error) }
+
 // Fingerprint identifies a posting's content, so that the same idempotency
 // key with a different payload is detected. It is the SHA-256 of the
 // posting's canonical JSON (struct field order, no insignificant whitespace).
+//
+// A posting that names what it acts on by a handle that may change while
+// the thing does not (a reversal names its original by job_id, and a job
+// the ledger forgot comes back under a new ID) is fingerprinted by what it
+// acts on instead: its identityJSON. The payload stays the whole posting.
 func Fingerprint(p Posting) (string, []byte, error) {
 	canonical, err := json.Marshal(p)
 	if err != nil {
 		return "", nil, err
 	}
-	sum := sha256.Sum256(append([]byte(p.Kind()+"\x00"), canonical...))
+	hashed := canonical
+	if ij, ok := p.(identityJSONer); ok {
+		if hashed, err = ij.identityJSON(); err != nil {
+			return "", nil, err
+		}
+	}
+	sum := sha256.Sum256(append([]byte(p.Kind()+"\x00"), hashed...))
 	return base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(sum[:]), canonical, nil
 }

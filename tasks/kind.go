@@ -49,6 +49,7 @@ var registry = []Spec{
 	salesOrderSpec,
 	billingDocumentSpec,
 	goodsMovementSpec,
+	reversePostingSpec,
 }
 
 // Kinds lists every posting kind sapq accepts.
@@ -198,6 +199,11 @@ func DecodeSubmission(kind Kind, raw []byte) (Posting, SubmitOptions, error) {
 	}
 	if err := p.Validate(); err != nil {
 		return nil, opts, err
+	}
+	if r, ok := p.(Resolver); ok && r.Resolved() {
+		// What sapq resolves is sapq's to fill in: a caller who sent it
+		// could name a document of someone else's.
+		return nil, opts, invalid("original", "is filled in by sapq from job_id; do not send it")
 	}
 	return p, opts, nil
 }

@@ -358,7 +358,42 @@ func (a *attempt) mayHoldPhase() tasks.Phase {
 // post a reversed posting again on its own) and keeps the document, so
 // that it is neither cancelled nor reprocessed.
 func (a *attempt) settleMatch(ctx context.Context, m sap.Match) (bool, error) {
+	taken, by := m.TakenBy, m.TakenByUser
+	if m.Found && m.Unproven && !a.mayHaveSent() {
+		// Nothing ties the document to the posting but a call that may
+		// have made it, and no call of this job can have gone out. It is
+		// another's if another job of the ledger may have made it; if
+		// none, it is this submission's only when a forgotten job of the
+		// same submission may have (a new job is unverified, as
+		// mayHoldPhase says).
+		other, err := a.otherReversal(ctx)
+		switch {
+		case err != nil:
+			return true, err
+		case other != "":
+			taken = m.Document.Number
+			by += " by job " + other
+		case a.mayHoldPhase() != tasks.PhaseSending:
+			taken = m.Document.Number
+		}
+	}
 	switch {
+	case taken != "":
+		a.w.metrics.reconciled(a.job.Kind, "taken")
+		who := ""
+		if by = strings.TrimSpace(by); strings.HasPrefix(by, "by job ") {
+			who = " (made " + by + ")"
+		} else if by != "" {
+			who = " (created by SAP user " + by + ")"
+		}
+		jobErr := tasks.JobError{
+			Code: CodeTaken,
+			Message: fmt.Sprintf("SAP already shows the original reversed by document %s%s, which this reversal did not make; sapq does not reverse it a second time. Nothing was posted for this job.",
+				taken, who),
+			Category: tasks.CategoryPermanent,
+		}
+		a.log.WarnContext(ctx, "SAP shows the original reversed by another document; not posting", "document", taken, "created_by", by)
+		return true, a.fail(ctx, tasks.PhasePending, jobErr, nil)
 	case !m.Found:
 		return false, nil
 	case m.Reversed():
@@ -383,6 +418,23 @@ func (a *attempt) settleMatch(ctx context.Context, m sap.Match) (bool, error) {
 		a.log.InfoContext(ctx, "SAP already holds the document; adopting it", "document", m.Document.Number)
 		return true, a.succeed(ctx, m.Document, true)
 	}
+}
+
+// CodeTaken is the error code of a posting whose place in SAP another
+// document holds: a reversal of a document already reversed by another.
+const CodeTaken = "sapq/already_reversed"
+
+// mayHaveSent reports whether a call of this very job may have reached SAP:
+// the ledger records one whose outcome is unknown, or may have forgotten
+// one (a Redis loss). Unlike mayHoldPhase it does not count a new job as
+// unverified: it decides whether a document that carries nothing of the
+// job's (a supplier invoice's reversal) may be the job's, and a job that
+// never sent cannot have made it. (A job of the same submission that the
+// ledger forgot without a trace is the one case it misses: its reversal
+// then fails the new job as already reversed, naming it; nothing is
+// posted twice.)
+func (a *attempt) mayHaveSent() bool {
+	return a.job.Phase == tasks.PhaseSending || a.claimed.Suspect
 }
 
 // CodeReversed is the error code of a posting whose document SAP holds,

@@ -14,6 +14,7 @@ import (
 
 	"github.com/sapq/sapq/internal/testutil"
 	"github.com/sapq/sapq/mcpfront"
+	"github.com/sapq/sapq/tasks"
 )
 
 // Tool error codes an agent acts on (mcpfront's "sapq/error" codes).
@@ -22,6 +23,7 @@ const (
 	codeInternal    = "internal"
 	codeConflict    = "idempotency_conflict"
 	codeRateLimited = "rate_limited"
+	codeInvalid     = "invalid_argument"
 )
 
 // toolError is the "sapq/error" of a failed tool call: what an agent reads
@@ -30,6 +32,19 @@ type toolError struct {
 	Code              string `json:"code"`
 	Message           string `json:"message"`
 	RetryAfterSeconds int    `json:"retry_after_seconds"`
+	Fields            []struct {
+		Field   string `json:"field"`
+		Message string `json:"message"`
+	} `json:"fields"`
+}
+
+// detail is the message with its field errors.
+func (e toolError) detail() string {
+	s := e.Message
+	for _, f := range e.Fields {
+		s += " " + f.Field + ": " + f.Message + ";"
+	}
+	return s
 }
 
 // retryAfter is how long to wait before calling again: what the tool said
@@ -178,6 +193,26 @@ type keyRun struct {
 	current string // the job the latest submission answered; followed by polls
 	// pollAfter is the wait between polls that sapq asked for.
 	pollAfter time.Duration
+	// original is, for a reversal, the key whose document it reverses;
+	// done is closed once the key's run ended, for a reversal of it to
+	// wait on.
+	original *keyRun
+	done     chan struct{}
+}
+
+// args are the arguments of the key's submission: the plan's, and for a
+// reversal the job of its original as the agent knows it now.
+func (k *keyRun) args() (json.RawMessage, error) {
+	plan := k.out.plan
+	if k.original == nil {
+		return plan.Args, nil
+	}
+	var m map[string]any
+	if err := json.Unmarshal(plan.Args, &m); err != nil {
+		return nil, err
+	}
+	m["job_id"] = k.original.job()
+	return json.Marshal(m)
 }
 
 func (k *keyRun) poll() time.Duration {
@@ -211,14 +246,29 @@ func sleep(ctx context.Context, d time.Duration) bool {
 // or the key was refused.
 func (a *agent) submit(ctx context.Context, k *keyRun) string {
 	plan := k.out.plan
+	refusals := 0
 	for ctx.Err() == nil {
 		var res mcpfront.SubmitResult
-		te, err := a.call(ctx, plan.Spec.tool, plan.Args, &res)
+		args, err := k.args()
+		if err != nil {
+			a.harnessErr(fmt.Errorf("chaos: arguments of key %s: %w", plan.Key, err))
+			return ""
+		}
+		te, err := a.call(ctx, plan.Spec.tool, args, &res)
 		switch {
 		case err != nil || te.Code == codeInternal || te.Code == codeRateLimited:
 			// Redis restarting, the call cut short, or too many calls: an
 			// agent sends the same key and payload again, later.
 			sleep(ctx, te.retryAfter())
+			continue
+		case te.Code == codeInvalid && k.original != nil && refusals < maxReversalRefusals:
+			// The original's job is not (or no longer) succeeded in the
+			// ledger: Redis lost it, or rolled it back. An agent follows
+			// the original again (resubmitting it if it is gone) and names
+			// the job that answers.
+			refusals++
+			a.log.Info("reversal refused; following its original again", "key", plan.Key, "original", k.original.out.plan.Key, "error", te.detail())
+			a.follow(ctx, k.original)
 			continue
 		case te.Code == codeConflict:
 			k.mu.Lock()
@@ -226,7 +276,7 @@ func (a *agent) submit(ctx context.Context, k *keyRun) string {
 			k.mu.Unlock()
 			return ""
 		case te.Code != "":
-			a.harnessErr(fmt.Errorf("chaos: %s refused key %s: %s: %s", plan.Spec.tool, plan.Key, te.Code, te.Message))
+			a.harnessErr(fmt.Errorf("chaos: %s refused key %s: %s: %s", plan.Spec.tool, plan.Key, te.Code, te.detail()))
 			return ""
 		}
 		k.mu.Lock()
@@ -239,6 +289,10 @@ func (a *agent) submit(ctx context.Context, k *keyRun) string {
 	}
 	return ""
 }
+
+// maxReversalRefusals is how often a reversal refused for its original's
+// job is retried after following the original again.
+const maxReversalRefusals = 5
 
 // maxPollEvery caps the wait between polls of a job that takes long.
 const maxPollEvery = 10 * time.Second
@@ -301,7 +355,25 @@ func (a *agent) follow(ctx context.Context, k *keyRun) (last *mcpfront.Posting, 
 // later), then following the job to its end. It reports whether the job
 // ended before the run did.
 func (a *agent) run(ctx context.Context, k *keyRun) bool {
+	defer close(k.done)
 	plan := k.out.plan
+	if o := k.original; o != nil {
+		// A reversal names its original's job once that succeeded.
+		select {
+		case <-o.done:
+		case <-ctx.Done():
+			return false
+		}
+		o.mu.Lock()
+		seen := o.out.seen
+		o.mu.Unlock()
+		if seen == nil || seen.Status != tasks.StatusSucceeded {
+			k.mu.Lock()
+			k.out.skipped = "its original did not succeed"
+			k.mu.Unlock()
+			return true
+		}
+	}
 	var copies sync.WaitGroup
 	if plan.Concurrent {
 		for range plan.Copies - 1 {
@@ -334,6 +406,10 @@ func (a *agent) run(ctx context.Context, k *keyRun) bool {
 // last is the key's final one.
 func (a *agent) audit(ctx context.Context, k *keyRun) (changed bool) {
 	k.mu.Lock()
+	if k.out.skipped != "" {
+		k.mu.Unlock()
+		return false
+	}
 	prev, resubmits := k.out.final, k.out.resubmits
 	if prev == nil {
 		prev = k.out.seen

@@ -231,7 +231,10 @@ func (r *run) run(parent context.Context) (*Report, error) {
 	}
 	keys := make([]*keyRun, len(plan))
 	for i, p := range plan {
-		keys[i] = &keyRun{out: outcome{plan: p}}
+		keys[i] = &keyRun{out: outcome{plan: p}, done: make(chan struct{})}
+		if p.Reverses != nil {
+			keys[i].original = keys[p.Reverses.Index]
+		}
 	}
 
 	// The run's deadline covers submitting and following every posting,

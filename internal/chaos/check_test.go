@@ -223,3 +223,52 @@ func TestCheckAttributesBillingDocumentsByTheirOrders(t *testing.T) {
 		t.Errorf("a billing document of other orders: breaches [%s], want [%s]", got, breachUnattributed)
 	}
 }
+
+// A reversal is attributed by the document it reverses: the key that
+// reverses the original's document owns SAP's one reversal of it (a
+// supplier invoice's carries the original's reference); a second reversal
+// is unattributed, and a reversal key that failed is lost.
+func TestCheckAttributesReversalsByTheirOriginal(t *testing.T) {
+	reversalSpec := &kinds[slices.IndexFunc(kinds, func(s kindSpec) bool { return s.kind == tasks.KindReversePosting })]
+	world := func() (orig, rev *outcome, docs []sim.LedgerDocument) {
+		orig = succeeded(key(1, invoiceSpec, Sound), "5105600001")
+		rev = succeeded(key(2, reversalSpec, Sound), "5105600002")
+		rev.plan.Reverses = orig.plan
+		reversal := docOf(orig, "5105600002")
+		reversal.Reverses = "5105600001"
+		return orig, rev, []sim.LedgerDocument{docOf(orig, "5105600001"), reversal}
+	}
+	orig, rev, docs := world()
+	if v := check([]*outcome{orig, rev}, docs); len(v.breaches) != 0 || v.succeeded != 2 {
+		t.Fatalf("one original, its one reversal: breaches %v, succeeded %d", v.breaches, v.succeeded)
+	}
+	// The original's job forgotten and resubmitted after the reversal: it
+	// finds its document reversed and fails saying so, keeping it.
+	orig, rev, docs = world()
+	orig.final = &mcpfront.Posting{JobID: "job-1b", Status: tasks.StatusFailed, Result: orig.final.Result,
+		Error: &tasks.JobError{Code: "sapq/reversed", Category: tasks.CategoryReversed}}
+	if v := check([]*outcome{orig, rev}, docs); len(v.breaches) != 0 {
+		t.Fatalf("an original found reversed: %v", v.breaches)
+	}
+	// A second reversal of the same document.
+	orig, rev, docs = world()
+	second := docs[1]
+	second.Document = "5105600003"
+	if v := check([]*outcome{orig, rev}, append(docs, second)); !slices.Equal(kindsOf(v), []string{breachDuplicate}) {
+		t.Fatalf("two reversals: %v", kindsOf(v))
+	}
+	// The reversal key failed as already reversed although SAP holds one
+	// reversal, which no other key made: lost.
+	orig, rev, docs = world()
+	failed(rev, tasks.CategoryPermanent, "sapq/already_reversed")
+	if v := check([]*outcome{orig, rev}, docs); !slices.Contains(kindsOf(v), breachFailedPosted) {
+		t.Fatalf("a reversal failed while SAP holds its reversal: %v", kindsOf(v))
+	}
+	// A reversal whose original did not succeed is not submitted.
+	orig, rev, _ = world()
+	failed(orig, tasks.CategoryPermanent, "F5/201")
+	rev.final, rev.seen, rev.skipped = nil, nil, "its original did not succeed"
+	if v := check([]*outcome{orig, rev}, nil); slices.Contains(kindsOf(v), breachLost) && len(v.breaches) != 1 || v.skipped != 1 {
+		t.Fatalf("a skipped reversal: %v skipped %d", kindsOf(v), v.skipped)
+	}
+}

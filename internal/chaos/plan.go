@@ -3,6 +3,7 @@ package chaos
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/sapq/sapq/tasks"
@@ -38,6 +39,10 @@ type keyPlan struct {
 	Concurrent bool
 	// Delays are the pauses before the later copies when not Concurrent.
 	Delays []time.Duration
+	// Reverses is, for a reversal, the key whose document it reverses (an
+	// earlier sound supplier invoice or journal entry of the same agent);
+	// nil otherwise.
+	Reverses *keyPlan
 }
 
 // Identity is the posting's identity as sapq derives its SAP reference.
@@ -67,6 +72,7 @@ func (k *keyPlan) Identity() tasks.Identity {
 func makePlan(n int, callers []string, seed uint64, now time.Time) ([]*keyPlan, error) {
 	g := newGenerator(seed, now)
 	keys := make([]*keyPlan, n)
+	reversed := map[int]bool{}
 	for i := range n {
 		agent := i % len(callers)
 		spec, flaw := &kinds[g.rng.IntN(len(kinds))], Sound
@@ -76,14 +82,29 @@ func makePlan(n int, callers []string, seed uint64, now time.Time) ([]*keyPlan, 
 			pair := flawPairs[(i/flawEvery)%len(flawPairs)]
 			spec, flaw = pair.spec, pair.flaw
 		}
+		var reverses *keyPlan
+		if spec.kind == tasks.KindReversePosting {
+			// The latest original of the agent's that no key reverses yet;
+			// without one, the key is a supplier invoice.
+			of := reversible
+			if flaw == ClosedPeriod {
+				of = reversibleInClosed
+			}
+			if j := originalFor(keys[:i], agent, of, reversed); j < 0 {
+				spec = &kinds[0]
+			} else {
+				reversed[j], reverses = true, keys[j]
+			}
+		}
 		k := &keyPlan{
-			Index:  i,
-			Agent:  agent,
-			Caller: callers[agent],
-			Key:    fmt.Sprintf("chaos-%d-%06d", seed, i),
-			Spec:   spec,
-			Flaw:   flaw,
-			Copies: 1,
+			Index:    i,
+			Agent:    agent,
+			Caller:   callers[agent],
+			Key:      fmt.Sprintf("chaos-%d-%06d", seed, i),
+			Spec:     spec,
+			Flaw:     flaw,
+			Copies:   1,
+			Reverses: reverses,
 		}
 		raw, err := json.Marshal(spec.make(g, k.Key, k.Flaw))
 		if err != nil {
@@ -102,4 +123,17 @@ func makePlan(n int, callers []string, seed uint64, now time.Time) ([]*keyPlan, 
 		keys[i] = k
 	}
 	return keys, nil
+}
+
+// originalFor is the latest of the agent's keys that a reversal can
+// reverse: a sound posting of one of the kinds that no key reverses yet;
+// -1 if there is none.
+func originalFor(earlier []*keyPlan, agent int, of []tasks.Kind, reversed map[int]bool) int {
+	for j := len(earlier) - 1; j >= 0; j-- {
+		k := earlier[j]
+		if k.Agent == agent && k.Flaw == Sound && slices.Contains(of, k.Spec.kind) && !reversed[j] {
+			return j
+		}
+	}
+	return -1
 }

@@ -100,7 +100,21 @@ var kinds = []kindSpec{
 	{tasks.KindSalesOrder, toolOf(tasks.KindSalesOrder), (*generator).salesOrder, []Flaw{UnknownMaterial}},
 	{tasks.KindBillingDocument, toolOf(tasks.KindBillingDocument), (*generator).billingDocument, []Flaw{UnknownSalesOrder, ClosedPeriod}},
 	{tasks.KindGoodsMovement, toolOf(tasks.KindGoodsMovement), (*generator).goodsMovement, []Flaw{StockDeficit}},
+	{tasks.KindReversePosting, toolOf(tasks.KindReversePosting), (*generator).reversal, []Flaw{ClosedPeriod}},
 }
+
+// reversible are the kinds whose sound postings a reversal key may reverse;
+// one into a closed period reverses an FI document only (a material
+// document's refusal is MM's M7/053, not F5/201).
+var (
+	reversible         = []tasks.Kind{tasks.KindSupplierInvoice, tasks.KindJournalEntry, tasks.KindGoodsMovement}
+	reversibleInClosed = []tasks.Kind{tasks.KindSupplierInvoice, tasks.KindJournalEntry}
+)
+
+// laterJobID stands for the job_id of a reversal's original in the plan:
+// the original's job is known only once the run submitted it (see
+// agent.args).
+const laterJobID = "(the original's job, named at run time)"
 
 // toolOf is the submit tool of a kind, as its spec names it.
 func toolOf(k tasks.Kind) string {
@@ -421,6 +435,21 @@ func (g *generator) goodsMovement(key string, flaw Flaw) tasks.Posting {
 		}
 	}
 	return gm
+}
+
+// reversal reverses an earlier sound supplier invoice, journal entry or goods movement of
+// the same agent (makePlan picks it; the run names its job): on the
+// original's date when the reversal gives none, on a day of the month up to
+// today, or into a closed period for ClosedPeriod.
+func (g *generator) reversal(key string, flaw Flaw) tasks.Posting {
+	r := &tasks.ReversePosting{Key: key, JobID: laterJobID}
+	if g.rng.IntN(2) == 0 {
+		r.ReversalReason = "01"
+	}
+	if flaw == ClosedPeriod || g.rng.IntN(2) == 0 {
+		r.PostingDate = g.postingDate(flaw).Format(time.DateOnly)
+	}
+	return r
 }
 
 // customerReference is the customer's purchase order number of a sales

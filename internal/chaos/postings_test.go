@@ -22,8 +22,9 @@ func TestEveryKindHasAGenerator(t *testing.T) {
 		}
 	}
 	for _, s := range kinds {
-		if want := "submit_" + string(s.kind); s.tool != want {
-			t.Errorf("kind %s is submitted with tool %q, want %q", s.kind, s.tool, want)
+		spec, ok := tasks.SpecOf(s.kind)
+		if !ok || s.tool != spec.Tool {
+			t.Errorf("kind %s is submitted with tool %q, want its spec's %q", s.kind, s.tool, spec.Tool)
 		}
 	}
 }
@@ -176,6 +177,13 @@ func facts(t *testing.T, p tasks.Posting) postingFacts {
 		// The billing date is optional (SAP takes today) and is the
 		// invoice's posting date.
 		return postingFacts{key: p.Key, postingDate: p.BillingDate, dateOptional: true, salesOrders: p.SalesDocuments}
+	case *tasks.ReversePosting:
+		// The reversal's posting date is optional (SAP takes the
+		// original's); the original is named at run time.
+		if p.JobID != laterJobID || p.Original != nil {
+			t.Errorf("%s: a planned reversal names job %q, original %+v", p.Key, p.JobID, p.Original)
+		}
+		return postingFacts{key: p.Key, postingDate: p.PostingDate, dateOptional: true}
 	}
 	t.Fatalf("no facts for %T: add a case", p)
 	return postingFacts{}

@@ -89,6 +89,9 @@ func (r *run) report(ctx context.Context, agents []*agent, keys []*keyRun, notes
 		rep.Breaches = append(rep.Breaches, b.String())
 		rep.BreachKinds[b.kind]++
 	}
+	if v.skipped > 0 {
+		rep.Notes = append(rep.Notes, fmt.Sprintf("%d reversals were not submitted: their originals did not succeed", v.skipped))
+	}
 	renewals, errs := 0, 0
 	for _, a := range agents {
 		n, e := a.counts()

@@ -24,6 +24,17 @@ type Service struct {
 	Namespace   string                `json:"namespace"`
 	EntitySets  map[string]string     `json:"entitySets"` // entity set -> entity type
 	EntityTypes map[string]EntityType `json:"entityTypes"`
+	// FunctionImports are the service's function imports (actions such as
+	// Cancel), by name.
+	FunctionImports map[string]FunctionImport `json:"functionImports,omitempty"`
+}
+
+// FunctionImport is an OData V2 function import: the HTTP method it takes
+// (m:HttpMethod) and its parameters, which a client sends as URI literals
+// in the query.
+type FunctionImport struct {
+	HTTPMethod string              `json:"httpMethod"`
+	Parameters map[string]Property `json:"parameters"`
 }
 
 // EntityType is an OData entity type.
@@ -147,6 +158,28 @@ func Load(dir string) (*Contracts, error) {
 
 // odataPrefix is where SAP Gateway publishes OData V2 services.
 const odataPrefix = "/sap/opu/odata/sap/"
+
+// ODataFunction resolves an OData V2 path such as
+// /sap/opu/odata/sap/API_X/Cancel to its service and function import; ok is
+// false when the path names no function import.
+func (c *Contracts) ODataFunction(path string) (svc *Service, name string, ok bool) {
+	rest, found := strings.CutPrefix(path, odataPrefix)
+	if !found {
+		return nil, "", false
+	}
+	service, name, found := strings.Cut(rest, "/")
+	if !found {
+		return nil, "", false
+	}
+	svc, found = c.OData[service]
+	if !found {
+		return nil, "", false
+	}
+	if _, found = svc.FunctionImports[name]; !found {
+		return nil, "", false
+	}
+	return svc, name, true
+}
 
 // ODataTarget resolves an OData V2 path such as
 // /sap/opu/odata/sap/API_X/A_Entity to its service and entity type.

@@ -205,6 +205,67 @@ func (s *Service) CheckQuery(entityType string, q url.Values) []string {
 	return out
 }
 
+// CheckFunctionCall checks a call of a function import: its HTTP method,
+// an empty body, and every parameter in the query declared by the function
+// and given as a URI literal of its declared type (a string in quotes
+// within its length; a date time as datetime'YYYY-MM-DDThh:mm:ss').
+// System query options ($format) and SAP's own (sap-client, sap-language)
+// are not parameters.
+func (s *Service) CheckFunctionCall(name, method string, q url.Values, body []byte) []string {
+	fn, ok := s.FunctionImports[name]
+	if !ok {
+		return []string{fmt.Sprintf("service %s has no function import %s", s.Name, name)}
+	}
+	var out []string
+	if fn.HTTPMethod != "" && !strings.EqualFold(fn.HTTPMethod, method) {
+		out = append(out, fmt.Sprintf("%s takes %s, not %s", name, fn.HTTPMethod, method))
+	}
+	if len(bytes.TrimSpace(body)) != 0 {
+		out = append(out, fmt.Sprintf("%s takes its parameters in the query; the body must be empty", name))
+	}
+	for _, param := range sortedKeys(q) {
+		if strings.HasPrefix(param, "$") || strings.HasPrefix(param, "sap-") {
+			continue
+		}
+		p, ok := fn.Parameters[param]
+		if !ok {
+			out = append(out, fmt.Sprintf("%s has no parameter %s", name, param))
+			continue
+		}
+		for _, v := range q[param] {
+			if msg := p.checkLiteral(v); msg != "" {
+				out = append(out, fmt.Sprintf("%s(%s=%s): %s", name, param, v, msg))
+			}
+		}
+	}
+	return out
+}
+
+var dateTimeLiteral = regexp.MustCompile(`^datetime'\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2})?'$`)
+
+// checkLiteral checks an OData V2 URI literal against the property.
+func (p Property) checkLiteral(v string) string {
+	switch p.Type {
+	case "Edm.String":
+		if len(v) < 2 || v[0] != '\'' || v[len(v)-1] != '\'' {
+			return "a string parameter must be a quoted literal ('...')"
+		}
+		inner := strings.ReplaceAll(v[1:len(v)-1], "''", "'")
+		if p.MaxLength > 0 && utf8.RuneCountInString(inner) > p.MaxLength {
+			return fmt.Sprintf("%d characters, longer than the declared %d", utf8.RuneCountInString(inner), p.MaxLength)
+		}
+	case "Edm.DateTime":
+		if !dateTimeLiteral.MatchString(v) {
+			return "a date time parameter must be a literal datetime'YYYY-MM-DDThh:mm:ss'"
+		}
+	case "Edm.Boolean":
+		if v != "true" && v != "false" {
+			return "a boolean parameter must be true or false"
+		}
+	}
+	return ""
+}
+
 func sortedKeys[V any](m map[string]V) []string {
 	keys := make([]string, 0, len(m))
 	for k := range m {

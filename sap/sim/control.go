@@ -16,6 +16,9 @@ import (
 //	POST /sim/csrf/expire   invalidate every CSRF token issued so far
 //	POST /sim/release       let the oldest request held by a "hold" fault go on (404 when none is held)
 //	POST /sim/periods       open a posting period: {"open":"2026-11"}
+//	POST /sim/reverse       reverse a document as a person in SAP would (Reverse):
+//	                        {"kind":"supplier_invoice","company_code":"1010","document":"5105600001","fiscal_year":"2026"}
+//	                        answers {"reversal":"5105600002"}
 func (s *Server) serveControl(w http.ResponseWriter, r *http.Request) {
 	route := r.Method + " " + strings.TrimSuffix(r.URL.Path, "/")
 	switch route {
@@ -61,6 +64,27 @@ func (s *Server) serveControl(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		w.WriteHeader(http.StatusNoContent)
+	case "POST /sim/reverse":
+		var req struct {
+			Kind        Kind   `json:"kind"`
+			CompanyCode string `json:"company_code"`
+			Document    string `json:"document"`
+			FiscalYear  string `json:"fiscal_year"`
+		}
+		dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<10))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&req); err != nil {
+			writeControlError(w, http.StatusBadRequest, "invalid request: "+err.Error())
+			return
+		}
+		rev, err := s.Reverse(req.Kind, req.CompanyCode, req.Document, req.FiscalYear)
+		if err != nil {
+			writeControlError(w, http.StatusConflict, err.Error())
+			return
+		}
+		writeJSON(w, http.StatusOK, struct {
+			Reversal string `json:"reversal"`
+		}{rev})
 	case "POST /sim/release":
 		if !s.Release() {
 			writeControlError(w, http.StatusNotFound, "no request is held")

@@ -215,7 +215,9 @@ func (inv invoice) json() string {
 // journalEntry is a SOAP journal entry request; rendered with escaping.
 type journalEntry struct {
 	UUID, CompanyCode, PostingDate, DocRef, HeaderText string
-	Items                                              []jeLine
+	// ReversalRef and ReversalReason make the entry a reversal.
+	ReversalRef, ReversalReason string
+	Items                       []jeLine
 }
 
 type jeLine struct{ GL, Amount, Currency, DC, Text, Assignment, CostCenter string }
@@ -252,6 +254,12 @@ func (je journalEntry) xml() string {
 	}
 	if je.HeaderText != "" {
 		b.WriteString(`<DocumentHeaderText>` + esc(je.HeaderText) + `</DocumentHeaderText>`)
+	}
+	if je.ReversalReason != "" {
+		b.WriteString(`<ReversalReason>` + esc(je.ReversalReason) + `</ReversalReason>`)
+	}
+	if je.ReversalRef != "" {
+		b.WriteString(`<ReversalReferenceDocument>` + esc(je.ReversalRef) + `</ReversalReferenceDocument>`)
 	}
 	b.WriteString(`<CreatedByUser>SAPQ_COMM</CreatedByUser><CompanyCode>` + esc(je.CompanyCode) + `</CompanyCode>`)
 	b.WriteString(`<DocumentDate>2026-11-25</DocumentDate><PostingDate>` + esc(je.PostingDate) + `</PostingDate>`)

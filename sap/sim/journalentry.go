@@ -59,6 +59,8 @@ type jeEntry struct {
 	AccountingDocumentType        string          `xml:"AccountingDocumentType"`
 	DocumentReferenceID           string          `xml:"DocumentReferenceID"`
 	DocumentHeaderText            string          `xml:"DocumentHeaderText"`
+	ReversalReason                string          `xml:"ReversalReason"`
+	ReversalReferenceDocument     string          `xml:"ReversalReferenceDocument"`
 	CreatedByUser                 string          `xml:"CreatedByUser"`
 	CompanyCode                   string          `xml:"CompanyCode"`
 	DocumentDate                  string          `xml:"DocumentDate"`
@@ -596,7 +598,59 @@ func (s *Server) validateJournalEntry(p *parsedEntry) []sapMessage {
 	if !balance.IsZero() {
 		msgs = append(msgs, msgBalance(balance, currency))
 	}
+	if je.ReversalReferenceDocument != "" && len(msgs) == 0 {
+		if _, msg := s.reversedEntry(p); msg != nil {
+			msgs = append(msgs, *msg)
+		}
+	}
 	return msgs
+}
+
+// reversedEntry is the journal entry a reversal names by its reference key
+// (document, company code, fiscal year), if it can be reversed by these
+// lines: the original's with the opposite amounts, account by account.
+// Callers hold s.mu.
+func (s *Server) reversedEntry(p *parsedEntry) (*LedgerDocument, *sapMessage) {
+	key, cc := p.entry.ReversalReferenceDocument, p.entry.CompanyCode
+	if len(key) != 18 || key[10:14] != cc {
+		m := msgDocumentUnknown(key, cc, "")
+		return nil, &m
+	}
+	doc, fy := key[:10], key[14:]
+	entry := s.ledgerEntry(KindJournalEntry, cc, doc, fy)
+	if entry == nil {
+		// Document numbers are stored without leading zeros.
+		entry = s.ledgerEntry(KindJournalEntry, cc, strings.TrimLeft(doc, "0"), fy)
+	}
+	if msg := reversible(entry, doc, cc, fy); msg != nil {
+		return nil, msg
+	}
+	net := map[string]decimal.Decimal{}
+	for _, l := range s.books.lines {
+		if l.CompanyCode == cc && l.FiscalYear == fy && l.AccountingDocument == entry.Document {
+			k := l.GLAccount + "/" + l.Customer + "/" + l.Supplier
+			net[k] = net[k].Add(l.Amount)
+		}
+	}
+	co := s.md.CompanyCodes[cc]
+	for _, l := range p.lines {
+		account := l.glAccount
+		switch {
+		case l.customer != "":
+			account = co.ReceivablesAccount
+		case l.supplier != "":
+			account = co.PayablesAccount
+		}
+		k := account + "/" + l.customer + "/" + l.supplier
+		net[k] = net[k].Add(l.amount)
+	}
+	for _, v := range net {
+		if !v.IsZero() {
+			m := sapMessage{Code: "F5/702", Text: fmt.Sprintf("The reversal's lines do not offset those of document %s %s", entry.Document, fy)}
+			return nil, &m
+		}
+	}
+	return entry, nil
 }
 
 // postJournalEntry assigns the document number and writes the line items. Callers
@@ -605,6 +659,10 @@ func (s *Server) postJournalEntry(p *parsedEntry) string {
 	je := &p.entry
 	cc := s.md.CompanyCodes[je.CompanyCode]
 	fy := fmt.Sprint(p.postingDate.Year())
+	var reversed *LedgerDocument
+	if je.ReversalReferenceDocument != "" {
+		reversed, _ = s.reversedEntry(p) // validated before, under the same lock
+	}
 	doc := s.books.nextNumber("SA/"+je.CompanyCode+"/"+fy, firstJournalEntry)
 	now := s.opts.Now()
 	reference := ""
@@ -639,10 +697,24 @@ func (s *Server) postJournalEntry(p *parsedEntry) string {
 		})
 		reference = cmp.Or(reference, l.assignment)
 	}
-	s.books.ledger = append(s.books.ledger, LedgerDocument{
+	entry := LedgerDocument{
 		Kind: KindJournalEntry, Document: doc, FiscalYear: fy, CompanyCode: je.CompanyCode,
 		Reference: reference, PostedAt: now,
-	})
+	}
+	if reversed != nil {
+		// A reversal: its lines and the original's point at each other.
+		for _, l := range s.books.lines {
+			switch {
+			case l.CompanyCode != je.CompanyCode:
+			case l.AccountingDocument == doc && l.FiscalYear == fy:
+				l.IsReversal, l.ReversalReferenceDocument = true, reversed.Document
+			case l.AccountingDocument == reversed.Document && l.FiscalYear == reversed.FiscalYear:
+				l.IsReversed, l.ReversalReferenceDocument = true, doc
+			}
+		}
+		reversed.ReversedBy, entry.Reverses = doc, reversed.Document
+	}
+	s.books.ledger = append(s.books.ledger, entry)
 	s.stats.Posted[KindJournalEntry]++
 	return doc
 }

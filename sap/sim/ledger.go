@@ -248,79 +248,20 @@ func (s *Server) CountByReference(ref string) int {
 	return n
 }
 
-// Reverse reverses a posted document the way a user in SAP does (MR8M for a
-// supplier invoice, FB08 for a journal entry, VF11 for a billing document,
-// MBST for a material document, whose company code is not checked):
-// a reversal document with the opposite amounts and the same assignment, and
-// the original marked reversed. It returns the reversal document's number.
-func (s *Server) Reverse(kind Kind, companyCode, document, fiscalYear string) (string, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if kind == KindGoodsMovement {
-		c, msg := s.cancelMaterialDocument(document, fiscalYear, time.Time{})
-		if msg != nil {
-			return "", fmt.Errorf("sim: %s %s", msg.Code, msg.Text)
-		}
-		return c.MaterialDocument, nil
-	}
-	if kind == KindBillingDocument {
-		d := s.books.sales.billingByNo[alpha(document)]
-		if d == nil || d.CompanyCode != companyCode || d.FiscalYear != fiscalYear {
-			return "", fmt.Errorf("sim: no %s %s %s/%s", kind, companyCode, document, fiscalYear)
-		}
-		c, msg := s.cancelBilling(document)
-		if msg != nil {
-			return "", fmt.Errorf("sim: %s %s", msg.Code, msg.Text)
-		}
-		return c.BillingDocument, nil
-	}
-	var entry *LedgerDocument
-	for i := range s.books.ledger {
-		d := &s.books.ledger[i]
-		if d.Kind == kind && d.CompanyCode == companyCode && d.Document == document && d.FiscalYear == fiscalYear && d.Reverses == "" {
-			entry = d
-		}
-	}
-	switch {
-	case entry == nil:
-		return "", fmt.Errorf("sim: no %s %s %s/%s", kind, companyCode, document, fiscalYear)
-	case entry.ReversedBy != "":
-		return "", fmt.Errorf("sim: %s %s is already reversed by %s", kind, document, entry.ReversedBy)
-	}
-	now := s.opts.Now()
-	fiDoc := document
-	var reversal string
-	switch kind {
-	case KindSupplierInvoice:
-		var inv *supplierInvoice
-		for _, i := range s.books.invoices {
-			if i.SupplierInvoice == document && i.FiscalYear == fiscalYear {
-				inv = i
-			}
-		}
-		rev := *inv
-		rev.SupplierInvoice = s.books.nextNumber("RBKP/"+fiscalYear, firstSupplierInvoice)
-		rev.AccountingDocument = s.books.nextNumber("RE/"+companyCode+"/"+fiscalYear, firstInvoiceFIDoc)
-		rev.IsReversal, rev.ReverseDocument, rev.ReverseDocumentFiscalYear = true, "", ""
-		inv.IsReversed, inv.ReverseDocument, inv.ReverseDocumentFiscalYear = true, rev.SupplierInvoice, fiscalYear
-		s.books.addInvoice(&rev)
-		fiDoc, reversal = inv.AccountingDocument, rev.SupplierInvoice
-		s.reverseLines(companyCode, fiscalYear, fiDoc, rev.AccountingDocument, now)
-	case KindJournalEntry:
-		reversal = s.books.nextNumber("SA/"+companyCode+"/"+fiscalYear, firstJournalEntry)
-		s.reverseLines(companyCode, fiscalYear, fiDoc, reversal, now)
-	default:
-		return "", fmt.Errorf("sim: %s documents cannot be reversed", kind)
-	}
-	entry.ReversedBy = reversal
-	s.books.ledger = append(s.books.ledger, LedgerDocument{Kind: kind, Document: reversal, FiscalYear: fiscalYear,
-		CompanyCode: companyCode, Reference: entry.Reference, PostedAt: now, Reverses: document})
-	return reversal, nil
+// reversalLine is what a reversal's lines take from the reversal rather
+// than from the original: when and by whom it was made, its posting date
+// (zero: the original's) and, for an invoice, the reversal invoice that
+// its FI document belongs to.
+type reversalLine struct {
+	at                time.Time
+	user              string
+	postingDate       time.Time
+	referenceDocument string
 }
 
 // reverseLines writes the reversal FI document of an FI document: each line
 // with the opposite amount, the assignment kept. Callers hold s.mu.
-func (s *Server) reverseLines(companyCode, fiscalYear, document, reversal string, now time.Time) {
+func (s *Server) reverseLines(companyCode, fiscalYear, document, reversal string, rl reversalLine) {
 	var added []*glLine
 	for _, l := range s.books.lines {
 		if l.CompanyCode != companyCode || l.FiscalYear != fiscalYear || l.AccountingDocument != document {
@@ -328,7 +269,14 @@ func (s *Server) reverseLines(companyCode, fiscalYear, document, reversal string
 		}
 		l.IsReversed, l.ReversalReferenceDocument = true, reversal
 		r := *l
-		r.AccountingDocument, r.Amount, r.CreationDateTime = reversal, l.Amount.Neg(), now
+		r.AccountingDocument, r.Amount, r.CreationDateTime = reversal, l.Amount.Neg(), rl.at
+		r.CreatedByUser = rl.user
+		if !rl.postingDate.IsZero() {
+			r.PostingDate = rl.postingDate
+		}
+		if rl.referenceDocument != "" {
+			r.ReferenceDocument = rl.referenceDocument
+		}
 		r.DebitCreditCode = map[string]string{"S": "H", "H": "S"}[l.DebitCreditCode]
 		r.IsReversed, r.IsReversal, r.ReversalReferenceDocument = false, true, document
 		added = append(added, &r)

@@ -119,7 +119,10 @@ type materialDocument struct {
 	HeaderText, ReferenceDocument string
 	PostingDate, DocumentDate     time.Time
 	CreatedAt                     time.Time
-	Items                         []materialDocumentItem
+	// CreatedBy is the SAP user who posted it: the communication user,
+	// or a clerk who cancelled it by hand (Server.Reverse).
+	CreatedBy string
+	Items     []materialDocumentItem
 	// CompanyCode is the plants' company code (of the first item).
 	CompanyCode string
 }
@@ -151,7 +154,7 @@ func (d *materialDocument) properties() object {
 		{"PostingDate", formatEdmDate(d.PostingDate)},
 		{"CreationDate", formatEdmDate(dateOnly(d.CreatedAt))},
 		{"CreationTime", d.CreatedAt.UTC().Format("PT15H04M05S")},
-		{"CreatedByUser", "SAPQ_COMM"},
+		{"CreatedByUser", d.CreatedBy},
 		{"MaterialDocumentHeaderText", d.HeaderText},
 		{"ReferenceDocument", d.ReferenceDocument},
 		{"VersionForPrintingSlip", ""},
@@ -494,7 +497,7 @@ func (s *Server) validateMaterialDocument(p *materialDocumentPayload) (*material
 	d := &materialDocument{
 		Year: strconv.Itoa(p.PostingDate.t.Year()), GoodsMovementCode: p.GoodsMovementCode,
 		HeaderText: p.MaterialDocumentHeaderText, ReferenceDocument: p.ReferenceDocument,
-		PostingDate: p.PostingDate.t, DocumentDate: p.DocumentDate.t, CreatedAt: now,
+		PostingDate: p.PostingDate.t, DocumentDate: p.DocumentDate.t, CreatedAt: now, CreatedBy: s.opts.User,
 	}
 	if !p.DocumentDate.set {
 		d.DocumentDate = d.PostingDate
@@ -662,7 +665,7 @@ func (s *Server) cancelMaterialDocumentFunction(w http.ResponseWriter, r *http.R
 		postingDate = dateOnly(d)
 	}
 	s.mu.Lock()
-	c, msg := s.cancelMaterialDocument(no, year, postingDate)
+	c, msg := s.cancelMaterialDocument(no, year, postingDate, s.opts.User)
 	if msg != nil {
 		s.stats.Rejected[KindGoodsMovement]++
 	}
@@ -682,9 +685,9 @@ func (s *Server) cancelMaterialDocumentFunction(w http.ResponseWriter, r *http.R
 // original's items marked cancelled, the stock moved back (refused with
 // M7/021 if what was received has been issued since). It keeps the
 // original's header text, which a look-up by header text must therefore
-// tell apart. postingDate zero posts it on the original's date. Callers
-// hold s.mu.
-func (s *Server) cancelMaterialDocument(number, year string, postingDate time.Time) (*materialDocument, *sapMessage) {
+// tell apart. postingDate zero posts it on the original's date; user is
+// who cancels it (CreatedByUser of the cancellation). Callers hold s.mu.
+func (s *Server) cancelMaterialDocument(number, year string, postingDate time.Time, user string) (*materialDocument, *sapMessage) {
 	s.stockBooks()
 	d := s.books.materials.byKey[year+"/"+number]
 	if d == nil {
@@ -715,7 +718,7 @@ func (s *Server) cancelMaterialDocument(number, year string, postingDate time.Ti
 	c := &materialDocument{
 		Year: strconv.Itoa(postingDate.Year()), GoodsMovementCode: d.GoodsMovementCode, HeaderText: d.HeaderText,
 		ReferenceDocument: d.ReferenceDocument, PostingDate: postingDate, DocumentDate: d.DocumentDate, CreatedAt: now,
-		CompanyCode: d.CompanyCode,
+		CompanyCode: d.CompanyCode, CreatedBy: user,
 	}
 	c.MaterialDocument = s.books.nextNumber("MKPF/"+c.Year, firstMaterialDocument)
 	for i := range d.Items {

@@ -206,6 +206,18 @@ type edmSchema struct {
 			Name       string `xml:"Name,attr"`
 			EntityType string `xml:"EntityType,attr"`
 		} `xml:"EntitySet"`
+		FunctionImports []struct {
+			Name       string `xml:"Name,attr"`
+			HTTPMethod string `xml:"http://schemas.microsoft.com/ado/2007/08/dataservices/metadata HttpMethod,attr"`
+			Parameters []struct {
+				Name      string `xml:"Name,attr"`
+				Type      string `xml:"Type,attr"`
+				MaxLength string `xml:"MaxLength,attr"`
+				Precision string `xml:"Precision,attr"`
+				Scale     string `xml:"Scale,attr"`
+				Nullable  string `xml:"Nullable,attr"`
+			} `xml:"Parameter"`
+		} `xml:"FunctionImport"`
 	} `xml:"EntityContainer"`
 }
 
@@ -262,6 +274,17 @@ func readEDMX(path string) (*sapcontract.Service, error) {
 		for _, c := range s.Containers {
 			for _, es := range c.EntitySets {
 				svc.EntitySets[es.Name] = local(es.EntityType)
+			}
+			for _, fi := range c.FunctionImports {
+				if svc.FunctionImports == nil {
+					svc.FunctionImports = map[string]sapcontract.FunctionImport{}
+				}
+				f := sapcontract.FunctionImport{HTTPMethod: fi.HTTPMethod, Parameters: map[string]sapcontract.Property{}}
+				for _, p := range fi.Parameters {
+					f.Parameters[p.Name] = sapcontract.Property{Type: p.Type, MaxLength: atoi(p.MaxLength),
+						Precision: atoi(p.Precision), Scale: atoi(p.Scale), NotNull: p.Nullable == "false"}
+				}
+				svc.FunctionImports[fi.Name] = f
 			}
 		}
 		for _, et := range s.EntityTypes {
