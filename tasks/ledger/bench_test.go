@@ -2,6 +2,7 @@ package ledger_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"sync/atomic"
 	"testing"
@@ -53,6 +54,57 @@ func BenchmarkSubmit(b *testing.B) {
 		for b.Loop() {
 			if _, replayed, err := l.Submit(ctx, "bench", p); err != nil || !replayed {
 				b.Fatal(err, replayed)
+			}
+		}
+	})
+}
+
+// BenchmarkTaskPayload measures building and parsing an asynq task's
+// payload (the job's ID, caller, run and posting) against the baseline of a
+// plain asynq payload of the same posting, marshalled and unmarshalled as a
+// struct with the posting as json.RawMessage, in the same run:
+//
+//	go test ./tasks/ledger -run '^$' -bench TaskPayload -benchmem
+func BenchmarkTaskPayload(b *testing.B) {
+	posting, err := json.Marshal(taskstest.JournalEntry("payload"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	p := ledger.TaskPayload{JobID: "01a23644-552a-741e-a51c-a2097ed04ac7", Caller: "alice", Run: 2, Posting: posting}
+	type plain struct {
+		Posting json.RawMessage `json:"posting"`
+	}
+	b.Run("baseline=plain-marshal", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := json.Marshal(plain{Posting: posting}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("build", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := ledger.BuildTaskPayload(p); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	raw, _ := ledger.BuildTaskPayload(p)
+	b.Run("baseline=plain-unmarshal", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			var v plain
+			if err := json.Unmarshal(raw, &v); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("parse", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := ledger.ParseTaskPayload(raw); err != nil {
+				b.Fatal(err)
 			}
 		}
 	})
