@@ -54,9 +54,10 @@ const checkServer = serverNow + `local seq = redis.call('HINCRBY', KEYS[1], 'seq
 local runid = ''
 local info = redis.pcall('INFO', 'server')
 if type(info) == 'string' then runid = string.match(info, 'run_id:(%x+)') or '' end
-local loss = tonumber(redis.call('HGET', KEYS[1], 'loss_ms') or '0')
-local lossus = tonumber(redis.call('HGET', KEYS[1], 'loss_us') or '0')
-if runid ~= '' and redis.call('HGET', KEYS[1], 'run_id') ~= runid then
+local shardm = redis.call('HMGET', KEYS[1], 'loss_ms', 'loss_us', 'run_id')
+local loss = tonumber(shardm[1] or '0')
+local lossus = tonumber(shardm[2] or '0')
+if runid ~= '' and shardm[3] ~= runid then
   loss, lossus = now, nowus
   redis.call('HSET', KEYS[1], 'run_id', runid, 'loss_ms', now, 'loss_us', nowus)
 end
