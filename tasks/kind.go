@@ -185,7 +185,7 @@ var submitOptionFields = jsonFields(reflect.TypeOf(SubmitOptions{}))
 // the SubmitOptions beside the posting's fields.
 func DecodeSubmission(kind Kind, raw []byte) (Posting, SubmitOptions, error) {
 	var opts SubmitOptions
-	p, err := decodeWith(kind, raw, submitOptionFields)
+	p, sawOptions, err := decodeWith(kind, raw, submitOptionFields)
 	if err != nil {
 		var shape *ValidationError
 		if errors.As(err, &shape) && len(raw) <= MaxPayloadBytes {
@@ -193,9 +193,12 @@ func DecodeSubmission(kind Kind, raw []byte) (Posting, SubmitOptions, error) {
 		}
 		return nil, opts, err
 	}
-	// The shape check has typed the options' fields already.
-	if err := json.Unmarshal(raw, &opts); err != nil {
-		return nil, opts, invalid("", err.Error())
+	// The shape check has typed the options' fields already; without any,
+	// there is nothing to read a second time.
+	if sawOptions {
+		if err := json.Unmarshal(raw, &opts); err != nil {
+			return nil, opts, invalid("", err.Error())
+		}
 	}
 	if err := p.Validate(); err != nil {
 		return nil, opts, err
@@ -249,11 +252,16 @@ func newPosting(kind Kind) Posting {
 }
 
 // decode is Decode without the validation of the content.
-func decode(kind Kind, raw []byte) (Posting, error) { return decodeWith(kind, raw, nil) }
+func decode(kind Kind, raw []byte) (Posting, error) {
+	p, _, err := decodeWith(kind, raw, nil)
+	return p, err
+}
 
-func decodeWith(kind Kind, raw []byte, extra map[string]reflect.Type) (Posting, error) {
+// decodeWith decodes a posting with the top-level fields of extra beside
+// its own; sawExtra is false only if none of them was present.
+func decodeWith(kind Kind, raw []byte, extra map[string]reflect.Type) (_ Posting, sawExtra bool, _ error) {
 	if len(raw) > MaxPayloadBytes {
-		return nil, invalid("", fmt.Sprintf("request is %d bytes; the limit is %d bytes", len(raw), MaxPayloadBytes))
+		return nil, false, invalid("", fmt.Sprintf("request is %d bytes; the limit is %d bytes", len(raw), MaxPayloadBytes))
 	}
 	p := newPosting(kind)
 	if p == nil {
@@ -261,10 +269,11 @@ func decodeWith(kind Kind, raw []byte, extra map[string]reflect.Type) (Posting, 
 		for i, k := range Kinds {
 			names[i] = string(k)
 		}
-		return nil, invalid("kind", fmt.Sprintf("unknown posting kind %q; known kinds: %s", kind, strings.Join(names, ", ")))
+		return nil, false, invalid("kind", fmt.Sprintf("unknown posting kind %q; known kinds: %s", kind, strings.Join(names, ", ")))
 	}
-	if err := decodeStrict(raw, p, extra); err != nil {
-		return nil, err
+	sawExtra, err := decodeStrict(raw, p, extra)
+	if err != nil {
+		return nil, sawExtra, err
 	}
-	return p, nil
+	return p, sawExtra, nil
 }

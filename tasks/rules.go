@@ -248,12 +248,11 @@ func (c *checker) checkStruct(v reflect.Value, prefix string, ctx fieldContext) 
 	// struct are checked: read them first, report them in their place.
 	var scratch checker
 	for _, f := range rules {
-		s := v.FieldByIndex(f.index).String()
 		switch f.rule.Kind {
 		case RuleCurrency:
-			ctx.currencyDigits = scratch.checkCurrencyRule("", s, f.rule.Required)
+			ctx.currencyDigits = scratch.checkCurrencyRule("", v.FieldByIndex(f.index).String(), f.rule.Required)
 		case RuleUnit:
-			ctx.unitDecimals = scratch.checkUnit("", s, f.rule.Required)
+			ctx.unitDecimals = scratch.checkUnit("", v.FieldByIndex(f.index).String(), f.rule.Required)
 		}
 	}
 	for _, f := range rules {
@@ -273,10 +272,11 @@ func (c *checker) checkStruct(v reflect.Value, prefix string, ctx fieldContext) 
 				c.add(path, "must have at most %d %s, got %d", r.Max, noun, n)
 			}
 			for i := range fv.Len() {
+				at := path + "[" + strconv.Itoa(i) + "]"
 				if r.Elem != nil {
-					c.checkValue(fmt.Sprintf("%s[%d]", path, i), fv.Index(i).String(), *r.Elem, ctx)
+					c.checkValue(at, fv.Index(i).String(), *r.Elem, ctx)
 				} else {
-					c.checkStruct(fv.Index(i), fmt.Sprintf("%s[%d].", path, i), ctx)
+					c.checkStruct(fv.Index(i), at+".", ctx)
 				}
 			}
 			continue

@@ -23,14 +23,31 @@ import (
 // Invalid UTF-8 is refused, never repaired: encoding/json would replace each
 // bad byte by U+FFFD, so the bytes are checked first, and the field holding
 // them is named.
-func DecodeStrict(raw []byte, v any) error { return decodeStrict(raw, v, nil) }
+func DecodeStrict(raw []byte, v any) error { _, err := decodeStrict(raw, v, nil); return err }
 
 // decodeStrict is DecodeStrict that also accepts the top-level fields of
-// extra (checked for their JSON type, decoded by the caller).
-func decodeStrict(raw []byte, v any, extra map[string]reflect.Type) error {
+// extra (checked for their JSON type, decoded by the caller); sawExtra is
+// false only if none of them was present.
+func decodeStrict(raw []byte, v any, extra map[string]reflect.Type) (sawExtra bool, err error) {
 	if reflect.TypeOf(v) == nil {
-		return errors.New("tasks: DecodeStrict into nil")
+		return false, errors.New("tasks: DecodeStrict into nil")
 	}
+	// The common case, a well-formed request of the right shape, is told
+	// without allocating (strictfast.go). Its shape being right, the
+	// decoder finds no unknown field, and nothing follows the object.
+	if utf8.Valid(raw) {
+		if ok, saw := fastShapeOK(raw, reflect.TypeOf(v), extra); ok {
+			if err := json.Unmarshal(raw, v); err != nil {
+				return saw, decodeError(err)
+			}
+			return saw, nil
+		}
+	}
+	return true, decodeStrictSlow(raw, v, extra)
+}
+
+// decodeStrictSlow checks the shape token by token, naming every error.
+func decodeStrictSlow(raw []byte, v any, extra map[string]reflect.Type) error {
 	c := checker{badUTF8: invalidUTF8(raw, MaxFieldErrors), extra: extra}
 	err := checkShape(newTokenizer(raw), reflect.TypeOf(v), "", &c)
 	if err == nil && len(c.badUTF8) > 0 {
@@ -211,19 +228,26 @@ func jsonFields(t reflect.Type) map[string]reflect.Type {
 			maps.Copy(out, jsonFields(f.Type))
 			continue
 		}
-		if !f.IsExported() {
-			continue
+		if name, ok := jsonName(f); ok {
+			out[name] = f.Type
 		}
-		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
-		switch name {
-		case "-":
-			continue
-		case "":
-			name = f.Name
-		}
-		out[name] = f.Type
 	}
 	return out
+}
+
+// jsonName is the JSON name of a struct field, false if it has none.
+func jsonName(f reflect.StructField) (string, bool) {
+	if !f.IsExported() {
+		return "", false
+	}
+	name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+	switch name {
+	case "-":
+		return "", false
+	case "":
+		return f.Name, true
+	}
+	return name, true
 }
 
 // skipValue consumes one whole value.

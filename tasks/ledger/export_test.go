@@ -36,3 +36,6 @@ func NoWaitRecheck(t testing.TB) {
 	waitRecheck = time.Hour
 	t.Cleanup(func() { waitRecheck = old })
 }
+
+// BuildTaskPayload encodes a task's payload as Submit does.
+var BuildTaskPayload = buildTaskPayload

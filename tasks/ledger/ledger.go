@@ -102,6 +102,7 @@ type Ledger struct {
 	log       *slog.Logger
 	seq       seqWatch
 	notify    *notifier
+	unmarks   *unmarker
 }
 
 // New returns a Ledger over the given Redis client.
@@ -133,14 +134,16 @@ func New(opts Options) (*Ledger, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	return &Ledger{
+	l := &Ledger{
 		rdb:       opts.Redis,
 		client:    asynq.NewClientFromRedisClient(opts.Redis),
 		inspector: asynq.NewInspectorFromRedisClient(opts.Redis),
 		opts:      opts,
 		log:       opts.Logger.With("component", "ledger"),
 		notify:    newNotifier(opts.Redis),
-	}, nil
+	}
+	l.unmarks = newUnmarker(l)
+	return l, nil
 }
 
 // Close ends the ledger's subscription to job notifications (see Wait),
@@ -171,6 +174,9 @@ type TaskPayload struct {
 	Run     int             `json:"run"`
 	Posting json.RawMessage `json:"posting"`
 }
+
+// buildTaskPayload encodes an asynq task's payload.
+func buildTaskPayload(p TaskPayload) ([]byte, error) { return json.Marshal(p) }
 
 // ParseTaskPayload decodes an asynq task's payload.
 func ParseTaskPayload(b []byte) (TaskPayload, error) {

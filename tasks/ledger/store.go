@@ -200,17 +200,29 @@ if not id then
   redis.call('SET', KEYS[1], ARGV[1])
   local status = 'queued'
   if ARGV[8] ~= '' then status = 'awaiting_approval' end
-  redis.call('HSET', KEYS[2], 'id', ARGV[1], 'caller', ARGV[2], 'kind', ARGV[3], 'key', ARGV[4],
+  -- One HSET of every field the job starts with.
+  local fields = {'id', ARGV[1], 'caller', ARGV[2], 'kind', ARGV[3], 'key', ARGV[4],
     'fingerprint', ARGV[5], 'payload', ARGV[6], 'status', status, 'phase', 'pending',
-    'attempts', 0, 'gen', 0, 'run', 0, 'created_ms', ARGV[7], 'updated_ms', ARGV[7], 'written_us', nowus)
-  if ARGV[10] ~= '' then redis.call('HSET', KEYS[2], 'traceparent', ARGV[10]) end
+    'attempts', 0, 'gen', 0, 'run', 0, 'created_ms', ARGV[7], 'updated_ms', ARGV[7], 'written_us', nowus}
+  if ARGV[10] ~= '' then
+    table.insert(fields, 'traceparent')
+    table.insert(fields, ARGV[10])
+  end
+  if ARGV[8] ~= '' then
+    table.insert(fields, 'approval')
+    table.insert(fields, ARGV[8])
+    table.insert(fields, 'approval_expires_ms')
+    table.insert(fields, ARGV[9])
+  end
+  redis.call('HSET', KEYS[2], unpack(fields))
   redis.call('ZADD', KEYS[3], 0, ARGV[1])
   redis.call('ZADD', KEYS[4], 0, ARGV[1])
   if ARGV[8] ~= '' then
-    redis.call('HSET', KEYS[2], 'approval', ARGV[8], 'approval_expires_ms', ARGV[9])
     redis.call('ZADD', KEYS[6], ARGV[9], ARGV[1])
   else
+    -- Just marked: no need to ask.
     redis.call('ZADD', KEYS[5], ARGV[7], ARGV[1])
+    return {1, redis.call('HGETALL', KEYS[2]), 1}
   end
 end
 local unenqueued = 0
@@ -250,10 +262,11 @@ return 'ok'
 // Returns {verdict, job hash, server now_ms, loss_ms, seq, loss_us} or
 // {'missing'}.
 var claimScript = redis.NewScript(checkServer + publish + `
-if redis.call('EXISTS', KEYS[2]) == 0 then return {'missing'} end
-local st = redis.call('HGET', KEYS[2], 'status')
-local ph = redis.call('HGET', KEYS[2], 'phase')
-local run = tonumber(redis.call('HGET', KEYS[2], 'run') or '0')
+local f = redis.call('HMGET', KEYS[2], 'status', 'phase', 'run', 'id')
+-- Every job hash has an id; only a hash without one needs asking.
+if not f[4] and redis.call('EXISTS', KEYS[2]) == 0 then return {'missing'} end
+local st, ph = f[1], f[2]
+local run = tonumber(f[3] or '0')
 local verdict = 'ok'
 if st == 'cancelled' then verdict = 'cancelled'
 elseif ph == 'posted' then verdict = 'posted'
@@ -261,9 +274,9 @@ elseif st == 'failed' then verdict = 'failed'
 elseif st == 'awaiting_approval' or st == 'rejected' then verdict = 'unapproved'
 elseif run ~= tonumber(ARGV[2]) then verdict = 'stale'
 else
-  redis.call('ZREM', KEYS[3], redis.call('HGET', KEYS[2], 'id'))
+  redis.call('ZREM', KEYS[3], f[4])
   redis.call('HSET', KEYS[2], 'status', 'running', 'updated_ms', ARGV[1])
-  if st ~= 'running' then publish(redis.call('HGET', KEYS[2], 'id')) end
+  if st ~= 'running' then publish(f[4]) end
 end
 return {verdict, redis.call('HGETALL', KEYS[2]), now, loss, seq, lossus}
 `)
@@ -278,8 +291,9 @@ return {verdict, redis.call('HGETALL', KEYS[2]), now, loss, seq, lossus}
 // destination, reference, settle_ms.
 // Returns {verdict, attempts, gen, server now_ms, loss_ms, seq}.
 var beginSendScript = redis.NewScript(checkServer + `
-if redis.call('EXISTS', KEYS[2]) == 0 then return {'missing'} end
-local f = redis.call('HMGET', KEYS[2], 'status', 'phase', 'attempts', 'gen', 'run', 'send_token')
+local f = redis.call('HMGET', KEYS[2], 'status', 'phase', 'attempts', 'gen', 'run', 'send_token', 'destination', 'id')
+-- Every job hash has an id; only a hash without one needs asking.
+if not f[8] and redis.call('EXISTS', KEYS[2]) == 0 then return {'missing'} end
 if f[6] == ARGV[4] then return {'ok', tonumber(f[3]), tonumber(f[4]), now, loss, seq} end
 if f[1] == 'cancelled' then return {'cancelled'} end
 if f[2] == 'posted' then return {'posted'} end
@@ -291,11 +305,15 @@ if loss > 0 and now < loss + tonumber(ARGV[7]) then return {'loss_window', 0, 0,
 local attempts = tonumber(f[3]) + 1
 local gen = tonumber(f[4] or '0')
 if attempts > 1 and f[2] == 'pending' then gen = gen + 1 end
-redis.call('HSET', KEYS[2], 'status', 'running', 'phase', 'sending', 'send_started_ms', now,
-  'updated_ms', ARGV[1], 'written_us', nowus, 'attempts', attempts, 'gen', gen, 'send_token', ARGV[4])
-if not redis.call('HGET', KEYS[2], 'destination') then
-  redis.call('HSET', KEYS[2], 'destination', ARGV[5], 'reference', ARGV[6])
+local fields = {'status', 'running', 'phase', 'sending', 'send_started_ms', now,
+  'updated_ms', ARGV[1], 'written_us', nowus, 'attempts', attempts, 'gen', gen, 'send_token', ARGV[4]}
+if not f[7] then
+  table.insert(fields, 'destination')
+  table.insert(fields, ARGV[5])
+  table.insert(fields, 'reference')
+  table.insert(fields, ARGV[6])
 end
+redis.call('HSET', KEYS[2], unpack(fields))
 return {'ok', attempts, gen, now, loss, seq}
 `)
 
@@ -316,8 +334,9 @@ return {'ok', attempts, gen, now, loss, seq}
 // send token (” before a call), run, the shard's loss_us when the delivery
 // claimed.
 var finishScript = redis.NewScript(checkServerAt(5) + publish + `
-if redis.call('EXISTS', KEYS[1]) == 0 then return 'missing' end
-local f = redis.call('HMGET', KEYS[1], 'status', 'phase', 'attempts', 'send_token', 'run', 'error')
+local f = redis.call('HMGET', KEYS[1], 'status', 'phase', 'attempts', 'send_token', 'run', 'error', 'id')
+-- Every job hash has an id; only a hash without one needs asking.
+if not f[7] and redis.call('EXISTS', KEYS[1]) == 0 then return 'missing' end
 if ARGV[2] ~= 'posted' then
   if f[2] == 'posted' then return 'posted' end
   if f[1] == 'cancelled' or f[1] == 'rejected' then return 'cancelled' end
@@ -332,15 +351,24 @@ if ARGV[2] ~= 'posted' then
     return 'stale'
   end
 end
-redis.call('HSET', KEYS[1], 'status', ARGV[1], 'phase', ARGV[2], 'updated_ms', ARGV[5], 'written_us', nowus)
-if ARGV[1] == 'failed' then
-  redis.call('ZADD', KEYS[4], ARGV[5], redis.call('HGET', KEYS[1], 'id'))
-else
-  redis.call('ZREM', KEYS[4], redis.call('HGET', KEYS[1], 'id'))
+local fields = {'status', ARGV[1], 'phase', ARGV[2], 'updated_ms', ARGV[5], 'written_us', nowus}
+if ARGV[3] ~= '' then
+  table.insert(fields, 'result')
+  table.insert(fields, ARGV[3])
 end
-publish(redis.call('HGET', KEYS[1], 'id'))
-if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], 'result', ARGV[3]) end
-if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], 'error', ARGV[4]) else redis.call('HDEL', KEYS[1], 'error') end
+if ARGV[4] ~= '' then
+  table.insert(fields, 'error')
+  table.insert(fields, ARGV[4])
+elseif f[6] then
+  redis.call('HDEL', KEYS[1], 'error')
+end
+redis.call('HSET', KEYS[1], unpack(fields))
+if ARGV[1] == 'failed' then
+  redis.call('ZADD', KEYS[4], ARGV[5], f[7])
+else
+  redis.call('ZREM', KEYS[4], f[7])
+end
+publish(f[7])
 local ttl = tonumber(ARGV[6])
 if ttl > 0 then
   redis.call('PEXPIRE', KEYS[1], ttl)

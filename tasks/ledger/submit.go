@@ -2,7 +2,6 @@ package ledger
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -84,9 +83,17 @@ func (l *Ledger) submit(ctx context.Context, caller string, p tasks.Posting, app
 		return tasks.Job{}, false, &ConflictError{JobID: job.ID, Key: p.IdempotencyKey()}
 	}
 	if unenqueued {
-		if err := l.enqueue(ctx, job); err != nil {
+		switch unmark, err := l.place(ctx, job); {
+		case err != nil:
 			// The job is recorded and marked unenqueued: the Sweeper retries.
 			l.log.Warn("enqueue failed; the sweeper will retry", "job_id", job.ID, "err", err)
+		case unmark:
+			// Cleared in one round trip with the marks of the submissions
+			// confirmed meanwhile.
+			k, _ := keysOf(job.ID)
+			if err := l.unmarks.clear(ctx, k); err != nil {
+				l.log.Warn("clearing the enqueued job's mark failed; the sweeper will confirm it", "job_id", job.ID, "err", err)
+			}
 		}
 	}
 	return job, !created, nil
@@ -149,14 +156,28 @@ func (l *Ledger) awaitingEnqueue(ctx context.Context, id string) bool {
 	return ok && l.rdb.ZScore(ctx, k.unenqueued(), id).Err() == nil
 }
 
+// enqueue gives a recorded job to asynq and clears its unenqueued mark once
+// asynq has it.
 func (l *Ledger) enqueue(ctx context.Context, job tasks.Job) error {
+	unmark, err := l.place(ctx, job)
+	if err != nil || !unmark {
+		return err
+	}
+	k, _ := keysOf(job.ID)
+	return l.rdb.ZRem(ctx, k.unenqueued(), job.ID).Err()
+}
+
+// place gives a recorded job to asynq. unmark says that the job's
+// unenqueued mark may be cleared now: asynq has its task, or the job is not
+// the queue's to run.
+func (l *Ledger) place(ctx context.Context, job tasks.Job) (unmark bool, _ error) {
 	k, _ := keysOf(job.ID)
 	if !job.Status.InQueue() {
-		return l.rdb.ZRem(ctx, k.unenqueued(), job.ID).Err()
+		return true, nil
 	}
-	payload, err := json.Marshal(TaskPayload{JobID: job.ID, Caller: job.Caller, Run: job.Run, Posting: job.Payload})
+	payload, err := buildTaskPayload(TaskPayload{JobID: job.ID, Caller: job.Caller, Run: job.Run, Posting: job.Payload})
 	if err != nil {
-		return err
+		return false, err
 	}
 	task := asynq.NewTask(job.Kind.TaskType(), payload)
 	opts := []asynq.Option{asynq.TaskID(TaskID(job.ID)), asynq.Queue(l.opts.Queue), asynq.MaxRetry(l.opts.MaxRetry)}
@@ -173,16 +194,16 @@ func (l *Ledger) enqueue(ctx context.Context, job tasks.Job) error {
 		info, ierr := l.inspector.GetTaskInfo(l.opts.Queue, TaskID(job.ID))
 		switch {
 		case ierr != nil:
-			return fmt.Errorf("ledger: enqueue %s: inspect conflicting task: %w", job.ID, ierr)
+			return false, fmt.Errorf("ledger: enqueue %s: inspect conflicting task: %w", job.ID, ierr)
 		case info.State == asynq.TaskStateActive:
-			return nil
+			return false, nil
 		case info.State == asynq.TaskStateArchived:
 			st, serr := l.rdb.HGet(ctx, k.job(), fStatus).Result()
 			if serr != nil || tasks.Status(st) != tasks.StatusQueued {
-				return l.rdb.ZRem(ctx, k.unenqueued(), job.ID).Err()
+				return true, nil
 			}
 			if derr := l.inspector.DeleteTask(l.opts.Queue, TaskID(job.ID)); derr != nil && !errors.Is(derr, asynq.ErrTaskNotFound) {
-				return fmt.Errorf("ledger: replace archived task %s: %w", job.ID, derr)
+				return false, fmt.Errorf("ledger: replace archived task %s: %w", job.ID, derr)
 			}
 			_, err = l.client.EnqueueContext(ctx, task, opts...)
 		default:
@@ -190,7 +211,7 @@ func (l *Ledger) enqueue(ctx context.Context, job tasks.Job) error {
 				// A waiting task of an earlier run: it would be dropped
 				// as stale. Replace it with this run's.
 				if derr := l.inspector.DeleteTask(l.opts.Queue, TaskID(job.ID)); derr != nil && !errors.Is(derr, asynq.ErrTaskNotFound) {
-					return fmt.Errorf("ledger: replace stale task %s: %w", job.ID, derr)
+					return false, fmt.Errorf("ledger: replace stale task %s: %w", job.ID, derr)
 				}
 				_, err = l.client.EnqueueContext(ctx, task, opts...)
 			} else {
@@ -199,9 +220,9 @@ func (l *Ledger) enqueue(ctx context.Context, job tasks.Job) error {
 		}
 	}
 	if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
-		return fmt.Errorf("ledger: enqueue %s: %w", job.ID, err)
+		return false, fmt.Errorf("ledger: enqueue %s: %w", job.ID, err)
 	}
-	return l.rdb.ZRem(ctx, k.unenqueued(), job.ID).Err()
+	return true, nil
 }
 
 // Lookup returns the job a caller's idempotency key names, or ErrNotFound.
