@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"github.com/sapq/sapq/internal/child"
 	"io"
 	"net"
 	"net/http"
@@ -92,11 +93,11 @@ func (e *env) inflightRun(ctx context.Context, o Options, sapq bool) (inflightRu
 			return startReady(ctx, name, o.logDir, o.Binary, func(addr string) []string {
 				return []string{"worker", "--redis-url", redisURL, "--sap-url", e.simURL, "--sap-timeout", sapTimeout.String(),
 					"--concurrency", strconv.Itoa(c), "--metrics-addr", addr}
-			}, childEnv("SAPQ_SAP_PASSWORD="+e.simPassword, "SAPQ_RECONCILE_AFTER="+settle.String(), "SAPQ_LOG_LEVEL=warn"))
+			}, child.Env("SAPQ_SAP_PASSWORD="+e.simPassword, "SAPQ_RECONCILE_AFTER="+settle.String(), "SAPQ_LOG_LEVEL=warn"))
 		}
 		return startReady(ctx, name, o.logDir, o.Binary, func(addr string) []string {
 			return []string{"bench", "asynq-worker", "--redis-url", redisURL, "--sap-url", e.simURL, "--concurrency", strconv.Itoa(c), "--addr", addr}
-		}, childEnv("SAPQ_SAP_PASSWORD="+e.simPassword))
+		}, child.Env("SAPQ_SAP_PASSWORD="+e.simPassword))
 	}
 	// Idle: ready, with nothing queued.
 	began := time.Now()
@@ -106,11 +107,11 @@ func (e *env) inflightRun(ctx context.Context, o Options, sapq bool) (inflightRu
 	}
 	r.startupToIdle = time.Since(began)
 	time.Sleep(time.Second) // let the start-up's garbage be collected, as a worker waiting for work would
-	r.idle = readMemory(idle.pid())
+	r.idle = readMemory(idle.PID())
 	if sapq {
 		r.goIdle = goMemory(ctx, idle.addr)
 	}
-	idle.stop(10 * time.Second)
+	idle.Stop(10 * time.Second)
 
 	// Queue every posting, then start the worker on it.
 	run := fmt.Sprint(time.Now().UnixNano())
@@ -136,7 +137,7 @@ func (e *env) inflightRun(ctx context.Context, o Options, sapq bool) (inflightRu
 	if err != nil {
 		return r, err
 	}
-	defer p.stop(10 * time.Second)
+	defer p.Stop(10 * time.Second)
 	type sample struct {
 		at     time.Duration
 		posted int64
@@ -149,7 +150,7 @@ func (e *env) inflightRun(ctx context.Context, o Options, sapq bool) (inflightRu
 		at := time.Since(began)
 		samples = append(samples, sample{at, posted})
 		if f := e.inFlight.Load(); f > most {
-			most, r.busy = f, readMemory(p.pid())
+			most, r.busy = f, readMemory(p.PID())
 			if sapq && f >= int64(c) && r.goBusy == nil {
 				r.goBusy = goMemory(ctx, p.addr)
 			}
@@ -158,15 +159,15 @@ func (e *env) inflightRun(ctx context.Context, o Options, sapq bool) (inflightRu
 			r.wall = at
 			break
 		}
-		if p.exited() {
-			return r, fmt.Errorf("bench: %s exited with %d of %d posted: %v (log %s)", p.name, posted, n, p.err, p.log)
+		if p.Exited() {
+			return r, fmt.Errorf("bench: %s exited with %d of %d posted: %v (log %s)", p.Name, posted, n, p.Err(), p.Log)
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
-			return r, fmt.Errorf("bench: %s: %d of %d posted after %s (log %s)", p.name, posted, n, at, p.log)
+			return r, fmt.Errorf("bench: %s: %d of %d posted after %s (log %s)", p.Name, posted, n, at, p.Log)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	r.hwm = readMemory(p.pid()).hwm
+	r.hwm = readMemory(p.PID()).hwm
 	r.peakAtSAP = e.peak.Load()
 	// Steady rate: between the samples where 10% and 90% were posted.
 	var lo, hi *sample

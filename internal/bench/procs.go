@@ -4,14 +4,12 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"net"
+	"github.com/sapq/sapq/internal/child"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 )
 
@@ -19,139 +17,25 @@ import (
 // process of its own: `sapq worker`, or the asynq baseline worker (`sapq
 // bench asynq-worker`, AsynqWorker), started from Options.Binary.
 
-// proc is a child process; its output goes to a log file.
+// proc is a worker process and the address it serves /readyz (and, for
+// sapq worker, /metrics) on.
 type proc struct {
-	name string
-	log  string
-	addr string // where it serves /readyz (and, for sapq worker, /metrics)
-	cmd  *exec.Cmd
-	done chan struct{}
-	err  error // the exit status; read after done
-}
-
-// startProc starts bin with args and env (secrets travel in env, never in
-// args). The child dies with the bench process (Pdeathsig on Linux).
-func startProc(name, logDir, bin string, args, env []string) (*proc, error) {
-	logPath := filepath.Join(logDir, name+".log")
-	f, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		return nil, err
-	}
-	fmt.Fprintf(f, "---- %s bench: starting %s: %s\n", time.Now().Format(time.RFC3339Nano), name, strings.Join(args, " "))
-	cmd := exec.Command(bin, args...)
-	cmd.Env = env
-	cmd.Stdout, cmd.Stderr = f, f
-	dieWithParent(cmd)
-	if err := cmd.Start(); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("bench: start %s: %w", name, err)
-	}
-	p := &proc{name: name, log: logPath, cmd: cmd, done: make(chan struct{})}
-	go func() {
-		p.err = cmd.Wait()
-		fmt.Fprintf(f, "---- %s bench: %s exited: %v\n", time.Now().Format(time.RFC3339Nano), name, p.err)
-		f.Close()
-		close(p.done)
-	}()
-	return p, nil
-}
-
-func (p *proc) pid() int { return p.cmd.Process.Pid }
-
-func (p *proc) exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
-}
-
-// kill sends SIGKILL and waits for the exit.
-func (p *proc) kill() {
-	p.cmd.Process.Signal(syscall.SIGKILL)
-	<-p.done
-}
-
-// stop asks for a graceful shutdown (SIGTERM) and kills after limit.
-func (p *proc) stop(limit time.Duration) {
-	p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(limit):
-		p.kill()
-	}
-}
-
-// childEnv is this process's environment without SAPQ_* variables (the
-// user's settings must not change a run), plus vars.
-func childEnv(vars ...string) []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "SAPQ_") {
-			env = append(env, kv)
-		}
-	}
-	return append(env, vars...)
-}
-
-func freeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer l.Close()
-	return l.Addr().String(), nil
+	*child.Process
+	addr string
 }
 
 // startReady starts a process that serves /readyz on the address it is
-// given and waits until it answers 200. A free port is released before the
-// child binds it, so another process may take it first: then another is
-// tried.
+// given and waits until it answers 200. The child dies with the bench
+// process; secrets travel in env, never in args.
 func startReady(ctx context.Context, name, logDir, bin string, args func(addr string) []string, env []string) (*proc, error) {
-	var lastErr error
-	for range 3 {
-		addr, err := freeAddr()
-		if err != nil {
-			return nil, err
-		}
-		p, err := startProc(name, logDir, bin, args(addr), env)
-		if err != nil {
-			return nil, err
-		}
-		if lastErr = awaitReady(ctx, p, "http://"+addr+"/readyz", 30*time.Second); lastErr == nil {
-			p.addr = addr
-			return p, nil
-		}
-		p.kill()
+	addr := func(port int) string { return "127.0.0.1:" + strconv.Itoa(port) }
+	p, port, err := child.StartListening(ctx, name, filepath.Join(logDir, name+".log"), bin,
+		func(port int) []string { return args(addr(port)) }, env,
+		func(port int) string { return "http://" + addr(port) + "/readyz" })
+	if err != nil {
+		return nil, fmt.Errorf("bench: %w", err)
 	}
-	return nil, fmt.Errorf("bench: %s did not become ready (log %s): %w", name, filepath.Join(logDir, name+".log"), lastErr)
-}
-
-func awaitReady(ctx context.Context, p *proc, url string, limit time.Duration) error {
-	client := &http.Client{Timeout: time.Second}
-	deadline := time.Now().Add(limit)
-	for {
-		if p.exited() {
-			return fmt.Errorf("%s exited: %v", p.name, p.err)
-		}
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		resp, err := client.Do(req)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-			err = fmt.Errorf("GET %s: %s", url, resp.Status)
-		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		if time.Now().After(deadline) {
-			return err
-		}
-		time.Sleep(20 * time.Millisecond) // a child starting up: nothing to subscribe to
-	}
+	return &proc{Process: p, addr: addr(port)}, nil
 }
 
 // memory is a process's memory as the kernel accounts it, in bytes.

@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"fmt"
+	"github.com/sapq/sapq/internal/child"
 	"slices"
 	"strconv"
 	"time"
@@ -94,13 +95,13 @@ func (e *env) recoverySapq(ctx context.Context, o Options) (recoveryRun, error) 
 		return startReady(ctx, name, o.logDir, o.Binary, func(addr string) []string {
 			return []string{"worker", "--redis-url", redisURL, "--sap-url", e.simURL, "--sap-timeout", sapTimeout.String(),
 				"--concurrency", strconv.Itoa(k), "--metrics-addr", addr, "--recover-after", o.RecoverAfter.String()}
-		}, childEnv("SAPQ_SAP_PASSWORD="+e.simPassword, "SAPQ_RECONCILE_AFTER="+settle.String(), "SAPQ_LOG_LEVEL=warn"))
+		}, child.Env("SAPQ_SAP_PASSWORD="+e.simPassword, "SAPQ_RECONCILE_AFTER="+settle.String(), "SAPQ_LOG_LEVEL=warn"))
 	}
 	victim, err := start("recovery-sapq-killed")
 	if err != nil {
 		return r, err
 	}
-	defer victim.kill()
+	defer victim.Kill()
 	run := fmt.Sprint(time.Now().UnixNano())
 	ids := make([]string, k)
 	if err := submitAll(ctx, k, func(i int) error {
@@ -117,9 +118,9 @@ func (e *env) recoverySapq(ctx context.Context, o Options) (recoveryRun, error) 
 	if err != nil {
 		return r, err
 	}
-	defer survivor.stop(10 * time.Second)
+	defer survivor.Stop(10 * time.Second)
 	killed := time.Now()
-	victim.kill()
+	victim.Kill()
 
 	rerun := map[string]time.Duration{}
 	ended := map[string]bool{}
@@ -171,13 +172,13 @@ func (e *env) recoveryAsynq(ctx context.Context, o Options) (recoveryRun, error)
 	start := func(name string) (*proc, error) {
 		return startReady(ctx, name, o.logDir, o.Binary, func(addr string) []string {
 			return []string{"bench", "asynq-worker", "--redis-url", redisURL, "--sap-url", e.simURL, "--concurrency", strconv.Itoa(k), "--addr", addr}
-		}, childEnv("SAPQ_SAP_PASSWORD="+e.simPassword))
+		}, child.Env("SAPQ_SAP_PASSWORD="+e.simPassword))
 	}
 	victim, err := start("recovery-asynq-killed")
 	if err != nil {
 		return r, err
 	}
-	defer victim.kill()
+	defer victim.Kill()
 	base := e.sim.Stats()
 	client := asynq.NewClientFromRedisClient(e.rdb)
 	run := fmt.Sprint(time.Now().UnixNano())
@@ -191,9 +192,9 @@ func (e *env) recoveryAsynq(ctx context.Context, o Options) (recoveryRun, error)
 	if err != nil {
 		return r, err
 	}
-	defer survivor.stop(10 * time.Second)
+	defer survivor.Stop(10 * time.Second)
 	killed := time.Now()
-	victim.kill()
+	victim.Kill()
 	attempts := func(st sim.Stats) int { return st.Attempts[sim.KindJournalEntry] - base.Attempts[sim.KindJournalEntry] }
 	deadline := killed.Add(o.RecoveryTimeout)
 	for len(r.rerun) < k && time.Now().Before(deadline) && ctx.Err() == nil {

@@ -14,6 +14,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/sapq/sapq/internal/child"
 	"io"
 	"log/slog"
 	mrand "math/rand/v2"
@@ -164,7 +165,7 @@ type run struct {
 	log         *slog.Logger
 	simPassword string
 	redis       *redisServer
-	sim, mcp    *proc
+	sim, mcp    *child.Process
 	simURL      string
 	mcpURL      string
 	workers     *workerPool
@@ -356,12 +357,12 @@ func (r *run) startAll(ctx context.Context) ([]*agent, error) {
 	}
 	r.printf("redis-server on %s (AOF everysec, noeviction)", r.redis.addr())
 	r.simPassword = randomHex(16)
-	r.sim, _, err = startListening("sapsim", r.logPath("sapsim"), r.opts.Binary,
+	r.sim, _, err = child.StartListening(context.Background(), "sapsim", r.logPath("sapsim"), r.opts.Binary,
 		func(port int) []string {
 			return []string{"sapsim", "--addr", fmt.Sprintf("127.0.0.1:%d", port), "--open-sales-orders", fmt.Sprint(OpenSalesOrders(r.opts.N)),
 				"--warehouse-storage-locations", warehouseStorageLocation}
 		},
-		childEnv("SAPQ_SAP_PASSWORD="+r.simPassword),
+		child.Env("SAPQ_SAP_PASSWORD="+r.simPassword),
 		func(port int) string {
 			r.simURL = fmt.Sprintf("http://127.0.0.1:%d", port)
 			return r.simURL + "/sim/faults"
@@ -383,14 +384,14 @@ func (r *run) startAll(ctx context.Context) ([]*agent, error) {
 		return nil, err
 	}
 	redisURL := "redis://" + r.redis.addr() + "/0"
-	r.mcp, _, err = startListening("mcp", r.logPath("mcp"), r.opts.Binary,
+	r.mcp, _, err = child.StartListening(context.Background(), "mcp", r.logPath("mcp"), r.opts.Binary,
 		func(port int) []string {
 			return []string{"mcp", "--transport", "http", "--addr", fmt.Sprintf("127.0.0.1:%d", port), "--redis-url", redisURL}
 		},
 		// The per-caller submission quota is a policy, not what the run
 		// proves: off, so that the agents keep up the rate. They wait
 		// and retry on rate_limited all the same.
-		childEnv("SAPQ_MCP_TOKENS_FILE="+tokenFile, "SAPQ_MCP_SUBMISSIONS_PER_MINUTE=-1"),
+		child.Env("SAPQ_MCP_TOKENS_FILE="+tokenFile, "SAPQ_MCP_SUBMISSIONS_PER_MINUTE=-1"),
 		func(port int) string {
 			r.mcpURL = fmt.Sprintf("http://127.0.0.1:%d/mcp", port)
 			return fmt.Sprintf("http://127.0.0.1:%d/healthz", port)
@@ -406,9 +407,9 @@ func (r *run) startAll(ctx context.Context) ([]*agent, error) {
 		"--sap-timeout", r.opts.SAPTimeout.String(), "--metrics-addr="}
 	// The reconcile wait by environment: a worker without the setting
 	// ignores it rather than refusing an unknown flag.
-	workerEnv := childEnv("SAPQ_SAP_PASSWORD="+r.simPassword, "SAPQ_RECONCILE_AFTER="+r.opts.ReconcileAfter.String())
-	r.workers, err = newWorkerPool(r.opts.Workers, func(slot int) (*proc, error) {
-		return startProc(fmt.Sprintf("worker-%d", slot+1), r.logPath(fmt.Sprintf("worker-%d", slot+1)), r.opts.Binary, workerArgs, workerEnv)
+	workerEnv := child.Env("SAPQ_SAP_PASSWORD="+r.simPassword, "SAPQ_RECONCILE_AFTER="+r.opts.ReconcileAfter.String())
+	r.workers, err = newWorkerPool(r.opts.Workers, func(slot int) (*child.Process, error) {
+		return child.Start(fmt.Sprintf("worker-%d", slot+1), r.logPath(fmt.Sprintf("worker-%d", slot+1)), r.opts.Binary, workerArgs, workerEnv)
 	}, r.log, r.fail)
 	if err != nil {
 		return nil, err
@@ -435,9 +436,9 @@ func (r *run) logPath(name string) string { return filepath.Join(r.logDir, name+
 // watch fails the run if a process other than a worker or Redis exits
 // while the run goes on: nothing restarts them, and a run without them
 // proves nothing.
-func (r *run) watch(p *proc) {
-	<-p.done
-	r.fail(fmt.Errorf("chaos: %s exited during the run: %v (log %s)", p.name, p.err, r.logPath(p.name)))
+func (r *run) watch(p *child.Process) {
+	<-p.Done()
+	r.fail(fmt.Errorf("chaos: %s exited during the run: %v (log %s)", p.Name, p.Err(), r.logPath(p.Name)))
 }
 
 func (r *run) stopAll() {
@@ -447,12 +448,12 @@ func (r *run) stopAll() {
 	if r.workers != nil {
 		r.workers.shutdown()
 	}
-	for _, p := range []*proc{r.mcp, r.sim} {
+	for _, p := range []*child.Process{r.mcp, r.sim} {
 		if p != nil {
-			p.stop(20 * time.Second)
+			p.Stop(20 * time.Second)
 		}
 	}
-	if r.redis != nil && r.redis.proc != nil && !r.redis.proc.exited() {
+	if r.redis != nil && r.redis.proc != nil && !r.redis.proc.Exited() {
 		if err := r.redis.shutdown(); err != nil {
 			r.redis.kill()
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/sapq/sapq/internal/child"
 	"io"
 	"os"
 	"os/exec"
@@ -54,7 +55,7 @@ const aofDir = "appendonlydir"
 type redisServer struct {
 	bin, dir, logPath string
 	port              int
-	proc              *proc
+	proc              *child.Process
 }
 
 func startRedis(dir, logPath string) (*redisServer, error) {
@@ -68,7 +69,7 @@ func startRedis(dir, logPath string) (*redisServer, error) {
 	r := &redisServer{bin: bin, dir: dir, logPath: logPath}
 	var lastErr error
 	for range 5 {
-		if r.port, err = freePort(); err != nil {
+		if r.port, err = child.FreePort(); err != nil {
 			return nil, err
 		}
 		if lastErr = r.start(); lastErr == nil {
@@ -92,12 +93,12 @@ func (r *redisServer) start() error {
 		"--auto-aof-rewrite-percentage", "0",
 		"--daemonize", "no", "--loglevel", "notice",
 	}
-	p, err := startProc("redis", r.logPath, r.bin, args, childEnv())
+	p, err := child.Start("redis", r.logPath, r.bin, args, child.Env())
 	if err != nil {
 		return err
 	}
 	if err := r.awaitReady(p, 30*time.Second); err != nil {
-		p.kill()
+		p.Kill()
 		return fmt.Errorf("chaos: redis-server on %s (log %s): %w", r.addr(), r.logPath, err)
 	}
 	r.proc = p
@@ -106,14 +107,14 @@ func (r *redisServer) start() error {
 
 // awaitReady waits until this process, and not another one that took the
 // port, answers PING.
-func (r *redisServer) awaitReady(p *proc, limit time.Duration) error {
+func (r *redisServer) awaitReady(p *child.Process, limit time.Duration) error {
 	c := redis.NewClient(&redis.Options{Addr: r.addr(), MaxRetries: -1})
 	defer c.Close()
-	want := fmt.Sprintf("process_id:%d\r\n", p.pid())
+	want := fmt.Sprintf("process_id:%d\r\n", p.PID())
 	deadline := time.Now().Add(limit)
 	for {
-		if p.exited() {
-			return fmt.Errorf("exited: %v", p.err)
+		if p.Exited() {
+			return fmt.Errorf("exited: %v", p.Err())
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		info, err := c.Info(ctx, "server").Result()
@@ -144,14 +145,14 @@ func (r *redisServer) shutdown() error {
 	// The connection closes as Redis exits: that is the answer.
 	c.Shutdown(ctx)
 	select {
-	case <-r.proc.done:
+	case <-r.proc.Done():
 		return nil
 	case <-ctx.Done():
 		return fmt.Errorf("chaos: redis did not exit after SHUTDOWN")
 	}
 }
 
-func (r *redisServer) kill() { r.proc.kill() }
+func (r *redisServer) kill() { r.proc.Kill() }
 
 // snapshot copies the AOF directory, as it is on disk now, to dst.
 func (r *redisServer) snapshot(dst string) error {
@@ -160,7 +161,7 @@ func (r *redisServer) snapshot(dst string) error {
 
 // restore replaces the AOF directory with a snapshot; Redis must be down.
 func (r *redisServer) restore(src string) error {
-	if !r.proc.exited() {
+	if !r.proc.Exited() {
 		return errors.New("chaos: restore while redis runs")
 	}
 	live := filepath.Join(r.dir, aofDir)

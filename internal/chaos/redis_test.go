@@ -19,7 +19,7 @@ func startTestRedis(t *testing.T) (*redisServer, *redis.Client) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		if !rd.proc.exited() {
+		if !rd.proc.Exited() {
 			rd.kill()
 		}
 	})

@@ -2,6 +2,7 @@ package chaos
 
 import (
 	"fmt"
+	"github.com/sapq/sapq/internal/child"
 	"log/slog"
 	"math/rand/v2"
 	"sync"
@@ -13,12 +14,12 @@ import (
 // Redis while Redis restarted, say) is restarted after a second, as an
 // orchestrator would, and the pool gives up only if it keeps exiting.
 type workerPool struct {
-	start func(slot int) (*proc, error)
+	start func(slot int) (*child.Process, error)
 	log   *slog.Logger
 	fail  func(error)
 
 	mu       sync.Mutex
-	procs    []*proc
+	procs    []*child.Process
 	killed   []bool // the harness killed the slot's process
 	stopping bool
 	kills    int
@@ -26,8 +27,8 @@ type workerPool struct {
 	wg       sync.WaitGroup
 }
 
-func newWorkerPool(n int, start func(slot int) (*proc, error), log *slog.Logger, fail func(error)) (*workerPool, error) {
-	wp := &workerPool{start: start, log: log, fail: fail, procs: make([]*proc, n), killed: make([]bool, n)}
+func newWorkerPool(n int, start func(slot int) (*child.Process, error), log *slog.Logger, fail func(error)) (*workerPool, error) {
+	wp := &workerPool{start: start, log: log, fail: fail, procs: make([]*child.Process, n), killed: make([]bool, n)}
 	for i := range n {
 		p, err := start(i)
 		if err != nil {
@@ -56,7 +57,7 @@ func (wp *workerPool) supervise(slot int) {
 		p := wp.procs[slot]
 		wp.mu.Unlock()
 		started := time.Now()
-		<-p.done
+		<-p.Done()
 		wp.mu.Lock()
 		killed, stopping := wp.killed[slot], wp.stopping
 		wp.killed[slot] = false
@@ -74,10 +75,10 @@ func (wp *workerPool) supervise(slot int) {
 				quick = 0
 			}
 			if quick >= maxQuickExits {
-				wp.fail(fmt.Errorf("chaos: worker %d exited %d times in a row within %v of starting: %v", slot+1, quick, quickExit, p.err))
+				wp.fail(fmt.Errorf("chaos: worker %d exited %d times in a row within %v of starting: %v", slot+1, quick, quickExit, p.Err()))
 				return
 			}
-			wp.log.Warn("worker exited on its own; restarting it", "worker", slot+1, "err", p.err)
+			wp.log.Warn("worker exited on its own; restarting it", "worker", slot+1, "err", p.Err())
 			time.Sleep(time.Second)
 		}
 		next, err := wp.start(slot)
@@ -90,7 +91,7 @@ func (wp *workerPool) supervise(slot int) {
 		stopping = wp.stopping
 		wp.mu.Unlock()
 		if stopping {
-			next.stop(10 * time.Second)
+			next.Stop(10 * time.Second)
 			return
 		}
 	}
@@ -105,13 +106,13 @@ func (wp *workerPool) killOne(rng *rand.Rand) {
 	}
 	slot := rng.IntN(len(wp.procs))
 	p := wp.procs[slot]
-	if p.exited() || wp.killed[slot] {
+	if p.Exited() || wp.killed[slot] {
 		return
 	}
 	wp.killed[slot] = true
 	wp.kills++
-	wp.log.Info("killing worker", "worker", slot+1, "pid", p.pid())
-	p.cmd.Process.Kill()
+	wp.log.Info("killing worker", "worker", slot+1, "pid", p.PID())
+	p.SendKill()
 }
 
 func (wp *workerPool) counts() (kills, exits int) {
@@ -124,12 +125,12 @@ func (wp *workerPool) counts() (kills, exits int) {
 func (wp *workerPool) shutdown() {
 	wp.mu.Lock()
 	wp.stopping = true
-	procs := append([]*proc(nil), wp.procs...)
+	procs := append([]*child.Process(nil), wp.procs...)
 	wp.mu.Unlock()
 	var wg sync.WaitGroup
 	for _, p := range procs {
 		if p != nil {
-			wg.Go(func() { p.stop(45 * time.Second) })
+			wg.Go(func() { p.Stop(45 * time.Second) })
 		}
 	}
 	wg.Wait()
