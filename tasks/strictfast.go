@@ -148,18 +148,8 @@ func (w *fastWalk) value(s *shapeOf) bool {
 			if !w.value(s.elem) {
 				return false
 			}
-			w.space()
-			if w.i >= len(w.raw) {
-				return false
-			}
-			switch w.raw[w.i] {
-			case ',':
-				w.i++
-			case ']':
-				w.i++
-				return true
-			default:
-				return false
+			if more, ok := w.separator(']'); !more {
+				return ok
 			}
 		}
 	case reflect.String:
@@ -258,18 +248,8 @@ func (w *fastWalk) object(s *shapeOf, extra map[string]reflect.Type, sawExtra *b
 		default:
 			return false
 		}
-		w.space()
-		if w.i >= len(w.raw) {
-			return false
-		}
-		switch w.raw[w.i] {
-		case ',':
-			w.i++
-		case '}':
-			w.i++
-			return true
-		default:
-			return false
+		if more, ok := w.separator('}'); !more {
+			return ok
 		}
 	}
 }
@@ -449,4 +429,22 @@ func (w *fastWalk) number() bool {
 	}
 	w.i = i
 	return true
+}
+
+// separator consumes what follows a value in an array or object: a comma
+// (more: another value follows) or the closing bracket (ok: the end).
+func (w *fastWalk) separator(closing byte) (more, ok bool) {
+	w.space()
+	if w.i >= len(w.raw) {
+		return false, false
+	}
+	switch w.raw[w.i] {
+	case ',':
+		w.i++
+		return true, true
+	case closing:
+		w.i++
+		return false, true
+	}
+	return false, false
 }
