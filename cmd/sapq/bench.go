@@ -5,6 +5,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"time"
@@ -34,6 +36,7 @@ func runBench(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.DurationVar(&o.RecoverAfter, "recover-after", 15*time.Second, "the workers' --recover-after in the recovery scenario (negative: asynq's recovery alone)")
 	fs.BoolVar(&o.RecoveryBaseline, "recovery-baseline", true, "also kill an asynq baseline worker in the recovery scenario (asynq's defaults take one to three minutes)")
 	fs.StringVar(&o.Out, "out", "", "directory to write results.md and the SVG plots to")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the bench process (submitters, worker, simulator) to this file")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -52,6 +55,17 @@ func runBench(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	if o.N <= 0 || o.Duration <= 0 || o.InFlight <= 0 || o.InFlightN <= 0 || o.RecoveryN <= 0 || o.BulkN <= 0 || o.RecoverAfter == 0 {
 		return fmt.Errorf("bench: --n, --duration, --in-flight, --in-flight-n, --bulk-n and --recovery-n must be positive, --recover-after not zero")
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	tables, err := bench.Run(ctx, o)
 	for _, t := range tables {

@@ -218,7 +218,7 @@ func AsynqWorker(ctx context.Context, args []string, _ io.Writer) error {
 	srv := asynq.NewServerFromRedisClient(rdb, asynq.Config{Concurrency: *conc, Queues: map[string]int{baselineQueue: 1},
 		Logger: quietAsynq{}, LogLevel: asynq.ErrorLevel})
 	mux := asynq.NewServeMux()
-	mux.HandleFunc(baselineType, func(ctx context.Context, t *asynq.Task) error { return baselinePost(ctx, dest, t.Payload()) })
+	mux.HandleFunc(baselineType, func(ctx context.Context, t *asynq.Task) error { return baselinePost(ctx, dest, t.Payload(), false) })
 	if err := srv.Start(mux); err != nil {
 		return err
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"runtime/pprof"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -28,6 +29,8 @@ const submitters = 16
 type runCost struct {
 	name                      string
 	wall                      time.Duration
+	submitWall                time.Duration // of the submit phase alone
+	submitCPU, workCPU        cpuTime       // CPU spent in each phase
 	submitCmds, submitScripts int64 // INFO commandstats over the submit phase
 	workCmds, workScripts     int64 // over execute and complete
 	submitSteps, workSteps    map[string]stepCount
@@ -71,10 +74,24 @@ func submitAll(ctx context.Context, n int, submit func(i int) error) error {
 // the first submission to the last completion.
 func (e *env) phases(ctx context.Context, name string, n int, submit func(i int) error, start func() (stop func(), err error), done func() int64) (runCost, error) {
 	r := runCost{name: name}
+	// Goroutines started from here on (submitters, the worker's) carry the
+	// run's name in a CPU profile (sapq bench --cpuprofile).
+	pprof.SetGoroutineLabels(pprof.WithLabels(ctx, pprof.Labels("run", name)))
+	defer pprof.SetGoroutineLabels(ctx)
+	cpu0, err := e.cpu(ctx)
+	if err != nil {
+		return r, err
+	}
 	began := time.Now()
 	if err := submitAll(ctx, n, submit); err != nil {
 		return r, err
 	}
+	r.submitWall = time.Since(began)
+	cpu1, err := e.cpu(ctx)
+	if err != nil {
+		return r, err
+	}
+	r.submitCPU = cpu1.sub(cpu0)
 	stats, err := e.commandStats(ctx)
 	if err != nil {
 		return r, err
@@ -89,6 +106,8 @@ func (e *env) phases(ctx context.Context, name string, n int, submit func(i int)
 	}
 	err = awaitCount(ctx, int64(n), 10*time.Minute, done)
 	r.wall = time.Since(began)
+	cpu2, cerr := e.cpu(ctx)
+	r.workCPU = cpu2.sub(cpu1)
 	stats, serr := e.commandStats(ctx)
 	r.workSteps = e.acct.snapshot()
 	stop()
@@ -97,6 +116,9 @@ func (e *env) phases(ctx context.Context, name string, n int, submit func(i int)
 	}
 	if serr != nil {
 		return r, serr
+	}
+	if cerr != nil {
+		return r, cerr
 	}
 	r.workCmds, r.workScripts = totals(stats)
 	return r, nil
@@ -172,20 +194,30 @@ type baselinePayload struct {
 	Posting     json.RawMessage `json:"posting"`
 }
 
-// runAsynq posts n journal entries with plain asynq: a handler that
-// decodes the posting and makes the same SAP call through the same client
-// (sapCall), or does nothing.
-func (e *env) runAsynq(ctx context.Context, n int, latency time.Duration, conc int, sapCall bool) (runCost, error) {
+// baseline is what an asynq baseline's handler does with a posting.
+type baseline int
+
+const (
+	noop       baseline = iota // nothing
+	post                       // the same SAP call as sapq's
+	lookUpPost                 // sapq's look-up in SAP, then the same call
+)
+
+func (b baseline) name() string {
+	return [...]string{"asynq, no-op handler", "asynq, same SAP call", "asynq, same look-up and SAP call"}[b]
+}
+
+// runAsynq posts n journal entries with plain asynq, with a handler that
+// does what b says through the same SAP client as sapq's worker.
+func (e *env) runAsynq(ctx context.Context, n int, latency time.Duration, conc int, b baseline) (runCost, error) {
 	if err := e.reset(ctx, latency); err != nil {
 		return runCost{}, err
 	}
 	client := asynq.NewClientFromRedisClient(e.rdb)
 	var done atomic.Int64
-	var failures atomic.Int64
 	handler := func(ctx context.Context, t *asynq.Task) error {
-		if sapCall {
-			if err := baselinePost(ctx, e.dest, t.Payload()); err != nil {
-				failures.Add(1)
+		if b != noop {
+			if err := baselinePost(ctx, e.dest, t.Payload(), b == lookUpPost); err != nil {
 				return err
 			}
 		}
@@ -195,11 +227,7 @@ func (e *env) runAsynq(ctx context.Context, n int, latency time.Duration, conc i
 	srv := asynq.NewServerFromRedisClient(e.rdb, asynq.Config{Concurrency: conc, Queues: map[string]int{baselineQueue: 1},
 		Logger: quietAsynq{}, LogLevel: asynq.ErrorLevel})
 	run := fmt.Sprint(time.Now().UnixNano())
-	name := "asynq, no-op handler"
-	if sapCall {
-		name = "asynq, same SAP call"
-	}
-	return e.phases(ctx, name, n,
+	return e.phases(ctx, b.name(), n,
 		func(i int) error {
 			return enqueueBaseline(ctx, client, run, i)
 		},
@@ -224,7 +252,10 @@ func enqueueBaseline(ctx context.Context, client *asynq.Client, run string, i in
 	return err
 }
 
-func baselinePost(ctx context.Context, dest *sap.Destinations, payload []byte) error {
+// baselinePost makes the baseline's SAP call for a task's payload, after
+// sapq's look-up by the same reference if lookUp (a document found is not
+// posted again).
+func baselinePost(ctx context.Context, dest *sap.Destinations, payload []byte, lookUp bool) error {
 	var bp baselinePayload
 	if err := json.Unmarshal(payload, &bp); err != nil {
 		return err
@@ -236,6 +267,12 @@ func baselinePost(ctx context.Context, dest *sap.Destinations, payload []byte) e
 	r, err := sap.NewRequest(p)
 	if err != nil {
 		return err
+	}
+	if lookUp {
+		m, err := dest.Find(ctx, tasks.DefaultDestination, r, bp.Reference)
+		if err != nil || m.Found {
+			return err
+		}
 	}
 	_, err = dest.Post(ctx, tasks.DefaultDestination, r, sap.Send{Reference: bp.Reference, MessageUUID: bp.MessageUUID})
 	return err
