@@ -31,8 +31,8 @@ type runCost struct {
 	wall                      time.Duration
 	submitWall                time.Duration // of the submit phase alone
 	submitCPU, workCPU        cpuTime       // CPU spent in each phase
-	submitCmds, submitScripts int64 // INFO commandstats over the submit phase
-	workCmds, workScripts     int64 // over execute and complete
+	submitCmds, submitScripts int64         // INFO commandstats over the submit phase
+	workCmds, workScripts     int64         // over execute and complete
 	submitSteps, workSteps    map[string]stepCount
 }
 
