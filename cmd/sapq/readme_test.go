@@ -93,7 +93,14 @@ func fields(b *strings.Builder, t reflect.Type, prefix string) {
 		if sapField == "" {
 			sapField = "(sapq)"
 		}
-		fmt.Fprintf(b, "| `%s%s` | `%s` | %s |\n", prefix, name, strings.ReplaceAll(sapField, ", ", "`, `"), ruleText(r))
+		text := ruleText(r)
+		if r.Kind == tasks.RuleName {
+			// Where an omitted destination goes differs by kind: the
+			// field's own description, which the MCP schema carries too,
+			// says it.
+			text = "optional; " + strings.TrimPrefix(f.Tag.Get("jsonschema"), "Optional: ")
+		}
+		fmt.Fprintf(b, "| `%s%s` | `%s` | %s |\n", prefix, name, strings.ReplaceAll(sapField, ", ", "`, `"), text)
 		if r.Kind == tasks.RuleList && r.Elem == nil {
 			fields(b, f.Type.Elem(), prefix+name+"[].")
 		}
@@ -130,8 +137,6 @@ func ruleText(r tasks.Rule) string {
 		if r.Elem != nil {
 			s = fmt.Sprintf("%d to %d values, each %s", r.Min, r.Max, ruleText(*r.Elem))
 		}
-	case tasks.RuleName:
-		s = "a configured SAP destination's name; without it, the company code decides"
 	}
 	if !r.Required {
 		s = "optional; " + s
