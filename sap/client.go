@@ -66,7 +66,12 @@ type Config struct {
 	// and turns off redirect following when CheckRedirect is nil (a redirect
 	// from SAP is a logon page, never the answer to a post).
 	HTTPClient *http.Client
-	Logger     *slog.Logger // default slog.Default(); requests are logged at debug level
+	// MaxIdleConns is how many idle connections to SAP the client's own
+	// transport keeps open for the next call (default 100): set it to the
+	// most calls made at once, a worker's concurrency. Unused with an
+	// HTTPClient that brings a Transport.
+	MaxIdleConns int
+	Logger       *slog.Logger // default slog.Default(); requests are logged at debug level
 }
 
 const redacted = "[REDACTED]"
@@ -166,6 +171,14 @@ func New(cfg Config) (*Client, error) {
 		// A pool of its own, which CloseIdleConnections can empty without
 		// touching anyone else's.
 		t := http.DefaultTransport.(*http.Transport).Clone()
+		// Keep as many connections as the client's callers use at once:
+		// net/http keeps two per host by default, so a worker with ten
+		// postings in flight closed and dialed eight connections (with TLS,
+		// eight handshakes) for every ten calls.
+		if cfg.MaxIdleConns > 0 {
+			t.MaxIdleConns = cfg.MaxIdleConns
+		}
+		t.MaxIdleConnsPerHost = t.MaxIdleConns
 		if cfg.RootCAs != nil {
 			t.TLSClientConfig = &tls.Config{RootCAs: cfg.RootCAs, MinVersion: tls.VersionTLS12}
 		}

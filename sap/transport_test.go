@@ -4,14 +4,19 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/sapq/sapq/sap/sim"
 )
 
 // TestTransportFailures covers answers that never (fully) arrive. What
@@ -190,4 +195,40 @@ func TestUntracedTransportFailureIsUnknown(t *testing.T) {
 	}
 	_, err = c.PostJournalEntry(context.Background(), testJournalEntry())
 	assertError(t, err, Unknown, 0, "")
+}
+
+// TestConnectionsAreKept: calls made side by side reuse their connections
+// instead of closing all but net/http's default two per host and dialing
+// again (with TLS, a handshake per call).
+func TestConnectionsAreKept(t *testing.T) {
+	s := sim.New(sim.Options{User: testUser, Password: testPassword, Logger: slog.New(slog.DiscardHandler)})
+	var dialed atomic.Int64
+	srv := httptest.NewUnstartedServer(s)
+	srv.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+		if st == http.StateNew {
+			dialed.Add(1)
+		}
+	}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	c, err := New(Config{BaseURL: srv.URL, User: testUser, Password: testPassword, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const callers, rounds = 10, 5
+	for round := range rounds {
+		var wg sync.WaitGroup
+		for i := range callers {
+			wg.Go(func() {
+				ref := fmt.Sprintf("KEPT%d-%d", round, i)
+				if _, err := c.FindJournalEntry(context.Background(), "1010", ref); err != nil {
+					t.Error(err)
+				}
+			})
+		}
+		wg.Wait()
+	}
+	if n := dialed.Load(); n > callers {
+		t.Errorf("%d connections dialed for %d rounds of %d calls side by side, want at most %d", n, rounds, callers, callers)
+	}
 }

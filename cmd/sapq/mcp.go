@@ -115,7 +115,7 @@ func runMCP(ctx context.Context, args []string, stdout io.Writer) error {
 		Routes:               sf.routes(),
 	}
 	if *sapCheck {
-		destinations, err := sf.destinations(log)
+		destinations, err := sf.destinations(log, 0)
 		if err != nil {
 			return err
 		}

@@ -128,9 +128,10 @@ func (s *sapFlags) checks() []func() error {
 	)
 }
 
-// destinations opens a client for every SAP destination.
-func (s *sapFlags) destinations(log *slog.Logger) (*sap.Destinations, error) {
-	base := sap.Config{Timeout: s.timeout, Logger: log}
+// destinations opens a client for every SAP destination, each keeping
+// open up to conns connections (0: the client's default).
+func (s *sapFlags) destinations(log *slog.Logger, conns int) (*sap.Destinations, error) {
+	base := sap.Config{Timeout: s.timeout, Logger: log, MaxIdleConns: conns}
 	if s.parsed != nil {
 		return s.parsed.OpenDestinations(base)
 	}

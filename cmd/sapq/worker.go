@@ -50,7 +50,7 @@ func runWorker(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	defer stopTracing()
-	destinations, err := sf.destinations(log)
+	destinations, err := sf.destinations(log, *concurrency)
 	if err != nil {
 		return err
 	}

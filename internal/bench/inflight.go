@@ -207,7 +207,7 @@ func AsynqWorker(ctx context.Context, args []string, _ io.Writer) error {
 	}
 	rdb := redis.NewClient(ro)
 	defer rdb.Close()
-	client, err := sap.New(sap.Config{BaseURL: *sapURL, User: simUser, Password: os.Getenv("SAPQ_SAP_PASSWORD"), Timeout: sapTimeout})
+	client, err := sap.New(sap.Config{BaseURL: *sapURL, User: simUser, Password: os.Getenv("SAPQ_SAP_PASSWORD"), Timeout: sapTimeout, MaxIdleConns: *conc})
 	if err != nil {
 		return err
 	}
