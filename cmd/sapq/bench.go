@@ -23,6 +23,10 @@ func runBench(ctx context.Context, args []string, stdout io.Writer) error {
 	if len(args) > 0 && args[0] == "asynq-worker" {
 		return bench.AsynqWorker(ctx, args[1:], stdout)
 	}
+	// The latency scenario's load process, likewise.
+	if len(args) > 0 && args[0] == "load" {
+		return bench.Load(ctx, args[1:], stdout)
+	}
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	var o bench.Options
 	scenarios := fs.String("scenario", "", "comma-separated scenarios ("+strings.Join(bench.Scenarios, ", ")+"); empty: all")

@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -17,7 +18,12 @@ import (
 // caller's stack: the ledger or worker function, or asynq's RDB method.
 // It is how a round-trip count is defended step by step; INFO
 // commandstats gives the totals it must add up to.
+//
+// It counts only while on: its stack walk is a cost of the harness, which
+// the scenarios that measure time other than the throughput runs' (the
+// latency scenario's server) must not pay.
 type accounting struct {
+	on    atomic.Bool
 	mu    sync.Mutex
 	steps map[string]*stepCount
 }
@@ -31,6 +37,9 @@ func (a *accounting) reset() {
 }
 
 func (a *accounting) add(commands int) {
+	if !a.on.Load() {
+		return
+	}
 	step := callerStep()
 	a.mu.Lock()
 	if a.steps == nil {

@@ -8,14 +8,12 @@ import (
 	"os"
 	"runtime"
 	"slices"
+	"strconv"
 	"sync"
-	"sync/atomic"
+	"syscall"
 	"time"
 
-	"github.com/hibiken/asynq"
-	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
-
-	"github.com/sapq/sapq/internal/testutil"
+	"github.com/sapq/sapq/internal/child"
 	"github.com/sapq/sapq/mcpfront"
 	"github.com/sapq/sapq/tasks"
 )
@@ -27,9 +25,9 @@ const sessions = 16
 // measured from when it was due, not from when it was sent, so a stall
 // shows in every call it delays.
 type latencyRun struct {
-	lat     []time.Duration
-	errors  int64
-	gcShare float64 // GC pause time over wall time
+	lat      []time.Duration
+	errors   int64
+	firstErr error
 }
 
 func (r latencyRun) pct(p float64) time.Duration {
@@ -43,12 +41,9 @@ func (r latencyRun) pct(p float64) time.Duration {
 func openLoop(ctx context.Context, rate float64, d time.Duration, call func(i int) error) latencyRun {
 	n := int(rate * d.Seconds())
 	every := time.Duration(float64(time.Second) / rate)
-	var ms0, ms1 runtime.MemStats
-	runtime.ReadMemStats(&ms0)
 	start := time.Now()
 	var mu sync.Mutex
 	var r latencyRun
-	var errs atomic.Int64
 	var wg sync.WaitGroup
 	for i := range n {
 		due := start.Add(time.Duration(i) * every)
@@ -58,29 +53,51 @@ func openLoop(ctx context.Context, rate float64, d time.Duration, call func(i in
 		wg.Go(func() {
 			err := call(i)
 			took := time.Since(due)
-			if err != nil {
-				errs.Add(1)
-			}
 			mu.Lock()
 			r.lat = append(r.lat, took)
+			if err != nil {
+				r.errors++
+				if r.firstErr == nil {
+					r.firstErr = err
+				}
+			}
 			mu.Unlock()
 		})
 	}
 	wg.Wait()
-	wall := time.Since(start)
-	runtime.ReadMemStats(&ms1)
-	r.errors = errs.Load()
-	r.gcShare = float64(ms1.PauseTotalNs-ms0.PauseTotalNs) / float64(wall.Nanoseconds())
 	slices.Sort(r.lat)
 	return r
 }
 
+// serverLoad is what the measured process spent while a load ran: CPU
+// (getrusage) and GC pauses, over the load's wall time.
+type serverLoad struct {
+	wall, cpu, gcPause time.Duration
+}
+
+func measureServer(load func() error) (serverLoad, error) {
+	var ms0, ms1 runtime.MemStats
+	var ru0, ru1 syscall.Rusage
+	runtime.ReadMemStats(&ms0)
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru0)
+	began := time.Now()
+	err := load()
+	s := serverLoad{wall: time.Since(began)}
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru1)
+	runtime.ReadMemStats(&ms1)
+	s.cpu = time.Duration(ru1.Utime.Nano() + ru1.Stime.Nano() - ru0.Utime.Nano() - ru0.Stime.Nano())
+	s.gcPause = time.Duration(ms1.PauseTotalNs - ms0.PauseTotalNs)
+	return s, err
+}
+
 // latency measures submit_journal_entry over Streamable HTTP from a real
 // MCP client against a plain asynq Enqueue of the same payload, each at
-// the same fixed rates.
-func (e *env) latency(ctx context.Context, rates []float64, d time.Duration) (Table, error) {
+// the same fixed rates, each from a load process of its own (Load); the
+// server, mcpfront on the bench's Redis, runs in this process.
+func (e *env) latency(ctx context.Context, o Options) (Table, error) {
+	rates, d := o.Rates, o.Duration
 	t := Table{Title: fmt.Sprintf("Submission latency at fixed rates, %s each (open loop, from when each call was due)", d),
-		Columns: []string{"run", "rate/s", "calls", "p50", "p99", "p99.9", "errors", "GC pause share", "p99 vs Enqueue p99"}, BarsUnit: "p99 ms"}
+		Columns: []string{"run", "rate/s", "calls", "p50", "p99", "p99.9", "errors", "server CPU per call", "server GC pause share", "p99 vs Enqueue p99"}, BarsUnit: "p99 ms"}
 	if err := e.reset(ctx, 0); err != nil {
 		return t, err
 	}
@@ -89,7 +106,7 @@ func (e *env) latency(ctx context.Context, rates []float64, d time.Duration) (Ta
 		return t, err
 	}
 	defer l.Close()
-	const token = "bench-token-0123456789"
+	token := "bench-" + strconv.FormatInt(time.Now().UnixNano(), 36)
 	tokens, err := mcpfront.ParseTokens("bench:" + token)
 	if err != nil {
 		return t, err
@@ -108,58 +125,57 @@ func (e *env) latency(ctx context.Context, rates []float64, d time.Duration) (Ta
 	srv := mcpfront.NewHTTPServer(mux, mcpfront.HTTPLimits{})
 	go srv.Serve(ln)
 	defer srv.Close()
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.MaxIdleConnsPerHost = 512
-	// Bounded, so that calls the server is slow to answer wait for a
-	// connection (their latency still counts from when they were due)
-	// instead of opening one each: at 2,000/s on a saturated machine that
-	// ran the process out of file descriptors (20,000) and into errors of
-	// the harness's own.
-	tr.MaxConnsPerHost = 512
-	defer tr.CloseIdleConnections()
-	client := sdk.NewClient(&sdk.Implementation{Name: "sapq-bench", Version: "1"}, nil)
-	var css []*sdk.ClientSession
-	for range sessions {
-		cs, err := client.Connect(ctx, &sdk.StreamableClientTransport{
-			Endpoint: "http://" + ln.Addr().String() + "/mcp", HTTPClient: &http.Client{Transport: testutil.Bearer{Token: token, Next: tr}},
-			DisableStandaloneSSE: true,
-		}, nil)
-		if err != nil {
-			return t, fmt.Errorf("bench: MCP connect: %w", err)
-		}
-		defer cs.Close()
-		css = append(css, cs)
-	}
 	spec, _ := tasks.SpecOf(tasks.KindJournalEntry)
-	enqueue := asynq.NewClientFromRedisClient(e.rdb)
 	for ri, rate := range rates {
 		run := fmt.Sprintf("lat%d-%d", ri, time.Now().UnixNano())
-		mcpRun := openLoop(ctx, rate, d, func(i int) error {
-			cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-			defer cancel()
-			res, err := css[i%len(css)].CallTool(cctx, &sdk.CallToolParams{Name: spec.Tool, Arguments: journalEntry(run, i)})
-			if err == nil && res.IsError {
-				err = fmt.Errorf("tool error: %v", res.Content)
-			}
+		var mcpRun, enqRun loadResult
+		mcpLoad, err := measureServer(func() (err error) {
+			mcpRun, err = runLoad(ctx, o, fmt.Sprintf("load-mcp-%d", ri), child.Env(loadTokenEnv+"="+token),
+				"--mcp-url", "http://"+ln.Addr().String()+"/mcp", "--rate", rateArg(rate), "--duration", d.String(), "--run", run)
 			return err
 		})
-		payload := []byte(fmt.Sprintf("%+v", journalEntry(run, 0)))
-		enqRun := openLoop(ctx, rate, d, func(i int) error {
-			_, err := enqueue.EnqueueContext(ctx, asynq.NewTask(baselineType, payload), asynq.Queue("bench-latency"))
-			return err
-		})
+		if err != nil {
+			return t, err
+		}
+		enqRun, err = runLoad(ctx, o, fmt.Sprintf("load-enqueue-%d", ri), child.Env(),
+			"--redis-url", "redis://"+e.redisSrv.Addr+"/0", "--rate", rateArg(rate), "--duration", d.String(), "--run", run)
+		if err != nil {
+			return t, err
+		}
+		mcp, enq := latencyRun{lat: mcpRun.Latencies, errors: mcpRun.Errors}, latencyRun{lat: enqRun.Latencies, errors: enqRun.Errors}
 		for _, r := range []struct {
-			name string
-			r    latencyRun
-		}{{"sapq " + spec.Tool + " (MCP, Streamable HTTP)", mcpRun}, {"asynq Enqueue", enqRun}} {
+			name   string
+			r      latencyRun
+			server string
+			gc     string
+		}{
+			{"sapq " + spec.Tool + " (MCP, Streamable HTTP)", mcp, perCall(mcpLoad.cpu, len(mcp.lat)), share(mcpLoad.gcPause, mcpLoad.wall)},
+			{"asynq Enqueue", enq, "(Redis only)", "n/a"},
+		} {
 			t.Rows = append(t.Rows, []string{r.name, num(rate), fmt.Sprint(len(r.r.lat)), ms(r.r.pct(0.5)), ms(r.r.pct(0.99)), ms(r.r.pct(0.999)),
-				fmt.Sprint(r.r.errors), fmt.Sprintf("%.2f%%", 100*r.r.gcShare), ratio(float64(r.r.pct(0.99)), float64(enqRun.pct(0.99)))})
+				fmt.Sprint(r.r.errors), r.server, r.gc, ratio(float64(r.r.pct(0.99)), float64(enq.pct(0.99)))})
 			t.Bars = append(t.Bars, Bar{fmt.Sprintf("%s @%s/s", short(r.name), num(rate)), float64(r.r.pct(0.99)) / float64(time.Millisecond)})
 		}
-		t.Notes = append(t.Notes, fmt.Sprintf("At %s/s, target p99 within 5x the Enqueue p99: %s.", num(rate), verdict(mcpRun.pct(0.99) <= 5*enqRun.pct(0.99))))
+		if mcpRun.FirstErr != "" {
+			t.Notes = append(t.Notes, fmt.Sprintf("At %s/s, the first MCP error: %s.", num(rate), mcpRun.FirstErr))
+		}
+		t.Notes = append(t.Notes, fmt.Sprintf("At %s/s, target p99 within 5x the Enqueue p99: %s.", num(rate), verdict(mcp.pct(0.99) <= 5*enq.pct(0.99))))
 	}
-	t.Notes = append(t.Notes, fmt.Sprintf("GOGC=%q GOMEMLIMIT=%q (empty: Go's defaults, 100 and no limit). The MCP server, its client and Redis's client share this process; no worker runs.", os.Getenv("GOGC"), os.Getenv("GOMEMLIMIT")))
+	t.Notes = append(t.Notes, fmt.Sprintf("The server (mcpfront and its ledger on the bench's redis-server) runs in the bench process with GOGC=%q GOMEMLIMIT=%q (empty: Go's defaults, 100 and no limit); "+
+		"each load (a real MCP client, the official Go SDK, over %d sessions; or an asynq Client) runs in a process of its own (`sapq bench load`). "+
+		"Server CPU and GC pauses are the bench process's over the load's run.", os.Getenv("GOGC"), os.Getenv("GOMEMLIMIT"), sessions))
 	return t, nil
+}
+
+func perCall(cpu time.Duration, calls int) string {
+	if calls == 0 {
+		return "n/a"
+	}
+	return fmt.Sprintf("%.0f us", float64(cpu)/float64(time.Microsecond)/float64(calls))
+}
+
+func share(part, whole time.Duration) string {
+	return fmt.Sprintf("%.2f%%", 100*float64(part)/float64(whole))
 }
 
 func short(name string) string {

@@ -110,7 +110,7 @@ func Run(ctx context.Context, o Options) ([]Table, error) {
 	}
 	if contains(o.Scenarios, "latency") {
 		before := loadavg()
-		t, err := e.latency(ctx, o.Rates, o.Duration)
+		t, err := e.latency(ctx, o)
 		if err != nil {
 			return out, err
 		}

@@ -78,6 +78,8 @@ func (e *env) phases(ctx context.Context, name string, n int, submit func(i int)
 	// run's name in a CPU profile (sapq bench --cpuprofile).
 	pprof.SetGoroutineLabels(pprof.WithLabels(ctx, pprof.Labels("run", name)))
 	defer pprof.SetGoroutineLabels(ctx)
+	e.acct.on.Store(true)
+	defer e.acct.on.Store(false)
 	cpu0, err := e.cpu(ctx)
 	if err != nil {
 		return r, err
