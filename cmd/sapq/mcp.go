@@ -96,6 +96,7 @@ func runMCP(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
+	tuneGC(log, mcpfront.GCPercent)
 	audit, err := openAudit(cfg.auditLog)
 	if err != nil {
 		return err

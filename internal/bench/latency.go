@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"runtime"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"sync"
@@ -101,6 +102,12 @@ func (e *env) latency(ctx context.Context, o Options) (Table, error) {
 	if err := e.reset(ctx, 0); err != nil {
 		return t, err
 	}
+	// The server runs as sapq mcp does: its GC target unless GOGC is set.
+	gogc := os.Getenv("GOGC")
+	if gogc == "" {
+		defer debug.SetGCPercent(debug.SetGCPercent(mcpfront.GCPercent))
+		gogc = fmt.Sprint(mcpfront.GCPercent) + " (mcpfront.GCPercent, as sapq mcp)"
+	}
 	l, err := e.newLedger(ctx)
 	if err != nil {
 		return t, err
@@ -156,14 +163,17 @@ func (e *env) latency(ctx context.Context, o Options) (Table, error) {
 				fmt.Sprint(r.r.errors), r.server, r.gc, ratio(float64(r.r.pct(0.99)), float64(enq.pct(0.99)))})
 			t.Bars = append(t.Bars, Bar{fmt.Sprintf("%s @%s/s", short(r.name), num(rate)), float64(r.r.pct(0.99)) / float64(time.Millisecond)})
 		}
+		t.Notes = append(t.Notes, fmt.Sprintf("At %s/s, CPU per call: the server %s, the MCP client's process %s, the Enqueue client's process %s; busy cores: server %.2f, MCP client %.2f of %d.",
+			num(rate), perCall(mcpLoad.cpu, len(mcp.lat)), perCall(mcpRun.CPU, len(mcp.lat)), perCall(enqRun.CPU, len(enq.lat)),
+			mcpLoad.cpu.Seconds()/mcpLoad.wall.Seconds(), mcpRun.CPU.Seconds()/mcpLoad.wall.Seconds(), runtime.NumCPU()))
 		if mcpRun.FirstErr != "" {
 			t.Notes = append(t.Notes, fmt.Sprintf("At %s/s, the first MCP error: %s.", num(rate), mcpRun.FirstErr))
 		}
 		t.Notes = append(t.Notes, fmt.Sprintf("At %s/s, target p99 within 5x the Enqueue p99: %s.", num(rate), verdict(mcp.pct(0.99) <= 5*enq.pct(0.99))))
 	}
-	t.Notes = append(t.Notes, fmt.Sprintf("The server (mcpfront and its ledger on the bench's redis-server) runs in the bench process with GOGC=%q GOMEMLIMIT=%q (empty: Go's defaults, 100 and no limit); "+
+	t.Notes = append(t.Notes, fmt.Sprintf("The server (mcpfront and its ledger on the bench's redis-server) runs in the bench process with GOGC %s and GOMEMLIMIT=%q (empty: no limit); "+
 		"each load (a real MCP client, the official Go SDK, over %d sessions; or an asynq Client) runs in a process of its own (`sapq bench load`). "+
-		"Server CPU and GC pauses are the bench process's over the load's run.", os.Getenv("GOGC"), os.Getenv("GOMEMLIMIT"), sessions))
+		"Server CPU and GC pauses are the bench process's over the load's run.", gogc, os.Getenv("GOMEMLIMIT"), sessions))
 	return t, nil
 }
 

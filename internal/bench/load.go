@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"syscall"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -35,6 +36,7 @@ const loadTokenEnv = "SAPQ_BENCH_TOKEN"
 type loadResult struct {
 	Latencies []time.Duration `json:"latencies_ns"` // sorted
 	Errors    int64           `json:"errors"`
+	CPU       time.Duration   `json:"cpu_ns"` // the load process's own, over its life
 	FirstErr  string          `json:"first_error,omitempty"`
 }
 
@@ -62,6 +64,10 @@ func Load(ctx context.Context, args []string, _ io.Writer) error {
 	defer stop()
 	r := openLoop(ctx, *rate, *d, call)
 	res := loadResult{Latencies: r.lat, Errors: r.errors}
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err == nil {
+		res.CPU = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	}
 	if r.firstErr != nil {
 		res.FirstErr = r.firstErr.Error()
 	}
