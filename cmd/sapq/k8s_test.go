@@ -134,7 +134,12 @@ type k8sContainer struct {
 	Env []struct {
 		Name      string `yaml:"name"`
 		Value     string `yaml:"value"`
-		ValueFrom any    `yaml:"valueFrom"`
+		ValueFrom *struct {
+			ResourceFieldRef *struct {
+				Resource string `yaml:"resource"`
+			} `yaml:"resourceFieldRef"`
+			Other map[string]any `yaml:",inline"`
+		} `yaml:"valueFrom"`
 	} `yaml:"env"`
 	Ports []struct {
 		Name          string `yaml:"name"`
@@ -415,11 +420,20 @@ func k8sContainerOf(t *testing.T, what string, c k8sContainer, pod k8sPodSpec, c
 		}
 	}
 	for _, e := range c.Env {
-		if e.ValueFrom != nil {
-			t.Errorf("%s: %s from valueFrom; secrets are mounted files", what, e.Name)
-			continue
+		switch {
+		case e.ValueFrom != nil && e.ValueFrom.ResourceFieldRef != nil && e.ValueFrom.ResourceFieldRef.Resource == "limits.memory" && len(e.ValueFrom.Other) == 0:
+			// The kubelet gives the container's memory limit in bytes.
+			limit, ok := c.Resources.Limits["memory"]
+			if !ok {
+				t.Errorf("%s: %s from the memory limit, which the container does not set", what, e.Name)
+				continue
+			}
+			cont.env[e.Name] = strconv.FormatInt(k8sBytes(t, what, limit), 10)
+		case e.ValueFrom != nil:
+			t.Errorf("%s: %s from valueFrom other than the memory limit; secrets are mounted files", what, e.Name)
+		default:
+			cont.env[e.Name] = e.Value
 		}
-		cont.env[e.Name] = e.Value
 	}
 	for _, m := range c.VolumeMounts {
 		for _, v := range pod.Volumes {
@@ -467,4 +481,24 @@ func k8sContainerOf(t *testing.T, what string, c k8sContainer, pod k8sPodSpec, c
 		cont.probes = append(cont.probes, httpProbe{what: pr.what, port: port, path: pr.p.HTTPGet.Path})
 	}
 	return cont
+}
+
+// k8sBytes reads a Kubernetes memory quantity in the binary units the
+// manifests use ("256Mi").
+func k8sBytes(t *testing.T, what, q string) int64 {
+	t.Helper()
+	for _, u := range []struct {
+		suffix string
+		shift  uint
+	}{{"Ki", 10}, {"Mi", 20}, {"Gi", 30}} {
+		if v, ok := strings.CutSuffix(q, u.suffix); ok {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				t.Fatalf("%s: memory quantity %q: %v", what, q, err)
+			}
+			return n << u.shift
+		}
+	}
+	t.Fatalf("%s: memory quantity %q is not in Ki, Mi or Gi", what, q)
+	return 0
 }
