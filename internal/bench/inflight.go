@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/sapq/sapq/sap"
@@ -64,10 +65,12 @@ func (e *env) inflight(ctx context.Context, o Options) (Table, error) {
 	for _, r := range runs {
 		t.Notes = append(t.Notes, fmt.Sprintf("%s: anonymous memory (heap, stacks, runtime) %s idle, %s at the most in flight; the rest of RSS is the mapped executable.", r.name, mb(r.idle.anon), mb(r.busy.anon)))
 	}
-	if g := s.goBusy; g != nil {
-		t.Notes = append(t.Notes, fmt.Sprintf("sapq worker, Go runtime (/metrics): idle heap in use %s, stacks %s, %.0f goroutines; at %d in flight heap in use %s (%.0f objects), stacks %s, %.0f goroutines, memory from the OS %s.",
-			mb(int64(s.goIdle["go_memstats_heap_inuse_bytes"])), mb(int64(s.goIdle["go_memstats_stack_inuse_bytes"])), s.goIdle["go_goroutines"], c,
-			mb(int64(g["go_memstats_heap_inuse_bytes"])), g["go_memstats_heap_objects"], mb(int64(g["go_memstats_stack_inuse_bytes"])), g["go_goroutines"], mb(int64(g["go_memstats_sys_bytes"]))))
+	for _, r := range runs {
+		if g := r.goBusy; g != nil {
+			t.Notes = append(t.Notes, fmt.Sprintf("%s, Go runtime (/metrics): idle heap in use %s, stacks %s, %.0f goroutines; at %d in flight heap in use %s (%.0f objects), stacks %s, %.0f goroutines, memory from the OS %s.",
+				r.name, mb(int64(r.goIdle["go_memstats_heap_inuse_bytes"])), mb(int64(r.goIdle["go_memstats_stack_inuse_bytes"])), r.goIdle["go_goroutines"], c,
+				mb(int64(g["go_memstats_heap_inuse_bytes"])), g["go_memstats_heap_objects"], mb(int64(g["go_memstats_stack_inuse_bytes"])), g["go_goroutines"], mb(int64(g["go_memstats_sys_bytes"]))))
+		}
 	}
 	t.Notes = append(t.Notes,
 		fmt.Sprintf("Targets: sapq steady throughput at least 0.9 of theoretical: %s; RSS under 20 MB idle: %s; under 80 MB at %d in flight: %s.",
@@ -108,9 +111,7 @@ func (e *env) inflightRun(ctx context.Context, o Options, sapq bool) (inflightRu
 	r.startupToIdle = time.Since(began)
 	time.Sleep(time.Second) // let the start-up's garbage be collected, as a worker waiting for work would
 	r.idle = readMemory(idle.PID())
-	if sapq {
-		r.goIdle = goMemory(ctx, idle.addr)
-	}
+	r.goIdle = goMemory(ctx, idle.addr)
 	idle.Stop(10 * time.Second)
 
 	// Queue every posting, then start the worker on it.
@@ -151,7 +152,7 @@ func (e *env) inflightRun(ctx context.Context, o Options, sapq bool) (inflightRu
 		samples = append(samples, sample{at, posted})
 		if f := e.inFlight.Load(); f > most {
 			most, r.busy = f, readMemory(p.PID())
-			if sapq && f >= int64(c) && r.goBusy == nil {
+			if f >= int64(c) && r.goBusy == nil {
 				r.goBusy = goMemory(ctx, p.addr)
 			}
 		}
@@ -227,7 +228,12 @@ func AsynqWorker(ctx context.Context, args []string, _ io.Writer) error {
 	if err != nil {
 		return err
 	}
-	hs := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })}
+	// /readyz, and /metrics with the Go runtime's figures, as sapq
+	// worker's, so that the two are read alike.
+	hmux := http.NewServeMux()
+	hmux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
+	hmux.Handle("/metrics", promhttp.Handler())
+	hs := &http.Server{Handler: hmux}
 	go hs.Serve(ln)
 	<-ctx.Done()
 	return hs.Close()
