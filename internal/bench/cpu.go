@@ -19,10 +19,24 @@ func (c cpuTime) sub(o cpuTime) cpuTime {
 	return cpuTime{process: c.process - o.process, redis: c.redis - o.redis}
 }
 
-// cpu reads the process's rusage and the redis-server's INFO cpu.
-func (e *env) cpu(ctx context.Context) (cpuTime, error) {
+// processCPU is the CPU time this process has spent, user and system.
+func processCPU() (time.Duration, error) {
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0, err
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), nil
+}
+
+// microsPer is d in microseconds per one of n.
+func microsPer(d time.Duration, n int) float64 {
+	return float64(d) / float64(time.Microsecond) / float64(n)
+}
+
+// cpu reads the process's rusage and the redis-server's INFO cpu.
+func (e *env) cpu(ctx context.Context) (cpuTime, error) {
+	process, err := processCPU()
+	if err != nil {
 		return cpuTime{}, err
 	}
 	info, err := e.rdb.Info(ctx, "cpu").Result()
@@ -38,7 +52,7 @@ func (e *env) cpu(ctx context.Context) (cpuTime, error) {
 		}
 	}
 	return cpuTime{
-		process: time.Duration(ru.Utime.Nano() + ru.Stime.Nano()),
+		process: process,
 		redis:   time.Duration(redisSec * float64(time.Second)),
 	}, nil
 }

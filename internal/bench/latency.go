@@ -11,7 +11,6 @@ import (
 	"slices"
 	"strconv"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/sapq/sapq/internal/child"
@@ -78,15 +77,14 @@ type serverLoad struct {
 
 func measureServer(load func() error) (serverLoad, error) {
 	var ms0, ms1 runtime.MemStats
-	var ru0, ru1 syscall.Rusage
 	runtime.ReadMemStats(&ms0)
-	syscall.Getrusage(syscall.RUSAGE_SELF, &ru0)
+	cpu0, _ := processCPU()
 	began := time.Now()
 	err := load()
 	s := serverLoad{wall: time.Since(began)}
-	syscall.Getrusage(syscall.RUSAGE_SELF, &ru1)
+	cpu1, _ := processCPU()
 	runtime.ReadMemStats(&ms1)
-	s.cpu = time.Duration(ru1.Utime.Nano() + ru1.Stime.Nano() - ru0.Utime.Nano() - ru0.Stime.Nano())
+	s.cpu = cpu1 - cpu0
 	s.gcPause = time.Duration(ms1.PauseTotalNs - ms0.PauseTotalNs)
 	return s, err
 }
@@ -181,7 +179,7 @@ func perCall(cpu time.Duration, calls int) string {
 	if calls == 0 {
 		return "n/a"
 	}
-	return fmt.Sprintf("%.0f us", float64(cpu)/float64(time.Microsecond)/float64(calls))
+	return fmt.Sprintf("%.0f us", microsPer(cpu, calls))
 }
 
 func share(part, whole time.Duration) string {

@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"syscall"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -64,10 +63,7 @@ func Load(ctx context.Context, args []string, _ io.Writer) error {
 	defer stop()
 	r := openLoop(ctx, *rate, *d, call)
 	res := loadResult{Latencies: r.lat, Errors: r.errors}
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err == nil {
-		res.CPU = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-	}
+	res.CPU, _ = processCPU()
 	if r.firstErr != nil {
 		res.FirstErr = r.firstErr.Error()
 	}

@@ -159,8 +159,7 @@ func throughputTable(n int, costs []runCost) Table {
 			"CPU per posting: submit (process + Redis)", "execute+complete (process + Redis)"}, BarsUnit: "postings/s"}
 	ref, noop, lookUp := costs[1].perSecond(n), costs[2].perSecond(n), costs[3].perSecond(n)
 	perPosting := func(c cpuTime) string {
-		us := func(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) / float64(n) }
-		return fmt.Sprintf("%.0f + %.0f us", us(c.process), us(c.redis))
+		return fmt.Sprintf("%.0f + %.0f us", microsPer(c.process, n), microsPer(c.redis, n))
 	}
 	for _, c := range costs {
 		ps := c.perSecond(n)
@@ -175,8 +174,7 @@ func throughputTable(n int, costs []runCost) Table {
 	// the look-up is what the look-up baseline adds to the plain call, the
 	// ledger what sapq adds to the look-up baseline.
 	total := func(c runCost) float64 {
-		sum := c.submitCPU.process + c.submitCPU.redis + c.workCPU.process + c.workCPU.redis
-		return float64(sum) / float64(time.Microsecond) / float64(n)
+		return microsPer(c.submitCPU.process+c.submitCPU.redis+c.workCPU.process+c.workCPU.redis, n)
 	}
 	sapqCPU, callCPU, lookUpCPU := total(costs[0]), total(costs[1]), total(costs[3])
 	t.Notes = append(t.Notes, fmt.Sprintf("CPU per posting, all processes: sapq %.0f us, asynq with the same call %.0f us: the look-up in SAP adds %.0f us, the ledger (its submit record and three gating scripts, their Redis work, the task payload) %.0f us. "+
