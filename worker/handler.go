@@ -122,8 +122,9 @@ type attempt struct {
 	claimed ledger.Claimed // the job as the claim found it, with Redis's clock
 	log     *slog.Logger
 	last    bool // asynq archives the task if this attempt fails
-	// destination is the SAP system this attempt calls, once known.
-	destination string
+	// destination is the SAP system this attempt calls and reference the
+	// posting's reference in it, once known.
+	destination, reference string
 }
 
 // traced runs the attempt in a span of its own that continues the trace of
@@ -158,50 +159,27 @@ func (a *attempt) sapCall(ctx context.Context, op string) (_ context.Context, do
 	}
 }
 
+// run takes the steps of the protocol in order. Each step is a method of
+// its own so that the frames on the stack while the post waits for SAP's
+// answer are run's and send's, not the locals of every step: a handler
+// goroutine's stack shrinks back to 16 KB during the wait only if it uses a
+// quarter of its 32 KB then, and with a thousand postings in flight that is
+// 17 MB of stacks (BENCHMARKS.md, scenario 4).
 func (a *attempt) run(ctx context.Context) error {
-	w, job := a.w, a.job
-	if !sap.Supports(job.Kind) {
-		return a.unsendable(ctx, "unknown_kind", "this worker cannot post postings of kind "+string(job.Kind))
+	c, err := a.prepare(ctx)
+	if c == nil {
+		return err
 	}
-	if err := job.CheckApproval(); err != nil {
-		return a.unsendable(ctx, "not_approved", err.Error())
-	}
-	p, err := job.Posting()
-	if err != nil {
-		return a.unsendable(ctx, "invalid_payload", err.Error())
-	}
-	destination, reference, err := a.identity(p)
-	if err != nil {
-		return a.unsendable(ctx, CodeUnroutable, "no SAP destination for this posting: "+err.Error())
-	}
-	a.destination = destination
-	c, err := newCall(w.opts.SAP, p, destination, reference)
-	if err != nil {
-		return a.unsendable(ctx, "invalid_payload", err.Error())
-	}
-
 	// 1. Wait until no call that may carry this reference can still be in
-	// flight: the ledger's own record of the last one, or calls it may
-	// have forgotten in a Redis loss.
-	if wait := a.claimed.LossWait; wait > 0 {
-		w.metrics.waited("loss_window")
-		return &waitError{reason: (&ledger.LossWindowError{Wait: wait}).Error(), after: wait}
-	}
-	if job.Phase == tasks.PhaseSending && !job.SendStartedAt.IsZero() {
-		// (A job never sent, failed unverified, has no call of its own to
-		// wait for; the loss window covers calls the ledger forgot.)
-		if settle := w.settle - a.claimed.SinceSend; settle > 0 {
-			// The wait is at most the settle time, even if Redis's clock
-			// went back (a failover to a host whose clock is behind).
-			w.metrics.waited("settle")
-			return a.awaitSettling(ctx, min(settle, w.settle))
-		}
+	// flight.
+	if err := a.awaitEarlierCalls(ctx); err != nil {
+		return err
 	}
 
 	// From here to the recorded outcome the attempt holds its SAP objects
 	// and a call slot of its destination (locks.go); if another job holds
 	// them, it comes back later without spending its retry budget.
-	pass, err := w.gate.enter(ctx, job.ID, c.objects, destination)
+	pass, err := a.w.gate.enter(ctx, a.job.ID, c.objects, a.destination)
 	if err != nil {
 		return err
 	}
@@ -209,36 +187,99 @@ func (a *attempt) run(ctx context.Context) error {
 
 	// 2. Look the document up in SAP. Only a definite "not there" lets the
 	// call go out.
-	if done, err := a.lookUp(ctx, c); done || err != nil {
+	if done, err := a.lookUp(ctx, *c); done || err != nil {
 		return err
 	}
 
 	// 3. Record "sending" (a compare-and-set against another delivery).
 	began := time.Now()
-	sending, err := w.ledger.BeginSend(ctx, job, destination, reference)
+	if send, err := a.beginSend(ctx); !send {
+		return err
+	}
+
+	// 4. Send, and 5. record what SAP's answer proves.
+	return a.send(ctx, c, pass, began)
+}
+
+// prepare checks that the job can be sent at all and builds its call. A nil
+// call ends the attempt with the error returned.
+func (a *attempt) prepare(ctx context.Context) (*call, error) {
+	job := &a.job
+	if !sap.Supports(job.Kind) {
+		return nil, a.unsendable(ctx, "unknown_kind", "this worker cannot post postings of kind "+string(job.Kind))
+	}
+	if err := job.CheckApproval(); err != nil {
+		return nil, a.unsendable(ctx, "not_approved", err.Error())
+	}
+	p, err := job.Posting()
+	if err != nil {
+		return nil, a.unsendable(ctx, "invalid_payload", err.Error())
+	}
+	destination, reference, err := a.identity(p)
+	if err != nil {
+		return nil, a.unsendable(ctx, CodeUnroutable, "no SAP destination for this posting: "+err.Error())
+	}
+	a.destination, a.reference = destination, reference
+	c, err := newCall(a.w.opts.SAP, p, destination, reference)
+	if err != nil {
+		return nil, a.unsendable(ctx, "invalid_payload", err.Error())
+	}
+	return &c, nil
+}
+
+// awaitEarlierCalls returns the wait until no call that may carry this
+// reference can still be in flight: the ledger's own record of the last
+// one, or calls it may have forgotten in a Redis loss. Nil: none can be.
+func (a *attempt) awaitEarlierCalls(ctx context.Context) error {
+	if wait := a.claimed.LossWait; wait > 0 {
+		a.w.metrics.waited("loss_window")
+		return &waitError{reason: (&ledger.LossWindowError{Wait: wait}).Error(), after: wait}
+	}
+	if a.job.Phase == tasks.PhaseSending && !a.job.SendStartedAt.IsZero() {
+		// (A job never sent, failed unverified, has no call of its own to
+		// wait for; the loss window covers calls the ledger forgot.)
+		if settle := a.w.settle - a.claimed.SinceSend; settle > 0 {
+			// The wait is at most the settle time, even if Redis's clock
+			// went back (a failover to a host whose clock is behind).
+			a.w.metrics.waited("settle")
+			return a.awaitSettling(ctx, min(settle, a.w.settle))
+		}
+	}
+	return nil
+}
+
+// beginSend records "sending", a compare-and-set against another delivery,
+// and reports whether the call may go out; if not, the attempt ends with
+// the error returned.
+func (a *attempt) beginSend(ctx context.Context) (send bool, _ error) {
+	sending, err := a.w.ledger.BeginSend(ctx, a.job, a.destination, a.reference)
 	var lossWindow *ledger.LossWindowError
 	switch {
 	case errors.As(err, &lossWindow):
-		// Redis lost writes between the claim and now: the look-up above
+		// Redis lost writes between the claim and now: the look-up before
 		// proves nothing. Nothing was recorded; look again after the window.
-		w.metrics.waited("loss_window")
-		return &waitError{reason: lossWindow.Error(), after: lossWindow.Wait}
+		a.w.metrics.waited("loss_window")
+		return false, &waitError{reason: lossWindow.Error(), after: lossWindow.Wait}
 	case errors.Is(err, ledger.ErrCancelled), errors.Is(err, ledger.ErrPosted),
 		errors.Is(err, ledger.ErrFailed), errors.Is(err, ledger.ErrStaleRun), errors.Is(err, ledger.ErrUnapproved):
-		return nil
+		return false, nil
 	case errors.Is(err, ledger.ErrConcurrentAttempt):
 		// The delivery that is sending owns the outcome; this one records
 		// nothing and looks again later.
-		w.metrics.waited("concurrent")
-		return &waitError{reason: "another delivery of this job began sending", after: time.Second}
+		a.w.metrics.waited("concurrent")
+		return false, &waitError{reason: "another delivery of this job began sending", after: time.Second}
 	case err != nil:
-		return err
+		return false, err
 	}
-	a.job, job = sending, sending
+	a.job = sending
+	return true, nil
+}
 
-	// 4. Send, under the job's context and a timeout, and only while the
-	// attempt's leases are still its own: a lost one sends nothing, and
-	// the job, recorded as sending, is looked up after the settle time.
+// send makes the call, under the job's context and a timeout, and only while
+// the attempt's leases are still its own: a lost one sends nothing, and the
+// job, recorded as sending, is looked up after the settle time. Then it
+// records what SAP's answer proves.
+func (a *attempt) send(ctx context.Context, c *call, pass *pass, began time.Time) error {
 	if err := pass.confirm(ctx); err != nil {
 		return err
 	}
@@ -247,17 +288,15 @@ func (a *attempt) run(ctx context.Context) error {
 	// stalled since (a GC pause, a slow Redis round trip, a frozen VM) must
 	// not send a call that reaches SAP after another delivery's settle wait
 	// has ended (worker/model FIX 1).
-	callCtx, cancel := context.WithDeadline(ctx, began.Add(w.opts.SAPTimeout))
+	callCtx, cancel := context.WithDeadline(ctx, began.Add(a.w.opts.SAPTimeout))
 	callCtx, done := a.sapCall(callCtx, "post")
-	doc, err := c.post(callCtx, tasks.IdentityOf(&job, destination).MessageUUID(job.Generation))
+	doc, err := c.post(callCtx, tasks.IdentityOf(&a.job, a.destination).MessageUUID(a.job.Generation))
 	cancel()
 	done(err)
 	pass.sent(began, err)
 	if err == nil {
 		return a.succeed(ctx, doc, false)
 	}
-
-	// 5. Record what SAP's answer proves.
 	jobErr := jobError(err)
 	switch sap.CategoryOf(err) {
 	case sap.Permanent:
@@ -265,7 +304,7 @@ func (a *attempt) run(ctx context.Context) error {
 	case sap.Transient:
 		return a.retry(ctx, tasks.PhasePending, jobErr, err)
 	case sap.Duplicate:
-		return a.duplicate(ctx, c, jobErr, err)
+		return a.duplicate(ctx, *c, jobErr, err)
 	default:
 		// SAP may have posted it: stay in PhaseSending so the next attempt
 		// looks it up before sending again.
