@@ -89,7 +89,7 @@ func (e *env) recoverySapq(ctx context.Context, o Options) (recoveryRun, error) 
 		return r, err
 	}
 	defer l.Close()
-	base := e.sim.Stats()
+	base := e.sim.Load().Stats()
 	redisURL := "redis://" + e.redisSrv.Addr + "/0"
 	start := func(name string) (*proc, error) {
 		return startReady(ctx, name, o.logDir, o.Binary, func(addr string) []string {
@@ -151,9 +151,9 @@ func (e *env) recoverySapq(ctx context.Context, o Options) (recoveryRun, error) 
 		if err != nil {
 			return r, err
 		}
-		r.documents += e.sim.CountByReference(job.Reference)
+		r.documents += e.sim.Load().CountByReference(job.Reference)
 	}
-	r.replayed = e.sim.Stats().Replayed - base.Replayed
+	r.replayed = e.sim.Load().Stats().Replayed - base.Replayed
 	if o.RecoverAfter > 0 {
 		r.recoverNote = fmt.Sprintf("sapq: every worker requeues a task whose asynq lease has gone %s unrenewed (worker/recover.go; asynq renews every 5 s), so the killed worker's tasks come back %s to %s after the kill, plus the recoverer's pass and the survivor's poll (1 s).",
 			o.RecoverAfter, o.RecoverAfter-5*time.Second, o.RecoverAfter)
@@ -179,7 +179,7 @@ func (e *env) recoveryAsynq(ctx context.Context, o Options) (recoveryRun, error)
 		return r, err
 	}
 	defer victim.Kill()
-	base := e.sim.Stats()
+	base := e.sim.Load().Stats()
 	client := asynq.NewClientFromRedisClient(e.rdb)
 	run := fmt.Sprint(time.Now().UnixNano())
 	if err := submitAll(ctx, k, func(i int) error { return enqueueBaseline(ctx, client, run, i) }); err != nil {
@@ -198,7 +198,7 @@ func (e *env) recoveryAsynq(ctx context.Context, o Options) (recoveryRun, error)
 	attempts := func(st sim.Stats) int { return st.Attempts[sim.KindJournalEntry] - base.Attempts[sim.KindJournalEntry] }
 	deadline := killed.Add(o.RecoveryTimeout)
 	for len(r.rerun) < k && time.Now().Before(deadline) && ctx.Err() == nil {
-		for n := attempts(e.sim.Stats()) - k; len(r.rerun) < n; {
+		for n := attempts(e.sim.Load().Stats()) - k; len(r.rerun) < n; {
 			r.rerun = append(r.rerun, time.Since(killed))
 		}
 		time.Sleep(50 * time.Millisecond)
@@ -209,7 +209,7 @@ func (e *env) recoveryAsynq(ctx context.Context, o Options) (recoveryRun, error)
 		time.Sleep(20 * time.Millisecond)
 	}
 	r.ended = time.Since(killed)
-	st := e.sim.Stats()
+	st := e.sim.Load().Stats()
 	r.documents = st.Posted[sim.KindJournalEntry] - base.Posted[sim.KindJournalEntry]
 	r.replayed = st.Replayed - base.Replayed
 	return r, nil

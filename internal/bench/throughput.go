@@ -161,7 +161,7 @@ func (e *env) runSapq(ctx context.Context, n int, latency time.Duration, conc in
 // posted is how many documents the simulator holds.
 func (e *env) posted() int64 {
 	var n int
-	for _, v := range e.sim.Stats().Posted {
+	for _, v := range e.sim.Load().Stats().Posted {
 		n += v
 	}
 	return int64(n)
