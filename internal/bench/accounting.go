@@ -20,8 +20,7 @@ import (
 // commandstats gives the totals it must add up to.
 //
 // It counts only while on: its stack walk is a cost of the harness, which
-// the scenarios that measure time other than the throughput runs' (the
-// latency scenario's server) must not pay.
+// no timed run pays (Run turns it on for runs of their own).
 type accounting struct {
 	on    atomic.Bool
 	mu    sync.Mutex

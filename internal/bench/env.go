@@ -34,9 +34,9 @@ const simUser = "SAPQ_COMM"
 // env is what every scenario shares: a private redis-server, the SAP
 // simulator on a loopback listener and a SAP client posting to it.
 type env struct {
-	redisSrv    *redistest.Server
-	rdb         *redis.Client
-	acct        *accounting // counts the rdb's round trips by step
+	redisSrv *redistest.Server
+	rdb      *redis.Client
+	acct     *accounting // counts the rdb's round trips by step
 	// sim is the simulator serving now; reset replaces it with a fresh one
 	// (see there).
 	sim         atomic.Pointer[sim.Server]

@@ -33,7 +33,10 @@ type runCost struct {
 	submitCPU, workCPU        cpuTime       // CPU spent in each phase
 	submitCmds, submitScripts int64         // INFO commandstats over the submit phase
 	workCmds, workScripts     int64         // over execute and complete
-	submitSteps, workSteps    map[string]stepCount
+	// The round trips by step, counted in a run of stepsN postings of its
+	// own (the hook that counts them costs CPU).
+	submitSteps, workSteps map[string]stepCount
+	stepsN                 int
 }
 
 func (r runCost) perSecond(n int) float64 { return float64(n) / r.wall.Seconds() }
@@ -78,8 +81,6 @@ func (e *env) phases(ctx context.Context, name string, n int, submit func(i int)
 	// run's name in a CPU profile (sapq bench --cpuprofile).
 	pprof.SetGoroutineLabels(pprof.WithLabels(ctx, pprof.Labels("run", name)))
 	defer pprof.SetGoroutineLabels(ctx)
-	e.acct.on.Store(true)
-	defer e.acct.on.Store(false)
 	cpu0, err := e.cpu(ctx)
 	if err != nil {
 		return r, err
