@@ -95,9 +95,6 @@ func (c *Client) PostBillingDocument(ctx context.Context, b BillingDocument) (Do
 	if err != nil {
 		return Document{}, err
 	}
-	if r.status < 200 || r.status > 299 {
-		return Document{}, c.httpError(opPostBillingDocument, r)
-	}
 	var res struct {
 		Value []billingResult `json:"value"`
 	}

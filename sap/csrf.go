@@ -111,10 +111,11 @@ func csrfRequired(h http.Header) bool {
 	return strings.EqualFold(strings.TrimSpace(h.Get("X-Csrf-Token")), "Required")
 }
 
-// postOData sends a modifying OData request with a CSRF token. When SAP
-// answers 403 with "X-CSRF-Token: Required" (token or session expired) it
-// fetches a new token once and resends: a 403 is a refusal, so nothing was
-// posted by the first attempt. A second 403 is returned as is.
+// postOData sends a modifying OData request with a CSRF token and returns
+// SAP's 2xx reply; any other status is SAP's error, classified (httpError).
+// When SAP answers 403 with "X-CSRF-Token: Required" (token or session
+// expired) it fetches a new token once and resends: a 403 is a refusal, so
+// nothing was posted by the first attempt. A second 403 is an error.
 func (c *Client) postOData(ctx context.Context, op, root, path string, query url.Values, body []byte) (*reply, error) {
 	tok, err := c.csrfToken(ctx, root, "")
 	if err != nil {
@@ -137,6 +138,9 @@ func (c *Client) postOData(ctx context.Context, op, root, path string, query url
 			return nil, err
 		}
 		if r.status != http.StatusForbidden || !csrfRequired(r.header) || attempt > 0 {
+			if r.status < 200 || r.status > 299 {
+				return nil, c.httpError(op, r)
+			}
 			return r, nil
 		}
 		if tok, err = c.csrfToken(ctx, root, tok); err != nil {

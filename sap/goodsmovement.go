@@ -122,9 +122,6 @@ func (c *Client) PostGoodsMovement(ctx context.Context, gm GoodsMovement) (Docum
 	if err != nil {
 		return Document{}, err
 	}
-	if r.status < 200 || r.status > 299 {
-		return Document{}, c.httpError(opPostGoodsMovement, r)
-	}
 	var posted struct {
 		D struct{ MaterialDocument, MaterialDocumentYear string } `json:"d"`
 	}

@@ -58,9 +58,6 @@ func (c *Client) CancelSupplierInvoice(ctx context.Context, companyCode string, 
 	if err != nil {
 		return Document{}, err
 	}
-	if r.status < 200 || r.status > 299 {
-		return Document{}, c.httpError(opCancelSupplierInvoice, r)
-	}
 	// A complex type's result comes wrapped in the function's name.
 	var res struct {
 		D struct {
@@ -97,9 +94,6 @@ func (c *Client) CancelMaterialDocument(ctx context.Context, document, year stri
 	r, err := c.postOData(ctx, opCancelMaterialDocument, materialDocumentService, materialDocumentCancel, q, nil)
 	if err != nil {
 		return Document{}, err
-	}
-	if r.status < 200 || r.status > 299 {
-		return Document{}, c.httpError(opCancelMaterialDocument, r)
 	}
 	var res struct {
 		D struct{ MaterialDocument, MaterialDocumentYear string } `json:"d"`

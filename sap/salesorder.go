@@ -87,9 +87,6 @@ func (c *Client) PostSalesOrder(ctx context.Context, o SalesOrder) (Document, er
 	if err != nil {
 		return Document{}, err
 	}
-	if r.status < 200 || r.status > 299 {
-		return Document{}, c.httpError(opPostSalesOrder, r)
-	}
 	var saved struct {
 		D struct{ SalesOrder string } `json:"d"`
 	}

@@ -97,9 +97,6 @@ func (c *Client) PostSupplierInvoice(ctx context.Context, inv SupplierInvoice) (
 	if err != nil {
 		return Document{}, err
 	}
-	if r.status < 200 || r.status > 299 {
-		return Document{}, c.httpError(opPostSupplierInvoice, r)
-	}
 
 	var created struct {
 		D struct {
