@@ -3,7 +3,6 @@ package sim
 import (
 	"encoding/json"
 	"fmt"
-	"mime"
 	"net/http"
 	"slices"
 	"strconv"
@@ -400,17 +399,8 @@ func materialDocumentObjects(body []byte) []string {
 // twice.
 func (s *Server) createMaterialDocument(w http.ResponseWriter, r *http.Request, body []byte) {
 	svc := materialDocumentService
-	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/json" {
-		s.writeODataError(w, http.StatusUnsupportedMediaType, svc, msgSyntax("content type must be application/json"))
-		return
-	}
 	var p materialDocumentPayload
-	if err := strictUnmarshal(body, &p); err != nil {
-		s.writeODataError(w, http.StatusBadRequest, svc, msgSyntax(""), msgSyntax(err.Error()))
-		return
-	}
-	if err := p.checkLengths(); err != nil {
-		s.writeODataError(w, http.StatusBadRequest, svc, msgSyntax(err.Error()))
+	if !s.readDeepInsert(w, r, svc, body, &p) {
 		return
 	}
 

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"mime"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -239,6 +240,26 @@ type odataErrorDetail struct {
 	PropertyRef string `json:"propertyref"`
 	Severity    string `json:"severity"`
 	Target      string `json:"target"`
+}
+
+// readDeepInsert checks a create's request as SAP's gateway does before the
+// service sees it: the content type, the body's syntax (an unknown property
+// is an error, as in SAP), then every property's length. When one fails it
+// answers the request and returns false.
+func (s *Server) readDeepInsert(w http.ResponseWriter, r *http.Request, svc *odataService, body []byte, p interface{ checkLengths() error }) bool {
+	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/json" {
+		s.writeODataError(w, http.StatusUnsupportedMediaType, svc, msgSyntax("content type must be application/json"))
+		return false
+	}
+	if err := strictUnmarshal(body, p); err != nil {
+		s.writeODataError(w, http.StatusBadRequest, svc, msgSyntax(""), msgSyntax(err.Error()))
+		return false
+	}
+	if err := p.checkLengths(); err != nil {
+		s.writeODataError(w, http.StatusBadRequest, svc, msgSyntax(err.Error()))
+		return false
+	}
+	return true
 }
 
 // writeODataError answers with an OData V2 error; the first message is the main one,

@@ -5,7 +5,6 @@ import (
 	"cmp"
 	"encoding/json"
 	"fmt"
-	"mime"
 	"net/http"
 	"slices"
 	"strings"
@@ -296,17 +295,8 @@ func (p *salesOrderPayload) checkLengths() error {
 // before it sends one again.
 func (s *Server) createSalesOrder(w http.ResponseWriter, r *http.Request, body []byte) {
 	svc := salesOrderService
-	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/json" {
-		s.writeODataError(w, http.StatusUnsupportedMediaType, svc, msgSyntax("content type must be application/json"))
-		return
-	}
 	var p salesOrderPayload
-	if err := strictUnmarshal(body, &p); err != nil {
-		s.writeODataError(w, http.StatusBadRequest, svc, msgSyntax(""), msgSyntax(err.Error()))
-		return
-	}
-	if err := p.checkLengths(); err != nil {
-		s.writeODataError(w, http.StatusBadRequest, svc, msgSyntax(err.Error()))
+	if !s.readDeepInsert(w, r, svc, body, &p) {
 		return
 	}
 

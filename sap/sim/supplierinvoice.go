@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"mime"
 	"net/http"
 	"regexp"
 	"strings"
@@ -315,17 +314,8 @@ func supplierInvoiceObjects(body []byte) []string {
 // createSupplierInvoice deserializes, validates and posts a deep insert.
 func (s *Server) createSupplierInvoice(w http.ResponseWriter, r *http.Request, body []byte) {
 	svc := supplierInvoiceService
-	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/json" {
-		s.writeODataError(w, http.StatusUnsupportedMediaType, svc, msgSyntax("content type must be application/json"))
-		return
-	}
 	var p supplierInvoicePayload
-	if err := json.Unmarshal(body, &p); err != nil {
-		s.writeODataError(w, http.StatusBadRequest, svc, msgSyntax(""), msgSyntax(err.Error()))
-		return
-	}
-	if err := p.checkLengths(); err != nil {
-		s.writeODataError(w, http.StatusBadRequest, svc, msgSyntax(err.Error()))
+	if !s.readDeepInsert(w, r, svc, body, &p) {
 		return
 	}
 
