@@ -85,7 +85,7 @@ func Run(ctx context.Context, o Options) ([]Table, error) {
 	}
 	defer e.close()
 	var out []Table
-	var costs []runCost
+	var costs runCosts
 	needCosts := contains(o.Scenarios, "throughput") || contains(o.Scenarios, "redis")
 	costsLoad := loadavg()
 	if needCosts {
@@ -94,26 +94,29 @@ func Run(ctx context.Context, o Options) ([]Table, error) {
 		// on asynq's three: the timed runs go without it, and a shorter run
 		// of each, with it, counts the steps.
 		stepsN := min(o.N, 2000)
-		for _, run := range []func(n int) (runCost, error){
-			func(n int) (runCost, error) { return e.runSapq(ctx, n, 0, concurrency) },
-			func(n int) (runCost, error) { return e.runAsynq(ctx, n, 0, concurrency, post) },
-			func(n int) (runCost, error) { return e.runAsynq(ctx, n, 0, concurrency, noop) },
-			func(n int) (runCost, error) { return e.runAsynq(ctx, n, 0, concurrency, lookUpPost) },
+		for _, r := range []struct {
+			cost *runCost
+			run  func(n int) (runCost, error)
+		}{
+			{&costs.sapq, func(n int) (runCost, error) { return e.runSapq(ctx, n, 0, concurrency) }},
+			{&costs.post, func(n int) (runCost, error) { return e.runAsynq(ctx, n, 0, concurrency, post) }},
+			{&costs.noop, func(n int) (runCost, error) { return e.runAsynq(ctx, n, 0, concurrency, noop) }},
+			{&costs.lookUpPost, func(n int) (runCost, error) { return e.runAsynq(ctx, n, 0, concurrency, lookUpPost) }},
 		} {
-			c, err := run(o.N)
+			c, err := r.run(o.N)
 			if err != nil {
 				return out, err
 			}
 			if contains(o.Scenarios, "redis") {
 				e.acct.on.Store(true)
-				s, err := run(stepsN)
+				s, err := r.run(stepsN)
 				e.acct.on.Store(false)
 				if err != nil {
 					return out, err
 				}
 				c.submitSteps, c.workSteps, c.stepsN = s.submitSteps, s.workSteps, stepsN
 			}
-			costs = append(costs, c)
+			*r.cost = c
 		}
 	}
 	if contains(o.Scenarios, "throughput") {
@@ -167,15 +170,23 @@ func contains(list []string, s string) bool {
 	return false
 }
 
-func throughputTable(n int, costs []runCost) Table {
+// runCosts are the throughput runs: sapq's and its three asynq baselines'.
+type runCosts struct {
+	sapq, post, noop, lookUpPost runCost
+}
+
+// all lists the runs in the tables' order.
+func (c runCosts) all() []runCost { return []runCost{c.sapq, c.post, c.noop, c.lookUpPost} }
+
+func throughputTable(n int, costs runCosts) Table {
 	t := Table{Title: fmt.Sprintf("Cost of the guarantees: %d journal entries, submission to document, concurrency %d", n, concurrency),
 		Columns: []string{"run", "wall", "of it submit", "postings/s", "vs asynq + same SAP call", "vs asynq + same look-up and call", "vs asynq no-op",
 			"CPU per posting: submit (process + Redis)", "execute+complete (process + Redis)"}, BarsUnit: "postings/s"}
-	ref, noop, lookUp := costs[1].perSecond(n), costs[2].perSecond(n), costs[3].perSecond(n)
+	ref, noop, lookUp := costs.post.perSecond(n), costs.noop.perSecond(n), costs.lookUpPost.perSecond(n)
 	perPosting := func(c cpuTime) string {
 		return fmt.Sprintf("%.0f + %.0f us", microsPer(c.process, n), microsPer(c.redis, n))
 	}
-	for _, c := range costs {
+	for _, c := range costs.all() {
 		ps := c.perSecond(n)
 		t.Rows = append(t.Rows, []string{c.name, c.wall.Round(time.Millisecond).String(), c.submitWall.Round(time.Millisecond).String(), num(ps), ratio(ps, ref), ratio(ps, lookUp), ratio(ps, noop),
 			perPosting(c.submitCPU), perPosting(c.workCPU)})
@@ -183,41 +194,41 @@ func throughputTable(n int, costs []runCost) Table {
 	}
 	t.Notes = append(t.Notes, "The look-up baseline's handler looks the document up in SAP by its reference before the same call, as sapq's worker does before every send: "+
 		"the SAP side of sapq's protocol without its ledger. CPU from getrusage of the bench process (the submitters, the worker or asynq server, and the SAP simulator) and INFO cpu of the redis-server, per posting.")
-	t.Notes = append(t.Notes, fmt.Sprintf("Target: sapq at least 0.8 of asynq with the same SAP call: %s.", verdict(costs[0].perSecond(n)/ref >= 0.8)))
+	t.Notes = append(t.Notes, fmt.Sprintf("Target: sapq at least 0.8 of asynq with the same SAP call: %s.", verdict(costs.sapq.perSecond(n)/ref >= 0.8)))
 	// Where sapq's CPU per posting goes, from the differences between runs:
 	// the look-up is what the look-up baseline adds to the plain call, the
 	// ledger what sapq adds to the look-up baseline.
 	total := func(c runCost) float64 {
 		return microsPer(c.submitCPU.process+c.submitCPU.redis+c.workCPU.process+c.workCPU.redis, n)
 	}
-	sapqCPU, callCPU, lookUpCPU := total(costs[0]), total(costs[1]), total(costs[3])
+	sapqCPU, callCPU, lookUpCPU := total(costs.sapq), total(costs.post), total(costs.lookUpPost)
 	t.Notes = append(t.Notes, fmt.Sprintf("CPU per posting, all processes: sapq %.0f us, asynq with the same call %.0f us: the look-up in SAP adds %.0f us, the ledger (its submit record and three gating scripts, their Redis work, the task payload) %.0f us. "+
 		"With every core busy (postings/s x CPU per posting = %.2f and %.2f cores of %d), 0.8x would need sapq at %.0f us per posting.",
-		sapqCPU, callCPU, lookUpCPU-callCPU, sapqCPU-lookUpCPU, costs[0].perSecond(n)*sapqCPU/1e6, ref*callCPU/1e6, runtime.NumCPU(), callCPU/0.8))
+		sapqCPU, callCPU, lookUpCPU-callCPU, sapqCPU-lookUpCPU, costs.sapq.perSecond(n)*sapqCPU/1e6, ref*callCPU/1e6, runtime.NumCPU(), callCPU/0.8))
 	return t
 }
 
-func redisTable(n int, costs []runCost) Table {
+func redisTable(n int, costs runCosts) Table {
 	t := Table{Title: fmt.Sprintf("Redis cost per posting (INFO commandstats, %d postings)", n),
 		Columns: []string{"run", "submit cmds", "submit scripts", "execute+complete cmds", "execute+complete scripts", "total cmds", "vs asynq + same SAP call"}, BarsUnit: "commands per posting"}
 	per := func(v int64) float64 { return float64(v) / float64(n) }
-	ref := per(costs[1].submitCmds + costs[1].workCmds)
-	for _, c := range costs {
+	ref := per(costs.post.submitCmds + costs.post.workCmds)
+	for _, c := range costs.all() {
 		total := per(c.submitCmds + c.workCmds)
 		t.Rows = append(t.Rows, []string{c.name, num(per(c.submitCmds)), num(per(c.submitScripts)), num(per(c.workCmds)), num(per(c.workScripts)), num(total), ratio(total, ref)})
 		t.Bars = append(t.Bars, Bar{c.name, total})
 	}
 	t.Notes = append(t.Notes, fmt.Sprintf("Target: at most 2x asynq per task: %s. The execute+complete phase includes asynq's own time-driven traffic (heartbeats, forwarder, recoverer polls) over the run's wall time.",
-		verdict(per(costs[0].submitCmds+costs[0].workCmds) <= 2*ref)))
+		verdict(per(costs.sapq.submitCmds+costs.sapq.workCmds) <= 2*ref)))
 	return t
 }
 
 // stepsTable is the round trips per posting by the step that sent them
 // (the go-redis hook's stack names), the defence of the count.
-func stepsTable(costs []runCost) Table {
-	t := Table{Title: fmt.Sprintf("Round trips per posting, step by step (go-redis hook, a run of %d postings of its own)", costs[0].stepsN),
+func stepsTable(costs runCosts) Table {
+	t := Table{Title: fmt.Sprintf("Round trips per posting, step by step (go-redis hook, a run of %d postings of its own)", costs.sapq.stepsN),
 		Columns: []string{"run", "phase", "step", "round trips", "commands"}}
-	for _, c := range costs {
+	for _, c := range costs.all() {
 		n := c.stepsN
 		var trips int64
 		for _, ph := range []struct {
