@@ -4,6 +4,6 @@ package child
 
 import "os/exec"
 
-// dieWithParent does nothing where the kernel cannot tie a child's life to
+// DieWithParent does nothing where the kernel cannot tie a child's life to
 // its parent's: a killed harness leaves its children running there.
-func dieWithParent(*exec.Cmd) {}
+func DieWithParent(*exec.Cmd) {}

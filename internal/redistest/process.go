@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/sapq/sapq/internal/child"
 )
 
 // process is a redis-server (or a sentinel) started by the test process.
@@ -33,7 +35,7 @@ func spawn(bin, addr string, args []string) (*process, error) {
 	p.cmd.Stdout, p.cmd.Stderr = &p.log, &p.log
 	// Killed with the test process too: a test binary killed by -timeout
 	// runs no cleanup and would leave the server running.
-	p.cmd.SysProcAttr = sysProcAttr()
+	child.DieWithParent(p.cmd)
 	if err := p.cmd.Start(); err != nil {
 		return nil, fmt.Errorf("redistest: start %s: %w", bin, err)
 	}
