@@ -7,9 +7,7 @@ package bench
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -61,8 +59,9 @@ func (e *env) serveSim(w http.ResponseWriter, r *http.Request) {
 	e.sim.Load().ServeHTTP(w, r)
 }
 
-func (e *env) newSim() *sim.Server {
-	return sim.New(sim.Options{User: simUser, Password: e.simPassword, Logger: e.log})
+// newSim is a simulator that takes latency to process each posting.
+func (e *env) newSim(latency time.Duration) *sim.Server {
+	return sim.New(sim.Options{User: simUser, Password: e.simPassword, Logger: e.log, Faults: sim.Faults{Latency: latency}})
 }
 
 func newEnv(log *slog.Logger) (*env, error) {
@@ -76,7 +75,7 @@ func newEnv(log *slog.Logger) (*env, error) {
 	e.rdb.AddHook(e.acct)
 	password := strconv.FormatInt(time.Now().UnixNano(), 36)
 	e.simPassword = password
-	e.sim.Store(e.newSim())
+	e.sim.Store(e.newSim(0))
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		e.close()
@@ -112,13 +111,13 @@ func (e *env) close() {
 	}
 }
 
-// reset empties Redis and its statistics between runs, starts a fresh
-// simulator and sets its latency. A fresh simulator keeps a run from
+// reset empties Redis and its statistics between runs and starts a fresh
+// simulator with the latency given. A fresh simulator keeps a run from
 // paying for the ones before it: the documents they posted (40,000 after
 // the throughput runs) stay in this process's heap, and the collector
 // marks them during every later run, the latency scenario's server too.
 func (e *env) reset(ctx context.Context, latency time.Duration) error {
-	e.sim.Store(e.newSim())
+	e.sim.Store(e.newSim(latency))
 	if err := e.rdb.FlushAll(ctx).Err(); err != nil {
 		return err
 	}
@@ -127,7 +126,7 @@ func (e *env) reset(ctx context.Context, latency time.Duration) error {
 	}
 	e.acct.reset()
 	e.peak.Store(0)
-	return e.setLatency(ctx, latency)
+	return nil
 }
 
 // newLedger is a ledger on the freshly reset Redis, trusted as new
@@ -150,25 +149,6 @@ func (e *env) newLedger(ctx context.Context) (*ledger.Ledger, error) {
 	}
 	e.acct.reset()
 	return l, nil
-}
-
-func (e *env) setLatency(ctx context.Context, latency time.Duration) error {
-	body := fmt.Sprintf(`{"latency":%q}`, latency.String())
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, e.simURL+"/sim/faults", strings.NewReader(body))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	io.Copy(io.Discard, resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("bench: set simulator latency: %s", resp.Status)
-	}
-	return nil
 }
 
 // commandStats is INFO commandstats: calls per command.
@@ -229,4 +209,3 @@ func awaitCount(ctx context.Context, n int64, limit time.Duration, count func() 
 	return nil
 }
 
-var errNoRuns = errors.New("bench: nothing measured")
