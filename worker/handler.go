@@ -161,10 +161,10 @@ func (a *attempt) sapCall(ctx context.Context, op string) (_ context.Context, do
 
 // run takes the steps of the protocol in order. Each step is a method of
 // its own so that the frames on the stack while the post waits for SAP's
-// answer are run's and send's, not the locals of every step: a handler
-// goroutine's stack shrinks back to 16 KB during the wait only if it uses a
-// quarter of its 32 KB then, and with a thousand postings in flight that is
-// 17 MB of stacks (BENCHMARKS.md, scenario 4).
+// answer are run's and send's, not the locals of every step: the collector
+// shrinks a handler goroutine's stack from 32 to 16 KB during the wait only
+// if it then uses less than a quarter of it, and with a thousand postings
+// in flight that is 17 MB of stacks (BENCHMARKS.md, scenario 4).
 func (a *attempt) run(ctx context.Context) error {
 	c, err := a.prepare(ctx)
 	if c == nil {
