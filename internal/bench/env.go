@@ -208,4 +208,3 @@ func awaitCount(ctx context.Context, n int64, limit time.Duration, count func() 
 	}
 	return nil
 }
-
