@@ -262,6 +262,14 @@ func (s *Server) readDeepInsert(w http.ResponseWriter, r *http.Request, svc *oda
 	return true
 }
 
+// strictUnmarshal decodes a request body as SAP's gateway reads one: a
+// property the entity type does not have is an error.
+func strictUnmarshal(b []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	return dec.Decode(v)
+}
+
 // writeODataError answers with an OData V2 error; the first message is the main one,
 // all of them are listed in errordetails.
 func (s *Server) writeODataError(w http.ResponseWriter, status int, svc *odataService, msgs ...sapMessage) {

@@ -254,12 +254,6 @@ func (n *strictResults[T]) UnmarshalJSON(b []byte) error {
 	return strictUnmarshal(b, (*[]T)(n))
 }
 
-func strictUnmarshal(b []byte, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	return dec.Decode(v)
-}
-
 func (p *salesOrderPayload) checkLengths() error {
 	lims := []struct {
 		name, v string
